@@ -1,0 +1,134 @@
+"""The `dripline` command: run services, manage embedded infrastructure, migrate, administer."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared import logs
+from shared.settings import Settings, get_settings
+
+SERVICES: dict[str, str] = {
+    "api": "services.api.app",
+    "scheduler": "services.scheduler.app",
+    "sender": "services.sender.app",
+    "stats": "services.stats.app",
+}
+
+
+def service_port(settings: Settings, name: str) -> int:
+    ports = {"api": settings.api_port, "scheduler": settings.scheduler_port,
+             "sender": settings.sender_port, "stats": settings.stats_port}  # fmt: skip
+    return ports[name]
+
+
+def run_service(name: str) -> None:
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    create_app: Callable[[Settings], FastAPI] = importlib.import_module(SERVICES[name]).create_app
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.http_host,
+        port=service_port(settings, name),
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    from shared.db.migrate import migrate
+
+    settings = get_settings()
+    applied = asyncio.run(migrate(settings.dsn))
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to apply"
+    print(f"migrated: {names}")
+
+
+def cmd_infra(args: argparse.Namespace) -> None:
+    from dripline import supervisor
+
+    settings = get_settings()
+    if args.action == "up":
+        supervisor.infra_up(settings)
+    elif args.action == "down":
+        supervisor.infra_down(settings)
+    else:
+        print(supervisor.infra_status(settings))
+
+
+def cmd_admin_create_user(args: argparse.Namespace) -> None:
+    from services.api.accounts import create_user_with_key
+    from shared.db.pool import connect
+
+    async def create() -> None:
+        connection = await connect(get_settings().dsn)
+        try:
+            issued = await create_user_with_key(connection, args.email, name=args.name)
+        finally:
+            await connection.close()
+        print(f"user {issued.email} ({issued.user_id})")
+        print(f"API key (shown once): {issued.plaintext}")
+
+    asyncio.run(create())
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> None:
+    from shared.messaging.asyncapi import document
+
+    text = document()
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+        print(f"wrote {args.output}")
+    else:
+        print(text)
+
+
+def cmd_run(_: argparse.Namespace) -> None:
+    from dripline import supervisor
+
+    sys.exit(supervisor.run_all(get_settings()))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dripline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "dev"):
+        commands.add_parser(name, help="embedded infrastructure, migrations and all four services"
+                            ).set_defaults(func=cmd_run)  # fmt: skip
+    for name in SERVICES:
+        commands.add_parser(name, help=f"run the {name} service").set_defaults(
+            func=lambda _, n=name: run_service(n)
+        )
+    commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    infra = commands.add_parser("infra", help="manage the embedded PostgreSQL and broker")
+    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.set_defaults(func=cmd_infra)
+    admin = commands.add_parser("admin", help="administration").add_subparsers(
+        dest="admin_command", required=True
+    )
+    create_user = admin.add_parser("create-user", help="create a user and print a new API key")
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--name")
+    create_user.set_defaults(func=cmd_admin_create_user)
+    asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of the topics")
+    asyncapi.add_argument("--output", help="write to this file instead")
+    asyncapi.set_defaults(func=cmd_asyncapi)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)

@@ -1,0 +1,204 @@
+"""`dripline run`: embedded infrastructure, migrations, and the four services in the foreground.
+
+Each service is a child process in its own session, so Ctrl-C reaches only this supervisor,
+which then stops the services in order (SIGTERM: each finishes its in-flight batch, commits
+offsets and drains its outbox) and finally stops the infrastructure it started itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from dripline.cli import SERVICES, service_port
+from dripline.infra import EmbeddedBroker, EmbeddedPostgres
+from shared.settings import Settings
+
+_COLOURS = {"api": "36", "scheduler": "35", "sender": "33", "stats": "32", "dripline": "1"}
+DEMO_EMAIL = "demo@dripline.local"
+
+
+def say(source: str, line: str) -> None:
+    colour = _COLOURS.get(source, "0")
+    prefix = f"{source:<9}|"
+    if sys.stdout.isatty():
+        prefix = f"\033[{colour}m{prefix}\033[0m"
+    print(f"{prefix} {line}", flush=True)
+
+
+def embedded_parts(settings: Settings) -> tuple[EmbeddedPostgres, EmbeddedBroker]:
+    state = settings.state_dir.resolve()
+    postgres = EmbeddedPostgres(
+        state / "postgres", settings.embedded_postgres_port, settings.embedded_database
+    )
+    return postgres, EmbeddedBroker(state / "kafka", settings.embedded_kafka_port)
+
+
+def infra_up(settings: Settings) -> list[EmbeddedPostgres | EmbeddedBroker]:
+    """Start what is embedded and not running; returns what this call started."""
+    postgres, broker = embedded_parts(settings)
+    started: list[EmbeddedPostgres | EmbeddedBroker] = []
+    try:
+        if settings.embedded_postgres:
+            if postgres.start():
+                started.append(postgres)
+            say("dripline", f"PostgreSQL ready at {settings.dsn} (data in {postgres.data_dir})")
+        if settings.embedded_kafka:
+            if broker.start():
+                started.append(broker)
+            say("dripline", f"Tansu broker ready at {settings.bootstrap_servers}")
+    except BaseException:
+        for part in reversed(started):
+            part.stop()
+        raise
+    from shared.messaging.kafka import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings.bootstrap_servers, settings.topic_prefix))
+    if created:
+        say("dripline", f"created {len(created)} topics")
+    return started
+
+
+def infra_down(settings: Settings) -> None:
+    postgres, broker = embedded_parts(settings)
+    if settings.embedded_kafka:
+        broker.stop()
+        say("dripline", "Tansu broker stopped")
+    if settings.embedded_postgres:
+        postgres.stop()
+        say("dripline", "PostgreSQL stopped")
+
+
+def infra_status(settings: Settings) -> str:
+    postgres, broker = embedded_parts(settings)
+    pg = "external" if not settings.embedded_postgres else (
+        "running" if postgres.is_running() else "stopped")  # fmt: skip
+    kafka = "external" if not settings.embedded_kafka else (
+        "running" if broker.is_running() else "stopped")  # fmt: skip
+    return f"postgres: {pg} ({settings.dsn})\nbroker: {kafka} ({settings.bootstrap_servers})"
+
+
+async def _prepare(settings: Settings) -> str:
+    """Migrate and issue a fresh demo key; returns the key."""
+    from services.api.accounts import create_user_with_key
+    from shared.db.migrate import migrate
+    from shared.db.pool import connect
+
+    applied = await migrate(settings.dsn)
+    if applied:
+        say("dripline", "migrated: " + ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
+    connection = await connect(settings.dsn)
+    try:
+        issued = await create_user_with_key(connection, DEMO_EMAIL, name="Demo", key_name="demo")
+    finally:
+        await connection.close()
+    return issued.plaintext
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+
+
+async def _spawn(name: str) -> Child:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dripline", name,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
+    )  # fmt: skip
+    return Child(name, process)
+
+
+async def _pump(child: Child) -> None:
+    assert child.process.stdout is not None
+    async for raw in child.process.stdout:
+        say(child.name, raw.decode(errors="replace").rstrip())
+
+
+async def _wait_healthy(settings: Settings, names: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while pending:
+            for name in sorted(pending):
+                url = f"http://{settings.http_host}:{service_port(settings, name)}/health"
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        pending.discard(name)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not healthy after {timeout_s:.0f}s: {', '.join(pending)}")
+            await asyncio.sleep(0.2)
+
+
+async def _supervise(settings: Settings, started_at: float, demo_key: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    children = [await _spawn(name) for name in SERVICES]
+    pumps = [asyncio.create_task(_pump(child)) for child in children]
+    exits = {asyncio.create_task(child.process.wait()): child for child in children}
+    stopper = asyncio.create_task(stop.wait())
+    health = asyncio.create_task(_wait_healthy(settings, list(SERVICES), 120))
+    exit_code = 0
+    try:
+        done, _ = await asyncio.wait([health, stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+        if health in done:
+            health.result()
+            api = f"http://{settings.http_host}:{settings.api_port}"
+            say("dripline", f"all four services are up in {time.monotonic() - started_at:.1f}s")
+            say("dripline", f"API:      {api}   (OpenAPI at {api}/docs)")
+            say("dripline", f"API key:  {demo_key}   (user {DEMO_EMAIL}, shown once)")
+            say("dripline", "Ctrl-C stops everything.")
+            done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in exits:
+                child = exits[task]
+                say("dripline", f"{child.name} exited with {task.result()}; stopping the rest")
+                exit_code = 1
+    except TimeoutError as exc:
+        say("dripline", f"{exc}; stopping")
+        exit_code = 1
+    finally:
+        health.cancel()
+        say("dripline", "stopping the services")
+        for child in children:
+            if child.process.returncode is None:
+                child.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.gather(*(child.process.wait() for child in children))
+        except TimeoutError:
+            for child in children:
+                if child.process.returncode is None:
+                    say("dripline", f"{child.name} did not stop in 30s; killing it")
+                    child.process.kill()
+        await asyncio.gather(*pumps)
+        stopper.cancel()
+    return exit_code
+
+
+def run_all(settings: Settings) -> int:
+    from shared import logs
+
+    logs.configure(settings.log_level)
+    started_at = time.monotonic()
+    started = infra_up(settings)
+    try:
+        demo_key = asyncio.run(_prepare(settings))
+        return asyncio.run(_supervise(settings, started_at, demo_key))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for part in reversed(started):
+            say("dripline", f"stopping {type(part).__name__}")
+            part.stop()

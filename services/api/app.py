@@ -1,0 +1,25 @@
+"""The API service: HTTP in, commands out through the outbox."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.api import campaigns, problems
+from services.api.replies import ReplyWaiter
+from shared.runtime import Service, build_app
+from shared.settings import Settings
+
+
+def create_service(settings: Settings) -> Service:
+    return Service("api", settings, description="HTTP API; publishes commands.")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    service = create_service(settings)
+    replies = ReplyWaiter()
+    replies.subscribe(service.broker, settings)
+    app = build_app(service, title="Dripline API", version="1")
+    app.state.replies = replies
+    problems.install(app)
+    app.include_router(campaigns.router)
+    return app

@@ -1,0 +1,75 @@
+"""RFC 9457 problem details, with a stable machine `code` on every error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(
+        self, status: int, code: str, title: str, detail: str, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+    def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
+        body = {
+            "type": f"https://dripline.dev/problems/{self.code.replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            **self.extra,
+        }
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON,
+                            headers=headers)  # fmt: skip
+
+
+def not_found(what: str) -> Problem:
+    return Problem(404, f"{what}_not_found", "Not found", f"no such {what.replace('_', ' ')}")
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(403, "permission_denied", "Permission denied", detail)
+
+
+_STATUS_CODES = {401: "unauthorized", 403: "permission_denied", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 429: "rate_limited"}  # fmt: skip
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def on_problem(_: Request, exc: Problem) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return exc.response(headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in error["loc"] if p != "body"),
+                "message": error["msg"],
+                "type": error["type"],
+            }
+            for error in exc.errors()
+        ]
+        return Problem(
+            422, "validation_error", "Invalid request",
+            f"{len(errors)} field(s) failed validation", errors=errors,
+        ).response()  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return Problem(exc.status_code, code, str(exc.detail), str(exc.detail)).response()

@@ -1,0 +1,44 @@
+-- name: upsert_user
+-- A user by e-mail, created on first sight.
+INSERT INTO users (email, name) VALUES ($1, $2)
+ON CONFLICT ((lower(email))) DO UPDATE SET name = coalesce(excluded.name, users.name)
+RETURNING id, email, name;
+
+-- name: insert_api_key
+INSERT INTO api_keys (user_id, name, key_prefix, key_hash) VALUES ($1, $2, $3, $4)
+RETURNING id, created_at;
+
+-- name: authenticate
+-- The user behind a key; touches last_used_at at most once a minute to spare writes.
+WITH key AS (
+    SELECT k.id, k.user_id FROM api_keys k WHERE k.key_hash = $1 AND k.revoked_at IS NULL
+), touched AS (
+    UPDATE api_keys SET last_used_at = now()
+    WHERE id = (SELECT id FROM key)
+      AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+)
+SELECT u.id, u.email FROM key JOIN users u ON u.id = key.user_id;
+
+-- name: membership
+SELECT m.role, o.admin_view_enabled
+FROM memberships m JOIN organizations o ON o.id = m.organization_id
+WHERE m.organization_id = $1 AND m.user_id = $2;
+
+-- name: insert_campaign
+INSERT INTO campaigns (organization_id, created_by, name, description, telegram_account_id,
+                       timezone, launch_type, scheduled_at, recurrence, flow, settings, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING *;
+
+-- name: get_campaign
+SELECT * FROM campaigns WHERE id = $1;
+
+-- name: list_own_campaigns
+-- Keyset pagination, newest first: the cursor is the last row's (created_at, id).
+SELECT * FROM campaigns
+WHERE created_by = $1
+  AND organization_id IS NOT DISTINCT FROM $2
+  AND deleted_at IS NULL
+  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $5;

@@ -1,0 +1,23 @@
+"""The scheduler: single writer of campaign lifecycle state."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.scheduler import lifecycle
+from shared.messaging.contracts import MessageType
+from shared.messaging.topics import Topic
+from shared.runtime import Service, build_app
+from shared.settings import Settings
+
+
+def create_service(settings: Settings) -> Service:
+    service = Service(
+        "scheduler", settings, description="Applies campaign lifecycle commands; owns status."
+    )
+    service.handle(Topic.CAMPAIGN_COMMANDS, MessageType.CAMPAIGN_LAUNCH)(lifecycle.on_launch)
+    return service
+
+
+def create_app(settings: Settings) -> FastAPI:
+    return build_app(create_service(settings), title="Dripline scheduler")

@@ -1,0 +1,354 @@
+-- The canonical schema: what a database looks like after every migration. A test diffs a
+-- migrated database against one built from this file, so a new migration must update it too.
+
+-- People and organizations ------------------------------------------------------------------
+
+CREATE TABLE organizations (
+    id                 uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name               text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    admin_view_enabled boolean NOT NULL DEFAULT false,
+    settings           jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE users (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    email      text NOT NULL,
+    name       text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX users_email_key ON users (lower(email));
+
+CREATE TABLE memberships (
+    organization_id uuid NOT NULL REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id         uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role            text NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, user_id)
+);
+CREATE INDEX memberships_user_idx ON memberships (user_id);
+
+-- Only a SHA-256 of the key is kept; the prefix lets an owner recognise a key in listings.
+CREATE TABLE api_keys (
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id      uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         text NOT NULL DEFAULT 'default',
+    key_prefix   text NOT NULL,
+    key_hash     text NOT NULL UNIQUE,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    last_used_at timestamptz,
+    revoked_at   timestamptz
+);
+CREATE INDEX api_keys_user_idx ON api_keys (user_id);
+
+CREATE TABLE idempotency_keys (
+    user_id         uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    key             text NOT NULL,
+    request_hash    text NOT NULL,
+    response_status integer NOT NULL,
+    response_body   jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);
+
+-- Telegram accounts and contacts -------------------------------------------------------------
+
+CREATE TABLE telegram_accounts (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    owner_user_id   uuid NOT NULL REFERENCES users (id),
+    display_name    text NOT NULL,
+    phone           text,
+    session_kind    text NOT NULL CHECK (session_kind IN ('telethon', 'simulated')),
+    session_string  text,
+    health_status   text NOT NULL DEFAULT 'unknown'
+                    CHECK (health_status IN ('unknown', 'healthy', 'cooldown', 'restricted',
+                                             'banned', 'unauthorized')),
+    health_detail   text,
+    last_checked_at timestamptz,
+    cooldown_until  timestamptz,
+    daily_quota     integer NOT NULL DEFAULT 50 CHECK (daily_quota >= 0),
+    sent_today      integer NOT NULL DEFAULT 0,
+    quota_day       date,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    deleted_at      timestamptz
+);
+CREATE INDEX telegram_accounts_org_idx ON telegram_accounts (organization_id, owner_user_id);
+
+CREATE TABLE contacts (
+    id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id   uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    owner_user_id     uuid NOT NULL REFERENCES users (id),
+    telegram_username text,
+    phone             text,
+    telegram_user_id  bigint,
+    first_name        text,
+    last_name         text,
+    custom_fields     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    tags              text[] NOT NULL DEFAULT '{}',
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    deleted_at        timestamptz,
+    CHECK (telegram_username IS NOT NULL OR phone IS NOT NULL OR telegram_user_id IS NOT NULL)
+);
+CREATE INDEX contacts_org_idx ON contacts (organization_id, created_at) WHERE deleted_at IS NULL;
+CREATE INDEX contacts_owner_idx ON contacts (owner_user_id) WHERE organization_id IS NULL;
+CREATE INDEX contacts_tags_idx ON contacts USING gin (tags);
+
+-- Campaigns and their executions -----------------------------------------------------------
+
+CREATE TABLE campaigns (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id     uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    created_by          uuid NOT NULL REFERENCES users (id),
+    name                text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    description         text,
+    telegram_account_id uuid REFERENCES telegram_accounts (id),
+    timezone            text NOT NULL DEFAULT 'UTC',
+    launch_type         text NOT NULL DEFAULT 'manual'
+                        CHECK (launch_type IN ('now', 'manual', 'schedule', 'recurring')),
+    scheduled_at        timestamptz,
+    recurrence          text,
+    status              text NOT NULL DEFAULT 'draft'
+                        CHECK (status IN ('draft', 'scheduled', 'active', 'paused', 'completed',
+                                          'cancelled', 'failed')),
+    enabled             boolean NOT NULL DEFAULT true,
+    failure_reason      text,
+    flow                jsonb NOT NULL DEFAULT '{"nodes": [], "edges": []}'::jsonb,
+    settings            jsonb NOT NULL DEFAULT '{}'::jsonb,
+    tags                text[] NOT NULL DEFAULT '{}',
+    next_run_at         timestamptz,
+    launched_at         timestamptz,
+    completed_at        timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz,
+    deleted_by          uuid REFERENCES users (id)
+);
+CREATE INDEX campaigns_org_created_idx ON campaigns (organization_id, created_at DESC, id);
+CREATE INDEX campaigns_creator_idx ON campaigns (created_by, created_at DESC, id)
+    WHERE organization_id IS NULL;
+CREATE INDEX campaigns_tags_idx ON campaigns USING gin (tags);
+-- Scheduled and recurring launches the scheduler must start.
+CREATE INDEX campaigns_next_run_idx ON campaigns (next_run_at)
+    WHERE status = 'scheduled' AND enabled AND deleted_at IS NULL;
+
+CREATE TABLE executions (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    campaign_id         uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    contact_id          uuid NOT NULL REFERENCES contacts (id),
+    telegram_account_id uuid REFERENCES telegram_accounts (id),
+    status              text NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'running', 'waiting', 'paused', 'completed',
+                                          'failed', 'cancelled')),
+    current_node_id     text,
+    next_execution_at   timestamptz,
+    variant             text,
+    context             jsonb NOT NULL DEFAULT '{}'::jsonb,
+    error_message       text,
+    attempts            integer NOT NULL DEFAULT 0,
+    dispatched_at       timestamptz,
+    started_at          timestamptz,
+    completed_at        timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (campaign_id, contact_id)
+) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 1);
+-- The hot path: claiming due executions with FOR UPDATE SKIP LOCKED in next_execution_at order.
+CREATE INDEX executions_due_idx ON executions (next_execution_at)
+    WHERE status IN ('pending', 'waiting');
+CREATE INDEX executions_campaign_status_idx ON executions (campaign_id, status);
+CREATE INDEX executions_contact_idx ON executions (contact_id);
+
+CREATE TABLE execution_logs (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    campaign_id  uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    execution_id uuid REFERENCES executions (id) ON DELETE CASCADE,
+    contact_id   uuid REFERENCES contacts (id),
+    node_id      text,
+    node_type    text,
+    event        text NOT NULL,
+    status       text NOT NULL,
+    message      text,
+    details      jsonb NOT NULL DEFAULT '{}'::jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX execution_logs_campaign_idx ON execution_logs (campaign_id, created_at DESC, id DESC);
+CREATE INDEX execution_logs_execution_idx ON execution_logs (execution_id, created_at);
+
+CREATE TABLE messages (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    campaign_id         uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    execution_id        uuid REFERENCES executions (id) ON DELETE CASCADE,
+    contact_id          uuid NOT NULL REFERENCES contacts (id),
+    telegram_account_id uuid REFERENCES telegram_accounts (id),
+    node_id             text,
+    variant             text,
+    direction           text NOT NULL CHECK (direction IN ('outgoing', 'incoming')),
+    body                text NOT NULL,
+    status              text NOT NULL
+                        CHECK (status IN ('queued', 'sent', 'delivered', 'read', 'failed',
+                                          'received')),
+    telegram_message_id bigint,
+    error_code          text,
+    error_message       text,
+    sent_at             timestamptz,
+    delivered_at        timestamptz,
+    read_at             timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX messages_campaign_idx ON messages (campaign_id, created_at);
+CREATE INDEX messages_execution_idx ON messages (execution_id, created_at);
+
+-- Bulk operations over campaigns, bulk actions over contacts ---------------------------------
+
+CREATE TABLE bulk_operations (
+    id                   uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id      uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    requested_by         uuid NOT NULL REFERENCES users (id),
+    action               text NOT NULL
+                         CHECK (action IN ('enable', 'disable', 'launch', 'stop', 'delete')),
+    selection            jsonb NOT NULL,
+    status               text NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'running', 'completed',
+                                           'completed_with_errors', 'failed', 'cancelled')),
+    total                integer NOT NULL DEFAULT 0,
+    processed            integer NOT NULL DEFAULT 0,
+    success_count        integer NOT NULL DEFAULT 0,
+    skipped_count        integer NOT NULL DEFAULT 0,
+    error_count          integer NOT NULL DEFAULT 0,
+    cancelled_executions integer NOT NULL DEFAULT 0,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    started_at           timestamptz,
+    completed_at         timestamptz
+);
+CREATE INDEX bulk_operations_requester_idx ON bulk_operations (requested_by, created_at DESC);
+
+CREATE TABLE bulk_operation_items (
+    bulk_operation_id    uuid NOT NULL REFERENCES bulk_operations (id) ON DELETE CASCADE,
+    campaign_id          uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    status               text NOT NULL DEFAULT 'pending'
+                         CHECK (status IN ('pending', 'succeeded', 'skipped', 'failed')),
+    error_code           text,
+    error_message        text,
+    cancelled_executions integer NOT NULL DEFAULT 0,
+    processed_at         timestamptz,
+    PRIMARY KEY (bulk_operation_id, campaign_id)
+);
+
+CREATE TABLE bulk_actions (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id  uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    created_by       uuid NOT NULL REFERENCES users (id),
+    action           text NOT NULL
+                     CHECK (action IN ('add_to_campaign', 'send_message', 'add_tags',
+                                       'remove_tags', 'delete_contacts', 'restore_contacts',
+                                       'export_contacts')),
+    mode             text NOT NULL CHECK (mode IN ('all_at_once', 'scheduled', 'drip')),
+    selection        jsonb NOT NULL,
+    params           jsonb NOT NULL DEFAULT '{}'::jsonb,
+    status           text NOT NULL DEFAULT 'queued'
+                     CHECK (status IN ('queued', 'processing', 'paused', 'completed',
+                                       'cancelled', 'failed')),
+    batch_size       integer CHECK (batch_size > 0),
+    interval_seconds integer CHECK (interval_seconds > 0),
+    allowed_days     smallint[],
+    window_start     time,
+    window_end       time,
+    timezone         text NOT NULL DEFAULT 'UTC',
+    start_at         timestamptz,
+    next_batch_at    timestamptz,
+    total            integer NOT NULL DEFAULT 0,
+    processed        integer NOT NULL DEFAULT 0,
+    success_count    integer NOT NULL DEFAULT 0,
+    skipped_count    integer NOT NULL DEFAULT 0,
+    error_count      integer NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    completed_at     timestamptz,
+    cancelled_at     timestamptz
+);
+-- Drip batches the scheduler must release.
+CREATE INDEX bulk_actions_next_batch_idx ON bulk_actions (next_batch_at)
+    WHERE status IN ('queued', 'processing');
+CREATE INDEX bulk_actions_creator_idx ON bulk_actions (created_by, created_at DESC);
+
+CREATE TABLE bulk_action_items (
+    bulk_action_id uuid NOT NULL REFERENCES bulk_actions (id) ON DELETE CASCADE,
+    contact_id     uuid NOT NULL REFERENCES contacts (id),
+    batch_number   integer,
+    status         text NOT NULL DEFAULT 'pending'
+                   CHECK (status IN ('pending', 'succeeded', 'skipped', 'failed')),
+    error_code     text,
+    error_message  text,
+    processed_at   timestamptz,
+    PRIMARY KEY (bulk_action_id, contact_id)
+);
+CREATE INDEX bulk_action_items_pending_idx ON bulk_action_items (bulk_action_id, batch_number)
+    WHERE status = 'pending';
+
+-- Statistics (owned by the stats service) ----------------------------------------------------
+
+CREATE TABLE campaign_stats (
+    campaign_id        uuid PRIMARY KEY REFERENCES campaigns (id) ON DELETE CASCADE,
+    launches           integer NOT NULL DEFAULT 0,
+    total_contacts     integer NOT NULL DEFAULT 0,
+    messages_sent      integer NOT NULL DEFAULT 0,
+    messages_delivered integer NOT NULL DEFAULT 0,
+    messages_read      integer NOT NULL DEFAULT 0,
+    messages_failed    integer NOT NULL DEFAULT 0,
+    replies            integer NOT NULL DEFAULT 0,
+    completed          integer NOT NULL DEFAULT 0,
+    failed             integer NOT NULL DEFAULT 0,
+    last_event_at      timestamptz,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE campaign_activities (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    message_id  uuid NOT NULL UNIQUE,
+    type        text NOT NULL,
+    summary     text NOT NULL,
+    details     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    occurred_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX campaign_activities_campaign_idx ON campaign_activities (campaign_id, occurred_at DESC);
+
+-- Messaging: transactional outbox and idempotent inbox ---------------------------------------
+
+-- A row is a Kafka record, written in the same transaction as the state change that caused it.
+-- The relay publishes unsent rows in id order and stamps sent_at.
+CREATE TABLE outbox (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic      text NOT NULL,
+    key        bytea,
+    value      bytea NOT NULL,
+    headers    jsonb NOT NULL DEFAULT '{}'::jsonb,
+    message_id uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz
+);
+CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
+
+CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('dripline_outbox', '');
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+
+-- Message ids a consumer has applied, written in the same transaction as the effect.
+CREATE TABLE inbox (
+    consumer    text NOT NULL,
+    message_id  uuid NOT NULL,
+    topic       text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, message_id)
+);

@@ -1,0 +1,201 @@
+"""Batch consumption with inbox deduplication and dead-lettering.
+
+A batch of records is decoded against the contracts; the valid ones new to this consumer are
+applied in one transaction, together with the inbox rows and every record they cause (outbox).
+Records that break the contract are dead-lettered, through the outbox, in that same transaction.
+If applying the batch raises, each record is retried in a transaction of its own, and one that
+still raises is dead-lettered with the error, so one poison message cannot stall a partition.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from prometheus_client import Counter, Histogram
+
+from shared.domain.clock import Clock
+from shared.messaging import inbox
+from shared.messaging.contracts import ContractViolation, Decoded, decode
+from shared.messaging.outbox import Outbox, OutboxRecord
+from shared.messaging.topics import Topic
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter(
+    "dripline_messages_consumed_total",
+    "Messages consumed, by outcome (applied, duplicate, dead_lettered)",
+    ["consumer", "topic", "outcome"],
+)
+BATCH_SECONDS = Histogram(
+    "dripline_consumer_batch_seconds", "Time to apply one consumed batch", ["consumer", "topic"]
+)
+
+
+# Failures of the database connection itself: the batch is redelivered, not dead-lettered.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Record(Protocol):
+    """What the consumer needs of a Kafka record (aiokafka's ConsumerRecord fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass
+class HandlerContext:
+    """What a handler may touch: the transaction's connection, its outbox, and the clock."""
+
+    connection: asyncpg.Connection[Any]
+    outbox: Outbox
+    clock: Clock
+    consumer: str
+
+
+Handler = Callable[[HandlerContext, Decoded], Awaitable[None]]
+
+
+class UnhandledType(ContractViolation):
+    pass
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: Topic,
+        handlers: dict[str, Handler],
+        pool: asyncpg.Pool[Any],
+        clock: Clock,
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self._handlers = handlers
+        self._pool = pool
+        self._clock = clock
+
+    async def process(self, records: Sequence[Record]) -> None:
+        started = time.perf_counter()
+        try:
+            await self._apply(records)
+        except INFRASTRUCTURE_ERRORS:
+            raise  # not the messages' fault: let the subscriber redeliver the batch
+        except Exception:
+            log.exception(
+                "%s: applying a batch of %d from %s failed; retrying one by one",
+                self.name, len(records), self.topic.value,
+            )  # fmt: skip
+            for record in records:
+                await self._apply_alone(record)
+        BATCH_SECONDS.labels(self.name, self.topic.value).observe(time.perf_counter() - started)
+
+    def _decode(self, record: Record) -> Decoded:
+        decoded = decode(self.topic, record.value)
+        if decoded.envelope.type not in self._handlers:
+            raise UnhandledType(f"{self.name} does not handle {decoded.envelope.type}")
+        return decoded
+
+    async def _apply(self, records: Sequence[Record]) -> None:
+        valid: list[Decoded] = []
+        rejected: list[tuple[Record, str]] = []
+        for record in records:
+            try:
+                valid.append(self._decode(record))
+            except ContractViolation as exc:
+                rejected.append((record, exc.reason))
+        async with self._pool.acquire() as connection, connection.transaction():
+            outbox = Outbox()
+            new_ids = await inbox.claim(
+                connection,
+                self.name,
+                self.topic.value,
+                [d.envelope.message_id for d in valid] + [_record_id(r) for r, _ in rejected],
+            )
+            context = HandlerContext(connection, outbox, self._clock, self.name)
+            applied = duplicates = 0
+            for decoded in valid:
+                if decoded.envelope.message_id not in new_ids:
+                    duplicates += 1
+                    continue
+                new_ids.discard(decoded.envelope.message_id)  # a repeat within the batch
+                await self._handlers[decoded.envelope.type](context, decoded)
+                applied += 1
+            for record, reason in rejected:
+                if _record_id(record) in new_ids:
+                    outbox.add_record(dead_letter(self.topic, record, reason, self.name))
+            await outbox.flush(connection)
+        CONSUMED.labels(self.name, self.topic.value, "duplicate").inc(duplicates)
+        CONSUMED.labels(self.name, self.topic.value, "applied").inc(applied)
+        CONSUMED.labels(self.name, self.topic.value, "dead_lettered").inc(len(rejected))
+        for record, reason in rejected:
+            log.warning(
+                "%s: dead-lettered %s[%d]@%d: %s",
+                self.name, record.topic, record.partition, record.offset, reason,
+            )  # fmt: skip
+
+    async def _apply_alone(self, record: Record) -> None:
+        try:
+            await self._apply([record])
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception(
+                "%s: %s[%d]@%d failed on its own; dead-lettering it",
+                self.name, record.topic, record.partition, record.offset,
+            )  # fmt: skip
+            reason = f"handler failed: {type(exc).__name__}: {exc}"
+            async with self._pool.acquire() as connection, connection.transaction():
+                new = await inbox.claim(connection, self.name, self.topic.value, [_record_id(record)])
+                if new:
+                    outbox = Outbox([dead_letter(self.topic, record, reason, self.name)])
+                    await outbox.flush(connection)
+            CONSUMED.labels(self.name, self.topic.value, "dead_lettered").inc()
+
+
+def _record_id(record: Record) -> uuid.UUID:
+    """A stable id for a record that may have no valid envelope: its position in the log."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
+
+
+def dead_letter(source: Topic, record: Record, reason: str, consumer: str) -> OutboxRecord:
+    """The rejected record, unchanged, with the reason and its origin in headers."""
+    headers = {k: v.decode(errors="replace") for k, v in record.headers}
+    headers.update(
+        {
+            "dlq-reason": reason,
+            "dlq-source-topic": record.topic,
+            "dlq-source-partition": str(record.partition),
+            "dlq-source-offset": str(record.offset),
+            "dlq-consumer": consumer,
+        }
+    )
+    return OutboxRecord(
+        topic=source.dlq,
+        key=record.key.decode(errors="replace") if record.key is not None else None,
+        value=record.value or b"",
+        headers=headers,
+        message_id=str(_record_id(record)),
+    )

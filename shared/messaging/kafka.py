@@ -1,0 +1,96 @@
+"""Kafka plumbing shared by the services: topic creation, the relay's producer, subscribers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+
+from shared.messaging.consumer import BatchConsumer
+from shared.messaging.topics import all_topic_partitions, physical_name
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+_TOPIC_ALREADY_EXISTS = 36
+
+
+async def ensure_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Create every topic that is missing, with its partition count; returns the ones created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = {
+            physical_name(name, prefix): partitions
+            for name, partitions in all_topic_partitions().items()
+        }
+        missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
+        if not missing:
+            return []
+        response = await admin.create_topics(missing)
+        created = []
+        for name, code, message in (e[:3] for e in response.topic_errors):
+            if code == 0:
+                created.append(name)
+            elif code != _TOPIC_ALREADY_EXISTS:  # another process won the race: fine
+                raise RuntimeError(f"could not create topic {name}: {code} {message}")
+        return created
+    finally:
+        await admin.close()
+
+
+def relay_producer(settings: Settings) -> AIOKafkaProducer:
+    # Tansu cannot do idempotent producers; ordering per key holds because the relay awaits each
+    # batch before the next, and consumers deduplicate what a retry may repeat.
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=2,
+        max_batch_size=1024 * 1024,
+        max_request_size=4 * 1024 * 1024,
+    )
+
+
+def make_broker(settings: Settings, *, description: str) -> KafkaBroker:
+    # FastStream logs two INFO lines per message by default; keep those at debug.
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        logger=logging.getLogger("faststream"),
+        log_level=logging.DEBUG,
+        description=description,
+        enable_idempotence=False,
+        graceful_timeout=15.0,
+    )
+
+
+def subscribe(
+    broker: KafkaBroker, settings: Settings, consumer: BatchConsumer, **options: Any
+) -> None:
+    """Register a batch subscriber that hands raw records to `consumer`.
+
+    Offsets are committed after the batch's transaction commits (ack after processing); a
+    batch that fails on infrastructure is nacked and redelivered.
+    """
+
+    async def handle(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
+        await consumer.process(message.raw_message)
+
+    handle.__name__ = f"{consumer.name}_{consumer.topic.name.lower()}"
+    broker.subscriber(
+        physical_name(consumer.topic.value, settings.topic_prefix),
+        group_id=settings.group_id(consumer.name),
+        batch=True,
+        max_records=500,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        title=f"{consumer.name}:{consumer.topic.value}",
+        **options,
+    )(handle)

@@ -1,0 +1,205 @@
+"""Transactional outbox: records are written with the state change, then relayed to Kafka.
+
+One relay per database holds an advisory lock and publishes unsent records in id order, so
+records with the same key reach their partition in the order they were written. LISTEN/NOTIFY
+wakes it at once; a poll covers a missed notification. Publishing is at-least-once (a crash
+between publish and mark re-sends); consumers deduplicate through the inbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter, Gauge
+
+from shared.db.sql import Queries
+from shared.messaging.envelope import Envelope
+from shared.messaging.topics import physical_name
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+NOTIFY_CHANNEL = "dripline_outbox"
+_LIMIT = 1000  # fetch_unsent's literal limit: a literal keeps the plan custom
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = Counter("dripline_outbox_published_total", "Outbox records published", ["topic"])
+PUBLISH_FAILURES = Counter("dripline_outbox_publish_failures_total", "Failed relay passes")
+UNSENT = Gauge("dripline_outbox_unsent", "Outbox records not yet published (as last seen)")
+LEADER = Gauge("dripline_outbox_relay_leader", "1 while this process's relay is the publisher")
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    topic: str
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+    message_id: str
+
+
+def record_for(topic: str, key: str | None, envelope: Envelope) -> OutboxRecord:
+    return OutboxRecord(
+        topic, key, envelope.to_bytes(), envelope.headers(), str(envelope.message_id)
+    )
+
+
+@dataclass
+class Outbox:
+    """Collects the records one transaction causes; `flush` writes them in that transaction."""
+
+    records: list[OutboxRecord] = field(default_factory=list)
+
+    def add(self, topic: str, key: str | None, envelope: Envelope) -> None:
+        self.records.append(record_for(topic, key, envelope))
+
+    def add_record(self, record: OutboxRecord) -> None:
+        self.records.append(record)
+
+    async def flush(self, connection: asyncpg.Connection[Any]) -> None:
+        if not self.records:
+            return
+        await write(connection, self.records)
+        self.records.clear()
+
+
+async def write(connection: asyncpg.Connection[Any], records: Sequence[OutboxRecord]) -> None:
+    await connection.execute(
+        QUERIES["insert_many"],
+        [r.topic for r in records],
+        [r.key.encode() if r.key is not None else None for r in records],
+        [r.value for r in records],
+        [r.headers for r in records],
+        [r.message_id for r in records],
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        producer: AIOKafkaProducer,
+        *,
+        topic_prefix: str,
+        poll_interval_s: float,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._prefix = topic_prefix
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._lead_connection: asyncpg.Connection[Any] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._lead_connection is not None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish until stopped; a failed pass is logged, counted and retried after a pause."""
+        while not self._stopping:
+            try:
+                if await self._ensure_leadership():
+                    published = await self.publish_pending()
+                    if published >= _LIMIT:
+                        continue
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                PUBLISH_FAILURES.inc()
+                log.error("outbox relay pass failed, retrying: %r", exc)
+                await self._release_leadership()
+            except Exception:
+                PUBLISH_FAILURES.inc()
+                log.exception("outbox relay pass failed unexpectedly, retrying")
+                await self._release_leadership()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+            self._wake.clear()
+
+    async def _ensure_leadership(self) -> bool:
+        if self._lead_connection is not None and not self._lead_connection.is_closed():
+            return True
+        self._lead_connection = None
+        connection = await self._pool.acquire()
+        try:
+            won = await connection.fetchval(QUERIES["try_lead"])
+            if won:
+                await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                self._lead_connection = connection
+                LEADER.set(1)
+                log.info("outbox relay is now the publisher for this database")
+                return True
+        except BaseException:
+            await self._pool.release(connection)
+            raise
+        await self._pool.release(connection)
+        LEADER.set(0)
+        return False
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _release_leadership(self) -> None:
+        connection, self._lead_connection = self._lead_connection, None
+        LEADER.set(0)
+        if connection is None:
+            return
+        # A broken connection is discarded by the pool, which also drops its advisory lock.
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await connection.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await connection.execute("SELECT pg_advisory_unlock_all()")
+        await self._pool.release(connection)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unsent records; returns how many were published."""
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(QUERIES["fetch_unsent"])
+            if not rows:
+                UNSENT.set(0)
+                return 0
+            deliveries = []
+            for row in rows:
+                headers = [(k, v.encode()) for k, v in _headers(row["headers"]).items()]
+                deliveries.append(
+                    await self._producer.send(
+                        physical_name(row["topic"], self._prefix),
+                        value=row["value"],
+                        key=row["key"],
+                        headers=headers,
+                    )
+                )
+            await asyncio.gather(*deliveries)
+            await connection.execute(QUERIES["mark_sent"], [row["id"] for row in rows])
+        for row in rows:
+            PUBLISHED.labels(row["topic"]).inc()
+        UNSENT.set(max(0, len(rows) - _LIMIT))
+        return len(rows)
+
+    async def drain(self, timeout_s: float = 5.0) -> None:
+        """On shutdown: publish what is left if this relay leads, then step down."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            if self.is_leader:
+                async with asyncio.timeout(timeout_s):
+                    while await self.publish_pending():
+                        pass
+        finally:
+            await self._release_leadership()
+
+
+def _headers(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    assert isinstance(value, dict)
+    return {str(k): str(v) for k, v in value.items()}

@@ -1,0 +1,22 @@
+-- name: insert_many
+-- Queue records for the relay; called inside the transaction of the state change that caused them.
+INSERT INTO outbox (topic, key, value, headers, message_id)
+SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[]);
+
+-- name: fetch_unsent
+-- The oldest unsent records, in the order they were written.
+SELECT id, topic, key, value, headers
+FROM outbox
+WHERE sent_at IS NULL
+ORDER BY id
+LIMIT 1000;
+
+-- name: mark_sent
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
+
+-- name: count_unsent
+SELECT count(*) FROM outbox WHERE sent_at IS NULL;
+
+-- name: try_lead
+-- One relay per database publishes, so records leave in the order they were written.
+SELECT pg_try_advisory_lock(hashtext('dripline.outbox.relay'));

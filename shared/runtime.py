@@ -1,0 +1,163 @@
+"""The shell every service runs in: a FastAPI app whose lifespan owns the database pool, the
+Kafka subscribers and the outbox relay, with /health and /metrics.
+
+Start order: pool, topics, relay producer, relay, subscribers. Stop order (graceful): stop the
+subscribers (the in-flight batch finishes and its offsets are committed), then drain the
+outbox, then close the producer and the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.db.pool import create_pool
+from shared.domain.clock import Clock, SystemClock
+from shared.messaging.consumer import BatchConsumer, Handler
+from shared.messaging.kafka import ensure_topics, make_broker, relay_producer, subscribe
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.topics import Topic
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """A service's wiring: its name, what it consumes, and hooks for its own start and stop."""
+
+    name: str
+    settings: Settings
+    description: str
+    clock: Clock = field(default_factory=SystemClock)
+    handlers: dict[Topic, dict[str, Handler]] = field(default_factory=dict)
+    on_start: list[Callable[[Service], Any]] = field(default_factory=list)
+    on_stop: list[Callable[[Service], Any]] = field(default_factory=list)
+    broker: KafkaBroker = field(init=False)
+    _pool: asyncpg.Pool[Any] | None = field(init=False, default=None)
+    _relay: OutboxRelay | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.broker = make_broker(self.settings, description=self.description)
+
+    @property
+    def pool(self) -> asyncpg.Pool[Any]:
+        if self._pool is None:
+            raise RuntimeError(f"{self.name} has not started")
+        return self._pool
+
+    def handle(self, topic: Topic, message_type: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.handlers.setdefault(topic, {})[message_type] = handler
+            return handler
+
+        return register
+
+    def wake_relay(self) -> None:
+        if self._relay is not None:
+            self._relay.wake()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        settings = self.settings
+        self._pool = await create_pool(
+            settings.dsn, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
+        producer = relay_producer(settings)
+        relay_task: asyncio.Task[None] | None = None
+        try:
+            if settings.create_topics:
+                await ensure_topics(settings.bootstrap_servers, settings.topic_prefix)
+            await producer.start()
+            self._relay = OutboxRelay(
+                self._pool,
+                producer,
+                topic_prefix=settings.topic_prefix,
+                poll_interval_s=settings.outbox_poll_interval_s,
+            )
+            relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
+            for topic, handlers in self.handlers.items():
+                consumer = BatchConsumer(
+                    name=self.name, topic=topic, handlers=handlers, pool=self._pool,
+                    clock=self.clock,
+                )  # fmt: skip
+                subscribe(self.broker, settings, consumer)
+            for hook in self.on_start:
+                await _maybe_await(hook(self))
+            await self.broker.start()
+            log.info("%s started", self.name)
+            yield
+        finally:
+            log.info("%s stopping", self.name)
+            await self.broker.stop()
+            for hook in self.on_stop:
+                await _maybe_await(hook(self))
+            if relay_task is not None:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            if self._relay is not None:
+                await self._relay.drain()
+            await producer.stop()
+            await self._pool.close()
+            self._pool = None
+            log.info("%s stopped", self.name)
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failing: {type(exc).__name__}: {exc}"
+        try:
+            ok = await self.broker.ping(timeout=2.0)
+            checks["broker"] = "ok" if ok else "failing: no answer"
+        except Exception as exc:
+            checks["broker"] = f"failing: {type(exc).__name__}: {exc}"
+        return checks
+
+
+async def _maybe_await(value: Any) -> None:
+    if asyncio.iscoroutine(value):
+        await value
+
+
+def build_app(service: Service, **fastapi_options: Any) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with service.running():
+            yield
+
+    app = FastAPI(lifespan=lifespan, **fastapi_options)
+    app.state.service = service
+
+    @app.get("/health", tags=["operations"], summary="Readiness: the database and the broker")
+    async def health() -> JSONResponse:
+        checks = await service.readiness()
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "service": service.name, "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/health/live", tags=["operations"], summary="Liveness: the process answers")
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": service.name}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus exposition")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

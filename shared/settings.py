@@ -1,0 +1,82 @@
+"""Settings for every Dripline process, read from DRIPLINE_* environment variables.
+
+When `database_url` or `kafka_bootstrap` is set, that part is external and nothing embedded
+starts for it; otherwise the embedded PostgreSQL and Tansu broker are used on local ports.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DRIPLINE_", extra="ignore")
+
+    state_dir: Path = Field(
+        default=Path(".dripline"),
+        description="Project-local directory for embedded PostgreSQL data, broker logs and pid files.",
+    )
+    database_url: str | None = Field(default=None, description="External PostgreSQL URL.")
+    kafka_bootstrap: str | None = Field(default=None, description="External Kafka bootstrap servers.")
+
+    embedded_postgres_port: int = 54329
+    embedded_database: str = "dripline"
+    embedded_kafka_port: int = 19092
+
+    topic_prefix: str = Field(
+        default="", description="Prepended to every topic and consumer group (test isolation)."
+    )
+    create_topics: bool = Field(default=True, description="Create missing topics at start-up.")
+    # Tansu holds a group join for half the session timeout, so keep it short by default.
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+
+    http_host: str = "127.0.0.1"
+    api_port: int = 8000
+    scheduler_port: int = 8101
+    sender_port: int = 8102
+    stats_port: int = 8103
+
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    outbox_batch_size: int = 1000
+    outbox_poll_interval_s: float = 1.0
+    command_wait_s: float = Field(
+        default=5.0, description="How long a lifecycle call waits for its outcome before 202."
+    )
+    log_level: str = "INFO"
+
+    @property
+    def embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def dsn(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return (
+            f"postgresql://postgres@127.0.0.1:{self.embedded_postgres_port}/"
+            f"{self.embedded_database}"
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.kafka_bootstrap is not None:
+            return self.kafka_bootstrap
+        return f"127.0.0.1:{self.embedded_kafka_port}"
+
+    def group_id(self, service: str) -> str:
+        return f"{self.topic_prefix}dripline.{service}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
