@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,9 +44,17 @@ def run_service(name: str) -> None:
         timeout_graceful_shutdown=20,
     )
     server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
+    # previous handler; a stop that was asked for and completed is a clean exit.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_cleanly)
     server.run()
     if not server.started:
         sys.exit(3)
+
+
+def _exit_cleanly(signum: int, _: object) -> None:
+    sys.exit(0)
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:

@@ -14,3 +14,4 @@ def configure(level: str) -> None:
     )
     # aiokafka reports every group rebalance at INFO; that is noise in the foreground.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

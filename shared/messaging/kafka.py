@@ -61,7 +61,7 @@ def make_broker(settings: Settings, *, description: str) -> KafkaBroker:
     # FastStream logs two INFO lines per message by default; keep those at debug.
     return KafkaBroker(
         settings.bootstrap_servers,
-        logger=logging.getLogger("faststream"),
+        logger=logging.getLogger("shared.messaging.faststream"),
         log_level=logging.DEBUG,
         description=description,
         enable_idempotence=False,

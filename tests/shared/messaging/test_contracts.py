@@ -1,0 +1,65 @@
+"""Decoding against the published contracts; what breaks them, and the reason given."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.messaging.contracts import CONTRACTS, Contract, ContractViolation, decode
+from shared.messaging.topics import Topic
+
+ACTOR = {"user_id": "00000000-0000-0000-0000-000000000001", "organization_id": None}
+
+
+def envelope(contract: Contract, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "message_id": "00000000-0000-0000-0000-0000000000aa",
+        "type": contract.type.value,
+        "version": contract.version,
+        "occurred_at": "2026-11-22T10:00:00Z",
+        "actor": ACTOR,
+        "correlation_id": "00000000-0000-0000-0000-0000000000bb",
+        "payload": contract.example,
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: f"{c.type}@v{c.version}")
+def test_every_example_fits_its_contract(contract: Contract) -> None:
+    decoded = decode(contract.topic, json.dumps(envelope(contract)).encode())
+    assert decoded.contract is contract
+    assert decoded.payload.model_dump(mode="json") == {**contract.example}
+
+
+LAUNCH = next(c for c in CONTRACTS if c.type == "campaign.launch")
+
+VIOLATIONS = [
+    (b"not json at all", "not JSON"),
+    (None, "empty record"),
+    (json.dumps(envelope(LAUNCH, type="campaign.explode")).encode(), "unknown message type"),
+    (json.dumps(envelope(LAUNCH, version=7)).encode(), "version 7"),
+    (json.dumps(envelope(LAUNCH, actor=None)).encode(), "requires an actor"),
+    (json.dumps(envelope(LAUNCH, payload={"campaign_id": "nope"})).encode(),
+     "invalid campaign.launch payload: campaign_id"),
+    (json.dumps(envelope(LAUNCH, payload={"campaign_id": LAUNCH.example["campaign_id"],
+                                          "surprise": 1})).encode(), "surprise"),
+    (json.dumps({k: v for k, v in envelope(LAUNCH).items() if k != "message_id"}).encode(),
+     "invalid envelope: message_id"),
+    (json.dumps(envelope(LAUNCH, occurred_at="2026-11-22T10:00:00")).encode(),
+     "invalid envelope: occurred_at"),  # a time without zone is ambiguous
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "reason"), VIOLATIONS)
+def test_violations_name_their_reason(value: bytes | None, reason: str) -> None:
+    with pytest.raises(ContractViolation) as caught:
+        decode(Topic.CAMPAIGN_COMMANDS, value)
+    assert reason in caught.value.reason
+
+
+def test_a_type_is_only_valid_on_its_own_topic() -> None:
+    with pytest.raises(ContractViolation, match="unknown message type"):
+        decode(Topic.CAMPAIGN_EVENTS, json.dumps(envelope(LAUNCH)).encode())

@@ -1,0 +1,183 @@
+"""Test helpers: the infrastructure a session shares, and services run as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from dripline.infra import free_port
+from shared.messaging.topics import physical_name
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Infra:
+    admin_dsn: str  # a database URL on the server, used to create and drop test databases
+    bootstrap: str
+
+    def dsn(self, database: str) -> str:
+        base, _, _ = self.admin_dsn.rpartition("/")
+        query = ""
+        if "?" in self.admin_dsn:
+            query = "?" + self.admin_dsn.split("?", 1)[1]
+        return f"{base}/{database}{query}"
+
+
+def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": dsn,
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": prefix,
+        "kafka_session_timeout_ms": 1500,
+        "kafka_heartbeat_interval_ms": 300,
+        "outbox_poll_interval_s": 0.5,
+        "command_wait_s": 10.0,
+        "db_pool_max": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"DRIPLINE_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One service as `python -m dripline <name>`, its output kept in a log file."""
+
+    name: str
+    settings: Settings
+    log_path: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.log_path = Path(tempfile.mkstemp(prefix=f"dripline-{self.name}-", suffix=".log")[1])
+
+    @property
+    def port(self) -> int:
+        port: int = getattr(self.settings, f"{self.name}_port")
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dripline", self.name],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+
+    async def wait_healthy(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited early:\n{self.output()[-4000:]}")
+                try:
+                    if (await client.get(f"{self.url}/health")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} not healthy:\n{self.output()[-4000:]}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: the crash a test wants, with nothing flushed."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM, the graceful path; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+            raise
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def new_ports(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "api_port": free_port(),
+            "scheduler_port": free_port(),
+            "sender_port": free_port(),
+            "stats_port": free_port(),
+        }
+    )
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expected: int, timeout_s: float = 20
+) -> list[Any]:
+    """Every record on a topic from the beginning, once `expected` have arrived."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def produce(bootstrap: str, topic: str, value: bytes, key: bytes | None = None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def topic(settings: Settings, logical: str) -> str:
+    return physical_name(logical, settings.topic_prefix)
+
+
+async def eventually(check: Any, timeout_s: float = 20, interval_s: float = 0.1) -> Any:
+    """Await `check()` until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s (last: {result!r})")
+        await asyncio.sleep(interval_s)
