@@ -8,6 +8,7 @@ why PostgreSQL (the outbox) is the source of truth.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import pwd
@@ -254,7 +255,5 @@ class EmbeddedBroker:
 
 def _reap(pid: int) -> None:
     """Collect the broker's exit status when it is our own child, so it leaves no zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: its parent reaps it
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

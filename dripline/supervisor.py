@@ -146,7 +146,9 @@ async def _supervise(settings: Settings, started_at: float, demo_key: str) -> in
         loop.add_signal_handler(signum, stop.set)
     children = [await _spawn(name) for name in SERVICES]
     pumps = [asyncio.create_task(_pump(child)) for child in children]
-    exits = {asyncio.create_task(child.process.wait()): child for child in children}
+    exits: dict[asyncio.Task[int], Child] = {
+        asyncio.create_task(child.process.wait()): child for child in children
+    }
     stopper = asyncio.create_task(stop.wait())
     health = asyncio.create_task(_wait_healthy(settings, list(SERVICES), 120))
     exit_code = 0
@@ -160,11 +162,10 @@ async def _supervise(settings: Settings, started_at: float, demo_key: str) -> in
             say("dripline", f"API key:  {demo_key}   (user {DEMO_EMAIL}, shown once)")
             say("dripline", "Ctrl-C stops everything.")
             done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task in exits:
-                child = exits[task]
-                say("dripline", f"{child.name} exited with {task.result()}; stopping the rest")
-                exit_code = 1
+        for child in (exits[task] for task in exits if task in done):
+            code = child.process.returncode
+            say("dripline", f"{child.name} exited with {code}; stopping the rest")
+            exit_code = 1
     except TimeoutError as exc:
         say("dripline", f"{exc}; stopping")
         exit_code = 1

@@ -18,10 +18,12 @@ class Settings(BaseSettings):
 
     state_dir: Path = Field(
         default=Path(".dripline"),
-        description="Project-local directory for embedded PostgreSQL data, broker logs and pid files.",
+        description="Project-local directory for embedded PostgreSQL data, broker logs, pids.",
     )
     database_url: str | None = Field(default=None, description="External PostgreSQL URL.")
-    kafka_bootstrap: str | None = Field(default=None, description="External Kafka bootstrap servers.")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="External Kafka bootstrap servers."
+    )
 
     embedded_postgres_port: int = 54329
     embedded_database: str = "dripline"

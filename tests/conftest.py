@@ -28,7 +28,7 @@ from shared.db.migrate import apply_migrations
 from shared.db.pool import connect, create_pool
 from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
-from tests.support import Infra, new_ports, make_settings
+from tests.support import Infra, make_settings, new_ports
 
 TEMPLATE = f"dripline_template_{os.getpid()}"
 
@@ -130,8 +130,11 @@ async def pool(database: str) -> AsyncIterator[asyncpg.Pool[Any]]:
 
 
 @pytest.fixture
-async def settings(infra: Infra, database: str) -> Settings:
-    """Settings naming this test's database, its own topic prefix (topics created) and ports."""
+async def settings(infra: Infra, database: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings naming this test's database, its own topic prefix (topics created) and ports.
+    A test may mark itself `@pytest.mark.settings(name=value)` to change some."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(infra.bootstrap, prefix)
-    return new_ports(make_settings(database, infra.bootstrap, prefix))
+    marker = request.node.get_closest_marker("settings")
+    overrides = marker.kwargs if marker else {}
+    return new_ports(make_settings(database, infra.bootstrap, prefix, **overrides))

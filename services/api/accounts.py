@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from services.api import keys
+from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 
 QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
@@ -24,7 +22,7 @@ class IssuedKey:
 
 
 async def create_user_with_key(
-    connection: asyncpg.Connection[Any], email: str, *, name: str | None = None,
+    connection: DbConnection, email: str, *, name: str | None = None,
     key_name: str = "default",
 ) -> IssuedKey:  # fmt: skip
     """Create the user (or find it by e-mail) and issue a new key, returned in plain text once."""

@@ -48,8 +48,8 @@ async def principal(
             return Principal(Caller(user["id"], None, None), user["email"])
         member = await connection.fetchrow(QUERIES["membership"], x_organization_id, user["id"])
     if member is None:
-        raise Problem(403, "not_a_member", "Permission denied",
-                      "the caller is not a member of the organization in X-Organization-Id")  # fmt: skip
+        detail = "the caller is not a member of the organization in X-Organization-Id"
+        raise Problem(403, "not_a_member", "Permission denied", detail)
     caller = Caller(user["id"], x_organization_id, Role(member["role"]),
                     admin_view_enabled=member["admin_view_enabled"])  # fmt: skip
     return Principal(caller, user["email"])

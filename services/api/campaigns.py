@@ -20,6 +20,7 @@ from services.api.accounts import QUERIES
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, forbidden, not_found
 from services.api.replies import ReplyWaiter
+from shared.db.pool import DbConnection
 from shared.domain import permissions
 from shared.domain.campaigns import CampaignStatus, LaunchType
 from shared.messaging.contracts import CampaignCommandRejected, CampaignLaunch, MessageType
@@ -108,7 +109,9 @@ class CommandAccepted(BaseModel):
 
 
 @router.post("", status_code=201, response_model=Campaign, summary="Create a campaign")
-async def create_campaign(body: CampaignCreate, who: CurrentPrincipal, request: Request) -> Campaign:
+async def create_campaign(
+    body: CampaignCreate, who: CurrentPrincipal, request: Request
+) -> Campaign:
     async with pool(request).acquire() as connection:
         row = await connection.fetchrow(
             QUERIES["insert_campaign"],
@@ -193,7 +196,7 @@ async def launch_campaign(
 
 
 async def _authorized(
-    connection: asyncpg.Connection[Any],
+    connection: DbConnection,
     who: Principal,
     campaign_id: UUID,
     action: permissions.Action,
@@ -207,7 +210,8 @@ async def _authorized(
         raise not_found("campaign")
     if decision is permissions.Decision.FORBIDDEN:
         raise forbidden(f"the caller may not {action.value} this campaign")
-    return row
+    record: asyncpg.Record = row
+    return record
 
 
 def _encode_cursor(last: Campaign) -> str:

@@ -13,9 +13,7 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class Problem(Exception):
-    def __init__(
-        self, status: int, code: str, title: str, detail: str, **extra: Any
-    ) -> None:
+    def __init__(self, status: int, code: str, title: str, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code

@@ -6,6 +6,12 @@ import json
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+__all__ = ["DbConnection", "PoolConnectionProxy", "connect", "create_pool"]
+
+# What a query function accepts: a plain connection or one borrowed from a pool.
+DbConnection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 
 async def _init_connection(connection: asyncpg.Connection[Any]) -> None:

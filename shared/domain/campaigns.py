@@ -53,7 +53,9 @@ LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
 
 def launch(state: CampaignState) -> Transition | Refusal:
     if state.deleted:
-        return Refusal("campaign_deleted", "a deleted campaign cannot be launched; restore it first")
+        return Refusal(
+            "campaign_deleted", "a deleted campaign cannot be launched; restore it first"
+        )
     if not state.enabled:
         return Refusal("campaign_disabled", "a disabled campaign cannot be launched; enable it")
     if state.status not in LAUNCHABLE_FROM:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import asyncpg
 from prometheus_client import Counter, Histogram
 
+from shared.db.pool import DbConnection
 from shared.domain.clock import Clock
 from shared.messaging import inbox
 from shared.messaging.contracts import ContractViolation, Decoded, decode
@@ -68,7 +69,7 @@ class Record(Protocol):
 class HandlerContext:
     """What a handler may touch: the transaction's connection, its outbox, and the clock."""
 
-    connection: asyncpg.Connection[Any]
+    connection: DbConnection
     outbox: Outbox
     clock: Clock
     consumer: str
@@ -168,7 +169,9 @@ class BatchConsumer:
             )  # fmt: skip
             reason = f"handler failed: {type(exc).__name__}: {exc}"
             async with self._pool.acquire() as connection, connection.transaction():
-                new = await inbox.claim(connection, self.name, self.topic.value, [_record_id(record)])
+                new = await inbox.claim(
+                    connection, self.name, self.topic.value, [_record_id(record)]
+                )
                 if new:
                     outbox = Outbox([dead_letter(self.topic, record, reason, self.name)])
                     await outbox.flush(connection)
@@ -177,7 +180,9 @@ class BatchConsumer:
 
 def _record_id(record: Record) -> uuid.UUID:
     """A stable id for a record that may have no valid envelope: its position in the log."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}")
+    return uuid.uuid5(
+        uuid.NAMESPACE_URL, f"kafka:{record.topic}/{record.partition}/{record.offset}"
+    )
 
 
 def dead_letter(source: Topic, record: Record, reason: str, consumer: str) -> OutboxRecord:

@@ -7,6 +7,7 @@ each example through the consumer that handles it.
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -69,7 +70,7 @@ class Contract:
     topic: Topic
     type: MessageType
     version: int
-    payload: type[Payload]
+    payload: builtins.type[Payload]
     requires_actor: bool
     example: dict[str, Any]
 

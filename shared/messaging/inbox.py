@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-import asyncpg
-
+from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 async def claim(
-    connection: asyncpg.Connection[Any], consumer: str, topic: str, message_ids: Sequence[UUID]
+    connection: DbConnection, consumer: str, topic: str, message_ids: Sequence[UUID]
 ) -> set[UUID]:
     """Returns the ids that are new to this consumer, now recorded as applied."""
     if not message_ids:

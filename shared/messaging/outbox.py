@@ -21,6 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 
+from shared.db.pool import DbConnection, PoolConnectionProxy
 from shared.db.sql import Queries
 from shared.messaging.envelope import Envelope
 from shared.messaging.topics import physical_name
@@ -64,14 +65,14 @@ class Outbox:
     def add_record(self, record: OutboxRecord) -> None:
         self.records.append(record)
 
-    async def flush(self, connection: asyncpg.Connection[Any]) -> None:
+    async def flush(self, connection: DbConnection) -> None:
         if not self.records:
             return
         await write(connection, self.records)
         self.records.clear()
 
 
-async def write(connection: asyncpg.Connection[Any], records: Sequence[OutboxRecord]) -> None:
+async def write(connection: DbConnection, records: Sequence[OutboxRecord]) -> None:
     await connection.execute(
         QUERIES["insert_many"],
         [r.topic for r in records],
@@ -97,7 +98,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._wake = asyncio.Event()
         self._stopping = False
-        self._lead_connection: asyncpg.Connection[Any] | None = None
+        self._lead_connection: PoolConnectionProxy[Any] | None = None
 
     @property
     def is_leader(self) -> bool:
@@ -114,7 +115,7 @@ class OutboxRelay:
                     published = await self.publish_pending()
                     if published >= _LIMIT:
                         continue
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
                 PUBLISH_FAILURES.inc()
                 log.error("outbox relay pass failed, retrying: %r", exc)
                 await self._release_leadership()

@@ -9,9 +9,7 @@ from shared.db.sql import Queries
 
 def test_named_blocks_are_split_with_their_comments(tmp_path: Path) -> None:
     path = tmp_path / "q.sql"
-    path.write_text(
-        "-- name: first\n-- The first one.\nSELECT 1;\n\n-- name: second\nSELECT 2;\n"
-    )
+    path.write_text("-- name: first\n-- The first one.\nSELECT 1;\n\n-- name: second\nSELECT 2;\n")
     queries = Queries.load(path)
     assert queries["first"] == "-- The first one.\nSELECT 1;"
     assert queries["second"] == "SELECT 2;"

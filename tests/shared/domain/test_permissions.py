@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 
-from shared.domain.permissions import Action, CampaignOwnership, Caller, Decision, Role, decide
+from shared.domain.permissions import Action, Caller, CampaignOwnership, Decision, Role, decide
 
 ME = UUID(int=1)
 OTHER = UUID(int=2)

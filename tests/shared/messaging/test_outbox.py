@@ -6,7 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -22,7 +22,7 @@ from tests.support import eventually, read_topic, topic
 def launch_command(campaign_id: str) -> Any:
     return new_envelope(
         type="campaign.launch",
-        payload=CampaignLaunch(campaign_id=campaign_id),  # type: ignore[arg-type]
+        payload=CampaignLaunch(campaign_id=UUID(campaign_id)),
         occurred_at=datetime.now(UTC),
         actor=Actor(user_id=uuid4()),
     )
@@ -74,7 +74,7 @@ async def test_relay_publishes_in_order_per_key_and_marks_sent(
 
 
 async def _zero(count: Any) -> bool:
-    return await count == 0
+    return bool(await count == 0)
 
 
 async def test_only_one_relay_leads_per_database(
@@ -103,4 +103,4 @@ async def test_only_one_relay_leads_per_database(
 
 
 async def _async(value: bool) -> bool:
-    return value
+    return bool(value)

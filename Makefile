@@ -1,0 +1,39 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit asyncapi infra-up infra-down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## embedded PostgreSQL and Kafka (Tansu), migrations, all four services
+	$(BIN)/dripline run
+
+test: $(STAMP) lint typecheck  ## the whole suite: lint, types, import boundaries, tests
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy shared services dripline tests
+
+asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
+	$(BIN)/dripline asyncapi --output docs/asyncapi.json
+
+infra-up: $(STAMP)
+	$(BIN)/dripline infra up
+
+infra-down: $(STAMP)
+	$(BIN)/dripline infra down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,103 @@
+"""`dripline run` as a newcomer uses it: embedded infrastructure, all four services, a demo key;
+Ctrl-C stops everything and leaves no process behind; a second run keeps the data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
+from tests.support import REPO
+
+KEY = re.compile(r"API key:\s+(dl_\S+)")
+
+
+@pytest.fixture
+def run_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIPLINE_")}
+    env.update(
+        DRIPLINE_STATE_DIR=str(tmp_path / "state"),
+        DRIPLINE_EMBEDDED_POSTGRES_PORT=str(free_port()),
+        DRIPLINE_EMBEDDED_KAFKA_PORT=str(free_port()),
+        DRIPLINE_API_PORT=str(free_port()),
+        DRIPLINE_SCHEDULER_PORT=str(free_port()),
+        DRIPLINE_SENDER_PORT=str(free_port()),
+        DRIPLINE_STATS_PORT=str(free_port()),
+        PYTHONUNBUFFERED="1",
+    )
+    yield env
+    # Whatever happened, leave nothing running.
+    state = Path(env["DRIPLINE_STATE_DIR"])
+    EmbeddedBroker(state / "kafka", int(env["DRIPLINE_EMBEDDED_KAFKA_PORT"])).stop()
+    EmbeddedPostgres(state / "postgres", int(env["DRIPLINE_EMBEDDED_POSTGRES_PORT"])).stop()
+
+
+def start(env: dict[str, str]) -> tuple[subprocess.Popen[str], str, float, list[str]]:
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dripline", "run"], cwd=REPO, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        match = KEY.search(line)
+        if match:
+            return process, match.group(1), time.monotonic() - started, lines
+        if time.monotonic() - started > 120:
+            break
+    process.kill()
+    raise AssertionError("no API key printed:\n" + "".join(lines[-60:]))
+
+
+def interrupt(process: subprocess.Popen[str], lines: list[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.stdout is not None
+    lines.extend(process.stdout)
+    assert process.wait(60) == 0, "".join(lines[-60:])
+
+
+def nothing_left(env: dict[str, str]) -> None:
+    state = Path(env["DRIPLINE_STATE_DIR"])
+    for name in ("API", "SCHEDULER", "SENDER", "STATS", "EMBEDDED_KAFKA"):
+        port = int(env[f"DRIPLINE_{name}_PORT"])
+        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}"
+    postgres = EmbeddedPostgres(state / "postgres", int(env["DRIPLINE_EMBEDDED_POSTGRES_PORT"]))
+    assert not postgres.is_running()
+    assert EmbeddedBroker(state / "kafka", int(env["DRIPLINE_EMBEDDED_KAFKA_PORT"])).pid() is None
+
+
+def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> None:
+    api = f"http://127.0.0.1:{run_env['DRIPLINE_API_PORT']}"
+    process, key, startup_s, lines = start(run_env)
+    print(f"first start-up (initdb included): {startup_s:.1f}s")
+    try:
+        headers = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=api, headers=headers, timeout=30) as client:
+            campaign = client.post("/campaign-flows", json={"name": "kept"}).json()
+            launched = client.post(f"/campaign-flows/{campaign['id']}/launch")
+        assert launched.status_code == 200, launched.text
+        assert launched.json()["status"] == "active"
+    finally:
+        interrupt(process, lines)
+    nothing_left(run_env)
+
+    process, key, startup_s, lines = start(run_env)
+    print(f"second start-up: {startup_s:.1f}s")
+    try:
+        with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"}) as client:
+            again = client.get("/campaign-flows").json()["items"]
+        assert [(c["id"], c["status"]) for c in again] == [(campaign["id"], "active")]
+    finally:
+        interrupt(process, lines)
+    nothing_left(run_env)
