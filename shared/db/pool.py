@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -11,7 +11,7 @@ from asyncpg.pool import PoolConnectionProxy
 __all__ = ["DbConnection", "PoolConnectionProxy", "connect", "create_pool"]
 
 # What a query function accepts: a plain connection or one borrowed from a pool.
-DbConnection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+DbConnection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 async def _init_connection(connection: asyncpg.Connection[Any]) -> None:
