@@ -12,6 +12,7 @@ tests never see each other's rows or messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -94,30 +95,31 @@ def template_database(infra: Infra) -> Iterator[str]:
     asyncio.run(drop())
 
 
-@pytest.fixture
-async def empty_database(infra: Infra) -> AsyncIterator[str]:
-    """A database with nothing in it (for migration tests); yields its URL."""
-    name = f"dripline_empty_{uuid.uuid4().hex[:12]}"
+@contextlib.asynccontextmanager
+async def _scratch_database(infra: Infra, template: str | None) -> AsyncIterator[str]:
+    name = f"dripline_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     admin = await _admin(infra)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"{clause}')
     try:
         yield infra.dsn(name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def empty_database(infra: Infra) -> AsyncIterator[str]:
+    """A database with nothing in it (for migration tests); yields its URL."""
+    async with _scratch_database(infra, None) as dsn:
+        yield dsn
 
 
 @pytest.fixture
 async def database(infra: Infra, template_database: str) -> AsyncIterator[str]:
     """A migrated database of this test's own, cloned from the template; yields its URL."""
-    name = f"dripline_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(infra)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield infra.dsn(name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with _scratch_database(infra, template_database) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from services.api import keys
-from services.api.accounts import QUERIES
 from services.api.problems import Problem
+from services.api.sql import QUERIES
 from shared.domain.permissions import Caller, Role
 from shared.messaging.envelope import Actor
 

@@ -16,10 +16,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.api.accounts import QUERIES
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, forbidden, not_found
 from services.api.replies import ReplyWaiter
+from services.api.sql import QUERIES
 from shared.db.pool import DbConnection
 from shared.domain import permissions
 from shared.domain.campaigns import CampaignStatus, LaunchType
