@@ -34,15 +34,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Service:
-    """A service's wiring: its name, what it consumes, and hooks for its own start and stop."""
+    """A service's wiring: its name, its settings and clock, and what it consumes."""
 
     name: str
     settings: Settings
     description: str
     clock: Clock = field(default_factory=SystemClock)
     handlers: dict[Topic, dict[str, Handler]] = field(default_factory=dict)
-    on_start: list[Callable[[Service], Any]] = field(default_factory=list)
-    on_stop: list[Callable[[Service], Any]] = field(default_factory=list)
     broker: KafkaBroker = field(init=False)
     _pool: asyncpg.Pool[Any] | None = field(init=False, default=None)
     _relay: OutboxRelay | None = field(init=False, default=None)
@@ -62,10 +60,6 @@ class Service:
             return handler
 
         return register
-
-    def wake_relay(self) -> None:
-        if self._relay is not None:
-            self._relay.wake()
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -92,16 +86,12 @@ class Service:
                     clock=self.clock,
                 )  # fmt: skip
                 subscribe(self.broker, settings, consumer)
-            for hook in self.on_start:
-                await _maybe_await(hook(self))
             await self.broker.start()
             log.info("%s started", self.name)
             yield
         finally:
             log.info("%s stopping", self.name)
             await self.broker.stop()
-            for hook in self.on_stop:
-                await _maybe_await(hook(self))
             if relay_task is not None:
                 relay_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -127,11 +117,6 @@ class Service:
         except Exception as exc:
             checks["broker"] = f"failing: {type(exc).__name__}: {exc}"
         return checks
-
-
-async def _maybe_await(value: Any) -> None:
-    if asyncio.iscoroutine(value):
-        await value
 
 
 def build_app(service: Service, **fastapi_options: Any) -> FastAPI:

@@ -176,7 +176,6 @@ async def launch_campaign(
             outbox = Outbox()
             outbox.add(Topic.CAMPAIGN_COMMANDS, str(campaign_id), command)
             await outbox.flush(connection)
-        service.wake_relay()
         try:
             reply = await asyncio.wait_for(outcome, service.settings.command_wait_s)
         except TimeoutError:

@@ -104,9 +104,6 @@ class OutboxRelay:
     def is_leader(self) -> bool:
         return self._lead_connection is not None
 
-    def wake(self) -> None:
-        self._wake.set()
-
     async def run(self) -> None:
         """Publish until stopped; a failed pass is logged, counted and retried after a pause."""
         while not self._stopping:
