@@ -1,14 +1,16 @@
-"""The campaign state machine: which lifecycle command is allowed in which state, and where it
-leads. Pure functions; the scheduler (the single writer of campaign status) applies them.
-
-Foundation scope: launch. Pause, stop, enable, disable, delete and restore join this table with
-the campaign-management work.
+"""The campaign state machine: which lifecycle command is allowed in which state, where it leads
+and what it does to the executions; which fields may be edited in which status; the display
+status of spec 004. Pure functions; the scheduler (the single writer of campaign status) applies
+the commands and the API applies the edit rules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
+
+from shared.domain.accounts import AccountHealth, can_launch_with
 
 
 class CampaignStatus(StrEnum):
@@ -28,6 +30,20 @@ class LaunchType(StrEnum):
     RECURRING = "recurring"
 
 
+class ExecutionEffect(StrEnum):
+    """What a command does to the campaign's executions (the scheduler turns it into SQL)."""
+
+    NONE = "none"
+    RESUME = "resume"  # paused -> pending, next_execution_at = now where it has passed
+    RESUME_AND_RESET = "resume_and_reset"  # and completed -> pending from the start
+    PAUSE = "pause"  # unfinished -> paused, next_execution_at kept
+    CANCEL = "cancel"  # unfinished -> cancelled, completed_at set, with a reason
+
+
+STOPPED_BY_USER = "Campaign stopped by user"  # spec 001, stop process
+DISABLED_BY_USER = "Campaign disabled by user"
+
+
 @dataclass(frozen=True)
 class CampaignState:
     status: CampaignStatus
@@ -37,35 +53,239 @@ class CampaignState:
 
 
 @dataclass(frozen=True)
-class Transition:
+class Change:
     status: CampaignStatus
+    enabled: bool
+    deleted: bool
+    executions: ExecutionEffect = ExecutionEffect.NONE
+    reason: str | None = None  # the error message written on cancelled executions
+
+
+@dataclass(frozen=True)
+class Unmet:
+    code: str
+    detail: str
 
 
 @dataclass(frozen=True)
 class Refusal:
     code: str
     detail: str
+    unmet: tuple[Unmet, ...] = field(default=())
 
 
-# Spec 001, "Launch Campaign": status draft or paused; paused executions resume.
+@dataclass(frozen=True)
+class LaunchReadiness:
+    """What a launch needs besides the campaign's own state (spec 001, launch requirements)."""
+
+    account: AccountHealth | None  # None: no account, or one that was deleted
+    contacts: int
+    flow_problems: int  # validation problems of the flow; an empty flow counts as one
+
+
+# Spec 001, "Launch Campaign": status draft or paused.
 LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
+PAUSABLE_FROM = frozenset({CampaignStatus.ACTIVE})
+STOPPABLE_FROM = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED})
+READ_ONLY = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
 
-def launch(state: CampaignState) -> Transition | Refusal:
-    if state.deleted:
-        return Refusal(
-            "campaign_deleted", "a deleted campaign cannot be launched; restore it first"
-        )
+def _deleted(action: str) -> Refusal:
+    return Refusal("campaign_deleted", f"a deleted campaign cannot be {action}; restore it first")
+
+
+def _same(state: CampaignState, **changes: object) -> Change:
+    values: dict[str, object] = {
+        "status": state.status, "enabled": state.enabled, "deleted": state.deleted,
+    }  # fmt: skip
+    values.update(changes)
+    return Change(**values)  # type: ignore[arg-type]
+
+
+def launch_requirements(state: CampaignState, readiness: LaunchReadiness) -> tuple[Unmet, ...]:
+    """Every unmet requirement at once, each with its own code."""
+    unmet: list[Unmet] = []
     if not state.enabled:
-        return Refusal("campaign_disabled", "a disabled campaign cannot be launched; enable it")
+        unmet.append(Unmet("campaign_disabled", "the campaign is disabled; enable it first"))
+    if readiness.account is None:
+        unmet.append(Unmet("account_missing", "the campaign has no Telegram account"))
+    elif not can_launch_with(readiness.account):
+        unmet.append(Unmet("account_unavailable",
+                           f"the Telegram account is {readiness.account.value}, not connected "
+                           "and healthy"))  # fmt: skip
+    if readiness.contacts == 0:
+        unmet.append(Unmet("no_contacts", "the campaign has no contacts; add at least one"))
+    if readiness.flow_problems:
+        unmet.append(Unmet("flow_invalid",
+                           "the flow is empty or invalid; fix it before launching"))  # fmt: skip
+    return tuple(unmet)
+
+
+def launch(
+    state: CampaignState, readiness: LaunchReadiness, *, reset_completed: bool = False
+) -> Change | Refusal:
+    if state.deleted:
+        return _deleted("launched")
     if state.status not in LAUNCHABLE_FROM:
         return Refusal(
             "invalid_status",
             f"a campaign can be launched from draft or paused, not from {state.status.value}",
         )
-    # Spec 001: "Status changes to active (or scheduled if scheduled)"; a relaunch of a paused
+    unmet = launch_requirements(state, readiness)
+    if unmet:
+        detail = "; ".join(u.detail for u in unmet)
+        return Refusal("launch_requirements_unmet", f"cannot launch: {detail}", unmet)
+    effect = ExecutionEffect.RESUME_AND_RESET if reset_completed else ExecutionEffect.RESUME
+    # Spec 001: "Status changes to active (or scheduled if scheduled)"; relaunching a paused
     # campaign resumes at once whatever its launch type.
     waits = state.launch_type in (LaunchType.SCHEDULE, LaunchType.RECURRING)
     if waits and state.status is CampaignStatus.DRAFT:
-        return Transition(CampaignStatus.SCHEDULED)
-    return Transition(CampaignStatus.ACTIVE)
+        return _same(state, status=CampaignStatus.SCHEDULED, executions=effect)
+    return _same(state, status=CampaignStatus.ACTIVE, executions=effect)
+
+
+def pause(state: CampaignState) -> Change | Refusal:
+    if state.deleted:
+        return _deleted("paused")
+    if state.status not in PAUSABLE_FROM:
+        return Refusal("invalid_status",
+                       f"only an active campaign can be paused, not a {state.status.value} one")  # fmt: skip
+    return _same(state, status=CampaignStatus.PAUSED, executions=ExecutionEffect.PAUSE)
+
+
+def stop(state: CampaignState) -> Change | Refusal:
+    if state.deleted:
+        return _deleted("stopped")
+    if state.status not in STOPPABLE_FROM:
+        return Refusal("invalid_status",
+                       f"a campaign can be stopped when active or paused, not {state.status.value}")  # fmt: skip
+    return _same(state, status=CampaignStatus.CANCELLED, executions=ExecutionEffect.CANCEL,
+                 reason=STOPPED_BY_USER)  # fmt: skip
+
+
+def enable(state: CampaignState) -> Change | Refusal:
+    """Spec 001: sets enabled; previously cancelled executions stay cancelled; does not launch."""
+    if state.deleted:
+        return _deleted("enabled")
+    return _same(state, enabled=True)
+
+
+def disable(state: CampaignState) -> Change | Refusal:
+    """Spec 001: any status; unfinished executions are cancelled at once; status unchanged."""
+    if state.deleted:
+        return _deleted("disabled")
+    return _same(state, enabled=False, executions=ExecutionEffect.CANCEL, reason=DISABLED_BY_USER)
+
+
+def delete(state: CampaignState) -> Change | Refusal:
+    if state.deleted:
+        return Refusal("campaign_deleted", "the campaign is already deleted")
+    if state.status is CampaignStatus.ACTIVE:
+        return Refusal("campaign_active", "an active campaign must be stopped before deletion")
+    return _same(state, deleted=True)
+
+
+def restore(state: CampaignState) -> Change | Refusal:
+    if not state.deleted:
+        return Refusal("campaign_not_deleted", "only a deleted campaign can be restored")
+    return _same(state, deleted=False)
+
+
+def add_contacts(state: CampaignState) -> Change | Refusal:
+    """Spec 001: adding contacts works in any status; a completed campaign is reactivated."""
+    if state.deleted:
+        return _deleted("changed")
+    if state.status is CampaignStatus.COMPLETED and state.enabled:
+        return _same(state, status=CampaignStatus.ACTIVE)
+    return _same(state)
+
+
+def remove_contacts(state: CampaignState) -> Change | Refusal:
+    if state.deleted:
+        return _deleted("changed")
+    return _same(state)
+
+
+def duplicate(state: CampaignState) -> Refusal | None:
+    if state.deleted:
+        return _deleted("duplicated")
+    return None
+
+
+def after_run(launch_type: LaunchType) -> CampaignStatus:
+    """Where a campaign goes once every execution of a run is finished: recurring campaigns
+    return to scheduled for their next occurrence."""
+    if launch_type is LaunchType.RECURRING:
+        return CampaignStatus.SCHEDULED
+    return CampaignStatus.COMPLETED
+
+
+def copy_name(name: str, limit: int = 200) -> str:
+    """Spec 001: "{original_name} (Copy)", within the name's length limit."""
+    suffix = " (Copy)"
+    return name[: limit - len(suffix)] + suffix
+
+
+# Editing --------------------------------------------------------------------------------------
+
+
+class FieldGroup(StrEnum):
+    METADATA = "metadata"  # name, description, account, time zone, tags, response handling
+    AB_TEST = "ab_test"  # settings.ab_test
+    FLOW = "flow"  # flow and the launch plan (launch type, scheduled_at, recurrence)
+
+
+FLOW_EDITABLE_IN = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+
+
+def edit_refusal(state: CampaignState, groups: Iterable[FieldGroup]) -> Refusal | None:
+    """Spec 001, "Edit Campaign" and status-based restrictions."""
+    if state.deleted:
+        return _deleted("edited")
+    if state.status in READ_ONLY:
+        return Refusal("campaign_read_only",
+                       f"a {state.status.value} campaign is a historical record and cannot be "
+                       "edited; duplicate it instead")  # fmt: skip
+    wanted = set(groups)
+    if FieldGroup.FLOW in wanted and state.status not in FLOW_EDITABLE_IN:
+        return Refusal("flow_locked",
+                       f"the flow of a {state.status.value} campaign cannot be edited; pause it "
+                       "first")  # fmt: skip
+    if FieldGroup.AB_TEST in wanted and state.status is CampaignStatus.ACTIVE:
+        return Refusal("flow_locked",
+                       "A/B test settings of an active campaign cannot be edited; pause it first")  # fmt: skip
+    return None
+
+
+# Display status (spec 004) --------------------------------------------------------------------
+
+
+class DisplayStatus(StrEnum):
+    READY = "Ready"
+    RUNNING = "Running"
+    WAITING = "Waiting"
+    STOPPED = "Stopped"
+    DONE = "Done"
+    DRAFT = "Draft"
+    FAILED = "Failed"
+
+
+_DISPLAY = {
+    CampaignStatus.SCHEDULED: DisplayStatus.WAITING,
+    CampaignStatus.ACTIVE: DisplayStatus.RUNNING,
+    CampaignStatus.PAUSED: DisplayStatus.STOPPED,
+    CampaignStatus.CANCELLED: DisplayStatus.STOPPED,
+    CampaignStatus.COMPLETED: DisplayStatus.DONE,
+    CampaignStatus.FAILED: DisplayStatus.FAILED,
+}
+
+
+def display_status(state: CampaignState, readiness: LaunchReadiness) -> DisplayStatus:
+    """docs/architecture.md: Ready is a draft with a manual launch type that could be launched
+    now; any other draft is Draft."""
+    if state.status is CampaignStatus.DRAFT:
+        ready = state.launch_type is LaunchType.MANUAL and not launch_requirements(
+            state, readiness
+        )
+        return DisplayStatus.READY if ready else DisplayStatus.DRAFT
+    return _DISPLAY[state.status]

@@ -1,9 +1,16 @@
-"""Who may do what to a campaign. One pure module, used by HTTP and Kafka commands alike.
+"""Who may do what to a campaign: the whole permission matrix, used by HTTP and Kafka alike.
 
-Foundation scope: viewing and launching. Spec 001: every role may launch its own campaigns and
-nobody may launch another member's ("even with view access"). Personal-mode campaigns
-(organization_id null) are visible only to their creator. The full matrix (edit, delete, stop,
-view_mode all, admin_view_enabled) comes with the campaign-management work.
+Two questions, asked in order:
+
+1. May the caller see the campaign at all? If not, the answer is INVISIBLE (HTTP 404), whatever
+   the action: a caller must not learn that a campaign it may not see exists.
+2. May it perform the action? Every role may do everything to its own campaigns (spec 001, each
+   action's "Permissions"). On another member's campaign, only owners and admins ever get this
+   far (they alone may view others' campaigns), and then the action decides (`OTHERS_ALLOWED`).
+   A refusal there is FORBIDDEN (HTTP 403).
+
+Status rules (what may be done in which state) are not permissions; they live in
+`shared.domain.campaigns`.
 """
 
 from __future__ import annotations
@@ -21,13 +28,28 @@ class Role(StrEnum):
 
 class Action(StrEnum):
     VIEW = "view"
+    EDIT = "edit"
+    DELETE = "delete"
+    RESTORE = "restore"
     LAUNCH = "launch"
+    PAUSE = "pause"
+    STOP = "stop"
+    ENABLE = "enable"
+    DISABLE = "disable"
+    DUPLICATE = "duplicate"
+    ADD_CONTACTS = "add_contacts"
+    REMOVE_CONTACTS = "remove_contacts"
 
 
 class Decision(StrEnum):
     ALLOWED = "allowed"
     FORBIDDEN = "forbidden"  # may view, may not change: HTTP 403
     INVISIBLE = "invisible"  # may not even view: HTTP 404
+
+
+class ViewMode(StrEnum):
+    OWN = "own"
+    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,16 @@ class Caller:
     role: Role | None  # the caller's role in organization_id; None in personal mode
     admin_view_enabled: bool = False
 
+    @property
+    def sees_others(self) -> bool:
+        """Spec 001, view permissions: owners and admins see other members' campaigns when the
+        organization enables admin view; members never do."""
+        return (
+            self.organization_id is not None
+            and self.role in (Role.OWNER, Role.ADMIN)
+            and self.admin_view_enabled
+        )
+
 
 @dataclass(frozen=True)
 class CampaignOwnership:
@@ -44,24 +76,50 @@ class CampaignOwnership:
     organization_id: UUID | None
 
 
+# What an owner or admin may do to another member's campaign it can view. Launch and pause stay
+# with the creator (spec 001: "Cannot launch other members' campaigns (even with view access)",
+# "Cannot pause other members' campaigns"). Stop follows docs/architecture.md (spec 000 lets
+# owners and admins stop others' campaigns; spec 001 does not) and restore follows delete.
+# Adding contacts follows removing them (spec 001 names only the latter).
+OTHERS_ALLOWED: frozenset[Action] = frozenset(
+    {
+        Action.VIEW,
+        Action.EDIT,
+        Action.DELETE,
+        Action.RESTORE,
+        Action.STOP,
+        Action.ENABLE,
+        Action.DISABLE,
+        Action.DUPLICATE,
+        Action.ADD_CONTACTS,
+        Action.REMOVE_CONTACTS,
+    }
+)
+
+
 def can_view(caller: Caller, campaign: CampaignOwnership) -> bool:
     if campaign.organization_id != caller.organization_id:
-        return False  # personal and organization campaigns never mix
-    if campaign.organization_id is None:
-        return campaign.created_by == caller.user_id
-    if caller.role is None:
-        return False
+        return False  # personal and organization data never mix, nor do two organizations
     if campaign.created_by == caller.user_id:
-        return True
-    return caller.role in (Role.OWNER, Role.ADMIN) and caller.admin_view_enabled
+        return campaign.organization_id is None or caller.role is not None
+    return caller.sees_others
 
 
 def decide(caller: Caller, campaign: CampaignOwnership, action: Action) -> Decision:
     if not can_view(caller, campaign):
         return Decision.INVISIBLE
-    if action is Action.VIEW:
+    if campaign.created_by == caller.user_id or action in OTHERS_ALLOWED:
         return Decision.ALLOWED
-    if action is Action.LAUNCH:
-        own = campaign.created_by == caller.user_id
-        return Decision.ALLOWED if own else Decision.FORBIDDEN
-    raise ValueError(f"no rule for {action}")  # pragma: no cover - exhaustive above
+    return Decision.FORBIDDEN
+
+
+def effective_view_mode(caller: Caller, requested: ViewMode) -> ViewMode:
+    """Spec 001: "all" needs an owner or admin and admin_view_enabled; anyone else gets "own"."""
+    if requested is ViewMode.ALL and caller.sees_others:
+        return ViewMode.ALL
+    return ViewMode.OWN
+
+
+def can_manage_organization(role: Role | None) -> bool:
+    """Organization settings and membership: owners and admins."""
+    return role in (Role.OWNER, Role.ADMIN)

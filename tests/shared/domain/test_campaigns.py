@@ -1,52 +1,235 @@
-"""The launch rules of spec 001 ("Launch Campaign"), one row per case."""
+"""The campaign state machine (spec 001 "Campaign Actions", spec 000 status rules), the edit
+rules and the display status of spec 004, one row per case."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from shared.domain.accounts import AccountHealth
 from shared.domain.campaigns import (
+    DISABLED_BY_USER,
+    STOPPED_BY_USER,
     CampaignState,
     CampaignStatus,
+    Change,
+    DisplayStatus,
+    ExecutionEffect,
+    FieldGroup,
+    LaunchReadiness,
     LaunchType,
     Refusal,
-    Transition,
+    add_contacts,
+    after_run,
+    copy_name,
+    delete,
+    disable,
+    display_status,
+    duplicate,
+    edit_refusal,
+    enable,
     launch,
+    pause,
+    restore,
+    stop,
 )
 
 S = CampaignStatus
 L = LaunchType
+E = ExecutionEffect
+READY = LaunchReadiness(account=AccountHealth.ACTIVE, contacts=3, flow_problems=0)
 
-CASES = [
-    # status, enabled, launch type, deleted -> outcome (a status, or a refusal code)
-    (S.DRAFT, True, L.MANUAL, False, S.ACTIVE),  # "Status changes to active"
-    (S.DRAFT, True, L.NOW, False, S.ACTIVE),
-    (S.DRAFT, True, L.SCHEDULE, False, S.SCHEDULED),  # "(or scheduled if scheduled)"
-    (S.DRAFT, True, L.RECURRING, False, S.SCHEDULED),
-    (S.PAUSED, True, L.MANUAL, False, S.ACTIVE),  # "Launch campaign again to resume"
-    (S.PAUSED, True, L.SCHEDULE, False, S.ACTIVE),
-    (S.ACTIVE, True, L.MANUAL, False, "invalid_status"),  # "Campaign status: draft or paused"
-    (S.SCHEDULED, True, L.SCHEDULE, False, "invalid_status"),
-    (S.COMPLETED, True, L.MANUAL, False, "invalid_status"),
-    (S.CANCELLED, True, L.MANUAL, False, "invalid_status"),  # "must duplicate to restart"
-    (S.FAILED, True, L.MANUAL, False, "invalid_status"),
-    (S.DRAFT, False, L.MANUAL, False, "campaign_disabled"),  # "must be enabled"
-    (S.PAUSED, False, L.MANUAL, False, "campaign_disabled"),
-    (S.DRAFT, True, L.MANUAL, True, "campaign_deleted"),
+
+def state(status: S, enabled: bool = True, launch_type: L = L.MANUAL, deleted: bool = False) -> (
+    CampaignState
+):
+    return CampaignState(status, enabled, launch_type, deleted)
+
+
+LAUNCH = [
+    # state, readiness, reset -> status and execution effect, or refusal code
+    (state(S.DRAFT), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.DRAFT, launch_type=L.NOW), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.DRAFT, launch_type=L.SCHEDULE), READY, False, (S.SCHEDULED, E.RESUME)),
+    (state(S.DRAFT, launch_type=L.RECURRING), READY, False, (S.SCHEDULED, E.RESUME)),
+    (state(S.PAUSED), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.PAUSED, launch_type=L.SCHEDULE), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.PAUSED), READY, True, (S.ACTIVE, E.RESUME_AND_RESET)),
+    (state(S.ACTIVE), READY, False, "invalid_status"),
+    (state(S.SCHEDULED), READY, False, "invalid_status"),
+    (state(S.COMPLETED), READY, False, "invalid_status"),
+    (state(S.CANCELLED), READY, False, "invalid_status"),
+    (state(S.FAILED), READY, False, "invalid_status"),
+    (state(S.DRAFT, deleted=True), READY, False, "campaign_deleted"),
+    (state(S.DRAFT, enabled=False), READY, False, "launch_requirements_unmet"),
+    (state(S.DRAFT), LaunchReadiness(None, 3, 0), False, "launch_requirements_unmet"),
+    (state(S.DRAFT), LaunchReadiness(AccountHealth.BANNED, 3, 0), False,
+     "launch_requirements_unmet"),
+    (state(S.DRAFT), LaunchReadiness(AccountHealth.COOLDOWN, 3, 0), False, (S.ACTIVE, E.RESUME)),
+    (state(S.DRAFT), LaunchReadiness(AccountHealth.WARMING, 3, 0), False, (S.ACTIVE, E.RESUME)),
+    (state(S.DRAFT), LaunchReadiness(AccountHealth.ACTIVE, 0, 0), False,
+     "launch_requirements_unmet"),
+    (state(S.DRAFT), LaunchReadiness(AccountHealth.ACTIVE, 1, 2), False,
+     "launch_requirements_unmet"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("current", "readiness", "reset", "outcome"), LAUNCH)
+def test_launch(
+    current: CampaignState, readiness: LaunchReadiness, reset: bool, outcome: object
+) -> None:
+    result = launch(current, readiness, reset_completed=reset)
+    if isinstance(outcome, str):
+        assert isinstance(result, Refusal)
+        assert result.code == outcome
+    else:
+        assert isinstance(result, Change)
+        assert (result.status, result.executions) == outcome
+        assert result.enabled and not result.deleted
+
+
+@pytest.mark.parametrize(
+    ("readiness", "enabled", "codes"),
+    [
+        (LaunchReadiness(None, 0, 1), False,
+         ["campaign_disabled", "account_missing", "no_contacts", "flow_invalid"]),
+        (LaunchReadiness(AccountHealth.AUTH_LOST, 0, 0), True,
+         ["account_unavailable", "no_contacts"]),
+        (LaunchReadiness(AccountHealth.LIMITED, 5, 0), True, ["account_unavailable"]),
+        (LaunchReadiness(AccountHealth.DISCONNECTED, 5, 0), True, ["account_unavailable"]),
+    ],
+)  # fmt: skip
+def test_every_unmet_launch_requirement_is_reported_at_once(
+    readiness: LaunchReadiness, enabled: bool, codes: list[str]
+) -> None:
+    result = launch(state(S.DRAFT, enabled=enabled), readiness)
+    assert isinstance(result, Refusal)
+    assert [u.code for u in result.unmet] == codes
+
+
+Command = Callable[[CampaignState], Change | Refusal]
+COMMANDS = [
+    # command, state -> (status, enabled, deleted, effect, reason) or refusal code
+    (pause, state(S.ACTIVE), (S.PAUSED, True, False, E.PAUSE, None)),
+    (pause, state(S.PAUSED), "invalid_status"),
+    (pause, state(S.DRAFT), "invalid_status"),
+    (pause, state(S.SCHEDULED), "invalid_status"),
+    (pause, state(S.ACTIVE, deleted=True), "campaign_deleted"),
+    (stop, state(S.ACTIVE), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
+    (stop, state(S.PAUSED), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
+    (stop, state(S.DRAFT), "invalid_status"),
+    (stop, state(S.SCHEDULED), "invalid_status"),
+    (stop, state(S.COMPLETED), "invalid_status"),
+    (stop, state(S.CANCELLED), "invalid_status"),
+    (enable, state(S.DRAFT, enabled=False), (S.DRAFT, True, False, E.NONE, None)),
+    (enable, state(S.ACTIVE, enabled=False), (S.ACTIVE, True, False, E.NONE, None)),
+    (enable, state(S.CANCELLED, enabled=True), (S.CANCELLED, True, False, E.NONE, None)),
+    (enable, state(S.DRAFT, deleted=True), "campaign_deleted"),
+    (disable, state(S.ACTIVE), (S.ACTIVE, False, False, E.CANCEL, DISABLED_BY_USER)),
+    (disable, state(S.PAUSED), (S.PAUSED, False, False, E.CANCEL, DISABLED_BY_USER)),
+    (disable, state(S.COMPLETED), (S.COMPLETED, False, False, E.CANCEL, DISABLED_BY_USER)),
+    (disable, state(S.DRAFT, deleted=True), "campaign_deleted"),
+    (delete, state(S.DRAFT), (S.DRAFT, True, True, E.NONE, None)),
+    (delete, state(S.PAUSED), (S.PAUSED, True, True, E.NONE, None)),
+    (delete, state(S.SCHEDULED), (S.SCHEDULED, True, True, E.NONE, None)),
+    (delete, state(S.COMPLETED), (S.COMPLETED, True, True, E.NONE, None)),
+    (delete, state(S.CANCELLED), (S.CANCELLED, True, True, E.NONE, None)),
+    (delete, state(S.FAILED), (S.FAILED, True, True, E.NONE, None)),
+    (delete, state(S.ACTIVE), "campaign_active"),
+    (delete, state(S.DRAFT, deleted=True), "campaign_deleted"),
+    (restore, state(S.PAUSED, deleted=True), (S.PAUSED, True, False, E.NONE, None)),
+    (restore, state(S.PAUSED), "campaign_not_deleted"),
+    (add_contacts, state(S.COMPLETED), (S.ACTIVE, True, False, E.NONE, None)),
+    (add_contacts, state(S.COMPLETED, enabled=False), (S.COMPLETED, False, False, E.NONE, None)),
+    (add_contacts, state(S.ACTIVE), (S.ACTIVE, True, False, E.NONE, None)),
+    (add_contacts, state(S.DRAFT), (S.DRAFT, True, False, E.NONE, None)),
+    (add_contacts, state(S.DRAFT, deleted=True), "campaign_deleted"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "current", "outcome"), COMMANDS)
+def test_command(command: Command, current: CampaignState, outcome: object) -> None:
+    result = command(current)
+    if isinstance(outcome, str):
+        assert isinstance(result, Refusal)
+        assert result.code == outcome
+    else:
+        assert isinstance(result, Change)
+        assert (result.status, result.enabled, result.deleted, result.executions,
+                result.reason) == outcome  # fmt: skip
+
+
+def test_duplicate_refuses_only_deleted_campaigns() -> None:
+    assert duplicate(state(S.ACTIVE)) is None
+    refusal = duplicate(state(S.DRAFT, deleted=True))
+    assert refusal is not None and refusal.code == "campaign_deleted"
+
+
+@pytest.mark.parametrize(
+    ("name", "copy"),
+    [("Spring", "Spring (Copy)"), ("x" * 200, "x" * 193 + " (Copy)")],
+)
+def test_copy_name(name: str, copy: str) -> None:
+    assert copy_name(name) == copy
+    assert len(copy_name(name)) <= 200
+
+
+@pytest.mark.parametrize(
+    ("launch_type", "status"),
+    [(L.RECURRING, S.SCHEDULED), (L.SCHEDULE, S.COMPLETED), (L.NOW, S.COMPLETED),
+     (L.MANUAL, S.COMPLETED)],
+)  # fmt: skip
+def test_after_run_recurring_campaigns_return_to_scheduled(launch_type: L, status: S) -> None:
+    assert after_run(launch_type) is status
+
+
+M, AB, FL = FieldGroup.METADATA, FieldGroup.AB_TEST, FieldGroup.FLOW
+EDITS = [
+    # status, field groups -> refusal code or None (spec 001 "Edit Campaign", L145-163)
+    (S.DRAFT, {M, AB, FL}, None),
+    (S.PAUSED, {M, AB, FL}, None),
+    (S.SCHEDULED, {M, AB, FL}, None),
+    (S.ACTIVE, {M}, None),
+    (S.ACTIVE, {FL}, "flow_locked"),
+    (S.ACTIVE, {AB}, "flow_locked"),
+    (S.FAILED, {M, AB}, None),
+    (S.FAILED, {FL}, "flow_locked"),
+    (S.COMPLETED, {M}, "campaign_read_only"),
+    (S.CANCELLED, {M}, "campaign_read_only"),
+    (S.COMPLETED, {FL}, "campaign_read_only"),
 ]
 
 
-@pytest.mark.parametrize(("status", "enabled", "launch_type", "deleted", "expected"), CASES)
-def test_launch(
-    status: CampaignStatus,
-    enabled: bool,
-    launch_type: LaunchType,
-    deleted: bool,
-    expected: CampaignStatus | str,
+@pytest.mark.parametrize(("status", "groups", "code"), EDITS)
+def test_edit_rules(status: S, groups: set[FieldGroup], code: str | None) -> None:
+    refusal = edit_refusal(state(status), groups)
+    assert (refusal.code if refusal else None) == code
+
+
+def test_a_deleted_campaign_cannot_be_edited() -> None:
+    refusal = edit_refusal(state(S.DRAFT, deleted=True), {M})
+    assert refusal is not None and refusal.code == "campaign_deleted"
+
+
+NOT_READY = LaunchReadiness(account=None, contacts=0, flow_problems=1)
+DISPLAY = [
+    # docs/architecture.md's mapping of the spec 004 labels
+    (state(S.DRAFT, launch_type=L.MANUAL), READY, DisplayStatus.READY),
+    (state(S.DRAFT, launch_type=L.MANUAL), NOT_READY, DisplayStatus.DRAFT),
+    (state(S.DRAFT, launch_type=L.NOW), READY, DisplayStatus.DRAFT),
+    (state(S.DRAFT, enabled=False), READY, DisplayStatus.DRAFT),
+    (state(S.ACTIVE), NOT_READY, DisplayStatus.RUNNING),
+    (state(S.SCHEDULED, launch_type=L.SCHEDULE), READY, DisplayStatus.WAITING),
+    (state(S.PAUSED), READY, DisplayStatus.STOPPED),
+    (state(S.CANCELLED), READY, DisplayStatus.STOPPED),
+    (state(S.COMPLETED), READY, DisplayStatus.DONE),
+    (state(S.FAILED), READY, DisplayStatus.FAILED),
+]
+
+
+@pytest.mark.parametrize(("current", "readiness", "label"), DISPLAY)
+def test_display_status(
+    current: CampaignState, readiness: LaunchReadiness, label: DisplayStatus
 ) -> None:
-    outcome = launch(CampaignState(status, enabled, launch_type, deleted))
-    if isinstance(expected, CampaignStatus):
-        assert outcome == Transition(expected)
-    else:
-        assert isinstance(outcome, Refusal)
-        assert outcome.code == expected
-        assert outcome.detail
+    assert display_status(current, readiness) is label
