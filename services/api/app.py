@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.api import campaigns, problems
+from services.api import (
+    api_keys,
+    campaigns,
+    contacts,
+    organizations,
+    problems,
+    telegram_accounts,
+)
 from services.api.replies import ReplyWaiter
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -21,5 +28,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = build_app(service, title="Dripline API", version="1")
     app.state.replies = replies
     problems.install(app)
-    app.include_router(campaigns.router)
+    for module in (organizations, api_keys, telegram_accounts, contacts, campaigns):
+        app.include_router(module.router)
     return app

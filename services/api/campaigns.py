@@ -1,227 +1,619 @@
-"""/campaign-flows: create, read, list and launch campaigns."""
+"""/campaign-flows: campaign definitions (written here) and lifecycle commands (applied by the
+scheduler, answered through services.api.commands)."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import asyncpg
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime
 
+from services.api import commands, cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
-from services.api.problems import Problem, forbidden, not_found
-from services.api.replies import ReplyWaiter
-from services.api.sql import QUERIES
+from services.api.campaign_access import authorized
+from services.api.campaign_models import (
+    NOT_NULL,
+    Calendar,
+    CalendarEntry,
+    Campaign,
+    CampaignContact,
+    CampaignContactPage,
+    CampaignCreate,
+    CampaignPage,
+    CampaignPatch,
+    ContactsAdded,
+    ContactSelection,
+    ContactsRemoved,
+    flow_errors,
+    plan_errors,
+)
+from services.api.commands import CommandAccepted
+from services.api.problems import Problem, field_error, invalid, not_found
+from services.api.sql import CAMPAIGNS
 from shared.db.pool import DbConnection
-from shared.domain import permissions
-from shared.domain.campaigns import CampaignStatus, LaunchType
-from shared.messaging.contracts import CampaignCommandRejected, CampaignLaunch, MessageType
-from shared.messaging.envelope import new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.domain import campaigns as rules
+from shared.domain import permissions, schedules
+from shared.domain.campaigns import CampaignStatus, FieldGroup, LaunchType
+from shared.domain.permissions import Action, ViewMode
+from shared.messaging.contracts import (
+    CampaignCommand,
+    CampaignContacts,
+    CampaignContactsAdded,
+    CampaignContactsRemoved,
+    CampaignDuplicate,
+    CampaignLaunch,
+    Decoded,
+    MessageType,
+    Payload,
+)
 
 router = APIRouter(prefix="/campaign-flows", tags=["campaigns"])
 
-
-class Flow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    nodes: list[dict[str, Any]] = Field(default_factory=list)
-    edges: list[dict[str, Any]] = Field(default_factory=list)
-
-
-class CampaignCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
-    telegram_account_id: UUID | None = None
-    timezone: str = "UTC"
-    launch_type: LaunchType = LaunchType.MANUAL
-    scheduled_at: AwareDatetime | None = None
-    recurrence: str | None = None
-    flow: Flow = Field(default_factory=Flow)
-    settings: dict[str, Any] = Field(default_factory=dict)
-    tags: list[str] = Field(default_factory=list, max_length=50)
-
-    @field_validator("timezone")
-    @classmethod
-    def known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-    @model_validator(mode="after")
-    def launch_fields(self) -> CampaignCreate:
-        if self.launch_type is LaunchType.SCHEDULE and self.scheduled_at is None:
-            raise ValueError("launch_type 'schedule' needs scheduled_at")
-        if self.launch_type is LaunchType.RECURRING and not self.recurrence:
-            raise ValueError("launch_type 'recurring' needs recurrence (a cron rule)")
-        return self
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": CommandAccepted, "description": "Not applied within the request"}
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Status conflict (problem+json)"}}
 
 
-class Campaign(BaseModel):
-    id: UUID
-    organization_id: UUID | None
-    created_by: UUID
-    name: str
-    description: str | None
-    telegram_account_id: UUID | None
-    timezone: str
-    launch_type: LaunchType
-    scheduled_at: datetime | None
-    recurrence: str | None
-    status: CampaignStatus
-    enabled: bool
-    failure_reason: str | None
-    flow: Flow
-    settings: dict[str, Any]
-    tags: list[str]
-    launched_at: datetime | None
-    completed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    deleted_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Campaign:
-        return cls.model_validate(dict(row))
+async def _view(connection: DbConnection, campaign_id: UUID) -> Campaign:
+    row = await connection.fetchrow(CAMPAIGNS["view"], campaign_id)
+    if row is None:
+        raise not_found("campaign")
+    return Campaign.from_row(row)
 
 
-class CampaignPage(BaseModel):
-    items: list[Campaign]
-    next_cursor: str | None
+async def _account_errors(
+    connection: DbConnection, who: Principal, account_id: UUID | None
+) -> list[dict[str, Any]]:
+    if account_id is None:
+        return []
+    found = await connection.fetchval(
+        CAMPAIGNS["account_in_context"], account_id, who.caller.organization_id, who.caller.user_id
+    )
+    if found is None:
+        return [
+            field_error(
+                "telegram_account_id",
+                "no such Telegram account in this organization or workspace",
+                "not_found",
+            )
+        ]
+    return []
 
 
-class CommandAccepted(BaseModel):
-    command_id: UUID
-    status: Literal["accepted"] = "accepted"
-    detail: str
+# Definitions ----------------------------------------------------------------------------------
 
 
 @router.post("", status_code=201, response_model=Campaign, summary="Create a campaign")
 async def create_campaign(
     body: CampaignCreate, who: CurrentPrincipal, request: Request
 ) -> Campaign:
-    async with pool(request).acquire() as connection:
-        row = await connection.fetchrow(
-            QUERIES["insert_campaign"],
-            who.caller.organization_id, who.caller.user_id, body.name, body.description,
-            body.telegram_account_id, body.timezone, body.launch_type.value, body.scheduled_at,
-            body.recurrence, body.flow.model_dump(), body.settings, body.tags,
-        )  # fmt: skip
-    assert row is not None
-    return Campaign.from_row(row)
+    async with pool(request).acquire() as connection, connection.transaction():
+        errors = plan_errors(body.launch_type, body.scheduled_at, body.recurrence)
+        errors += flow_errors(body.flow)
+        errors += await _account_errors(connection, who, body.telegram_account_id)
+        if errors:
+            raise invalid(errors)
+        campaign_id = await connection.fetchval(
+            CAMPAIGNS["insert"],
+            who.caller.organization_id,
+            who.caller.user_id,
+            body.name,
+            body.description,
+            body.telegram_account_id,
+            body.timezone,
+            body.launch_type.value,
+            body.scheduled_at,
+            body.recurrence,
+            body.flow,
+            body.settings.model_dump(),
+            body.tags,
+        )
+        return await _view(connection, campaign_id)
 
 
-@router.get("", response_model=CampaignPage, summary="List the caller's campaigns")
+SortKey = Literal["created_at", "updated_at", "name", "launch_type"]
+# The sort column, and the type its cursor value is cast to.
+_SORTS: dict[str, tuple[str, str]] = {
+    "created_at": ("c.created_at", "timestamptz"),
+    "updated_at": ("c.updated_at", "timestamptz"),
+    "name": ("c.name", "text"),
+    "launch_type": ("c.launch_type", "text"),
+}
+Channel = Literal["telegram", "email", "sms", "webpush", "viber"]
+
+
+class _Where:
+    """Bound parameters for the fixed fragments of the list query."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.values: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+    def add(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@router.get("", response_model=CampaignPage, summary="List campaigns")
 async def list_campaigns(
     who: CurrentPrincipal,
     request: Request,
+    view_mode: ViewMode = ViewMode.OWN,
+    status: Annotated[list[CampaignStatus] | None, Query()] = None,
+    enabled: bool | None = None,
+    launch_type: Annotated[list[LaunchType] | None, Query()] = None,
+    tag: str | None = None,
+    channel: Channel | None = None,
+    created_by: UUID | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    sort: SortKey = "created_at",
+    order: Literal["asc", "desc"] | None = None,
+    include_deleted: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CampaignPage:
-    after_created, after_id = _decode_cursor(cursor) if cursor else (None, None)
+    """view_mode "all" needs an owner or admin with admin_view_enabled; anyone else gets "own".
+    search matches the name, or the exact id."""
+    caller = who.caller
+    direction = order or ("desc" if sort in ("created_at", "updated_at") else "asc")
+    where = _Where()
+    where.add(f"c.organization_id IS NOT DISTINCT FROM {where.bind(caller.organization_id)}::uuid")
+    if permissions.effective_view_mode(caller, view_mode) is ViewMode.OWN:
+        where.add(f"c.created_by = {where.bind(caller.user_id)}")
+    elif created_by is not None:
+        where.add(f"c.created_by = {where.bind(created_by)}")
+    if not include_deleted:
+        where.add("c.deleted_at IS NULL")
+    if status:
+        where.add(f"c.status = ANY({where.bind([s.value for s in status])}::text[])")
+    if enabled is not None:
+        where.add(f"c.enabled = {where.bind(enabled)}")
+    if launch_type:
+        where.add(f"c.launch_type = ANY({where.bind([t.value for t in launch_type])}::text[])")
+    if tag:
+        where.add(f"c.tags @> ARRAY[{where.bind(tag)}::text]")
+    if channel is not None and channel != "telegram":
+        where.add("false")  # every campaign is a Telegram campaign for now
+    if search:
+        term = search.strip()
+        where.add(
+            f"(c.name ILIKE '%' || {where.bind(_like(term))} || '%'"
+            f" OR c.id::text = lower({where.bind(term)}))"
+        )
+    column, cast = _SORTS[sort]
+    if cursor:
+        position = cursors.decode(cursor, "v", "i", "s", "o")
+        if (position["s"], position["o"]) != (sort, direction):
+            raise Problem(
+                422, "invalid_cursor", "Invalid cursor", "the cursor belongs to another sort order"
+            )
+        value: Any = position["v"]
+        if cast == "timestamptz":
+            value = datetime.fromisoformat(value)
+        comparison = "<" if direction == "desc" else ">"
+        where.add(
+            f"({column}, c.id) {comparison} ({where.bind(value)}::{cast},"
+            f" {where.bind(UUID(position['i']))}::uuid)"
+        )
+    query = CAMPAIGNS["list"].format(
+        where=" AND ".join(where.clauses),
+        order=f"{column} {direction}, c.id {direction}",
+        limit=where.bind(limit + 1),
+    )
+    async with pool(request).acquire() as connection:
+        rows = await connection.fetch(query, *where.values)
+    items = [Campaign.from_row(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = cursors.encode(v=getattr(last, sort), i=last.id, s=sort, o=direction)
+    return CampaignPage(items=items, next_cursor=next_cursor)
+
+
+MAX_CALENDAR_DAYS = 366
+MAX_CALENDAR_ENTRIES = 5000
+
+
+@router.get(
+    "/calendar", response_model=Calendar, response_model_by_alias=True, summary="Launches by date"
+)
+async def calendar(
+    who: CurrentPrincipal,
+    request: Request,
+    start: Annotated[AwareDatetime, Query(alias="from")],
+    end: Annotated[AwareDatetime, Query(alias="to")],
+    view_mode: ViewMode = ViewMode.OWN,
+) -> Calendar:
+    """Scheduled launches, every occurrence of recurring campaigns in their time zone, and the
+    launches of now and manual campaigns, in [from, to). Drafts have no launch time."""
+    if end <= start:
+        raise invalid([field_error("to", "'to' must be after 'from'")])
+    if end - start > timedelta(days=MAX_CALENDAR_DAYS):
+        raise invalid([field_error("to", f"the range may span at most {MAX_CALENDAR_DAYS} days")])
+    caller = who.caller
+    own = permissions.effective_view_mode(caller, view_mode) is ViewMode.OWN
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(
-            QUERIES["list_own_campaigns"], who.caller.user_id, who.caller.organization_id,
-            after_created, after_id, limit + 1,
-        )  # fmt: skip
-    items = [Campaign.from_row(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
-    return CampaignPage(items=items, next_cursor=next_cursor)
+            CAMPAIGNS["calendar"],
+            caller.organization_id,
+            caller.user_id if own else None,
+            start,
+            end,
+        )
+    entries: list[CalendarEntry] = []
+    for row in rows:
+        launch_type = LaunchType(row["launch_type"])
+        moments: list[tuple[datetime, Literal["scheduled", "recurring", "launched"]]]
+        if launch_type is LaunchType.SCHEDULE:
+            moments = [(row["scheduled_at"], "scheduled")]
+        elif launch_type is LaunchType.RECURRING:
+            found = schedules.occurrences_between(
+                row["recurrence"], row["timezone"], start, end, MAX_CALENDAR_ENTRIES
+            )
+            moments = [(moment, "recurring") for moment in found]
+        else:
+            moments = [(row["launched_at"], "launched")]
+        zone = ZoneInfo(row["timezone"])
+        for at, kind in moments:
+            entries.append(
+                CalendarEntry(
+                    date=at.astimezone(zone).date().isoformat(),
+                    at=at,
+                    kind=kind,
+                    campaign_id=row["id"],
+                    name=row["name"],
+                    description=row["description"],
+                    status=row["status"],
+                    launch_type=launch_type,
+                    timezone=row["timezone"],
+                )
+            )
+    entries.sort(key=lambda e: (e.at, str(e.campaign_id)))
+    truncated = len(entries) > MAX_CALENDAR_ENTRIES
+    return Calendar(start=start, end=end, items=entries[:MAX_CALENDAR_ENTRIES], truncated=truncated)
 
 
 @router.get("/{campaign_id}", response_model=Campaign, summary="Read a campaign")
 async def get_campaign(campaign_id: UUID, who: CurrentPrincipal, request: Request) -> Campaign:
     async with pool(request).acquire() as connection:
-        row = await _authorized(connection, who, campaign_id, permissions.Action.VIEW)
-    return Campaign.from_row(row)
+        await authorized(connection, who, campaign_id, Action.VIEW)
+        return await _view(connection, campaign_id)
 
 
-# Codes of a rejected command, as HTTP statuses.
-_REJECTION_STATUS = {"campaign_not_found": 404, "permission_denied": 403}
+def _field_groups(patch: CampaignPatch) -> set[FieldGroup]:
+    groups = set()
+    present = patch.model_fields_set
+    if present & {"name", "description", "telegram_account_id", "timezone", "tags"}:
+        groups.add(FieldGroup.METADATA)
+    if present & {"flow", "launch_type", "scheduled_at", "recurrence"}:
+        groups.add(FieldGroup.FLOW)
+    if patch.settings is not None:
+        if "ab_test" in patch.settings.model_fields_set:
+            groups.add(FieldGroup.AB_TEST)
+        if "response_handling" in patch.settings.model_fields_set:
+            groups.add(FieldGroup.METADATA)
+    return groups
+
+
+@router.patch(
+    "/{campaign_id}", response_model=Campaign, responses=CONFLICT, summary="Edit a campaign"
+)
+async def update_campaign(
+    campaign_id: UUID, body: CampaignPatch, who: CurrentPrincipal, request: Request
+) -> Campaign:
+    """The flow and launch plan are editable in draft, paused and scheduled; name, description,
+    account, time zone, tags and response handling in any status but completed and cancelled
+    (read-only history); A/B test settings unless active."""
+    present = body.model_fields_set
+    nulls = [
+        field_error(name, f"{name} cannot be null", "missing")
+        for name in NOT_NULL
+        if name in present and getattr(body, name) is None
+    ]
+    if nulls:
+        raise invalid(nulls)
+    async with pool(request).acquire() as connection, connection.transaction():
+        row = await authorized(connection, who, campaign_id, Action.EDIT, lock=True)
+        merged = {
+            name: row[name]
+            for name in (
+                "name",
+                "description",
+                "telegram_account_id",
+                "timezone",
+                "launch_type",
+                "scheduled_at",
+                "recurrence",
+                "flow",
+                "settings",
+                "tags",
+            )
+        }
+        for name in present - {"settings"}:
+            value = getattr(body, name)
+            merged[name] = value.value if isinstance(value, LaunchType) else value
+        if body.settings is not None:
+            merged["settings"] = {
+                **merged["settings"],
+                **body.settings.model_dump(exclude_unset=True),
+            }
+        status = CampaignStatus(row["status"])
+        launch_type = LaunchType(merged["launch_type"])
+        errors = []
+        if present & {"launch_type", "scheduled_at", "recurrence"}:
+            errors += plan_errors(launch_type, merged["scheduled_at"], merged["recurrence"])
+            if status is CampaignStatus.SCHEDULED and launch_type not in (
+                LaunchType.SCHEDULE,
+                LaunchType.RECURRING,
+            ):
+                errors.append(
+                    field_error(
+                        "launch_type",
+                        "a scheduled campaign keeps a schedule or recurring "
+                        "launch type; pause or stop it to change that",
+                    )
+                )
+        if "flow" in present:
+            errors += flow_errors(merged["flow"])
+        if "telegram_account_id" in present:
+            errors += await _account_errors(connection, who, merged["telegram_account_id"])
+        if errors:
+            raise invalid(errors)
+        state = rules.CampaignState(
+            status, row["enabled"], LaunchType(row["launch_type"]), row["deleted_at"] is not None
+        )
+        refusal = rules.edit_refusal(state, _field_groups(body))
+        if refusal is not None:
+            raise Problem(409, refusal.code, "Cannot edit", refusal.detail)
+        next_run = schedules.next_run(
+            launch_type,
+            scheduled_at=merged["scheduled_at"],
+            recurrence=merged["recurrence"],
+            timezone=merged["timezone"],
+            now=request.app.state.service.clock.now(),
+        )
+        await connection.execute(
+            CAMPAIGNS["update"],
+            campaign_id,
+            merged["name"],
+            merged["description"],
+            merged["telegram_account_id"],
+            merged["timezone"],
+            merged["launch_type"],
+            merged["scheduled_at"],
+            merged["recurrence"],
+            merged["flow"],
+            merged["settings"],
+            merged["tags"],
+            next_run,
+        )
+        return await _view(connection, campaign_id)
+
+
+# Lifecycle commands ---------------------------------------------------------------------------
+
+
+async def _lifecycle(
+    request: Request,
+    who: Principal,
+    campaign_id: UUID,
+    command: MessageType,
+    action: Action,
+    payload: Payload | None = None,
+) -> Campaign | JSONResponse:
+    body = payload or CampaignCommand(campaign_id=campaign_id)
+    outcome = await commands.send(
+        request, who, campaign_id, command, body, action, MessageType.CAMPAIGN_STATUS_CHANGED
+    )
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    async with pool(request).acquire() as connection:
+        return await _view(connection, campaign_id)
 
 
 @router.post(
     "/{campaign_id}/launch",
     response_model=Campaign,
-    responses={202: {"model": CommandAccepted}, 409: {"description": "Status conflict"}},
+    responses={**ACCEPTED, **CONFLICT},
     summary="Launch a campaign",
 )
 async def launch_campaign(
     campaign_id: UUID, who: CurrentPrincipal, request: Request, reset_completed: bool = False
 ) -> Campaign | JSONResponse:
-    service = request.app.state.service
-    waiter: ReplyWaiter = request.app.state.replies
-    command = new_envelope(
-        type=MessageType.CAMPAIGN_LAUNCH,
-        payload=CampaignLaunch(campaign_id=campaign_id, reset_completed=reset_completed),
-        occurred_at=service.clock.now(),
-        actor=who.actor,
-        correlation_id=uuid4(),
+    """From draft or paused. Needs an enabled campaign, a connected and healthy account, at least
+    one contact and a valid flow; every unmet requirement is reported in `errors`. Paused
+    executions resume; completed ones restart only with reset_completed=true."""
+    payload = CampaignLaunch(campaign_id=campaign_id, reset_completed=reset_completed)
+    return await _lifecycle(
+        request, who, campaign_id, MessageType.CAMPAIGN_LAUNCH, Action.LAUNCH, payload
     )
-    async with waiter.expect(command.correlation_id) as outcome:
-        async with pool(request).acquire() as connection, connection.transaction():
-            await _authorized(connection, who, campaign_id, permissions.Action.LAUNCH)
-            outbox = Outbox()
-            outbox.add(Topic.CAMPAIGN_COMMANDS, str(campaign_id), command)
-            await outbox.flush(connection)
-        try:
-            reply = await asyncio.wait_for(outcome, service.settings.command_wait_s)
-        except TimeoutError:
-            accepted = CommandAccepted(
-                command_id=command.message_id,
-                detail="the launch was accepted and will be applied shortly",
-            )
-            return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
-    if isinstance(reply.payload, CampaignCommandRejected):
-        rejection = reply.payload
-        status = _REJECTION_STATUS.get(rejection.code, 409)
-        raise Problem(status, rejection.code, "Command rejected", rejection.detail)
+
+
+def _simple(command: MessageType, action: Action, summary: str, doc: str) -> None:
+    async def endpoint(
+        campaign_id: UUID, who: CurrentPrincipal, request: Request
+    ) -> Campaign | JSONResponse:
+        return await _lifecycle(request, who, campaign_id, command, action)
+
+    endpoint.__doc__ = doc
+    endpoint.__name__ = f"{action.value}_campaign"
+    path = f"/{{campaign_id}}/{action.value}"
+    method = router.post
+    if action is Action.DELETE:
+        path, method = "/{campaign_id}", router.delete
+    method(path, response_model=Campaign, responses={**ACCEPTED, **CONFLICT}, summary=summary)(
+        endpoint
+    )
+
+
+_simple(
+    MessageType.CAMPAIGN_PAUSE,
+    Action.PAUSE,
+    "Pause a campaign",
+    "From active: executions pause and keep next_execution_at.",
+)
+_simple(
+    MessageType.CAMPAIGN_STOP,
+    Action.STOP,
+    "Stop a campaign",
+    "From active or paused: the campaign is cancelled, and so is every unfinished "
+    "execution, with 'Campaign stopped by user'.",
+)
+_simple(
+    MessageType.CAMPAIGN_ENABLE,
+    Action.ENABLE,
+    "Enable a campaign",
+    "Allows launching again; changes no execution.",
+)
+_simple(
+    MessageType.CAMPAIGN_DISABLE,
+    Action.DISABLE,
+    "Disable a campaign",
+    "Cancels every unfinished execution at once; the status stays.",
+)
+_simple(
+    MessageType.CAMPAIGN_DELETE,
+    Action.DELETE,
+    "Delete a campaign (soft)",
+    "Sets deleted_at; statistics, logs and executions stay. Stop an active campaign first.",
+)
+_simple(
+    MessageType.CAMPAIGN_RESTORE,
+    Action.RESTORE,
+    "Restore a deleted campaign",
+    "Brings a deleted campaign back.",
+)
+
+
+@router.post(
+    "/{campaign_id}/duplicate",
+    status_code=201,
+    response_model=Campaign,
+    responses=ACCEPTED,
+    summary="Duplicate a campaign",
+)
+async def duplicate_campaign(
+    campaign_id: UUID, who: CurrentPrincipal, request: Request
+) -> Campaign | JSONResponse:
+    """A draft named "{name} (Copy)" with the flow and settings, and no contacts, created by the
+    caller."""
+    payload = CampaignDuplicate(campaign_id=campaign_id, copy_id=uuid4())
+    outcome = await commands.send(
+        request,
+        who,
+        campaign_id,
+        MessageType.CAMPAIGN_DUPLICATE,
+        payload,
+        Action.DUPLICATE,
+        MessageType.CAMPAIGN_DUPLICATED,
+    )
+    if isinstance(outcome, JSONResponse):
+        return outcome
     async with pool(request).acquire() as connection:
-        row = await connection.fetchrow(QUERIES["get_campaign"], campaign_id)
-    assert row is not None
-    return Campaign.from_row(row)
+        return await _view(connection, payload.copy_id)
 
 
-async def _authorized(
-    connection: DbConnection,
-    who: Principal,
+# Contacts of a campaign -----------------------------------------------------------------------
+
+
+async def _contacts_command(
+    request: Request, who: Principal, campaign_id: UUID, body: ContactSelection, add: bool
+) -> tuple[Decoded, Campaign] | JSONResponse:
+    payload = CampaignContacts(campaign_id=campaign_id, contact_ids=body.contact_ids)
+    if add:
+        command, action = MessageType.CAMPAIGN_ADD_CONTACTS, Action.ADD_CONTACTS
+        outcome_type = MessageType.CAMPAIGN_CONTACTS_ADDED
+    else:
+        command, action = MessageType.CAMPAIGN_REMOVE_CONTACTS, Action.REMOVE_CONTACTS
+        outcome_type = MessageType.CAMPAIGN_CONTACTS_REMOVED
+    outcome = await commands.send(request, who, campaign_id, command, payload, action, outcome_type)
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    async with pool(request).acquire() as connection:
+        return outcome, await _view(connection, campaign_id)
+
+
+@router.post(
+    "/{campaign_id}/contacts",
+    response_model=ContactsAdded,
+    responses=ACCEPTED,
+    summary="Add contacts to a campaign",
+)
+async def add_contacts(
+    campaign_id: UUID, body: ContactSelection, who: CurrentPrincipal, request: Request
+) -> ContactsAdded | JSONResponse:
+    """One pending execution per contact, due now. Contacts already in the campaign are skipped
+    and counted; a completed campaign becomes active again."""
+    result = await _contacts_command(request, who, campaign_id, body, add=True)
+    if isinstance(result, JSONResponse):
+        return result
+    decoded, campaign = result
+    event = decoded.payload
+    assert isinstance(event, CampaignContactsAdded)
+    return ContactsAdded(**event.model_dump(exclude={"campaign_id"}), campaign=campaign)
+
+
+@router.delete(
+    "/{campaign_id}/contacts",
+    response_model=ContactsRemoved,
+    responses=ACCEPTED,
+    summary="Remove contacts from a campaign",
+)
+async def remove_contacts(
+    campaign_id: UUID, body: ContactSelection, who: CurrentPrincipal, request: Request
+) -> ContactsRemoved | JSONResponse:
+    """Their executions are soft-deleted: progress is lost, history kept."""
+    result = await _contacts_command(request, who, campaign_id, body, add=False)
+    if isinstance(result, JSONResponse):
+        return result
+    decoded, campaign = result
+    event = decoded.payload
+    assert isinstance(event, CampaignContactsRemoved)
+    return ContactsRemoved(**event.model_dump(exclude={"campaign_id"}), campaign=campaign)
+
+
+@router.get(
+    "/{campaign_id}/contacts",
+    response_model=CampaignContactPage,
+    summary="Contacts of a campaign with their execution status",
+)
+async def list_campaign_contacts(
     campaign_id: UUID,
-    action: permissions.Action,
-) -> asyncpg.Record:
-    row = await connection.fetchrow(QUERIES["get_campaign"], campaign_id)
-    if row is None or row["deleted_at"] is not None:
-        raise not_found("campaign")
-    ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-    decision = permissions.decide(who.caller, ownership, action)
-    if decision is permissions.Decision.INVISIBLE:
-        raise not_found("campaign")
-    if decision is permissions.Decision.FORBIDDEN:
-        raise forbidden(f"the caller may not {action.value} this campaign")
-    record: asyncpg.Record = row
-    return record
-
-
-def _encode_cursor(last: Campaign) -> str:
-    raw = json.dumps({"c": last.created_at.isoformat(), "i": str(last.id)}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(raw["c"]), UUID(raw["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError) as exc:
-        raise Problem(422, "invalid_cursor", "Invalid cursor",
-                      "the cursor is not one this API returned") from exc  # fmt: skip
+    who: CurrentPrincipal,
+    request: Request,
+    status: str | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> CampaignContactPage:
+    after: tuple[datetime | None, UUID | None] = (None, None)
+    if cursor:
+        position = cursors.decode(cursor, "c", "i")
+        after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+    async with pool(request).acquire() as connection:
+        await authorized(connection, who, campaign_id, Action.VIEW)
+        rows = await connection.fetch(
+            CAMPAIGNS["executions"],
+            campaign_id,
+            status,
+            _like(search) if search else None,
+            *after,
+            limit + 1,
+        )
+    items = [CampaignContact.model_validate(dict(row)) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = cursors.encode(c=items[-1].created_at.isoformat(), i=items[-1].execution_id)
+    return CampaignContactPage(items=items, next_cursor=next_cursor)

@@ -8,6 +8,17 @@ RETURNING id, email, name;
 INSERT INTO api_keys (user_id, name, key_prefix, key_hash) VALUES ($1, $2, $3, $4)
 RETURNING id, created_at;
 
+-- name: list_api_keys
+SELECT id, name, key_prefix, created_at, last_used_at
+FROM api_keys
+WHERE user_id = $1 AND revoked_at IS NULL
+ORDER BY created_at, id;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now()
+WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL
+RETURNING id;
+
 -- name: authenticate
 -- The user behind a key; touches last_used_at at most once a minute to spare writes.
 WITH key AS (
@@ -23,22 +34,3 @@ SELECT u.id, u.email FROM key JOIN users u ON u.id = key.user_id;
 SELECT m.role, o.admin_view_enabled
 FROM memberships m JOIN organizations o ON o.id = m.organization_id
 WHERE m.organization_id = $1 AND m.user_id = $2;
-
--- name: insert_campaign
-INSERT INTO campaigns (organization_id, created_by, name, description, telegram_account_id,
-                       timezone, launch_type, scheduled_at, recurrence, flow, settings, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING *;
-
--- name: get_campaign
-SELECT * FROM campaigns WHERE id = $1;
-
--- name: list_own_campaigns
--- Keyset pagination, newest first: the cursor is the last row's (created_at, id).
-SELECT * FROM campaigns
-WHERE created_by = $1
-  AND organization_id IS NOT DISTINCT FROM $2
-  AND deleted_at IS NULL
-  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
-ORDER BY created_at DESC, id DESC
-LIMIT $5;

@@ -25,12 +25,16 @@ log = logging.getLogger(__name__)
 
 class ReplyWaiter:
     def __init__(self) -> None:
-        self._pending: dict[UUID, asyncio.Future[Decoded]] = {}
+        self._pending: dict[UUID, tuple[frozenset[str], asyncio.Future[Decoded]]] = {}
 
     @contextlib.asynccontextmanager
-    async def expect(self, correlation_id: UUID) -> AsyncIterator[asyncio.Future[Decoded]]:
+    async def expect(
+        self, correlation_id: UUID, outcomes: frozenset[str]
+    ) -> AsyncIterator[asyncio.Future[Decoded]]:
+        """Resolve with the first event under `correlation_id` whose type is one of `outcomes`
+        (a command may cause several events; the caller names the one that answers it)."""
         future: asyncio.Future[Decoded] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        self._pending[correlation_id] = (outcomes, future)
         try:
             yield future
         finally:
@@ -43,8 +47,11 @@ class ReplyWaiter:
             # Not ours to reject: the stats service dead-letters bad events on this topic.
             log.debug("ignoring an event that breaks the contract: %s", exc.reason)
             return
-        future = self._pending.get(decoded.envelope.correlation_id)
-        if future is not None and not future.done():
+        pending = self._pending.get(decoded.envelope.correlation_id)
+        if pending is None:
+            return
+        outcomes, future = pending
+        if decoded.envelope.type in outcomes and not future.done():
             future.set_result(decoded)
 
     def subscribe(self, broker: KafkaBroker, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""The API's named SQL (queries.sql beside this module), loaded once."""
+"""The API's named SQL, one file per resource beside this module, loaded once."""
 
 from __future__ import annotations
 
@@ -6,4 +6,9 @@ from pathlib import Path
 
 from shared.db.sql import Queries
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+_HERE = Path(__file__).parent
+QUERIES = Queries.load(_HERE / "queries.sql")  # users, keys, memberships
+CAMPAIGNS = Queries.load(_HERE / "campaigns.sql")
+CONTACTS = Queries.load(_HERE / "contacts.sql")
+ORGANIZATIONS = Queries.load(_HERE / "organizations.sql")
+TELEGRAM_ACCOUNTS = Queries.load(_HERE / "telegram_accounts.sql")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.scheduler import lifecycle
-from shared.messaging.contracts import MessageType
+from shared.messaging.contracts import contracts_on
 from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -15,7 +15,8 @@ def create_service(settings: Settings) -> Service:
     service = Service(
         "scheduler", settings, description="Applies campaign lifecycle commands; owns status."
     )
-    service.handle(Topic.CAMPAIGN_COMMANDS, MessageType.CAMPAIGN_LAUNCH)(lifecycle.on_launch)
+    for contract in contracts_on(Topic.CAMPAIGN_COMMANDS):
+        service.handle(Topic.CAMPAIGN_COMMANDS, contract.type)(lifecycle.on_command)
     return service
 
 

@@ -1,6 +1,7 @@
 -- name: lock_campaign
 -- The campaign a lifecycle command acts on, locked until the command's transaction ends.
-SELECT id, organization_id, created_by, status, enabled, launch_type, deleted_at
+SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
+       timezone, telegram_account_id, deleted_at
 FROM campaigns
 WHERE id = $1
 FOR UPDATE;
@@ -13,7 +14,108 @@ FROM memberships m
 JOIN organizations o ON o.id = m.organization_id
 WHERE m.organization_id = $1 AND m.user_id = $2;
 
--- name: set_launched
+-- name: apply_change
+-- $5: the actor, recorded as deleted_by when the command deletes.
 UPDATE campaigns
-SET status = $2, launched_at = $3, updated_at = $3
+SET status = $2,
+    enabled = $3,
+    deleted_at = CASE WHEN $4 THEN coalesce(deleted_at, $6) END,
+    deleted_by = CASE WHEN $4 THEN coalesce(deleted_by, $5) END,
+    updated_at = $6
 WHERE id = $1;
+
+-- name: set_launched
+UPDATE campaigns SET launched_at = $2, next_run_at = $3, failure_reason = NULL WHERE id = $1;
+
+-- name: resume_executions
+-- Spec 001: paused executions resume; next_execution_at becomes now where it has passed.
+UPDATE executions
+SET status = 'pending',
+    next_execution_at = CASE WHEN next_execution_at IS NULL OR next_execution_at < $2
+                             THEN $2 ELSE next_execution_at END,
+    updated_at = $2
+WHERE campaign_id = $1 AND status = 'paused' AND deleted_at IS NULL;
+
+-- name: reset_completed_executions
+-- Only when the launch asks for it: completed executions start the flow again.
+UPDATE executions
+SET status = 'pending', current_node_id = NULL, next_execution_at = $2, completed_at = NULL,
+    started_at = NULL, error_message = NULL, attempts = 0, updated_at = $2
+WHERE campaign_id = $1 AND status = 'completed' AND deleted_at IS NULL;
+
+-- name: pause_executions
+-- next_execution_at is kept, so a relaunch resumes from the same point.
+UPDATE executions
+SET status = 'paused', updated_at = $2
+WHERE campaign_id = $1 AND status IN ('pending', 'running', 'waiting') AND deleted_at IS NULL;
+
+-- name: cancel_executions
+UPDATE executions
+SET status = 'cancelled', completed_at = $2, error_message = $3, updated_at = $2
+WHERE campaign_id = $1 AND status IN ('pending', 'running', 'waiting', 'paused')
+  AND deleted_at IS NULL;
+
+-- name: duplicate_campaign
+-- Spec 001: the copy is a draft with the flow and settings, and no contacts. $3 duplicates it.
+INSERT INTO campaigns (id, organization_id, created_by, name, description, telegram_account_id,
+                       timezone, launch_type, scheduled_at, recurrence, flow, settings, tags,
+                       created_at, updated_at)
+SELECT $2, organization_id, $3, $4, description, telegram_account_id, timezone, launch_type,
+       scheduled_at, recurrence, flow, settings, tags, $5, $5
+FROM campaigns
+WHERE id = $1
+ON CONFLICT (id) DO NOTHING;
+
+-- name: add_contacts
+-- One pending execution per contact the actor can see, due now, its context taken from the
+-- contact. A contact already in the campaign is skipped; one removed earlier comes back fresh.
+-- $3/$4: the campaign's organization, or the personal owner when that is null.
+WITH wanted AS (
+    SELECT DISTINCT unnest($2::uuid[]) AS contact_id
+), visible AS (
+    SELECT c.*
+    FROM contacts c
+    JOIN wanted w ON w.contact_id = c.id
+    WHERE c.deleted_at IS NULL
+      AND c.organization_id IS NOT DISTINCT FROM $3
+      AND ($3::uuid IS NOT NULL OR c.owner_user_id = $4)
+), added AS (
+    INSERT INTO executions (campaign_id, contact_id, telegram_account_id, status,
+                            next_execution_at, context, created_at, updated_at)
+    SELECT $1, v.id, $5, 'pending', $6,
+           jsonb_build_object('contact', jsonb_build_object(
+               'first_name', v.first_name, 'last_name', v.last_name,
+               'telegram_username', v.telegram_username, 'phone', v.phone,
+               'telegram_user_id', v.telegram_user_id, 'tags', to_jsonb(v.tags),
+               'custom_fields', v.custom_fields)),
+           $6, $6
+    FROM visible v
+    ON CONFLICT (campaign_id, contact_id) DO UPDATE
+    SET status = 'pending', deleted_at = NULL, current_node_id = NULL, variant = NULL,
+        next_execution_at = excluded.next_execution_at, context = excluded.context,
+        telegram_account_id = excluded.telegram_account_id, error_message = NULL,
+        attempts = 0, dispatched_at = NULL, started_at = NULL, completed_at = NULL,
+        updated_at = excluded.updated_at
+    WHERE executions.deleted_at IS NOT NULL
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM wanted) AS requested,
+       (SELECT count(*) FROM visible) AS visible,
+       (SELECT count(*) FROM added) AS added;
+
+-- name: remove_contacts
+-- Spec 001: the executions are soft-deleted (their progress is lost, their history kept).
+WITH removed AS (
+    UPDATE executions
+    SET deleted_at = $3,
+        status = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                      THEN 'cancelled' ELSE status END,
+        completed_at = coalesce(completed_at, $3),
+        error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                             THEN 'Contact removed from campaign' ELSE error_message END,
+        updated_at = $3
+    WHERE campaign_id = $1 AND contact_id = ANY($2::uuid[]) AND deleted_at IS NULL
+    RETURNING 1
+)
+SELECT (SELECT count(DISTINCT x) FROM unnest($2::uuid[]) x) AS requested,
+       (SELECT count(*) FROM removed) AS removed;

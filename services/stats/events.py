@@ -28,7 +28,7 @@ async def on_status_changed(context: HandlerContext, message: Decoded) -> None:
         event.campaign_id,
         message.envelope.message_id,
         message.envelope.type,
-        f"Status changed from {event.previous_status} to {event.status}",
+        _summary(event),
         event.model_dump(mode="json"),
         message.envelope.occurred_at,
     )
@@ -37,6 +37,21 @@ async def on_status_changed(context: HandlerContext, message: Decoded) -> None:
             QUERIES["count_launch"], event.campaign_id, message.envelope.occurred_at
         )
     CAMPAIGN_TRANSITIONS.labels(event.status, event.cause).inc()
+
+
+def _summary(event: CampaignStatusChanged) -> str:
+    if event.status != event.previous_status:
+        return f"Status changed from {event.previous_status} to {event.status}"
+    if event.cause == "campaign.delete":
+        return "Campaign deleted"
+    if event.cause == "campaign.restore":
+        return "Campaign restored"
+    if event.enabled != event.previous_enabled:
+        cancelled = (
+            f"; {event.executions_affected} executions cancelled" if not event.enabled else ""
+        )
+        return f"Campaign {'enabled' if event.enabled else 'disabled'}{cancelled}"
+    return f"{event.cause} applied; nothing had to change"
 
 
 async def on_command_rejected(context: HandlerContext, message: Decoded) -> None:

@@ -62,9 +62,9 @@ CREATE TABLE telegram_accounts (
     phone           text,
     session_kind    text NOT NULL CHECK (session_kind IN ('telethon', 'simulated')),
     session_string  text,
-    health_status   text NOT NULL DEFAULT 'unknown'
-                    CHECK (health_status IN ('unknown', 'healthy', 'cooldown', 'restricted',
-                                             'banned', 'unauthorized')),
+    health_status   text NOT NULL DEFAULT 'disconnected'
+                    CHECK (health_status IN ('active', 'warming', 'cooldown', 'limited',
+                                             'disconnected', 'auth_lost', 'banned')),
     health_detail   text,
     last_checked_at timestamptz,
     cooldown_until  timestamptz,
@@ -94,7 +94,8 @@ CREATE TABLE contacts (
     CHECK (telegram_username IS NOT NULL OR phone IS NOT NULL OR telegram_user_id IS NOT NULL)
 );
 CREATE INDEX contacts_org_idx ON contacts (organization_id, created_at) WHERE deleted_at IS NULL;
-CREATE INDEX contacts_owner_idx ON contacts (owner_user_id) WHERE organization_id IS NULL;
+CREATE INDEX contacts_owner_idx ON contacts (owner_user_id, created_at)
+    WHERE organization_id IS NULL AND deleted_at IS NULL;
 CREATE INDEX contacts_tags_idx ON contacts USING gin (tags);
 
 -- Campaigns and their executions -----------------------------------------------------------
@@ -130,6 +131,7 @@ CREATE TABLE campaigns (
 CREATE INDEX campaigns_org_created_idx ON campaigns (organization_id, created_at DESC, id);
 CREATE INDEX campaigns_creator_idx ON campaigns (created_by, created_at DESC, id)
     WHERE organization_id IS NULL;
+CREATE INDEX campaigns_org_creator_idx ON campaigns (organization_id, created_by, created_at DESC);
 CREATE INDEX campaigns_tags_idx ON campaigns USING gin (tags);
 -- Scheduled and recurring launches the scheduler must start.
 CREATE INDEX campaigns_next_run_idx ON campaigns (next_run_at)
@@ -154,6 +156,7 @@ CREATE TABLE executions (
     completed_at        timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz,
     UNIQUE (campaign_id, contact_id)
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 1);
 -- The hot path: claiming due executions with FOR UPDATE SKIP LOCKED in next_execution_at order.

@@ -96,8 +96,10 @@ def _deleted(action: str) -> Refusal:
 
 def _same(state: CampaignState, **changes: object) -> Change:
     values: dict[str, object] = {
-        "status": state.status, "enabled": state.enabled, "deleted": state.deleted,
-    }  # fmt: skip
+        "status": state.status,
+        "enabled": state.enabled,
+        "deleted": state.deleted,
+    }
     values.update(changes)
     return Change(**values)  # type: ignore[arg-type]
 
@@ -110,14 +112,16 @@ def launch_requirements(state: CampaignState, readiness: LaunchReadiness) -> tup
     if readiness.account is None:
         unmet.append(Unmet("account_missing", "the campaign has no Telegram account"))
     elif not can_launch_with(readiness.account):
-        unmet.append(Unmet("account_unavailable",
-                           f"the Telegram account is {readiness.account.value}, not connected "
-                           "and healthy"))  # fmt: skip
+        unmet.append(
+            Unmet(
+                "account_unavailable",
+                f"the Telegram account is {readiness.account.value}, not connected and healthy",
+            )
+        )
     if readiness.contacts == 0:
         unmet.append(Unmet("no_contacts", "the campaign has no contacts; add at least one"))
     if readiness.flow_problems:
-        unmet.append(Unmet("flow_invalid",
-                           "the flow is empty or invalid; fix it before launching"))  # fmt: skip
+        unmet.append(Unmet("flow_invalid", "the flow is empty or invalid; fix it before launching"))
     return tuple(unmet)
 
 
@@ -148,8 +152,10 @@ def pause(state: CampaignState) -> Change | Refusal:
     if state.deleted:
         return _deleted("paused")
     if state.status not in PAUSABLE_FROM:
-        return Refusal("invalid_status",
-                       f"only an active campaign can be paused, not a {state.status.value} one")  # fmt: skip
+        return Refusal(
+            "invalid_status",
+            f"only an active campaign can be paused, not a {state.status.value} one",
+        )
     return _same(state, status=CampaignStatus.PAUSED, executions=ExecutionEffect.PAUSE)
 
 
@@ -157,10 +163,16 @@ def stop(state: CampaignState) -> Change | Refusal:
     if state.deleted:
         return _deleted("stopped")
     if state.status not in STOPPABLE_FROM:
-        return Refusal("invalid_status",
-                       f"a campaign can be stopped when active or paused, not {state.status.value}")  # fmt: skip
-    return _same(state, status=CampaignStatus.CANCELLED, executions=ExecutionEffect.CANCEL,
-                 reason=STOPPED_BY_USER)  # fmt: skip
+        return Refusal(
+            "invalid_status",
+            f"a campaign can be stopped when active or paused, not {state.status.value}",
+        )
+    return _same(
+        state,
+        status=CampaignStatus.CANCELLED,
+        executions=ExecutionEffect.CANCEL,
+        reason=STOPPED_BY_USER,
+    )
 
 
 def enable(state: CampaignState) -> Change | Refusal:
@@ -235,7 +247,9 @@ class FieldGroup(StrEnum):
     FLOW = "flow"  # flow and the launch plan (launch type, scheduled_at, recurrence)
 
 
-FLOW_EDITABLE_IN = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+FLOW_EDITABLE_IN = frozenset(
+    {CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED}
+)
 
 
 def edit_refusal(state: CampaignState, groups: Iterable[FieldGroup]) -> Refusal | None:
@@ -243,17 +257,22 @@ def edit_refusal(state: CampaignState, groups: Iterable[FieldGroup]) -> Refusal 
     if state.deleted:
         return _deleted("edited")
     if state.status in READ_ONLY:
-        return Refusal("campaign_read_only",
-                       f"a {state.status.value} campaign is a historical record and cannot be "
-                       "edited; duplicate it instead")  # fmt: skip
+        return Refusal(
+            "campaign_read_only",
+            f"a {state.status.value} campaign is a historical record and cannot be "
+            "edited; duplicate it instead",
+        )
     wanted = set(groups)
     if FieldGroup.FLOW in wanted and state.status not in FLOW_EDITABLE_IN:
-        return Refusal("flow_locked",
-                       f"the flow of a {state.status.value} campaign cannot be edited; pause it "
-                       "first")  # fmt: skip
+        return Refusal(
+            "flow_locked",
+            f"the flow of a {state.status.value} campaign cannot be edited; pause it first",
+        )
     if FieldGroup.AB_TEST in wanted and state.status is CampaignStatus.ACTIVE:
-        return Refusal("flow_locked",
-                       "A/B test settings of an active campaign cannot be edited; pause it first")  # fmt: skip
+        return Refusal(
+            "flow_locked",
+            "A/B test settings of an active campaign cannot be edited; pause it first",
+        )
     return None
 
 
@@ -284,8 +303,6 @@ def display_status(state: CampaignState, readiness: LaunchReadiness) -> DisplayS
     """docs/architecture.md: Ready is a draft with a manual launch type that could be launched
     now; any other draft is Draft."""
     if state.status is CampaignStatus.DRAFT:
-        ready = state.launch_type is LaunchType.MANUAL and not launch_requirements(
-            state, readiness
-        )
+        ready = state.launch_type is LaunchType.MANUAL and not launch_requirements(state, readiness)
         return DisplayStatus.READY if ready else DisplayStatus.DRAFT
     return _DISPLAY[state.status]

@@ -132,8 +132,11 @@ class _Reader:
         value = self.raw.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                self.problem("empty_text" if key == "text" else "missing_field",
-                             f"{key} must not be empty", key)  # fmt: skip
+                self.problem(
+                    "empty_text" if key == "text" else "missing_field",
+                    f"{key} must not be empty",
+                    key,
+                )
             return ""
         if not isinstance(value, str):
             self.problem("invalid_field", f"{key} must be text", key)
@@ -148,8 +151,7 @@ class _Reader:
             self.problem("invalid_duration", f"{key} must be a whole number of seconds", key)
             return 0
         if not 1 <= value <= MAX_WAIT_SECONDS:
-            self.problem("invalid_duration",
-                         f"{key} must be between 1 second and 90 days", key)  # fmt: skip
+            self.problem("invalid_duration", f"{key} must be between 1 second and 90 days", key)
         return value
 
 
@@ -161,7 +163,7 @@ def _read_node(raw: Any, index: int) -> tuple[Node | None, list[Problem]]:
     if reader.node_id is None:
         reader.problem("invalid_node", "a node needs a non-empty text id", "id")
     try:
-        node_type = NodeType(raw.get("type"))
+        node_type = NodeType(str(raw.get("type")))
     except ValueError:
         known = ", ".join(t.value for t in NodeType)
         reader.problem("invalid_node", f"type must be one of {known}", "type")
@@ -196,11 +198,10 @@ def _read_fields(reader: _Reader, node_type: NodeType) -> Node:
 def _read_condition(reader: _Reader, node_id: str) -> Node:
     raw = reader.raw.get("condition")
     if not isinstance(raw, Mapping):
-        reader.problem("invalid_condition",
-                       "condition must be an object with a kind", "condition")  # fmt: skip
+        reader.problem("invalid_condition", "condition must be an object with a kind", "condition")
         return Node(node_id, NodeType.CONDITION)
     try:
-        kind = ConditionKind(raw.get("kind"))
+        kind = ConditionKind(str(raw.get("kind")))
     except ValueError:
         known = ", ".join(k.value for k in ConditionKind)
         reader.problem("invalid_condition", f"kind must be one of {known}", "condition.kind")
@@ -218,8 +219,9 @@ def _read_condition(reader: _Reader, node_id: str) -> Node:
         else:
             value = str(raw_value)
     reader.problems.extend(inner.problems)
-    return Node(node_id, NodeType.CONDITION, condition=kind, tag=tag, field_name=field_name,
-                value=value)  # fmt: skip
+    return Node(
+        node_id, NodeType.CONDITION, condition=kind, tag=tag, field_name=field_name, value=value
+    )
 
 
 def _read_variants(reader: _Reader, raw: Any) -> tuple[Variant, ...]:
@@ -237,9 +239,11 @@ def _read_variants(reader: _Reader, raw: Any) -> tuple[Variant, ...]:
             reader.problem("bad_weights", "a variant needs a name", f"{key}.name")
             continue
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 1000:
-            reader.problem("bad_weights",
-                           "a variant's weight must be a whole number from 1 to 1000",
-                           f"{key}.weight")  # fmt: skip
+            reader.problem(
+                "bad_weights",
+                "a variant's weight must be a whole number from 1 to 1000",
+                f"{key}.weight",
+            )
             continue
         if any(v.name == name for v in variants):
             reader.problem("bad_weights", f"variant name {name!r} is used twice", f"{key}.name")
@@ -257,21 +261,31 @@ def validate(raw: Any) -> tuple[Flow | None, list[Problem]]:
     if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
         return None, [Problem("invalid_flow", "nodes and edges must be lists")]
     if len(raw_nodes) > MAX_NODES:
-        return None, [Problem("invalid_flow", f"a flow has at most {MAX_NODES} nodes",
-                              field="nodes")]  # fmt: skip
+        return None, [
+            Problem("invalid_flow", f"a flow has at most {MAX_NODES} nodes", field="nodes")
+        ]
     nodes: dict[str, Node] = {}
     for index, raw_node in enumerate(raw_nodes):
         node, node_problems = _read_node(raw_node, index)
         problems.extend(node_problems)
         if node is not None:
             if node.id in nodes:
-                problems.append(Problem("duplicate_node", f"node id {node.id!r} is used twice",
-                                        node_id=node.id, field=f"nodes[{index}].id"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        "duplicate_node",
+                        f"node id {node.id!r} is used twice",
+                        node_id=node.id,
+                        field=f"nodes[{index}].id",
+                    )
+                )
             nodes[node.id] = node
     start = raw.get("start")
     if not isinstance(start, str) or start not in nodes:
-        problems.append(Problem("no_start_node", "the flow needs a start naming one of its nodes",
-                                field="start"))  # fmt: skip
+        problems.append(
+            Problem(
+                "no_start_node", "the flow needs a start naming one of its nodes", field="start"
+            )
+        )
         start = None
     edges = _read_edges(raw_edges, nodes, problems)
     _check_outcomes(nodes, edges, problems)
@@ -294,25 +308,46 @@ def _read_edges(
             continue
         edge_id = str(raw.get("id") or path)
         source, target, when = raw.get("from"), raw.get("to"), raw.get("when", "next")
-        dangling = [(end, name) for end, name in (("from", source), ("to", target))
-                    if not isinstance(name, str) or name not in nodes]  # fmt: skip
+        dangling = [
+            (end, name)
+            for end, name in (("from", source), ("to", target))
+            if not isinstance(name, str) or name not in nodes
+        ]
         for end, name in dangling:
-            problems.append(Problem("dangling_edge", f"edge {end} {name!r} names no node",
-                                    edge_id=edge_id, field=f"{path}.{end}"))  # fmt: skip
+            problems.append(
+                Problem(
+                    "dangling_edge",
+                    f"edge {end} {name!r} names no node",
+                    edge_id=edge_id,
+                    field=f"{path}.{end}",
+                )
+            )
         if dangling:
             continue
-        assert isinstance(source, str) and isinstance(target, str)
+        assert isinstance(source, str)
+        assert isinstance(target, str)
         allowed = outcomes(nodes[source])
         if when not in allowed:
             expected = ", ".join(allowed) or "no outgoing edges"
-            problems.append(Problem("invalid_edge",
-                                    f"a {nodes[source].type.value} node takes {expected}, not "
-                                    f"{when!r}", node_id=source, edge_id=edge_id,
-                                    field=f"{path}.when"))  # fmt: skip
+            problems.append(
+                Problem(
+                    "invalid_edge",
+                    f"a {nodes[source].type.value} node takes {expected}, not {when!r}",
+                    node_id=source,
+                    edge_id=edge_id,
+                    field=f"{path}.when",
+                )
+            )
             continue
         if when in edges.setdefault(source, {}):
-            problems.append(Problem("invalid_edge", f"node {source!r} has two {when!r} edges",
-                                    node_id=source, edge_id=edge_id))  # fmt: skip
+            problems.append(
+                Problem(
+                    "invalid_edge",
+                    f"node {source!r} has two {when!r} edges",
+                    node_id=source,
+                    edge_id=edge_id,
+                )
+            )
             continue
         edges[source][when] = target
     return edges
@@ -324,9 +359,13 @@ def _check_outcomes(
     for node in nodes.values():
         for when in outcomes(node):
             if when not in edges.get(node.id, {}):
-                problems.append(Problem("missing_edge",
-                                        f"node {node.id!r} needs a {when!r} edge (end the flow "
-                                        "with an end node)", node_id=node.id))  # fmt: skip
+                problems.append(
+                    Problem(
+                        "missing_edge",
+                        f"node {node.id!r} needs a {when!r} edge (end the flow with an end node)",
+                        node_id=node.id,
+                    )
+                )
 
 
 def _check_reachable(
@@ -344,9 +383,13 @@ def _check_reachable(
                 stack.append(target)
     for node_id in nodes:
         if node_id not in seen:
-            problems.append(Problem("unreachable_node",
-                                    f"node {node_id!r} cannot be reached from the start",
-                                    node_id=node_id))  # fmt: skip
+            problems.append(
+                Problem(
+                    "unreachable_node",
+                    f"node {node_id!r} cannot be reached from the start",
+                    node_id=node_id,
+                )
+            )
 
 
 def _check_cycles(
@@ -408,9 +451,13 @@ def _report_cycle(
         return
     members = ", ".join(repr(n) for n in sorted(component))
     for node_id in sorted(component):
-        problems.append(Problem("cycle_without_wait",
-                                f"nodes {members} form a loop with no delay or wait_for_reply",
-                                node_id=node_id))  # fmt: skip
+        problems.append(
+            Problem(
+                "cycle_without_wait",
+                f"nodes {members} form a loop with no delay or wait_for_reply",
+                node_id=node_id,
+            )
+        )
 
 
 def launch_problems(raw: Any) -> int:

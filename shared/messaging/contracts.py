@@ -26,14 +26,33 @@ class Payload(BaseModel):
 
 class MessageType(StrEnum):
     CAMPAIGN_LAUNCH = "campaign.launch"
+    CAMPAIGN_PAUSE = "campaign.pause"
+    CAMPAIGN_STOP = "campaign.stop"
+    CAMPAIGN_ENABLE = "campaign.enable"
+    CAMPAIGN_DISABLE = "campaign.disable"
+    CAMPAIGN_DELETE = "campaign.delete"
+    CAMPAIGN_RESTORE = "campaign.restore"
+    CAMPAIGN_DUPLICATE = "campaign.duplicate"
+    CAMPAIGN_ADD_CONTACTS = "campaign.add_contacts"
+    CAMPAIGN_REMOVE_CONTACTS = "campaign.remove_contacts"
     CAMPAIGN_STATUS_CHANGED = "campaign.status_changed"
     CAMPAIGN_COMMAND_REJECTED = "campaign.command_rejected"
+    CAMPAIGN_CONTACTS_ADDED = "campaign.contacts_added"
+    CAMPAIGN_CONTACTS_REMOVED = "campaign.contacts_removed"
+    CAMPAIGN_DUPLICATED = "campaign.duplicated"
     EXECUTION_DUE = "execution.due"
 
 
 CampaignStatusName = Literal[
     "draft", "scheduled", "active", "paused", "completed", "cancelled", "failed"
 ]
+MAX_CONTACTS_PER_COMMAND = 10_000
+
+
+class CampaignCommand(Payload):
+    """pause, stop, enable, disable, delete and restore name only their campaign."""
+
+    campaign_id: UUID
 
 
 class CampaignLaunch(Payload):
@@ -44,12 +63,37 @@ class CampaignLaunch(Payload):
     )
 
 
+class CampaignDuplicate(Payload):
+    campaign_id: UUID
+    copy_id: UUID = Field(
+        description="The id the copy gets; chosen by the requester, so a "
+        "redelivered command creates one copy."
+    )
+
+
+class CampaignContacts(Payload):
+    campaign_id: UUID
+    contact_ids: list[UUID] = Field(min_length=1, max_length=MAX_CONTACTS_PER_COMMAND)
+
+
 class CampaignStatusChanged(Payload):
+    """The outcome of a lifecycle command that was applied (also when nothing had to change)."""
+
     campaign_id: UUID
     previous_status: CampaignStatusName
     status: CampaignStatusName
     enabled: bool
     cause: str = Field(description="The command type that caused the change.")
+    previous_enabled: bool | None = None
+    deleted: bool = False
+    executions_affected: int = Field(
+        default=0, description="Executions resumed, paused or cancelled by the command."
+    )
+
+
+class Unmet(Payload):
+    code: str
+    detail: str
 
 
 class CampaignCommandRejected(Payload):
@@ -57,6 +101,30 @@ class CampaignCommandRejected(Payload):
     command: str
     code: str = Field(description="Stable machine code, as in HTTP problem details.")
     detail: str
+    unmet: list[Unmet] = Field(
+        default_factory=list, description="Each unmet launch requirement, with its own code."
+    )
+
+
+class CampaignContactsAdded(Payload):
+    campaign_id: UUID
+    requested: int
+    added: int
+    skipped_duplicates: int
+    not_found: int = Field(description="Contacts that do not exist or that the actor cannot see.")
+    reactivated: bool = Field(description="A completed campaign became active again.")
+
+
+class CampaignContactsRemoved(Payload):
+    campaign_id: UUID
+    requested: int
+    removed: int
+    not_in_campaign: int
+
+
+class CampaignDuplicated(Payload):
+    campaign_id: UUID
+    copy_id: UUID
 
 
 class ExecutionDue(Payload):
@@ -76,20 +144,129 @@ class Contract:
 
 
 _CAMPAIGN = "0b9d3c3e-6f6e-4c1a-9a55-3f1f8a2b7c10"
+_COPY = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99"
+_CONTACT = "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918"
+_C = Topic.CAMPAIGN_COMMANDS
+_E = Topic.CAMPAIGN_EVENTS
 CONTRACTS: tuple[Contract, ...] = (
-    Contract(Topic.CAMPAIGN_COMMANDS, MessageType.CAMPAIGN_LAUNCH, 1, CampaignLaunch, True,
-             {"campaign_id": _CAMPAIGN, "reset_completed": False}),
-    Contract(Topic.CAMPAIGN_EVENTS, MessageType.CAMPAIGN_STATUS_CHANGED, 1, CampaignStatusChanged,
-             False, {"campaign_id": _CAMPAIGN, "previous_status": "draft", "status": "active",
-                     "enabled": True, "cause": "campaign.launch"}),
-    Contract(Topic.CAMPAIGN_EVENTS, MessageType.CAMPAIGN_COMMAND_REJECTED, 1,
-             CampaignCommandRejected, False,
-             {"campaign_id": _CAMPAIGN, "command": "campaign.launch", "code": "invalid_status",
-              "detail": "an active campaign cannot be launched"}),
-    Contract(Topic.EXECUTIONS_DUE, MessageType.EXECUTION_DUE, 1, ExecutionDue, False,
-             {"execution_id": "5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50", "campaign_id": _CAMPAIGN,
-              "telegram_account_id": "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b"}),
-)  # fmt: skip
+    Contract(
+        _C,
+        MessageType.CAMPAIGN_LAUNCH,
+        1,
+        CampaignLaunch,
+        True,
+        {"campaign_id": _CAMPAIGN, "reset_completed": False},
+    ),
+    *(
+        Contract(_C, command, 1, CampaignCommand, True, {"campaign_id": _CAMPAIGN})
+        for command in (
+            MessageType.CAMPAIGN_PAUSE,
+            MessageType.CAMPAIGN_STOP,
+            MessageType.CAMPAIGN_ENABLE,
+            MessageType.CAMPAIGN_DISABLE,
+            MessageType.CAMPAIGN_DELETE,
+            MessageType.CAMPAIGN_RESTORE,
+        )
+    ),
+    Contract(
+        _C,
+        MessageType.CAMPAIGN_DUPLICATE,
+        1,
+        CampaignDuplicate,
+        True,
+        {"campaign_id": _CAMPAIGN, "copy_id": _COPY},
+    ),
+    Contract(
+        _C,
+        MessageType.CAMPAIGN_ADD_CONTACTS,
+        1,
+        CampaignContacts,
+        True,
+        {"campaign_id": _CAMPAIGN, "contact_ids": [_CONTACT]},
+    ),
+    Contract(
+        _C,
+        MessageType.CAMPAIGN_REMOVE_CONTACTS,
+        1,
+        CampaignContacts,
+        True,
+        {"campaign_id": _CAMPAIGN, "contact_ids": [_CONTACT]},
+    ),
+    Contract(
+        _E,
+        MessageType.CAMPAIGN_STATUS_CHANGED,
+        1,
+        CampaignStatusChanged,
+        False,
+        {
+            "campaign_id": _CAMPAIGN,
+            "previous_status": "draft",
+            "status": "active",
+            "enabled": True,
+            "cause": "campaign.launch",
+            "executions_affected": 1,
+        },
+    ),
+    Contract(
+        _E,
+        MessageType.CAMPAIGN_COMMAND_REJECTED,
+        1,
+        CampaignCommandRejected,
+        False,
+        {
+            "campaign_id": _CAMPAIGN,
+            "command": "campaign.launch",
+            "code": "launch_requirements_unmet",
+            "detail": "cannot launch: the campaign has no contacts; add at least one",
+            "unmet": [
+                {"code": "no_contacts", "detail": "the campaign has no contacts; add at least one"}
+            ],
+        },
+    ),
+    Contract(
+        _E,
+        MessageType.CAMPAIGN_CONTACTS_ADDED,
+        1,
+        CampaignContactsAdded,
+        False,
+        {
+            "campaign_id": _CAMPAIGN,
+            "requested": 3,
+            "added": 2,
+            "skipped_duplicates": 1,
+            "not_found": 0,
+            "reactivated": False,
+        },
+    ),
+    Contract(
+        _E,
+        MessageType.CAMPAIGN_CONTACTS_REMOVED,
+        1,
+        CampaignContactsRemoved,
+        False,
+        {"campaign_id": _CAMPAIGN, "requested": 2, "removed": 1, "not_in_campaign": 1},
+    ),
+    Contract(
+        _E,
+        MessageType.CAMPAIGN_DUPLICATED,
+        1,
+        CampaignDuplicated,
+        False,
+        {"campaign_id": _CAMPAIGN, "copy_id": _COPY},
+    ),
+    Contract(
+        Topic.EXECUTIONS_DUE,
+        MessageType.EXECUTION_DUE,
+        1,
+        ExecutionDue,
+        False,
+        {
+            "execution_id": "5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50",
+            "campaign_id": _CAMPAIGN,
+            "telegram_account_id": "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+        },
+    ),
+)
 
 _BY_KEY: dict[tuple[str, str, int], Contract] = {
     (c.topic.value, c.type.value, c.version): c for c in CONTRACTS

@@ -41,9 +41,9 @@ E = ExecutionEffect
 READY = LaunchReadiness(account=AccountHealth.ACTIVE, contacts=3, flow_problems=0)
 
 
-def state(status: S, enabled: bool = True, launch_type: L = L.MANUAL, deleted: bool = False) -> (
-    CampaignState
-):
+def state(
+    status: S, enabled: bool = True, launch_type: L = L.MANUAL, deleted: bool = False
+) -> CampaignState:
     return CampaignState(status, enabled, launch_type, deleted)
 
 
@@ -64,15 +64,27 @@ LAUNCH = [
     (state(S.DRAFT, deleted=True), READY, False, "campaign_deleted"),
     (state(S.DRAFT, enabled=False), READY, False, "launch_requirements_unmet"),
     (state(S.DRAFT), LaunchReadiness(None, 3, 0), False, "launch_requirements_unmet"),
-    (state(S.DRAFT), LaunchReadiness(AccountHealth.BANNED, 3, 0), False,
-     "launch_requirements_unmet"),
+    (
+        state(S.DRAFT),
+        LaunchReadiness(AccountHealth.BANNED, 3, 0),
+        False,
+        "launch_requirements_unmet",
+    ),
     (state(S.DRAFT), LaunchReadiness(AccountHealth.COOLDOWN, 3, 0), False, (S.ACTIVE, E.RESUME)),
     (state(S.DRAFT), LaunchReadiness(AccountHealth.WARMING, 3, 0), False, (S.ACTIVE, E.RESUME)),
-    (state(S.DRAFT), LaunchReadiness(AccountHealth.ACTIVE, 0, 0), False,
-     "launch_requirements_unmet"),
-    (state(S.DRAFT), LaunchReadiness(AccountHealth.ACTIVE, 1, 2), False,
-     "launch_requirements_unmet"),
-]  # fmt: skip
+    (
+        state(S.DRAFT),
+        LaunchReadiness(AccountHealth.ACTIVE, 0, 0),
+        False,
+        "launch_requirements_unmet",
+    ),
+    (
+        state(S.DRAFT),
+        LaunchReadiness(AccountHealth.ACTIVE, 1, 2),
+        False,
+        "launch_requirements_unmet",
+    ),
+]
 
 
 @pytest.mark.parametrize(("current", "readiness", "reset", "outcome"), LAUNCH)
@@ -86,20 +98,27 @@ def test_launch(
     else:
         assert isinstance(result, Change)
         assert (result.status, result.executions) == outcome
-        assert result.enabled and not result.deleted
+        assert result.enabled
+        assert not result.deleted
 
 
 @pytest.mark.parametrize(
     ("readiness", "enabled", "codes"),
     [
-        (LaunchReadiness(None, 0, 1), False,
-         ["campaign_disabled", "account_missing", "no_contacts", "flow_invalid"]),
-        (LaunchReadiness(AccountHealth.AUTH_LOST, 0, 0), True,
-         ["account_unavailable", "no_contacts"]),
+        (
+            LaunchReadiness(None, 0, 1),
+            False,
+            ["campaign_disabled", "account_missing", "no_contacts", "flow_invalid"],
+        ),
+        (
+            LaunchReadiness(AccountHealth.AUTH_LOST, 0, 0),
+            True,
+            ["account_unavailable", "no_contacts"],
+        ),
         (LaunchReadiness(AccountHealth.LIMITED, 5, 0), True, ["account_unavailable"]),
         (LaunchReadiness(AccountHealth.DISCONNECTED, 5, 0), True, ["account_unavailable"]),
     ],
-)  # fmt: skip
+)
 def test_every_unmet_launch_requirement_is_reported_at_once(
     readiness: LaunchReadiness, enabled: bool, codes: list[str]
 ) -> None:
@@ -145,7 +164,7 @@ COMMANDS = [
     (add_contacts, state(S.ACTIVE), (S.ACTIVE, True, False, E.NONE, None)),
     (add_contacts, state(S.DRAFT), (S.DRAFT, True, False, E.NONE, None)),
     (add_contacts, state(S.DRAFT, deleted=True), "campaign_deleted"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("command", "current", "outcome"), COMMANDS)
@@ -156,14 +175,20 @@ def test_command(command: Command, current: CampaignState, outcome: object) -> N
         assert result.code == outcome
     else:
         assert isinstance(result, Change)
-        assert (result.status, result.enabled, result.deleted, result.executions,
-                result.reason) == outcome  # fmt: skip
+        assert (
+            result.status,
+            result.enabled,
+            result.deleted,
+            result.executions,
+            result.reason,
+        ) == outcome
 
 
 def test_duplicate_refuses_only_deleted_campaigns() -> None:
     assert duplicate(state(S.ACTIVE)) is None
     refusal = duplicate(state(S.DRAFT, deleted=True))
-    assert refusal is not None and refusal.code == "campaign_deleted"
+    assert refusal is not None
+    assert refusal.code == "campaign_deleted"
 
 
 @pytest.mark.parametrize(
@@ -177,9 +202,13 @@ def test_copy_name(name: str, copy: str) -> None:
 
 @pytest.mark.parametrize(
     ("launch_type", "status"),
-    [(L.RECURRING, S.SCHEDULED), (L.SCHEDULE, S.COMPLETED), (L.NOW, S.COMPLETED),
-     (L.MANUAL, S.COMPLETED)],
-)  # fmt: skip
+    [
+        (L.RECURRING, S.SCHEDULED),
+        (L.SCHEDULE, S.COMPLETED),
+        (L.NOW, S.COMPLETED),
+        (L.MANUAL, S.COMPLETED),
+    ],
+)
 def test_after_run_recurring_campaigns_return_to_scheduled(launch_type: L, status: S) -> None:
     assert after_run(launch_type) is status
 
@@ -209,7 +238,8 @@ def test_edit_rules(status: S, groups: set[FieldGroup], code: str | None) -> Non
 
 def test_a_deleted_campaign_cannot_be_edited() -> None:
     refusal = edit_refusal(state(S.DRAFT, deleted=True), {M})
-    assert refusal is not None and refusal.code == "campaign_deleted"
+    assert refusal is not None
+    assert refusal.code == "campaign_deleted"
 
 
 NOT_READY = LaunchReadiness(account=None, contacts=0, flow_problems=1)

@@ -12,15 +12,15 @@ SEND = {"id": "hello", "type": "send_message", "text": "Hi {first_name}!"}
 END = {"id": "end", "type": "end"}
 
 
-def flow(nodes: list[dict[str, Any]], edges: list[dict[str, Any]], start: str = "hello") -> (
-    dict[str, Any]
-):
+def flow(
+    nodes: list[dict[str, Any]], edges: list[dict[str, Any]], start: str = "hello"
+) -> dict[str, Any]:
     return {"start": start, "nodes": nodes, "edges": edges}
 
 
-def edge(source: str, target: str, when: str = "next", edge_id: str | None = None) -> dict[
-    str, Any
-]:
+def edge(
+    source: str, target: str, when: str = "next", edge_id: str | None = None
+) -> dict[str, Any]:
     out = {"from": source, "to": target, "when": when}
     if edge_id:
         out["id"] = edge_id
@@ -32,11 +32,17 @@ EVERY_TYPE = flow(
         SEND,
         {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 86400},
         {"id": "replied?", "type": "condition", "condition": {"kind": "replied"}},
-        {"id": "vip?", "type": "condition",
-         "condition": {"kind": "field_equals", "field": "tier", "value": "gold"}},
+        {
+            "id": "vip?",
+            "type": "condition",
+            "condition": {"kind": "field_equals", "field": "tier", "value": "gold"},
+        },
         {"id": "tagged?", "type": "condition", "condition": {"kind": "has_tag", "tag": "hot"}},
-        {"id": "split", "type": "ab_split",
-         "variants": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30}]},
+        {
+            "id": "split",
+            "type": "ab_split",
+            "variants": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30}],
+        },
         {"id": "tag", "type": "add_tag", "tag": "engaged"},
         {"id": "untag", "type": "remove_tag", "tag": "cold"},
         {"id": "pause", "type": "delay", "seconds": 3600},
@@ -60,7 +66,7 @@ EVERY_TYPE = flow(
         edge("tag", "end"),
         edge("untag", "end"),
     ],
-)  # fmt: skip
+)
 
 
 def test_a_flow_with_every_node_type_is_valid() -> None:
@@ -73,65 +79,151 @@ def test_a_flow_with_every_node_type_is_valid() -> None:
 
 
 def test_a_loop_through_a_wait_is_allowed() -> None:
-    nodes = [SEND, {"id": "wait", "type": "delay", "seconds": 60}]
+    nodes: list[dict[str, Any]] = [SEND, {"id": "wait", "type": "delay", "seconds": 60}]
     parsed, problems = validate(flow(nodes, [edge("hello", "wait"), edge("wait", "hello")]))
-    assert problems == [] and parsed is not None
+    assert problems == []
+    assert parsed is not None
 
 
 CASES = [
     # flow -> the problems expected, as (code, node_id, edge_id)
     (flow([SEND, END], [edge("hello", "end")], start="nope"), [("no_start_node", None, None)]),
     ({"nodes": [SEND, END], "edges": [edge("hello", "end")]}, [("no_start_node", None, None)]),
-    (flow([SEND, END], [edge("hello", "end"), edge("hello", "ghost", edge_id="e9")]),
-     [("dangling_edge", None, "e9")]),
-    (flow([SEND, END], [edge("ghost", "end", edge_id="e1"), edge("hello", "end")]),
-     [("dangling_edge", None, "e1")]),
-    (flow([SEND, END, {"id": "lost", "type": "end"}], [edge("hello", "end")]),
-     [("unreachable_node", "lost", None)]),
-    (flow([SEND, {"id": "tag", "type": "add_tag", "tag": "x"}],
-          [edge("hello", "tag"), edge("tag", "hello")]),
-     [("cycle_without_wait", "hello", None), ("cycle_without_wait", "tag", None)]),
-    (flow([SEND, {"id": "self", "type": "add_tag", "tag": "x"}],
-          [edge("hello", "self"), edge("self", "self")]),
-     [("cycle_without_wait", "self", None)]),
-    (flow([{"id": "hello", "type": "send_message", "text": "  "}, END], [edge("hello", "end")]),
-     [("empty_text", "hello", None)]),
-    (flow([{"id": "hello", "type": "send_message"}, END], [edge("hello", "end")]),
-     [("empty_text", "hello", None)]),
-    (flow([{"id": "hello", "type": "send_message", "text": "{user.__class__}"}, END],
-          [edge("hello", "end")]), [("invalid_template", "hello", None)]),
-    (flow([{"id": "hello", "type": "send_message", "text": "{first_name:>99999}"}, END],
-          [edge("hello", "end")]), [("invalid_template", "hello", None)]),
-    (flow([{"id": "hello", "type": "ab_split",
-            "variants": [{"name": "a", "weight": 0}, {"name": "b", "weight": 5}]}, END],
-          [edge("hello", "end", "a"), edge("hello", "end", "b")]),
-     [("bad_weights", "hello", None), ("invalid_edge", "hello", "edges[0]")]),
-    (flow([{"id": "hello", "type": "ab_split", "variants": [{"name": "a", "weight": 1}]}, END],
-          [edge("hello", "end", "a")]),
-     [("bad_weights", "hello", None), ("invalid_edge", "hello", "edges[0]"),
-      ("unreachable_node", "end", None)]),
-    (flow([{"id": "hello", "type": "ab_split",
-            "variants": [{"name": "a", "weight": 1}, {"name": "a", "weight": 2}]}, END],
-          [edge("hello", "end", "a")]), [("bad_weights", "hello", None)]),
-    (flow([{"id": "hello", "type": "delay", "seconds": -5}, END], [edge("hello", "end")]),
-     [("invalid_duration", "hello", None)]),
-    (flow([{"id": "hello", "type": "wait_for_reply", "timeout_seconds": 60}, END],
-          [edge("hello", "end", "replied")]), [("missing_edge", "hello", None)]),
-    (flow([{"id": "hello", "type": "condition", "condition": {"kind": "has_tag"}}, END],
-          [edge("hello", "end", "true"), edge("hello", "end", "false")]),
-     [("missing_field", "hello", None)]),
-    (flow([{"id": "hello", "type": "condition", "condition": {"kind": "moon"}}, END],
-          [edge("hello", "end", "true"), edge("hello", "end", "false")]),
-     [("invalid_condition", "hello", None)]),
-    (flow([SEND, END], [edge("hello", "end", "true", edge_id="e1")]),
-     [("invalid_edge", "hello", "e1"), ("missing_edge", "hello", None),
-      ("unreachable_node", "end", None)]),
-    (flow([SEND, {"id": "hello", "type": "end"}], []), [("duplicate_node", "hello", None),
-                                                       ]),
-    (flow([SEND, {"id": "x", "type": "teleport"}], [edge("hello", "x")]),
-     [("invalid_node", "x", None), ("dangling_edge", None, "edges[0]"),
-      ("missing_edge", "hello", None)]),
-]  # fmt: skip
+    (
+        flow([SEND, END], [edge("hello", "end"), edge("hello", "ghost", edge_id="e9")]),
+        [("dangling_edge", None, "e9")],
+    ),
+    (
+        flow([SEND, END], [edge("ghost", "end", edge_id="e1"), edge("hello", "end")]),
+        [("dangling_edge", None, "e1")],
+    ),
+    (
+        flow([SEND, END, {"id": "lost", "type": "end"}], [edge("hello", "end")]),
+        [("unreachable_node", "lost", None)],
+    ),
+    (
+        flow(
+            [SEND, {"id": "tag", "type": "add_tag", "tag": "x"}],
+            [edge("hello", "tag"), edge("tag", "hello")],
+        ),
+        [("cycle_without_wait", "hello", None), ("cycle_without_wait", "tag", None)],
+    ),
+    (
+        flow(
+            [SEND, {"id": "self", "type": "add_tag", "tag": "x"}],
+            [edge("hello", "self"), edge("self", "self")],
+        ),
+        [("cycle_without_wait", "self", None)],
+    ),
+    (
+        flow([{"id": "hello", "type": "send_message", "text": "  "}, END], [edge("hello", "end")]),
+        [("empty_text", "hello", None)],
+    ),
+    (
+        flow([{"id": "hello", "type": "send_message"}, END], [edge("hello", "end")]),
+        [("empty_text", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "send_message", "text": "{user.__class__}"}, END],
+            [edge("hello", "end")],
+        ),
+        [("invalid_template", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "send_message", "text": "{first_name:>99999}"}, END],
+            [edge("hello", "end")],
+        ),
+        [("invalid_template", "hello", None)],
+    ),
+    (
+        flow(
+            [
+                {
+                    "id": "hello",
+                    "type": "ab_split",
+                    "variants": [{"name": "a", "weight": 0}, {"name": "b", "weight": 5}],
+                },
+                END,
+            ],
+            [edge("hello", "end", "a"), edge("hello", "end", "b")],
+        ),
+        [("bad_weights", "hello", None), ("invalid_edge", "hello", "edges[0]")],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "ab_split", "variants": [{"name": "a", "weight": 1}]}, END],
+            [edge("hello", "end", "a")],
+        ),
+        [
+            ("bad_weights", "hello", None),
+            ("invalid_edge", "hello", "edges[0]"),
+            ("unreachable_node", "end", None),
+        ],
+    ),
+    (
+        flow(
+            [
+                {
+                    "id": "hello",
+                    "type": "ab_split",
+                    "variants": [{"name": "a", "weight": 1}, {"name": "a", "weight": 2}],
+                },
+                END,
+            ],
+            [edge("hello", "end", "a")],
+        ),
+        [("bad_weights", "hello", None)],
+    ),
+    (
+        flow([{"id": "hello", "type": "delay", "seconds": -5}, END], [edge("hello", "end")]),
+        [("invalid_duration", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "wait_for_reply", "timeout_seconds": 60}, END],
+            [edge("hello", "end", "replied")],
+        ),
+        [("missing_edge", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "condition", "condition": {"kind": "has_tag"}}, END],
+            [edge("hello", "end", "true"), edge("hello", "end", "false")],
+        ),
+        [("missing_field", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "condition", "condition": {"kind": "moon"}}, END],
+            [edge("hello", "end", "true"), edge("hello", "end", "false")],
+        ),
+        [("invalid_condition", "hello", None)],
+    ),
+    (
+        flow([SEND, END], [edge("hello", "end", "true", edge_id="e1")]),
+        [
+            ("invalid_edge", "hello", "e1"),
+            ("missing_edge", "hello", None),
+            ("unreachable_node", "end", None),
+        ],
+    ),
+    (
+        flow([SEND, {"id": "hello", "type": "end"}], []),
+        [
+            ("duplicate_node", "hello", None),
+        ],
+    ),
+    (
+        flow([SEND, {"id": "x", "type": "teleport"}], [edge("hello", "x")]),
+        [
+            ("invalid_node", "x", None),
+            ("dangling_edge", None, "edges[0]"),
+            ("missing_edge", "hello", None),
+        ],
+    ),
+]
 
 
 @pytest.mark.parametrize(("raw", "expected"), CASES)
@@ -143,15 +235,22 @@ def test_problems(raw: dict[str, Any], expected: list[tuple[str, str | None, str
 
 def test_every_problem_is_reported_at_once() -> None:
     raw = flow(
-        [{"id": "hello", "type": "send_message", "text": ""},
-         {"id": "lost", "type": "delay", "seconds": 0}],
+        [
+            {"id": "hello", "type": "send_message", "text": ""},
+            {"id": "lost", "type": "delay", "seconds": 0},
+        ],
         [edge("hello", "nowhere", edge_id="bad")],
         start="missing",
-    )  # fmt: skip
+    )
     _, problems = validate(raw)
     codes = {p.code for p in problems}
-    assert {"empty_text", "invalid_duration", "no_start_node", "dangling_edge",
-            "missing_edge"} <= codes  # fmt: skip
+    assert {
+        "empty_text",
+        "invalid_duration",
+        "no_start_node",
+        "dangling_edge",
+        "missing_edge",
+    } <= codes
     # Each problem names where it is.
     assert all(p.node_id or p.edge_id or p.field for p in problems)
     empty = next(p for p in problems if p.code == "empty_text")
@@ -160,8 +259,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "count"),
-    [({"nodes": [], "edges": []}, 1), (EVERY_TYPE, 0),
-     (flow([SEND], []), 1)],
-)  # fmt: skip
+    [({"nodes": [], "edges": []}, 1), (EVERY_TYPE, 0), (flow([SEND], []), 1)],
+)
 def test_launch_problems(raw: dict[str, Any], count: int) -> None:
     assert launch_problems(raw) == count

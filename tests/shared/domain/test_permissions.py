@@ -66,9 +66,9 @@ OTHERS_VISIBLE: dict[Action, tuple[Decision, str]] = {
 }
 
 
-def expected(mode: str, role: Role | None, admin_view: bool, own: bool, action: Action) -> tuple[
-    Decision, str
-]:
+def expected(
+    mode: str, role: Role | None, admin_view: bool, own: bool, action: Action
+) -> tuple[Decision, str]:
     if own:
         return A, OWN[action]
     if mode == "personal":
@@ -81,8 +81,9 @@ def expected(mode: str, role: Role | None, admin_view: bool, own: bool, action: 
 
 
 def cells() -> list[tuple[str, Role | None, bool, bool, Action]]:
-    organization = itertools.product(["organization"], list(Role), [True, False], [True, False],
-                                     list(Action))  # fmt: skip
+    organization = itertools.product(
+        ["organization"], list(Role), [True, False], [True, False], list(Action)
+    )
     personal = itertools.product(["personal"], [None], [True, False], [True, False], list(Action))
     return [*organization, *personal]
 
@@ -99,8 +100,10 @@ def test_the_matrix_is_complete() -> None:
 @pytest.mark.parametrize(
     ("mode", "role", "admin_view", "own", "action"),
     CELLS,
-    ids=[f"{m}-{r}-view{'On' if v else 'Off'}-{'own' if o else 'others'}-{a}"
-         for m, r, v, o, a in CELLS],  # fmt: skip
+    ids=[
+        f"{m}-{r}-view{'On' if v else 'Off'}-{'own' if o else 'others'}-{a}"
+        for m, r, v, o, a in CELLS
+    ],
 )
 def test_cell(mode: str, role: Role | None, admin_view: bool, own: bool, action: Action) -> None:
     organization = ORG if mode == "organization" else None
@@ -120,9 +123,12 @@ def test_cell(mode: str, role: Role | None, admin_view: bool, own: bool, action:
     ],
 )
 def test_contexts_never_mix(
-    action: Action, caller_org: UUID | None, role: Role | None, campaign_org: UUID | None,
+    action: Action,
+    caller_org: UUID | None,
+    role: Role | None,
+    campaign_org: UUID | None,
     source: str,
-) -> None:  # fmt: skip
+) -> None:
     caller = Caller(ME, caller_org, role, admin_view_enabled=True)
     # Even the caller's own campaign is invisible from another context.
     assert decide(caller, CampaignOwnership(ME, campaign_org), action) is I, source

@@ -26,9 +26,8 @@ def test_render(text: str, values: dict[str, object], rendered: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["{user.__class__}", "{items[0]}", "{name!r}", "{name:>1000000}", "{unclosed", "{}",
-     "{0}"],
-)  # fmt: skip
+    ["{user.__class__}", "{items[0]}", "{name!r}", "{name:>1000000}", "{unclosed", "{}", "{0}"],
+)
 def test_templates_reach_no_attribute_index_or_format_spec(text: str) -> None:
     assert template_problems(text) != []
 
@@ -39,42 +38,69 @@ def test_a_value_that_looks_like_a_template_is_not_expanded() -> None:
 
 @pytest.mark.parametrize(
     ("rule", "ok"),
-    [("0 9 * * 1-5", True), ("*/15 * * * *", True), ("61 * * * *", False),
-     ("0 9 * *", False), ("@daily", False), ("0 9 * * 1-5 2026", False)],
-)  # fmt: skip
+    [
+        ("0 9 * * 1-5", True),
+        ("*/15 * * * *", True),
+        ("61 * * * *", False),
+        ("0 9 * *", False),
+        ("@daily", False),
+        ("0 9 * * 1-5 2026", False),
+    ],
+)
 def test_recurrence_rules(rule: str, ok: bool) -> None:
     assert (recurrence_problem(rule) is None) is ok
 
 
 SCHEDULES = [
     # rule, time zone, now (UTC) -> next run (UTC)
-    ("0 9 * * *", "Europe/Berlin", datetime(2026, 1, 10, 12, tzinfo=UTC),
-     datetime(2026, 1, 11, 8, tzinfo=UTC)),  # 09:00 CET is 08:00 UTC
-    ("0 9 * * *", "Europe/Berlin", datetime(2026, 7, 10, 12, tzinfo=UTC),
-     datetime(2026, 7, 11, 7, tzinfo=UTC)),  # 09:00 CEST is 07:00 UTC
-    ("0 9 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC),
-     datetime(2026, 3, 29, 7, tzinfo=UTC)),  # the night clocks go forward
-    ("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, tzinfo=UTC),
-     datetime(2026, 3, 29, 1, tzinfo=UTC)),  # 02:30 does not exist: runs at 03:00, as cron does
-    ("0 9 * * 1", "America/New_York", datetime(2026, 11, 20, tzinfo=UTC),
-     datetime(2026, 11, 23, 14, tzinfo=UTC)),
-]  # fmt: skip
+    (
+        "0 9 * * *",
+        "Europe/Berlin",
+        datetime(2026, 1, 10, 12, tzinfo=UTC),
+        datetime(2026, 1, 11, 8, tzinfo=UTC),
+    ),  # 09:00 CET is 08:00 UTC
+    (
+        "0 9 * * *",
+        "Europe/Berlin",
+        datetime(2026, 7, 10, 12, tzinfo=UTC),
+        datetime(2026, 7, 11, 7, tzinfo=UTC),
+    ),  # 09:00 CEST is 07:00 UTC
+    (
+        "0 9 * * *",
+        "Europe/Berlin",
+        datetime(2026, 3, 28, 12, tzinfo=UTC),
+        datetime(2026, 3, 29, 7, tzinfo=UTC),
+    ),  # the night clocks go forward
+    (
+        "30 2 * * *",
+        "Europe/Berlin",
+        datetime(2026, 3, 28, 12, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, tzinfo=UTC),
+    ),  # 02:30 does not exist: runs at 03:00, as cron does
+    (
+        "0 9 * * 1",
+        "America/New_York",
+        datetime(2026, 11, 20, tzinfo=UTC),
+        datetime(2026, 11, 23, 14, tzinfo=UTC),
+    ),
+]
 
 
 @pytest.mark.parametrize(("rule", "zone", "now", "expected"), SCHEDULES)
 def test_next_recurring_run_in_the_campaign_time_zone(
     rule: str, zone: str, now: datetime, expected: datetime
 ) -> None:
-    got = next_run(LaunchType.RECURRING, scheduled_at=None, recurrence=rule, timezone=zone,
-                   now=now)  # fmt: skip
+    got = next_run(LaunchType.RECURRING, scheduled_at=None, recurrence=rule, timezone=zone, now=now)
     assert got == expected
 
 
 def test_next_run_of_the_other_launch_types() -> None:
     at = datetime(2026, 5, 1, 10, tzinfo=UTC)
     now = datetime(2026, 4, 1, tzinfo=UTC)
-    assert next_run(LaunchType.SCHEDULE, scheduled_at=at, recurrence=None, timezone="UTC",
-                    now=now) == at  # fmt: skip
+    assert (
+        next_run(LaunchType.SCHEDULE, scheduled_at=at, recurrence=None, timezone="UTC", now=now)
+        == at
+    )
     for kind in (LaunchType.NOW, LaunchType.MANUAL):
         assert next_run(kind, scheduled_at=at, recurrence=None, timezone="UTC", now=now) is None
 

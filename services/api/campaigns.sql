@@ -1,0 +1,89 @@
+-- Campaign definitions, owned by the API. Lifecycle columns (status, enabled, deleted_at) are
+-- the scheduler's; the API only reads them, and locks the row while it edits a definition so
+-- the status it checked cannot change under it.
+
+-- name: get
+SELECT * FROM campaigns WHERE id = $1;
+
+-- name: lock
+SELECT * FROM campaigns WHERE id = $1 FOR UPDATE;
+
+-- name: insert
+INSERT INTO campaigns (organization_id, created_by, name, description, telegram_account_id,
+                       timezone, launch_type, scheduled_at, recurrence, flow, settings, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING id;
+
+-- name: update
+-- Every editable field at once; the caller merges the patch into the current row first.
+UPDATE campaigns
+SET name = $2, description = $3, telegram_account_id = $4, timezone = $5, launch_type = $6,
+    scheduled_at = $7, recurrence = $8, flow = $9, settings = $10, tags = $11,
+    next_run_at = CASE WHEN status = 'scheduled' THEN $12 ELSE next_run_at END,
+    updated_at = now()
+WHERE id = $1;
+
+-- name: view
+-- The detail view: the campaign with its creator, its account's name and health, and whether
+-- any contact is in it (what the display status and the overview tab need).
+SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
+       a.health_status AS account_health,
+       EXISTS (SELECT 1 FROM executions e
+               WHERE e.campaign_id = c.id AND e.deleted_at IS NULL) AS has_contacts
+FROM campaigns c
+JOIN users u ON u.id = c.created_by
+LEFT JOIN telegram_accounts a ON a.id = c.telegram_account_id AND a.deleted_at IS NULL
+WHERE c.id = $1;
+
+-- name: list
+-- The campaign list. {where} and {order} are filled from fixed fragments in campaigns.py (the
+-- filters the caller gave, and the sort column with its keyset condition); values are bound.
+SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
+       a.health_status AS account_health,
+       EXISTS (SELECT 1 FROM executions e
+               WHERE e.campaign_id = c.id AND e.deleted_at IS NULL) AS has_contacts
+FROM campaigns c
+JOIN users u ON u.id = c.created_by
+LEFT JOIN telegram_accounts a ON a.id = c.telegram_account_id AND a.deleted_at IS NULL
+WHERE {where}
+ORDER BY {order}
+LIMIT {limit};
+
+-- name: calendar
+-- Campaigns with a launch time in the caller's view: scheduled and recurring ones, and those
+-- launched now or by hand; drafts have no launch time (spec 004).
+SELECT id, name, description, status, launch_type, scheduled_at, recurrence, timezone,
+       launched_at
+FROM campaigns c
+WHERE c.organization_id IS NOT DISTINCT FROM $1
+  AND ($2::uuid IS NULL OR c.created_by = $2)
+  AND c.deleted_at IS NULL
+  AND c.status <> 'draft'
+  AND ((c.launch_type = 'schedule' AND c.scheduled_at >= $3 AND c.scheduled_at < $4)
+       OR (c.launch_type = 'recurring' AND c.status IN ('scheduled', 'active'))
+       OR (c.launch_type IN ('now', 'manual') AND c.launched_at >= $3 AND c.launched_at < $4))
+ORDER BY c.id
+LIMIT 5000;
+
+-- name: executions
+-- The contacts tab: one row per contact in the campaign, with its execution's status.
+SELECT e.id AS execution_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
+       e.error_message, e.created_at, e.updated_at, e.completed_at,
+       c.first_name, c.last_name, c.telegram_username, c.phone
+FROM executions e
+JOIN contacts c ON c.id = e.contact_id
+WHERE e.campaign_id = $1
+  AND e.deleted_at IS NULL
+  AND ($2::text IS NULL OR e.status = $2)
+  AND ($3::text IS NULL OR concat_ws(' ', c.first_name, c.last_name, c.telegram_username)
+                           ILIKE '%' || $3 || '%')
+  AND ($4::timestamptz IS NULL OR (e.created_at, e.id) > ($4, $5::uuid))
+ORDER BY e.created_at, e.id
+LIMIT $6;
+
+-- name: account_in_context
+-- A Telegram account the campaign may use: same organization, or the caller's own personal one.
+SELECT id FROM telegram_accounts
+WHERE id = $1 AND deleted_at IS NULL
+  AND organization_id IS NOT DISTINCT FROM $2
+  AND ($2::uuid IS NOT NULL OR owner_user_id = $3);

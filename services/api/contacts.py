@@ -1,0 +1,318 @@
+"""/contacts: the people campaigns write to, and their CSV import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+from services.api import cursors
+from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.problems import Problem, field_error, invalid, not_found
+from services.api.sql import CONTACTS
+from shared.db.pool import DbConnection
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
+_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+_PHONE_NOISE = re.compile(r"[\s\-().]")
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+FieldValue = str | int | float | bool | None
+IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+MAX_IMPORT_ROWS = 50_000
+
+
+def _username(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    name = value.strip().removeprefix("@")
+    if not _USERNAME.fullmatch(name):
+        raise ValueError(
+            "a Telegram username has 4-32 letters, digits or underscores and starts with a letter"
+        )
+    return name
+
+
+def _phone(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    digits = _PHONE_NOISE.sub("", value.strip())
+    if not _PHONE.fullmatch(digits):
+        raise ValueError("a phone number is 7-15 digits in international form, e.g. +4915123456789")
+    return "+" + digits.removeprefix("+")
+
+
+def _custom_fields(value: dict[str, FieldValue]) -> dict[str, FieldValue]:
+    if len(value) > 50:
+        raise ValueError("at most 50 custom fields")
+    for key in value:
+        if not 1 <= len(key) <= 64:
+            raise ValueError(f"custom field name {key!r} must be 1-64 characters")
+    return value
+
+
+class ContactFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    telegram_username: str | None = None
+    phone: str | None = None
+    telegram_user_id: int | None = Field(default=None, gt=0, lt=2**63)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    custom_fields: dict[str, FieldValue] = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
+
+    _username = field_validator("telegram_username")(_username)
+    _phone = field_validator("phone")(_phone)
+    _custom = field_validator("custom_fields")(_custom_fields)
+
+
+class ContactPatch(ContactFields):
+    """Only the fields present change; null clears the optional ones."""
+
+    custom_fields: dict[str, FieldValue] | None = None  # type: ignore[assignment]
+    tags: list[Tag] | None = Field(default=None, max_length=100)  # type: ignore[assignment]
+
+
+class Contact(BaseModel):
+    id: UUID
+    organization_id: UUID | None
+    owner_user_id: UUID
+    telegram_username: str | None
+    phone: str | None
+    telegram_user_id: int | None
+    first_name: str | None
+    last_name: str | None
+    custom_fields: dict[str, Any]
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactPage(BaseModel):
+    items: list[Contact]
+    next_cursor: str | None
+
+
+class RowError(BaseModel):
+    row: int = Field(description="The CSV line, counting the header as line 1.")
+    errors: list[dict[str, Any]]
+
+
+class ImportResult(BaseModel):
+    imported: int
+    failed: int
+    errors: list[RowError]
+
+
+def _identity_errors(values: dict[str, Any]) -> list[dict[str, Any]]:
+    if any(values.get(name) is not None for name in IDENTIFIERS):
+        return []
+    return [
+        field_error(
+            "telegram_username",
+            "give at least one of telegram_username, phone or telegram_user_id",
+            "missing",
+        )
+    ]
+
+
+async def _get(connection: DbConnection, who: Principal, contact_id: UUID) -> Any:
+    row = await connection.fetchrow(
+        CONTACTS["get"], contact_id, who.caller.organization_id, who.caller.user_id
+    )
+    if row is None:
+        raise not_found("contact")
+    return row
+
+
+@router.post("", status_code=201, response_model=Contact, summary="Create a contact")
+async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Request) -> Contact:
+    values = body.model_dump()
+    if errors := _identity_errors(values):
+        raise invalid(errors)
+    async with pool(request).acquire() as connection:
+        row = await connection.fetchrow(
+            CONTACTS["insert"],
+            who.caller.organization_id,
+            who.caller.user_id,
+            *(
+                values[name]
+                for name in (
+                    "telegram_username",
+                    "phone",
+                    "telegram_user_id",
+                    "first_name",
+                    "last_name",
+                    "custom_fields",
+                    "tags",
+                )
+            ),
+        )
+    assert row is not None
+    return Contact.model_validate(dict(row))
+
+
+@router.get("", response_model=ContactPage, summary="List contacts")
+async def list_contacts(
+    who: CurrentPrincipal,
+    request: Request,
+    tag: str | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> ContactPage:
+    after: tuple[datetime | None, UUID | None] = (None, None)
+    if cursor:
+        position = cursors.decode(cursor, "c", "i")
+        after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+    term = None
+    if search:
+        term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    async with pool(request).acquire() as connection:
+        rows = await connection.fetch(
+            CONTACTS["list"],
+            who.caller.organization_id,
+            who.caller.user_id,
+            after[0],
+            tag,
+            term,
+            after[1],
+            limit + 1,
+        )
+    items = [Contact.model_validate(dict(row)) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = cursors.encode(c=items[-1].created_at.isoformat(), i=items[-1].id)
+    return ContactPage(items=items, next_cursor=next_cursor)
+
+
+@router.post(
+    "/import",
+    response_model=ImportResult,
+    summary="Import contacts from CSV",
+    openapi_extra={
+        "requestBody": {"content": {"text/csv": {"schema": {"type": "string"}}}, "required": True}
+    },
+)
+async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResult:
+    """A CSV body (Content-Type: text/csv) with a header. Known columns: telegram_username,
+    phone, telegram_user_id, first_name, last_name, tags (separated by ';'); every other column
+    becomes a custom field. Good rows are imported; each bad row is reported with its errors."""
+    raw = await request.body()
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise Problem(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"an import is at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB",
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise invalid([field_error("body", f"the CSV must be UTF-8: {exc}")]) from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip() for name in reader.fieldnames or []]
+    if not any(name in IDENTIFIERS for name in header):
+        raise invalid(
+            [field_error("body", "the header needs at least one of " + ", ".join(IDENTIFIERS))]
+        )
+    good: list[dict[str, Any]] = []
+    bad: list[RowError] = []
+    for line, record in enumerate(reader, start=2):
+        if line - 1 > MAX_IMPORT_ROWS:
+            raise invalid([field_error("body", f"an import has at most {MAX_IMPORT_ROWS} rows")])
+        values, errors = _parse_row(record)
+        if errors:
+            bad.append(RowError(row=line, errors=errors))
+        else:
+            good.append(values)
+    if good:
+        async with pool(request).acquire() as connection:
+            await connection.execute(
+                CONTACTS["insert_many"], who.caller.organization_id, who.caller.user_id, good
+            )
+    return ImportResult(imported=len(good), failed=len(bad), errors=bad)
+
+
+def _parse_row(record: dict[str | None, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    known = {"telegram_username", "phone", "telegram_user_id", "first_name", "last_name", "tags"}
+    fields: dict[str, Any] = {"custom_fields": {}}
+    if None in record:
+        return {}, [field_error("row", "the row has more values than the header has columns")]
+    for name, value in record.items():
+        assert name is not None
+        key, cell = name.strip(), (value or "").strip()
+        if key in known:
+            if key == "tags":
+                fields["tags"] = [t for t in (p.strip() for p in cell.split(";")) if t]
+            elif cell:
+                fields[key] = cell
+        elif key and cell:
+            fields["custom_fields"][key] = cell
+    try:
+        values = ContactFields.model_validate(fields).model_dump()
+    except ValidationError as exc:
+        return {}, [
+            field_error(".".join(str(p) for p in e["loc"]), e["msg"], e["type"])
+            for e in exc.errors()
+        ]
+    return values, _identity_errors(values)
+
+
+@router.get("/{contact_id}", response_model=Contact, summary="Read a contact")
+async def get_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> Contact:
+    async with pool(request).acquire() as connection:
+        return Contact.model_validate(dict(await _get(connection, who, contact_id)))
+
+
+@router.patch("/{contact_id}", response_model=Contact, summary="Edit a contact")
+async def update_contact(
+    contact_id: UUID, body: ContactPatch, who: CurrentPrincipal, request: Request
+) -> Contact:
+    async with pool(request).acquire() as connection, connection.transaction():
+        row = await _get(connection, who, contact_id)
+        values = {
+            name: row[name]
+            for name in (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags")
+        }
+        for name in body.model_fields_set:
+            value = getattr(body, name)
+            if name in ("custom_fields", "tags") and value is None:
+                raise invalid([field_error(name, f"{name} cannot be null", "missing")])
+            values[name] = value
+        if errors := _identity_errors(values):
+            raise invalid(errors)
+        updated = await connection.fetchrow(
+            CONTACTS["update"],
+            contact_id,
+            *(
+                values[name]
+                for name in (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags")
+            ),
+        )
+    assert updated is not None
+    return Contact.model_validate(dict(updated))
+
+
+@router.delete("/{contact_id}", status_code=204, summary="Delete a contact (soft)")
+async def delete_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> None:
+    """The contact disappears from lists and selections; its campaign history stays."""
+    async with pool(request).acquire() as connection:
+        await _get(connection, who, contact_id)
+        await connection.execute(CONTACTS["soft_delete"], contact_id)

@@ -1,0 +1,46 @@
+-- Organizations and their members, owned by the API.
+
+-- name: insert
+INSERT INTO organizations (name, admin_view_enabled) VALUES ($1, $2) RETURNING *;
+
+-- name: add_member
+INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+RETURNING created_at;
+
+-- name: get_for_member
+SELECT o.*, m.role FROM organizations o
+JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
+WHERE o.id = $1;
+
+-- name: list_for_user
+SELECT o.*, m.role FROM organizations o
+JOIN memberships m ON m.organization_id = o.id
+WHERE m.user_id = $1
+ORDER BY o.created_at, o.id;
+
+-- name: update
+UPDATE organizations SET name = $2, admin_view_enabled = $3, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: members
+SELECT m.user_id, u.email, u.name, m.role, m.created_at
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = $1
+ORDER BY m.created_at, m.user_id;
+
+-- name: member
+SELECT m.user_id, u.email, u.name, m.role, m.created_at
+FROM memberships m JOIN users u ON u.id = m.user_id
+WHERE m.organization_id = $1 AND m.user_id = $2;
+
+-- name: lock_owners
+-- The owners, locked, so two requests cannot each remove "the other" last owner.
+SELECT user_id FROM memberships WHERE organization_id = $1 AND role = 'owner' FOR UPDATE;
+
+-- name: set_role
+UPDATE memberships SET role = $3 WHERE organization_id = $1 AND user_id = $2;
+
+-- name: remove_member
+DELETE FROM memberships WHERE organization_id = $1 AND user_id = $2;

@@ -1,0 +1,29 @@
+-- Telegram accounts: the API writes their definition; the sender owns their health columns.
+
+-- name: insert
+INSERT INTO telegram_accounts (organization_id, owner_user_id, display_name, phone,
+                               session_kind, health_status, daily_quota)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *;
+
+-- name: get
+-- An account in the caller's context ($2 organization, or $3 the personal owner).
+SELECT * FROM telegram_accounts
+WHERE id = $1 AND deleted_at IS NULL
+  AND organization_id IS NOT DISTINCT FROM $2
+  AND ($2::uuid IS NOT NULL OR owner_user_id = $3);
+
+-- name: list
+SELECT * FROM telegram_accounts
+WHERE deleted_at IS NULL
+  AND organization_id IS NOT DISTINCT FROM $1
+  AND ($1::uuid IS NOT NULL OR owner_user_id = $2)
+ORDER BY created_at, id;
+
+-- name: update
+UPDATE telegram_accounts SET display_name = $2, daily_quota = $3, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: soft_delete
+UPDATE telegram_accounts SET deleted_at = now(), updated_at = now() WHERE id = $1;

@@ -1,0 +1,33 @@
+"""Campaign reads shared by the API and the scheduler."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain.accounts import AccountHealth
+from shared.domain.campaigns import LaunchReadiness
+from shared.domain.flows import launch_problems
+
+QUERIES = Queries.load(Path(__file__).with_name("campaigns.sql"))
+
+
+def readiness_of(row: Mapping[str, Any]) -> LaunchReadiness:
+    """From a row with account_health, has_contacts and flow."""
+    health = row["account_health"]
+    return LaunchReadiness(
+        account=AccountHealth(health) if health is not None else None,
+        contacts=1 if row["has_contacts"] else 0,
+        flow_problems=launch_problems(row["flow"]),
+    )
+
+
+async def readiness(connection: DbConnection, campaign_id: UUID) -> LaunchReadiness:
+    row = await connection.fetchrow(QUERIES["readiness"], campaign_id)
+    if row is None:
+        raise LookupError(f"no campaign {campaign_id}")
+    return readiness_of(row)
