@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -23,6 +24,21 @@ from shared.settings import Settings
 
 _COLOURS = {"api": "36", "scheduler": "35", "sender": "33", "stats": "32", "dripline": "1"}
 DEMO_EMAIL = "demo@dripline.local"
+DEMO_FLOW = {
+    "start": "hello",
+    "nodes": [
+        {"id": "hello", "type": "send_message", "text": "Hi {first_name}, got a minute?"},
+        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 86400},
+        {"id": "thanks", "type": "send_message", "text": "Thanks for your answer!"},
+        {"id": "end", "type": "end"},
+    ],
+    "edges": [
+        {"from": "hello", "to": "wait"},
+        {"from": "wait", "to": "thanks", "when": "replied"},
+        {"from": "wait", "to": "end", "when": "timed_out"},
+        {"from": "thanks", "to": "end"},
+    ],
+}
 
 
 def say(source: str, line: str) -> None:
@@ -86,10 +102,11 @@ def infra_status(settings: Settings) -> str:
 
 
 async def _prepare(settings: Settings) -> str:
-    """Migrate and issue a fresh demo key; returns the key."""
+    """Migrate, seed the demo data once and issue a fresh demo key; returns the key."""
     from services.api.accounts import create_user_with_key
     from shared.db.migrate import migrate
     from shared.db.pool import connect
+    from shared.db.sql import Queries
 
     applied = await migrate(settings.dsn)
     if applied:
@@ -97,6 +114,9 @@ async def _prepare(settings: Settings) -> str:
     connection = await connect(settings.dsn)
     try:
         issued = await create_user_with_key(connection, DEMO_EMAIL, name="Demo", key_name="demo")
+        seed = Queries.load(Path(__file__).with_name("demo.sql"))["seed"]
+        if await connection.fetch(seed, issued.user_id, DEMO_FLOW):
+            say("dripline", "seeded a demo account, three contacts and 'Demo campaign'")
     finally:
         await connection.close()
     return issued.plaintext

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from shared.messaging.topics import Topic
+from tests.builders import launchable
 from tests.e2e.conftest import Stack
 from tests.support import ServiceProcess, eventually, produce, read_topic, topic
 
@@ -29,7 +30,7 @@ async def consumed(process: ServiceProcess, outcome: str) -> float:
 async def test_a_killed_scheduler_applies_the_command_exactly_once_after_restart(
     stack: Stack, pool: asyncpg.Pool[Any]
 ) -> None:
-    campaign = (await stack.api.post("/campaign-flows", json={"name": "crash"})).json()
+    campaign = await launchable(stack.api, "crash")
     stack["scheduler"].kill()  # SIGKILL: no graceful anything
 
     # The API cannot get an answer in time: it says the command was accepted.
@@ -71,6 +72,8 @@ async def test_a_killed_scheduler_applies_the_command_exactly_once_after_restart
     events = await pool.fetch(
         "SELECT headers->>'message-type' AS type FROM outbox"
         " WHERE topic = 'dripline.campaign.events'"
+        " AND convert_from(value, 'UTF8')::jsonb->>'causation_id' = $1",
+        command_id,
     )
     assert [e["type"] for e in events] == ["campaign.status_changed"]  # no second outcome
     assert (

@@ -12,6 +12,7 @@ import asyncpg
 from shared.messaging.contracts import CampaignLaunch
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
+from tests.builders import launchable
 from tests.e2e.conftest import Stack
 from tests.support import produce, read_topic, topic
 
@@ -45,7 +46,7 @@ async def test_a_command_breaking_the_contract_lands_in_the_dlq_with_the_reason(
 async def test_the_actor_of_a_kafka_command_is_checked_like_an_http_caller(
     stack: Stack, pool: asyncpg.Pool[Any]
 ) -> None:
-    campaign = (await stack.api.post("/campaign-flows", json={"name": "k"})).json()
+    campaign = await launchable(stack.api, "k")
     stranger = await pool.fetchval(
         "INSERT INTO users (email) VALUES ('s@example.com') RETURNING id"
     )
@@ -65,10 +66,11 @@ async def test_the_actor_of_a_kafka_command_is_checked_like_an_http_caller(
     await produce(bootstrap, commands, refused.to_bytes(), campaign["id"].encode())
     await produce(bootstrap, commands, allowed.to_bytes(), campaign["id"].encode())
 
-    [rejection] = await events_for(stack, refused.correlation_id, expected=2)
+    # On the events topic: contacts added (by launchable), the rejection, the launch.
+    [rejection] = await events_for(stack, refused.correlation_id, expected=3)
     assert rejection["type"] == "campaign.command_rejected"
     assert rejection["payload"]["code"] == "campaign_not_found"  # may not even view it
-    [changed] = await events_for(stack, allowed.correlation_id, expected=2)
+    [changed] = await events_for(stack, allowed.correlation_id, expected=3)
     assert changed["type"] == "campaign.status_changed"
     assert changed["causation_id"] == str(allowed.message_id)
     status = await pool.fetchval("SELECT status FROM campaigns WHERE id = $1", campaign["id"])

@@ -84,7 +84,9 @@ def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> Non
     try:
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=api, headers=headers, timeout=30) as client:
-            campaign = client.post("/campaign-flows", json={"name": "kept"}).json()
+            [campaign] = client.get("/campaign-flows").json()["items"]
+            assert campaign["name"] == "Demo campaign"  # seeded, ready to launch
+            assert campaign["display_status"] == "Ready"
             launched = client.post(f"/campaign-flows/{campaign['id']}/launch")
         assert launched.status_code == 200, launched.text
         assert launched.json()["status"] == "active"

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+from tests.builders import launchable
 from tests.e2e.conftest import Stack
 from tests.support import eventually
 
@@ -15,9 +16,7 @@ from tests.support import eventually
 async def test_launch_makes_the_campaign_active_and_stats_see_it(
     stack: Stack, pool: asyncpg.Pool[Any]
 ) -> None:
-    created = await stack.api.post("/campaign-flows", json={"name": "Spring promo"})
-    assert created.status_code == 201, created.text
-    campaign = created.json()
+    campaign = await launchable(stack.api, "Spring promo")
     assert campaign["status"] == "draft"
 
     launched = await stack.api.post(f"/campaign-flows/{campaign['id']}/launch")

@@ -18,10 +18,12 @@ from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import CONTRACTS, Contract
 from shared.runtime import Service
 from shared.settings import Settings
+from tests.builders import FLOW
 from tests.shared.messaging.test_consumer import FakeRecord
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CREATOR = UUID("00000000-0000-0000-0000-00000000000c")
+CONTACT = UUID("7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918")  # the contracts' example contact
 
 
 def handled() -> list[tuple[Contract, str]]:
@@ -34,12 +36,37 @@ def handled() -> list[tuple[Contract, str]]:
     return pairs
 
 
-async def seed_example_campaign(pool: asyncpg.Pool[Any], campaign_id: str) -> None:
+async def seed_example_campaign(
+    pool: asyncpg.Pool[Any],
+    campaign_id: str,
+    status: str = "draft",
+    enabled: bool = True,
+    deleted: bool = False,
+    execution: str | None = "pending",
+) -> None:
+    """The example's campaign in a state where the example command applies: a simulated
+    account, a valid flow and, unless `execution` is None, the example contact in it."""
     await pool.execute("INSERT INTO users (id, email) VALUES ($1, 'c@example.com')", CREATOR)
+    account = await pool.fetchval(
+        "INSERT INTO telegram_accounts (owner_user_id, display_name, session_kind, health_status)"
+        " VALUES ($1, 'a', 'simulated', 'active') RETURNING id",
+        CREATOR,
+    )
     await pool.execute(
-        "INSERT INTO campaigns (id, created_by, name) VALUES ($1, $2, 'Example')",
-        UUID(campaign_id), CREATOR,
-    )  # fmt: skip
+        "INSERT INTO campaigns (id, created_by, name, status, enabled, deleted_at,"
+        " telegram_account_id, flow) VALUES ($1, $2, 'Example', $3, $4,"
+        " CASE WHEN $5 THEN now() END, $6, $7)",
+        UUID(campaign_id), CREATOR, status, enabled, deleted, account, FLOW,
+    )
+    await pool.execute(
+        "INSERT INTO contacts (id, owner_user_id, telegram_username) VALUES ($1, $2, 'example')",
+        CONTACT, CREATOR,
+    )
+    if execution is not None:
+        await pool.execute(
+            "INSERT INTO executions (campaign_id, contact_id, status) VALUES ($1, $2, $3)",
+            UUID(campaign_id), CONTACT, execution,
+        )
 
 
 def example_record(contract: Contract) -> FakeRecord:
@@ -55,22 +82,50 @@ def example_record(contract: Contract) -> FakeRecord:
     return FakeRecord(json.dumps(body).encode(), 0, topic=contract.topic.value)
 
 
-# What each handled example must leave behind.
-EFFECTS = {
-    ("scheduler", "campaign.launch"): (
-        "SELECT count(*) FROM campaigns WHERE status = 'active'", 1),
-    ("scheduler", "campaign.launch/outbox"): (
-        "SELECT count(*) FROM outbox WHERE topic = 'dripline.campaign.events'", 1),
-    ("stats", "campaign.status_changed"): (
-        "SELECT launches FROM campaign_stats", 1),
-    ("stats", "campaign.command_rejected"): (
-        "SELECT count(*) FROM campaign_activities WHERE type = 'campaign.command_rejected'", 1),
+CAMPAIGN_EVENTS = "SELECT count(*) FROM outbox WHERE topic = 'dripline.campaign.events'"
+EXECUTION = "SELECT status FROM executions"
+
+# What each handled example must leave behind: the state it is applied to (seed arguments), and
+# queries with their expected values. Each command also emits exactly one outcome event.
+EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
+    ("scheduler", "campaign.launch"): ({"execution": "paused"}, [
+        ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending"),
+        (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.pause"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "paused"), (EXECUTION, "paused"), (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.stop"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "cancelled"), (EXECUTION, "cancelled"),
+        ("SELECT error_message FROM executions", "Campaign stopped by user"),
+        (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.enable"): ({"enabled": False}, [
+        ("SELECT enabled FROM campaigns", True), (EXECUTION, "pending"), (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.disable"): ({"status": "active"}, [
+        ("SELECT enabled FROM campaigns", False), ("SELECT status FROM campaigns", "active"),
+        (EXECUTION, "cancelled"), (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.delete"): ({"status": "paused"}, [
+        ("SELECT deleted_at IS NOT NULL AND deleted_by IS NOT NULL FROM campaigns", True),
+        (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.restore"): ({"deleted": True}, [
+        ("SELECT deleted_at IS NULL FROM campaigns", True), (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.duplicate"): ({}, [
+        ("SELECT name FROM campaigns WHERE id = $1", "Example (Copy)"),
+        ("SELECT count(*) FROM executions", 1), (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.add_contacts"): ({"execution": None}, [
+        (EXECUTION, "pending"),
+        ("SELECT context->'contact'->>'telegram_username' FROM executions", "example"),
+        (CAMPAIGN_EVENTS, 1)]),
+    ("scheduler", "campaign.remove_contacts"): ({}, [
+        ("SELECT deleted_at IS NOT NULL FROM executions", True), (EXECUTION, "cancelled"),
+        (CAMPAIGN_EVENTS, 1)]),
+    ("stats", "campaign.status_changed"): ({}, [("SELECT launches FROM campaign_stats", 1)]),
+    ("stats", "campaign.command_rejected"): ({}, [
+        ("SELECT count(*) FROM campaign_activities WHERE type = 'campaign.command_rejected'",
+         1)]),
 }  # fmt: skip
 
 
 def test_every_handled_contract_has_an_expected_effect() -> None:
-    assert {(name, c.type.value) for c, name in handled()} <= set(EFFECTS)
-    assert len(handled()) >= 3
+    assert {(name, c.type.value) for c, name in handled()} == set(EFFECTS)
 
 
 @pytest.mark.parametrize(("contract", "service_name"), handled(),
@@ -78,7 +133,8 @@ def test_every_handled_contract_has_an_expected_effect() -> None:
 async def test_example_through_its_handler(
     pool: asyncpg.Pool[Any], contract: Contract, service_name: str
 ) -> None:
-    await seed_example_campaign(pool, contract.example["campaign_id"])
+    seed, expectations = EFFECTS[(service_name, contract.type.value)]
+    await seed_example_campaign(pool, contract.example["campaign_id"], **seed)
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
     service: Service = {"scheduler": scheduler, "stats": stats}[service_name](settings)
     consumer = BatchConsumer(
@@ -87,6 +143,10 @@ async def test_example_through_its_handler(
     )  # fmt: skip
     await consumer.process([example_record(contract)])
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic LIKE '%.dlq'") == 0
-    for (name, key), (query, expected) in EFFECTS.items():
-        if name == service_name and key.split("/")[0] == contract.type.value:
-            assert await pool.fetchval(query) == expected, key
+    rejected = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'campaign.command_rejected'"
+    )
+    assert rejected == 0, "the example command was rejected"
+    for query, expected in expectations:
+        arguments = [UUID(contract.example["copy_id"])] if "$1" in query else []
+        assert await pool.fetchval(query, *arguments) == expected, query
