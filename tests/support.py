@@ -181,3 +181,25 @@ async def eventually(check: Any, timeout_s: float = 20, interval_s: float = 0.1)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last: {result!r})")
         await asyncio.sleep(interval_s)
+
+
+async def find_on_topic(
+    bootstrap: str, topic: str, predicate: Any, *, timeout_s: float = 20
+) -> list[Any]:
+    """Every record on a topic, from the beginning, that matches `predicate`; waits until at
+    least one does (topics shared by many tests hold other records too)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            found.extend(r for records in batch.values() for r in records if predicate(r))
+            if found and not batch:
+                break  # caught up with the topic
+    finally:
+        await consumer.stop()
+    return found

@@ -56,16 +56,25 @@ async def seed_example_campaign(
         "INSERT INTO campaigns (id, created_by, name, status, enabled, deleted_at,"
         " telegram_account_id, flow) VALUES ($1, $2, 'Example', $3, $4,"
         " CASE WHEN $5 THEN now() END, $6, $7)",
-        UUID(campaign_id), CREATOR, status, enabled, deleted, account, FLOW,
+        UUID(campaign_id),
+        CREATOR,
+        status,
+        enabled,
+        deleted,
+        account,
+        FLOW,
     )
     await pool.execute(
         "INSERT INTO contacts (id, owner_user_id, telegram_username) VALUES ($1, $2, 'example')",
-        CONTACT, CREATOR,
+        CONTACT,
+        CREATOR,
     )
     if execution is not None:
         await pool.execute(
             "INSERT INTO executions (campaign_id, contact_id, status) VALUES ($1, $2, $3)",
-            UUID(campaign_id), CONTACT, execution,
+            UUID(campaign_id),
+            CONTACT,
+            execution,
         )
 
 

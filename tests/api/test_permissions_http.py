@@ -1,0 +1,174 @@
+"""The whole permission matrix through HTTP against the running services: every action, for
+one's own campaign and another member's, for each role, with admin_view_enabled on and off, and
+in personal mode. Expected decisions (with the spec line behind each) come from the same table
+as the domain tests; here they must come out of the API as 404 (may not view), 403 (may view,
+may not change) or an answer past the permission check (2xx, or 409 for a status conflict).
+
+A command published straight to Kafka by another system is checked the same way."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.domain.permissions import Action, Decision, Role
+from shared.messaging.contracts import CampaignCommand
+from shared.messaging.envelope import Actor, new_envelope
+from shared.messaging.topics import Topic
+from tests.api.conftest import Live, Organization, PersonFactory, set_admin_view
+from tests.builders import campaign, ok
+from tests.shared.domain.test_permissions import expected
+from tests.support import find_on_topic, produce, topic
+
+# Destructive actions last, so each call still meets a campaign it can act on.
+ORDER = [
+    Action.VIEW,
+    Action.EDIT,
+    Action.LAUNCH,
+    Action.PAUSE,
+    Action.STOP,
+    Action.ENABLE,
+    Action.DISABLE,
+    Action.DUPLICATE,
+    Action.ADD_CONTACTS,
+    Action.REMOVE_CONTACTS,
+    Action.DELETE,
+    Action.RESTORE,
+]
+
+
+async def attempt(client: httpx.AsyncClient, campaign_id: str, action: Action) -> httpx.Response:
+    path = f"/campaign-flows/{campaign_id}"
+    selection = {"contact_ids": [str(uuid.uuid4())]}
+    match action:
+        case Action.VIEW:
+            return await client.get(path)
+        case Action.EDIT:
+            return await client.patch(path, json={"description": "edited"})
+        case Action.DELETE:
+            return await client.delete(path)
+        case Action.ADD_CONTACTS:
+            return await client.post(f"{path}/contacts", json=selection)
+        case Action.REMOVE_CONTACTS:
+            return await client.request("DELETE", f"{path}/contacts", json=selection)
+        case _:
+            return await client.post(f"{path}/{action.value}")
+
+
+def observed(response: httpx.Response) -> Decision:
+    if response.status_code == 404:
+        assert response.json()["code"] == "campaign_not_found", response.text
+        return Decision.INVISIBLE
+    if response.status_code == 403:
+        assert response.json()["code"] == "permission_denied", response.text
+        return Decision.FORBIDDEN
+    assert response.status_code in (200, 201, 409), response.text
+    return Decision.ALLOWED
+
+
+async def check_all_actions(
+    client: httpx.AsyncClient, campaign_id: str, cell: tuple[str, Role | None, bool, bool]
+) -> None:
+    wrong = []
+    for action in ORDER:
+        decision, source = expected(*cell, action)
+        got = observed(await attempt(client, campaign_id, action))
+        if got is not decision:
+            wrong.append(f"{action.value}: expected {decision.value} ({source}), got {got.value}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("own", [True, False], ids=["own", "others"])
+@pytest.mark.parametrize("admin_view", [True, False], ids=["viewOn", "viewOff"])
+@pytest.mark.parametrize("role", [Role.OWNER, Role.ADMIN, Role.MEMBER])
+async def test_organization_matrix(
+    organization: Organization, role: Role, admin_view: bool, own: bool
+) -> None:
+    await set_admin_view(organization, admin_view)
+    caller = organization.people()[role.value]
+    creator = caller if own else organization.other_member
+    target = await campaign(creator.at(organization.id), "Matrix")
+    await check_all_actions(
+        caller.at(organization.id), target["id"], ("organization", role, admin_view, own)
+    )
+
+
+@pytest.mark.parametrize("own", [True, False], ids=["own", "others"])
+async def test_personal_matrix(person: PersonFactory, own: bool) -> None:
+    caller, stranger = await person("me"), await person("stranger")
+    target = await campaign((caller if own else stranger).client, "Personal")
+    await check_all_actions(caller.client, target["id"], ("personal", None, False, own))
+
+
+async def test_personal_and_organization_campaigns_never_mix(organization: Organization) -> None:
+    owner = organization.owner
+    await set_admin_view(organization, True)
+    personal = await campaign(owner.client, "Personal")
+    in_org = await campaign(owner.at(organization.id), "Org")
+    assert (
+        await owner.at(organization.id).get(f"/campaign-flows/{personal['id']}")
+    ).status_code == 404
+    assert (await owner.client.get(f"/campaign-flows/{in_org['id']}")).status_code == 404
+    assert [c["id"] for c in ok(await owner.client.get("/campaign-flows"))["items"]] == [
+        personal["id"]
+    ]
+
+
+async def outcome_of(live: Live, correlation_id: uuid.UUID) -> dict[str, Any]:
+    def matches(record: Any) -> bool:
+        return bool(json.loads(record.value)["correlation_id"] == str(correlation_id))
+
+    records = await find_on_topic(
+        live.settings.bootstrap_servers, topic(live.settings, Topic.CAMPAIGN_EVENTS), matches
+    )
+    [record] = records
+    return json.loads(record.value)  # type: ignore[no-any-return]
+
+
+async def test_kafka_commands_carry_the_actors_permissions(
+    live: Live, organization: Organization
+) -> None:
+    await set_admin_view(organization, True)
+    target = await campaign(organization.other_member.at(organization.id), "Kafka")
+    cases = [
+        # actor, command -> the outcome event and its code
+        (organization.admin, "campaign.pause", "campaign.command_rejected", "permission_denied"),
+        (
+            organization.member,
+            "campaign.disable",
+            "campaign.command_rejected",
+            "campaign_not_found",
+        ),
+        (organization.owner, "campaign.disable", "campaign.status_changed", None),
+    ]
+    sent = []
+    for who, command, _, _ in cases:
+        envelope = new_envelope(
+            type=command,
+            payload=CampaignCommand(campaign_id=target["id"]),
+            occurred_at=datetime.now(UTC),
+            actor=Actor(user_id=who.user_id, organization_id=uuid.UUID(organization.id)),
+            correlation_id=uuid.uuid4(),
+        )
+        await produce(
+            live.settings.bootstrap_servers,
+            topic(live.settings, Topic.CAMPAIGN_COMMANDS),
+            envelope.to_bytes(),
+            target["id"].encode(),
+        )
+        sent.append(envelope.correlation_id)
+    for correlation_id, (_, _, event_type, code) in zip(sent, cases, strict=True):
+        event = await outcome_of(live, correlation_id)
+        assert event["type"] == event_type
+        assert event["payload"].get("code") == code
+    assert (
+        ok(await organization.owner.at(organization.id).get(f"/campaign-flows/{target['id']}"))[
+            "enabled"
+        ]
+        is False
+    )
