@@ -204,6 +204,8 @@ CONTRACTS: tuple[Contract, ...] = (
             "status": "active",
             "enabled": True,
             "cause": "campaign.launch",
+            "previous_enabled": True,
+            "deleted": False,
             "executions_affected": 1,
         },
     ),

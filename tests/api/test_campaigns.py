@@ -158,18 +158,11 @@ CHANGES = {
 async def in_status(person: Person, db: asyncpg.Pool[Any], status: str) -> dict[str, Any]:
     """A campaign brought to `status` through the real commands where they exist; completed is
     reached by the engine, so it is set directly."""
-    ready = await launchable(
-        person.client,
-        f"In {status}",
-        **(
-            {
-                "launch_type": "schedule",
-                "scheduled_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-            }
-            if status == "scheduled"
-            else {}
-        ),
-    )
+    plan: dict[str, Any] = {}
+    if status == "scheduled":
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        plan = {"launch_type": "schedule", "scheduled_at": tomorrow.isoformat()}
+    ready = await launchable(person.client, f"In {status}", **plan)
     if status != "draft":
         ok(await command(person.client, ready["id"], "launch"))
     if status in ("paused", "cancelled"):
