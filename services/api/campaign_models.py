@@ -80,6 +80,11 @@ class CampaignCreate(BaseModel):
     )
     settings: CampaignSettings = Field(default_factory=CampaignSettings)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
+    contact_ids: list[UUID] = Field(
+        default_factory=list,
+        max_length=MAX_CONTACTS_PER_COMMAND,
+        description="Contacts to add once the campaign is saved (as POST .../contacts does).",
+    )
 
     _timezone = field_validator("timezone")(_known_timezone)
 

@@ -113,6 +113,20 @@ async def create_campaign(
             body.settings.model_dump(),
             body.tags,
         )
+    if body.contact_ids:
+        # Executions belong to the scheduler: the contacts go in through its command. If it
+        # answers late, the campaign is returned without them and they follow shortly.
+        payload = CampaignContacts(campaign_id=campaign_id, contact_ids=body.contact_ids)
+        await commands.send(
+            request,
+            who,
+            campaign_id,
+            MessageType.CAMPAIGN_ADD_CONTACTS,
+            payload,
+            Action.ADD_CONTACTS,
+            MessageType.CAMPAIGN_CONTACTS_ADDED,
+        )
+    async with pool(request).acquire() as connection:
         return await _view(connection, campaign_id)
 
 

@@ -241,3 +241,13 @@ async def test_campaign_contacts_page_and_filter(ann: Person) -> None:
         )
     )
     assert by_status["items"] == []
+
+
+async def test_contacts_given_at_creation_are_added_when_the_campaign_is_saved(
+    ann: Person,
+) -> None:
+    people = [(await contact(ann.client, f"atcreation{i}"))["id"] for i in range(2)]
+    created = await campaign(ann.client, "With contacts", contact_ids=people)
+    assert created["has_contacts"] is True
+    listed = ok(await ann.client.get(f"/campaign-flows/{created['id']}/contacts"))["items"]
+    assert sorted(c["contact_id"] for c in listed) == sorted(people)
