@@ -42,11 +42,8 @@ from shared.domain.permissions import Action, ViewMode
 from shared.messaging.contracts import (
     CampaignCommand,
     CampaignContacts,
-    CampaignContactsAdded,
-    CampaignContactsRemoved,
     CampaignDuplicate,
     CampaignLaunch,
-    Decoded,
     MessageType,
     Payload,
 )
@@ -59,8 +56,11 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": "Status conflict (problem+json)"}}
 
 
+_VIEW = CAMPAIGNS["list"].format(where="c.id = $1", order="c.id", limit="1")
+
+
 async def _view(connection: DbConnection, campaign_id: UUID) -> Campaign:
-    row = await connection.fetchrow(CAMPAIGNS["view"], campaign_id)
+    row = await connection.fetchrow(_VIEW, campaign_id)
     if row is None:
         raise not_found("campaign")
     return Campaign.from_row(row)
@@ -544,7 +544,8 @@ async def duplicate_campaign(
 
 async def _contacts_command(
     request: Request, who: Principal, campaign_id: UUID, body: ContactSelection, add: bool
-) -> tuple[Decoded, Campaign] | JSONResponse:
+) -> dict[str, Any] | JSONResponse:
+    """The counts the scheduler reported, with the campaign as it now stands; or a 202."""
     payload = CampaignContacts(campaign_id=campaign_id, contact_ids=body.contact_ids)
     if add:
         command, action = MessageType.CAMPAIGN_ADD_CONTACTS, Action.ADD_CONTACTS
@@ -556,7 +557,8 @@ async def _contacts_command(
     if isinstance(outcome, JSONResponse):
         return outcome
     async with pool(request).acquire() as connection:
-        return outcome, await _view(connection, campaign_id)
+        campaign = await _view(connection, campaign_id)
+    return {**outcome.payload.model_dump(exclude={"campaign_id"}), "campaign": campaign}
 
 
 @router.post(
@@ -571,12 +573,7 @@ async def add_contacts(
     """One pending execution per contact, due now. Contacts already in the campaign are skipped
     and counted; a completed campaign becomes active again."""
     result = await _contacts_command(request, who, campaign_id, body, add=True)
-    if isinstance(result, JSONResponse):
-        return result
-    decoded, campaign = result
-    event = decoded.payload
-    assert isinstance(event, CampaignContactsAdded)
-    return ContactsAdded(**event.model_dump(exclude={"campaign_id"}), campaign=campaign)
+    return result if isinstance(result, JSONResponse) else ContactsAdded(**result)
 
 
 @router.delete(
@@ -590,12 +587,7 @@ async def remove_contacts(
 ) -> ContactsRemoved | JSONResponse:
     """Their executions are soft-deleted: progress is lost, history kept."""
     result = await _contacts_command(request, who, campaign_id, body, add=False)
-    if isinstance(result, JSONResponse):
-        return result
-    decoded, campaign = result
-    event = decoded.payload
-    assert isinstance(event, CampaignContactsRemoved)
-    return ContactsRemoved(**event.model_dump(exclude={"campaign_id"}), campaign=campaign)
+    return result if isinstance(result, JSONResponse) else ContactsRemoved(**result)
 
 
 @router.get(

@@ -23,21 +23,12 @@ SET name = $2, description = $3, telegram_account_id = $4, timezone = $5, launch
     updated_at = now()
 WHERE id = $1;
 
--- name: view
--- The detail view: the campaign with its creator, its account's name and health, and whether
--- any contact is in it (what the display status and the overview tab need).
-SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
-       a.health_status AS account_health,
-       EXISTS (SELECT 1 FROM executions e
-               WHERE e.campaign_id = c.id AND e.deleted_at IS NULL) AS has_contacts
-FROM campaigns c
-JOIN users u ON u.id = c.created_by
-LEFT JOIN telegram_accounts a ON a.id = c.telegram_account_id AND a.deleted_at IS NULL
-WHERE c.id = $1;
-
 -- name: list
--- The campaign list. {where} and {order} are filled from fixed fragments in campaigns.py (the
--- filters the caller gave, and the sort column with its keyset condition); values are bound.
+-- The campaign list, and (with where c.id = $1) the detail view: each campaign with its
+-- creator, its account's name and health, and whether any contact is in it (what the display
+-- status and the overview tab need). {where}, {order} and {limit} are filled from fixed
+-- fragments in campaigns.py (the filters the caller gave, the sort column with its keyset
+-- condition); values are bound.
 SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
        a.health_status AS account_health,
        EXISTS (SELECT 1 FROM executions e
