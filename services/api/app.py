@@ -12,6 +12,7 @@ from services.api import (
     problems,
     telegram_accounts,
 )
+from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = build_app(service, title="Dripline API", version="1")
     app.state.replies = replies
     problems.install(app)
+    app.add_middleware(IdempotencyMiddleware)
     for module in (organizations, api_keys, telegram_accounts, contacts, campaigns):
         app.include_router(module.router)
     return app

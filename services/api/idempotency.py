@@ -1,0 +1,120 @@
+"""`Idempotency-Key` on writes: a repeated request with the same key gets the first answer.
+
+The first request under a key claims it in the database before it runs, so a concurrent
+repeat is told to retry (409) rather than applied twice; its answer is stored and replayed,
+marked `Idempotent-Replayed: true`. The same key with a different request is refused (422). A
+5xx answer releases the key, so the client may retry. Keys last a day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.api import keys
+from services.api.problems import Problem
+from services.api.sql import QUERIES
+
+HEADER = "idempotency-key"
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+class IdempotencyMiddleware(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None or request.method not in WRITES:
+            return await call_next(request)
+        if not 1 <= len(key) <= 255:
+            return Problem(
+                422,
+                "validation_error",
+                "Invalid request",
+                "Idempotency-Key must be 1-255 characters",
+                errors=[
+                    {
+                        "field": "header.Idempotency-Key",
+                        "message": "must be 1-255 characters",
+                        "type": "value_error",
+                    }
+                ],
+            ).response()
+        pool = request.app.state.service.pool
+        user_id = await self._user(request, pool)
+        if user_id is None:
+            return await call_next(request)  # the endpoint answers 401
+        body = await request.body()
+        digest = hashlib.sha256(
+            b"\n".join(
+                [
+                    request.method.encode(),
+                    request.url.path.encode(),
+                    request.url.query.encode(),
+                    body,
+                ]
+            )
+        ).hexdigest()
+        async with pool.acquire() as connection:
+            claimed = await connection.fetchval(
+                QUERIES["claim_idempotency_key"], user_id, key, digest
+            )
+            if claimed is None:
+                return await self._repeat(connection, user_id, key, digest)
+        response = await call_next(request)
+        content = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        async with pool.acquire() as connection:
+            if response.status_code >= 500:
+                await connection.execute(QUERIES["release_idempotency_key"], user_id, key)
+            else:
+                stored = {
+                    "body": json.loads(content) if content else None,
+                    "media_type": response.media_type or response.headers.get("content-type"),
+                }
+                await connection.execute(
+                    QUERIES["store_idempotent_response"], user_id, key, response.status_code, stored
+                )
+        return Response(content, status_code=response.status_code, headers=dict(response.headers))
+
+    @staticmethod
+    async def _user(request: Request, pool: Any) -> Any:
+        authorization = request.headers.get("authorization", "")
+        if not authorization.lower().startswith("bearer "):
+            return None
+        async with pool.acquire() as connection:
+            user = await connection.fetchrow(
+                QUERIES["authenticate"], keys.hash_key(authorization[7:].strip())
+            )
+        return None if user is None else user["id"]
+
+    @staticmethod
+    async def _repeat(connection: Any, user_id: Any, key: str, digest: str) -> Response:
+        row = await connection.fetchrow(QUERIES["get_idempotency_key"], user_id, key)
+        if row is None or row["response_status"] == 0:
+            return Problem(
+                409,
+                "idempotency_key_in_progress",
+                "Request in progress",
+                "a request with this Idempotency-Key is still running; retry shortly",
+            ).response(headers={"Retry-After": "1"})
+        if row["request_hash"] != digest:
+            return Problem(
+                422,
+                "idempotency_key_reused",
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used for a different request",
+            ).response()
+        stored = row["response_body"]
+        if stored["body"] is None:
+            return Response(
+                status_code=row["response_status"], headers={"Idempotent-Replayed": "true"}
+            )
+        return JSONResponse(
+            stored["body"],
+            status_code=row["response_status"],
+            media_type=stored["media_type"],
+            headers={"Idempotent-Replayed": "true"},
+        )
