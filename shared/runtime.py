@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ import asyncpg
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from shared.db.pool import create_pool
 from shared.domain.clock import Clock, SystemClock
@@ -31,6 +31,11 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+JOB_FAILURES = Counter(
+    "dripline_periodic_job_failures_total", "Periodic job runs that raised", ["service", "job"]
+)
+Job = Callable[["Service"], Awaitable[object]]
+
 
 @dataclass
 class Service:
@@ -41,6 +46,7 @@ class Service:
     description: str
     clock: Clock = field(default_factory=SystemClock)
     handlers: dict[Topic, dict[str, Handler]] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
     broker: KafkaBroker = field(init=False)
     _pool: asyncpg.Pool[Any] | None = field(init=False, default=None)
     _relay: OutboxRelay | None = field(init=False, default=None)
@@ -61,6 +67,26 @@ class Service:
 
         return register
 
+    def every_sweep(self, name: str) -> Callable[[Job], Job]:
+        """Run `job(service)` every settings.sweep_interval_s while the service runs."""
+
+        def register(job: Job) -> Job:
+            self.jobs[name] = job
+            return job
+
+        return register
+
+    async def _repeat(self, name: str, job: Job) -> None:
+        while True:
+            try:
+                await job(self)
+            except Exception:
+                # One failed run must not end the loop; the next run retries. It is logged
+                # with its traceback and counted, never silently dropped.
+                JOB_FAILURES.labels(self.name, name).inc()
+                log.exception("%s: periodic job %s failed", self.name, name)
+            await asyncio.sleep(self.settings.sweep_interval_s)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
         settings = self.settings
@@ -69,6 +95,7 @@ class Service:
         )
         producer = relay_producer(settings)
         relay_task: asyncio.Task[None] | None = None
+        job_tasks: list[asyncio.Task[None]] = []
         try:
             if settings.create_topics:
                 await ensure_topics(settings.bootstrap_servers, settings.topic_prefix)
@@ -87,10 +114,15 @@ class Service:
                 )  # fmt: skip
                 subscribe(self.broker, settings, consumer)
             await self.broker.start()
+            job_tasks = [asyncio.create_task(self._repeat(name, job), name=f"{self.name}-{name}")
+                         for name, job in self.jobs.items()]  # fmt: skip
             log.info("%s started", self.name)
             yield
         finally:
             log.info("%s stopping", self.name)
+            for task in job_tasks:
+                task.cancel()
+            await asyncio.gather(*job_tasks, return_exceptions=True)
             await self.broker.stop()
             if relay_task is not None:
                 relay_task.cancel()

@@ -119,3 +119,26 @@ WITH removed AS (
 )
 SELECT (SELECT count(DISTINCT x) FROM unnest($2::uuid[]) x) AS requested,
        (SELECT count(*) FROM removed) AS removed;
+
+-- name: finished_runs
+-- Active, enabled campaigns whose every execution has finished: their run is over. Locked, and
+-- skipped by another scheduler that holds them.
+SELECT c.id, c.status, c.enabled, c.launch_type, c.recurrence, c.timezone, c.scheduled_at
+FROM campaigns c
+WHERE c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM executions e
+              WHERE e.campaign_id = c.id AND e.deleted_at IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM executions e
+                  WHERE e.campaign_id = c.id AND e.deleted_at IS NULL
+                    AND e.status IN ('pending', 'running', 'waiting', 'paused'))
+LIMIT $1
+FOR UPDATE OF c SKIP LOCKED;
+
+-- name: finish_run
+-- Done, or (recurring) back to scheduled for the next occurrence.
+UPDATE campaigns
+SET status = $2,
+    completed_at = CASE WHEN $2 = 'completed' THEN $3 ELSE completed_at END,
+    next_run_at = $4,
+    updated_at = $3
+WHERE id = $1;

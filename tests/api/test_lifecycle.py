@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
 
 from tests.api.conftest import Person, PersonFactory
 from tests.builders import FLOW, account, add_contacts, campaign, command, contact, launchable, ok
+from tests.support import eventually
 
 
 @pytest.fixture
@@ -91,7 +93,7 @@ async def test_scheduled_and_recurring_launches_wait_for_their_time(ann: Person)
     recurring = ok(await command(ann.client, weekly["id"], "launch"))
     assert recurring["status"] == "scheduled"
     next_run = datetime.fromisoformat(recurring["next_run_at"])
-    local = next_run.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+    local = next_run.astimezone(ZoneInfo("Europe/Berlin"))
     assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)
     assert next_run > datetime.now(UTC)
 
@@ -266,3 +268,59 @@ async def test_unknown_campaigns_are_not_found(ann: Person, action: str) -> None
     response = await command(ann.client, "00000000-0000-0000-0000-000000000000", action)
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def status_of(ann: Person, campaign_id: str) -> dict[str, Any]:
+    return ok(await ann.client.get(f"/campaign-flows/{campaign_id}"))  # type: ignore[no-any-return]
+
+
+async def test_a_finished_run_completes_the_campaign_unless_it_is_disabled(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    finished = await launchable(ann.client, "Finished", contacts=2)
+    halted = await launchable(ann.client, "Halted")
+    for ready in (finished, halted):
+        ok(await command(ann.client, ready["id"], "launch"))
+    ok(await command(ann.client, halted["id"], "disable"))  # cancels its executions
+    # The engine (issue 4) finishes executions; here they are set directly.
+    await db.execute(
+        "UPDATE executions SET status = 'completed', completed_at = now() WHERE campaign_id = $1",
+        finished["id"],
+    )
+
+    async def done() -> dict[str, Any] | None:
+        campaign = await status_of(ann, finished["id"])
+        return campaign if campaign["status"] == "completed" else None
+
+    campaign = await eventually(done)
+    assert campaign["display_status"] == "Done"
+    assert campaign["completed_at"] is not None
+    # The same sweep saw the disabled campaign and left its status alone (spec 001, disable).
+    assert (await status_of(ann, halted["id"]))["status"] == "active"
+
+
+async def test_a_recurring_campaign_returns_to_scheduled_after_each_run(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    weekly = await launchable(
+        ann.client,
+        "Weekly run",
+        launch_type="recurring",
+        recurrence="0 9 * * 1",
+        timezone="Europe/Berlin",
+    )
+    assert ok(await command(ann.client, weekly["id"], "launch"))["status"] == "scheduled"
+    # The engine fires the occurrence and runs the executions (issue 4); simulated here.
+    await db.execute("UPDATE campaigns SET status = 'active' WHERE id = $1", weekly["id"])
+    await db.execute(
+        "UPDATE executions SET status = 'completed' WHERE campaign_id = $1", weekly["id"]
+    )
+
+    async def rescheduled() -> dict[str, Any] | None:
+        campaign = await status_of(ann, weekly["id"])
+        return campaign if campaign["status"] == "scheduled" else None
+
+    campaign = await eventually(rescheduled)
+    next_run = datetime.fromisoformat(campaign["next_run_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (next_run.weekday(), next_run.hour) == (0, 9)
+    assert campaign["completed_at"] is None

@@ -1,0 +1,53 @@
+"""The end of a run: a campaign whose executions have all finished becomes completed, or, if it
+recurs, scheduled again for its next occurrence (spec 004; docs/architecture.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.db.sql import Queries
+from shared.domain import campaigns, schedules
+from shared.messaging.contracts import CampaignStatusChanged, MessageType
+from shared.messaging.envelope import new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+from shared.runtime import Service
+
+QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+BATCH = 500
+RUN_FINISHED = "campaign.run_finished"
+
+
+async def finish_runs(service: Service) -> int:
+    """One pass; returns how many campaigns finished their run."""
+    now = service.clock.now()
+    async with service.pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(QUERIES["finished_runs"], BATCH)
+        outbox = Outbox()
+        for row in rows:
+            launch_type = campaigns.LaunchType(row["launch_type"])
+            status = campaigns.after_run(launch_type)
+            next_run = None
+            if status is campaigns.CampaignStatus.SCHEDULED:
+                next_run = schedules.next_run(
+                    launch_type,
+                    scheduled_at=row["scheduled_at"],
+                    recurrence=row["recurrence"],
+                    timezone=row["timezone"],
+                    now=now,
+                )
+            await connection.execute(QUERIES["finish_run"], row["id"], status.value, now, next_run)
+            event = CampaignStatusChanged(
+                campaign_id=row["id"],
+                previous_status=row["status"],
+                status=status.value,
+                enabled=row["enabled"],
+                cause=RUN_FINISHED,
+                previous_enabled=row["enabled"],
+            )
+            envelope = new_envelope(
+                type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now, actor=None
+            )
+            outbox.add(Topic.CAMPAIGN_EVENTS, str(row["id"]), envelope)
+        await outbox.flush(connection)
+    return len(rows)
