@@ -71,6 +71,7 @@ CREATE TABLE telegram_accounts (
     daily_quota     integer NOT NULL DEFAULT 50 CHECK (daily_quota >= 0),
     sent_today      integer NOT NULL DEFAULT 0,
     quota_day       date,
+    simulation      jsonb NOT NULL DEFAULT '{}'::jsonb,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz
@@ -157,6 +158,7 @@ CREATE TABLE executions (
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     deleted_at          timestamptz,
+    lease_until         timestamptz,
     UNIQUE (campaign_id, contact_id)
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 1);
 -- The hot path: claiming due executions with FOR UPDATE SKIP LOCKED in next_execution_at order.
@@ -193,17 +195,37 @@ CREATE TABLE messages (
     body                text NOT NULL,
     status              text NOT NULL
                         CHECK (status IN ('queued', 'sent', 'delivered', 'read', 'failed',
-                                          'received')),
+                                          'received', 'unknown')),
     telegram_message_id bigint,
     error_code          text,
     error_message       text,
     sent_at             timestamptz,
     delivered_at        timestamptz,
     read_at             timestamptz,
-    created_at          timestamptz NOT NULL DEFAULT now()
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    send_key            text,
+    random_id           bigint
 );
+CREATE UNIQUE INDEX messages_send_key_idx ON messages (send_key);
 CREATE INDEX messages_campaign_idx ON messages (campaign_id, created_at);
 CREATE INDEX messages_execution_idx ON messages (execution_id, created_at);
+
+-- The simulated Telegram's own memory (only the simulator touches it).
+CREATE TABLE simulator_messages (
+    account_id      uuid NOT NULL,
+    random_id       bigint NOT NULL,
+    message_id      bigint GENERATED ALWAYS AS IDENTITY,
+    peer            text NOT NULL,
+    body            text NOT NULL,
+    sent_at         timestamptz NOT NULL,
+    read_at         timestamptz,
+    reply_at        timestamptz,
+    read_reported   boolean NOT NULL DEFAULT false,
+    reply_reported  boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (account_id, random_id)
+);
+CREATE INDEX simulator_messages_pending_idx ON simulator_messages (account_id, sent_at)
+    WHERE NOT (read_reported AND reply_reported);
 
 -- Bulk operations over campaigns, bulk actions over contacts ---------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
@@ -41,6 +42,12 @@ class MessageType(StrEnum):
     CAMPAIGN_CONTACTS_REMOVED = "campaign.contacts_removed"
     CAMPAIGN_DUPLICATED = "campaign.duplicated"
     EXECUTION_DUE = "execution.due"
+    EXECUTION_PROGRESSED = "execution.progressed"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_FAILED = "message.failed"
+    MESSAGE_DELIVERED = "message.delivered"
+    REPLY_RECEIVED = "reply.received"
+    ACCOUNT_HEALTH_CHANGED = "account.health_changed"
 
 
 CampaignStatusName = Literal[
@@ -131,6 +138,70 @@ class ExecutionDue(Payload):
     execution_id: UUID
     campaign_id: UUID
     telegram_account_id: UUID
+    lease_until: datetime | None = Field(
+        default=None, description="The claim this event belongs to; a stale event is ignored."
+    )
+
+
+ExecutionStatusName = Literal[
+    "pending", "running", "waiting", "paused", "completed", "failed", "cancelled"
+]
+
+
+class ExecutionProgressed(Payload):
+    execution_id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    previous_status: ExecutionStatusName
+    status: ExecutionStatusName
+    node_id: str | None
+    detail: str = ""
+
+
+class MessageSent(Payload):
+    message_id: UUID
+    execution_id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    telegram_account_id: UUID
+    node_id: str
+    variant: str | None = None
+
+
+class MessageFailed(Payload):
+    message_id: UUID | None
+    execution_id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    telegram_account_id: UUID
+    node_id: str | None
+    code: str = Field(description="contact_permanent, account_limited, account_dead, unknown")
+    reason: str
+
+
+class MessageDelivered(Payload):
+    """Telegram has no delivery receipts for user chats: a read or a reply is the confirmation."""
+
+    campaign_id: UUID
+    execution_id: UUID
+    message_ids: list[UUID]
+    via: Literal["read", "reply"]
+
+
+class ReplyReceived(Payload):
+    message_id: UUID
+    execution_id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    telegram_account_id: UUID
+
+
+class AccountHealthChanged(Payload):
+    telegram_account_id: UUID
+    previous_status: str
+    status: str
+    detail: str | None = None
+    cooldown_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +217,9 @@ class Contract:
 _CAMPAIGN = "0b9d3c3e-6f6e-4c1a-9a55-3f1f8a2b7c10"
 _COPY = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a99"
 _CONTACT = "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918"
+_EXECUTION = "5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50"
+_MESSAGE = "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8"
+_ACCOUNT = "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b"
 _C = Topic.CAMPAIGN_COMMANDS
 _E = Topic.CAMPAIGN_EVENTS
 CONTRACTS: tuple[Contract, ...] = (
@@ -257,15 +331,106 @@ CONTRACTS: tuple[Contract, ...] = (
         {"campaign_id": _CAMPAIGN, "copy_id": _COPY},
     ),
     Contract(
+        Topic.EXECUTION_EVENTS,
+        MessageType.EXECUTION_PROGRESSED,
+        1,
+        ExecutionProgressed,
+        False,
+        {
+            "execution_id": _EXECUTION,
+            "campaign_id": _CAMPAIGN,
+            "contact_id": _CONTACT,
+            "previous_status": "pending",
+            "status": "waiting",
+            "node_id": "wait",
+            "detail": "waiting for a reply",
+        },
+    ),
+    Contract(
+        Topic.EXECUTION_EVENTS,
+        MessageType.MESSAGE_SENT,
+        1,
+        MessageSent,
+        False,
+        {
+            "message_id": _MESSAGE,
+            "execution_id": _EXECUTION,
+            "campaign_id": _CAMPAIGN,
+            "contact_id": _CONTACT,
+            "telegram_account_id": _ACCOUNT,
+            "node_id": "hello",
+            "variant": None,
+        },
+    ),
+    Contract(
+        Topic.EXECUTION_EVENTS,
+        MessageType.MESSAGE_FAILED,
+        1,
+        MessageFailed,
+        False,
+        {
+            "message_id": _MESSAGE,
+            "execution_id": _EXECUTION,
+            "campaign_id": _CAMPAIGN,
+            "contact_id": _CONTACT,
+            "telegram_account_id": _ACCOUNT,
+            "node_id": "hello",
+            "code": "contact_permanent",
+            "reason": "privacy restricted",
+        },
+    ),
+    Contract(
+        Topic.EXECUTION_EVENTS,
+        MessageType.MESSAGE_DELIVERED,
+        1,
+        MessageDelivered,
+        False,
+        {
+            "campaign_id": _CAMPAIGN,
+            "execution_id": _EXECUTION,
+            "message_ids": [_MESSAGE],
+            "via": "read",
+        },
+    ),
+    Contract(
+        Topic.EXECUTION_EVENTS,
+        MessageType.REPLY_RECEIVED,
+        1,
+        ReplyReceived,
+        False,
+        {
+            "message_id": _MESSAGE,
+            "execution_id": _EXECUTION,
+            "campaign_id": _CAMPAIGN,
+            "contact_id": _CONTACT,
+            "telegram_account_id": _ACCOUNT,
+        },
+    ),
+    Contract(
+        Topic.ACCOUNT_EVENTS,
+        MessageType.ACCOUNT_HEALTH_CHANGED,
+        1,
+        AccountHealthChanged,
+        False,
+        {
+            "telegram_account_id": _ACCOUNT,
+            "previous_status": "active",
+            "status": "cooldown",
+            "detail": "flood wait of 120 s",
+            "cooldown_until": "2026-11-22T10:02:00Z",
+        },
+    ),
+    Contract(
         Topic.EXECUTIONS_DUE,
         MessageType.EXECUTION_DUE,
         1,
         ExecutionDue,
         False,
         {
-            "execution_id": "5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50",
+            "execution_id": _EXECUTION,
             "campaign_id": _CAMPAIGN,
-            "telegram_account_id": "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+            "telegram_account_id": _ACCOUNT,
+            "lease_until": "2026-11-22T10:01:00Z",
         },
     ),
 )
