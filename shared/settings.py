@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     outbox_batch_size: int = 1000
     outbox_poll_interval_s: float = 1.0
+    lease_s: float = Field(
+        default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
+    )
     sweep_interval_s: float = Field(
         default=1.0, gt=0, description="How often the scheduler's periodic sweeps run."
     )

@@ -72,6 +72,8 @@ CREATE TABLE telegram_accounts (
     sent_today      integer NOT NULL DEFAULT 0,
     quota_day       date,
     simulation      jsonb NOT NULL DEFAULT '{}'::jsonb,
+    pacing          jsonb NOT NULL DEFAULT '{}'::jsonb,
+    last_send_at    timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz

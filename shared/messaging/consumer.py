@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
@@ -32,6 +32,11 @@ CONSUMED = Counter(
     "dripline_messages_consumed_total",
     "Messages consumed, by outcome (applied, duplicate, dead_lettered)",
     ["consumer", "topic", "outcome"],
+)
+AFTER_COMMIT_FAILURES = Counter(
+    "dripline_after_commit_failures_total",
+    "Work after a batch's commit that raised",
+    ["consumer", "topic"],
 )
 BATCH_SECONDS = Histogram(
     "dripline_consumer_batch_seconds", "Time to apply one consumed batch", ["consumer", "topic"]
@@ -65,14 +70,22 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class HandlerContext:
-    """What a handler may touch: the transaction's connection, its outbox, and the clock."""
+    """What a handler may touch: the transaction's connection, its outbox, and the clock.
+
+    Work that must not run inside the transaction (a network call) is registered with
+    `after_commit`; it runs once the batch's transaction has committed. If it fails, the
+    handler's committed state must be enough to recover (the sender's leases are)."""
 
     connection: DbConnection
     outbox: Outbox
     clock: Clock
     consumer: str
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
 
 Handler = Callable[[HandlerContext, Decoded], Awaitable[None]]
@@ -148,6 +161,17 @@ class BatchConsumer:
                 if _record_id(record) in new_ids:
                     outbox.add_record(dead_letter(self.topic, record, reason, self.name))
             await outbox.flush(connection)
+        for work in context.after_commit:
+            try:
+                await work()
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception:
+                # The batch is committed; what this work did not finish is recovered from the
+                # committed state (for the sender: the lease runs out and the send record is
+                # reconciled). Logged and counted, not swallowed.
+                AFTER_COMMIT_FAILURES.labels(self.name, self.topic.value).inc()
+                log.exception("%s: work after commit failed", self.name)
         CONSUMED.labels(self.name, self.topic.value, "duplicate").inc(duplicates)
         CONSUMED.labels(self.name, self.topic.value, "applied").inc(applied)
         CONSUMED.labels(self.name, self.topic.value, "dead_lettered").inc(len(rejected))

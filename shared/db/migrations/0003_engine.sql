@@ -15,8 +15,11 @@ ALTER TABLE messages DROP CONSTRAINT messages_status_check;
 ALTER TABLE messages ADD CONSTRAINT messages_status_check
     CHECK (status IN ('queued', 'sent', 'delivered', 'read', 'failed', 'received', 'unknown'));
 
--- How the simulator behaves for this account and its contacts (docs/simulator.md).
+-- How the simulator behaves for this account and its contacts (docs/engine.md), the account's
+-- pacing settings (defaults in shared/domain/pacing.py), and when it last sent.
 ALTER TABLE telegram_accounts ADD COLUMN simulation jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE telegram_accounts ADD COLUMN pacing jsonb NOT NULL DEFAULT '{}'::jsonb;
+ALTER TABLE telegram_accounts ADD COLUMN last_send_at timestamptz;
 
 -- The simulated Telegram's own memory (what a real server would remember): every message it
 -- accepted, by the sending account and the client's random_id, so a repeated random_id is

@@ -1,0 +1,89 @@
+"""Dispatch: due executions become `execution.due` events keyed by Telegram account, and
+scheduled campaigns start on time.
+
+A claim leases the execution (`lease_s`); the event carries the lease, so the sender can tell
+a current event from a stale one. An execution whose lease runs out without the sender moving it
+on is claimed and emitted again: a lost event, or a broker that forgot everything, delays work
+but loses none. Claims take row locks with SKIP LOCKED, so schedulers never emit the same
+execution twice within a lease.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prometheus_client import Counter, Histogram
+
+from shared.db.sql import Queries
+from shared.domain import campaigns
+from shared.messaging.contracts import CampaignStatusChanged, ExecutionDue, MessageType
+from shared.messaging.envelope import new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+from shared.runtime import Service
+
+QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+CLAIM_BATCH = 2000  # the literal LIMIT of claim_due
+SCHEDULED_LAUNCH = "campaign.scheduled_launch"
+
+DISPATCHED = Counter("dripline_executions_dispatched_total", "Due executions claimed and emitted")
+DISPATCH_LAG = Histogram(
+    "dripline_dispatch_lag_seconds",
+    "How late an execution was claimed: claim time minus next_execution_at",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+
+
+async def dispatch_due(service: Service) -> int:
+    """Claim and emit until nothing is due; returns how many were emitted."""
+    emitted = 0
+    while True:
+        now = service.clock.now()
+        lease_until = now + timedelta(seconds=service.settings.lease_s)
+        async with service.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(QUERIES["claim_due"], now, lease_until)
+            outbox = Outbox()
+            for row in rows:
+                due = ExecutionDue(
+                    execution_id=row["id"],
+                    campaign_id=row["campaign_id"],
+                    telegram_account_id=row["telegram_account_id"],
+                    lease_until=lease_until,
+                )
+                envelope = new_envelope(
+                    type=MessageType.EXECUTION_DUE, payload=due, occurred_at=now, actor=None
+                )
+                outbox.add(Topic.EXECUTIONS_DUE, str(row["telegram_account_id"]), envelope)
+                DISPATCH_LAG.observe(max(0.0, (now - row["next_execution_at"]).total_seconds()))
+            await outbox.flush(connection)
+        emitted += len(rows)
+        DISPATCHED.inc(len(rows))
+        if len(rows) < CLAIM_BATCH:
+            return emitted
+
+
+async def start_scheduled(service: Service) -> int:
+    """Scheduled and recurring campaigns whose next run has come become active."""
+    now = service.clock.now()
+    async with service.pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(QUERIES["due_launches"], now)
+        outbox = Outbox()
+        for row in rows:
+            await connection.execute(QUERIES["start_run"], row["id"], now)
+            if campaigns.LaunchType(row["launch_type"]) is campaigns.LaunchType.RECURRING:
+                await connection.execute(QUERIES["restart_executions"], row["id"], now)
+            event = CampaignStatusChanged(
+                campaign_id=row["id"],
+                previous_status=row["status"],
+                status="active",
+                enabled=row["enabled"],
+                cause=SCHEDULED_LAUNCH,
+                previous_enabled=row["enabled"],
+            )
+            envelope = new_envelope(
+                type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now, actor=None
+            )
+            outbox.add(Topic.CAMPAIGN_EVENTS, str(row["id"]), envelope)
+        await outbox.flush(connection)
+    return len(rows)

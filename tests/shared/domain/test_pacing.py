@@ -1,0 +1,53 @@
+"""Pacing: cooldowns, gaps with jitter, the daily budget of new peers, health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.domain.accounts import AccountHealth as H
+from shared.domain.pacing import AccountPace, CannotSend, Pacing, jitter, next_send_at
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+S = timedelta(seconds=1)
+PACING = Pacing(min_gap_s=60, jitter_s=0, daily_new_peers=10, limited_retry_s=3600)
+
+CASES = [
+    # pace, new peer -> the moment the send may go
+    (AccountPace(H.ACTIVE, None, None, 0), True, NOW),
+    (AccountPace(H.ACTIVE, None, NOW - 61 * S, 0), True, NOW),
+    (AccountPace(H.ACTIVE, None, NOW - 20 * S, 0), True, NOW + 40 * S),
+    (AccountPace(H.WARMING, None, None, 9), True, NOW),
+    (AccountPace(H.ACTIVE, None, None, 10), True, datetime(2026, 6, 2, tzinfo=UTC)),
+    (AccountPace(H.ACTIVE, None, None, 10), False, NOW),  # known peers are outside the budget
+    (AccountPace(H.COOLDOWN, NOW + 300 * S, None, 0), False, NOW + 300 * S),
+    (AccountPace(H.ACTIVE, NOW - S, None, 0), False, NOW),  # a cooldown in the past
+    (AccountPace(H.LIMITED, None, None, 0), True, NOW + 3600 * S),
+    (AccountPace(H.LIMITED, None, None, 0), False, NOW),
+    (AccountPace(H.DISCONNECTED, None, None, 0), False, NOW + 300 * S),
+]
+
+
+@pytest.mark.parametrize(("pace", "new_peer", "moment"), CASES)
+def test_next_send_at(pace: AccountPace, new_peer: bool, moment: datetime) -> None:
+    assert next_send_at(PACING, pace, NOW, new_peer=new_peer, key="k") == moment
+
+
+@pytest.mark.parametrize("health", [H.AUTH_LOST, H.BANNED])
+def test_a_dead_account_cannot_send(health: H) -> None:
+    with pytest.raises(CannotSend):
+        next_send_at(PACING, AccountPace(health, None, None, 0), NOW, new_peer=False, key="k")
+
+
+def test_jitter_is_deterministic_and_within_its_spread() -> None:
+    values = [jitter(f"k{i}", 30) for i in range(1000)]
+    assert all(0 <= v < 30 for v in values)
+    assert jitter("k1", 30) == jitter("k1", 30)
+    assert max(values) - min(values) > 25  # spread over the range
+
+
+def test_settings_override_the_conservative_defaults() -> None:
+    assert Pacing() == Pacing(min_gap_s=45, jitter_s=30, daily_new_peers=20)
+    custom = Pacing.from_settings({"min_gap_s": 0, "colour": "red"}, daily_quota=7)
+    assert (custom.min_gap_s, custom.daily_new_peers, custom.jitter_s) == (0, 7, 30)
