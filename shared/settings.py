@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )
+    health_check_interval_s: float = Field(
+        default=300.0, gt=0, description="How often each Telegram account is probed."
+    )
     sweep_interval_s: float = Field(
         default=1.0, gt=0, description="How often the scheduler's periodic sweeps run."
     )

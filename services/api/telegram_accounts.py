@@ -26,13 +26,32 @@ router = APIRouter(prefix="/telegram-accounts", tags=["telegram accounts"])
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
+class PacingSettings(BaseModel):
+    """Per-account pacing; omitted values take the conservative defaults (docs/engine.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_gap_s: float | None = Field(default=None, ge=0, le=86400)
+    jitter_s: float | None = Field(default=None, ge=0, le=3600)
+    daily_new_peers: int | None = Field(default=None, ge=0, le=1000)
+    flood_margin_s: float | None = Field(default=None, ge=0, le=3600)
+    limited_retry_s: float | None = Field(default=None, ge=1, le=7 * 86400)
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
 class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: DisplayName
     phone: str | None = Field(default=None, max_length=32)
     session_kind: Literal["simulated", "telethon"] = "simulated"
     daily_quota: int = Field(
-        default=50, ge=0, le=1000, description="New peers a day (the sender may ramp below it)."
+        default=20, ge=0, le=1000, description="New peers a day (the sender may ramp below it)."
+    )
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
+    simulation: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the simulated Telegram behaves for this account (docs/engine.md).",
     )
 
 
@@ -40,6 +59,8 @@ class AccountPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     display_name: DisplayName | None = None
     daily_quota: int | None = Field(default=None, ge=0, le=1000)
+    pacing: PacingSettings | None = None
+    simulation: dict[str, Any] | None = None
 
 
 class TelegramAccount(BaseModel):
@@ -55,6 +76,9 @@ class TelegramAccount(BaseModel):
     cooldown_until: datetime | None
     daily_quota: int
     sent_today: int
+    pacing: dict[str, Any]
+    simulation: dict[str, Any]
+    last_send_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -98,6 +122,8 @@ async def create_account(
             body.session_kind,
             AccountHealth.ACTIVE.value,
             body.daily_quota,
+            body.pacing.stored(),
+            body.simulation,
         )
     return TelegramAccount.model_validate(dict(row))  # type: ignore[arg-type]
 
@@ -129,6 +155,8 @@ async def update_account(
             account_id,
             body.display_name if body.display_name is not None else row["display_name"],
             body.daily_quota if body.daily_quota is not None else row["daily_quota"],
+            body.pacing.stored() if body.pacing is not None else row["pacing"],
+            body.simulation if body.simulation is not None else row["simulation"],
         )
     return TelegramAccount.model_validate(dict(updated))  # type: ignore[arg-type]
 

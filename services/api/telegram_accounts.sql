@@ -2,8 +2,8 @@
 
 -- name: insert
 INSERT INTO telegram_accounts (organization_id, owner_user_id, display_name, phone,
-                               session_kind, health_status, daily_quota)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+                               session_kind, health_status, daily_quota, pacing, simulation)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
 
 -- name: get
@@ -21,7 +21,8 @@ WHERE deleted_at IS NULL
 ORDER BY created_at, id;
 
 -- name: update
-UPDATE telegram_accounts SET display_name = $2, daily_quota = $3, updated_at = now()
+UPDATE telegram_accounts
+SET display_name = $2, daily_quota = $3, pacing = $4, simulation = $5, updated_at = now()
 WHERE id = $1
 RETURNING *;
 

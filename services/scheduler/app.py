@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.scheduler import dispatch, lifecycle, runs
-from shared.messaging.contracts import contracts_on
+from services.scheduler import accounts, dispatch, lifecycle, runs
+from shared.messaging.contracts import MessageType, contracts_on
 from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -17,6 +17,9 @@ def create_service(settings: Settings) -> Service:
     )
     for contract in contracts_on(Topic.CAMPAIGN_COMMANDS):
         service.handle(Topic.CAMPAIGN_COMMANDS, contract.type)(lifecycle.on_command)
+    service.handle(Topic.ACCOUNT_EVENTS, MessageType.ACCOUNT_HEALTH_CHANGED)(
+        accounts.on_health_changed
+    )
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)
     service.every_sweep("dispatch_due")(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)

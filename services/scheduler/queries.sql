@@ -33,25 +33,27 @@ UPDATE executions
 SET status = 'pending',
     next_execution_at = CASE WHEN next_execution_at IS NULL OR next_execution_at < $2
                              THEN $2 ELSE next_execution_at END,
-    updated_at = $2
+    lease_until = NULL, updated_at = $2
 WHERE campaign_id = $1 AND status = 'paused' AND deleted_at IS NULL;
 
 -- name: reset_completed_executions
 -- Only when the launch asks for it: completed executions start the flow again.
 UPDATE executions
 SET status = 'pending', current_node_id = NULL, next_execution_at = $2, completed_at = NULL,
-    started_at = NULL, error_message = NULL, attempts = 0, updated_at = $2
+    started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
+    context = context - 'flow', updated_at = $2
 WHERE campaign_id = $1 AND status = 'completed' AND deleted_at IS NULL;
 
 -- name: pause_executions
 -- next_execution_at is kept, so a relaunch resumes from the same point.
 UPDATE executions
-SET status = 'paused', updated_at = $2
+SET status = 'paused', lease_until = NULL, updated_at = $2
 WHERE campaign_id = $1 AND status IN ('pending', 'running', 'waiting') AND deleted_at IS NULL;
 
 -- name: cancel_executions
 UPDATE executions
-SET status = 'cancelled', completed_at = $2, error_message = $3, updated_at = $2
+SET status = 'cancelled', completed_at = $2, error_message = $3, lease_until = NULL,
+    updated_at = $2
 WHERE campaign_id = $1 AND status IN ('pending', 'running', 'waiting', 'paused')
   AND deleted_at IS NULL;
 
@@ -188,3 +190,21 @@ SET status = 'pending', current_node_id = NULL, next_execution_at = $2, complete
     started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
     context = context - 'flow', updated_at = $2
 WHERE campaign_id = $1 AND deleted_at IS NULL AND status IN ('completed', 'failed');
+
+-- name: fail_account_campaigns
+-- A dead account (auth lost, banned): its campaigns that could still send fail, with the reason.
+UPDATE campaigns c
+SET status = 'failed', failure_reason = $2, updated_at = $3
+FROM (SELECT id, status FROM campaigns
+      WHERE telegram_account_id = $1 AND deleted_at IS NULL
+        AND status IN ('active', 'scheduled', 'paused')
+      FOR UPDATE) before
+WHERE c.id = before.id
+RETURNING c.id, before.status AS previous_status, c.enabled;
+
+-- name: fail_account_executions
+UPDATE executions
+SET status = 'failed', completed_at = $3, error_message = $2, lease_until = NULL,
+    updated_at = $3
+WHERE campaign_id = ANY($1::uuid[]) AND deleted_at IS NULL
+  AND status IN ('pending', 'running', 'waiting', 'paused');

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from services.scheduler.app import create_service as scheduler
+from services.sender.app import create_service as sender
 from services.stats.app import create_service as stats
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer
@@ -24,12 +25,15 @@ from tests.shared.messaging.test_consumer import FakeRecord
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CREATOR = UUID("00000000-0000-0000-0000-00000000000c")
 CONTACT = UUID("7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918")  # the contracts' example contact
+CAMPAIGN = "0b9d3c3e-6f6e-4c1a-9a55-3f1f8a2b7c10"  # ... campaign
+ACCOUNT = UUID("9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b")  # ... account
+EXECUTION_ID = UUID("5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50")  # ... and execution
 
 
 def handled() -> list[tuple[Contract, str]]:
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
     pairs = []
-    for service in (scheduler(settings), stats(settings)):
+    for service in (scheduler(settings), sender(settings), stats(settings)):
         for contract in CONTRACTS:
             if contract.type.value in service.handlers.get(contract.topic, {}):
                 pairs.append((contract, service.name))
@@ -43,14 +47,17 @@ async def seed_example_campaign(
     enabled: bool = True,
     deleted: bool = False,
     execution: str | None = "pending",
+    lease_until: datetime | None = None,
 ) -> None:
     """The example's campaign in a state where the example command applies: a simulated
     account, a valid flow and, unless `execution` is None, the example contact in it."""
     await pool.execute("INSERT INTO users (id, email) VALUES ($1, 'c@example.com')", CREATOR)
     account = await pool.fetchval(
-        "INSERT INTO telegram_accounts (owner_user_id, display_name, session_kind, health_status)"
-        " VALUES ($1, 'a', 'simulated', 'active') RETURNING id",
+        "INSERT INTO telegram_accounts (id, owner_user_id, display_name, session_kind,"
+        " health_status, pacing) VALUES ($1, $2, 'a', 'simulated', 'active', $3) RETURNING id",
+        ACCOUNT,
         CREATOR,
+        {"min_gap_s": 0, "jitter_s": 0},
     )
     await pool.execute(
         "INSERT INTO campaigns (id, created_by, name, status, enabled, deleted_at,"
@@ -71,10 +78,14 @@ async def seed_example_campaign(
     )
     if execution is not None:
         await pool.execute(
-            "INSERT INTO executions (campaign_id, contact_id, status) VALUES ($1, $2, $3)",
+            "INSERT INTO executions (id, campaign_id, contact_id, status, next_execution_at,"
+            " lease_until) VALUES ($1, $2, $3, $4, $5, $6)",
+            EXECUTION_ID,
             UUID(campaign_id),
             CONTACT,
             execution,
+            NOW,
+            lease_until,
         )
 
 
@@ -126,6 +137,16 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     ("scheduler", "campaign.remove_contacts"): ({}, [
         ("SELECT deleted_at IS NOT NULL FROM executions", True), (EXECUTION, "cancelled"),
         (CAMPAIGN_EVENTS, 1)]),
+    # The example's claim: the first node (a send) goes out through the simulator and the
+    # execution waits for a reply.
+    ("sender", "execution.due"): (
+        {"status": "active", "lease_until": datetime(2026, 11, 22, 10, 1, tzinfo=UTC)}, [
+            ("SELECT status FROM messages", "sent"), (EXECUTION, "waiting"),
+            ("SELECT current_node_id FROM executions", "wait"),
+            ("SELECT count(*) FROM simulator_messages", 1)]),
+    # A cooldown (the example) changes no campaign; a dead account would fail them.
+    ("scheduler", "account.health_changed"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
     ("stats", "campaign.status_changed"): ({}, [("SELECT launches FROM campaign_stats", 1)]),
     ("stats", "campaign.command_rejected"): ({}, [
         ("SELECT count(*) FROM campaign_activities WHERE type = 'campaign.command_rejected'",
@@ -143,9 +164,12 @@ async def test_example_through_its_handler(
     pool: asyncpg.Pool[Any], contract: Contract, service_name: str
 ) -> None:
     seed, expectations = EFFECTS[(service_name, contract.type.value)]
-    await seed_example_campaign(pool, contract.example["campaign_id"], **seed)
+    await seed_example_campaign(pool, CAMPAIGN, **seed)
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
-    service: Service = {"scheduler": scheduler, "stats": stats}[service_name](settings)
+    service: Service = {"scheduler": scheduler, "sender": sender, "stats": stats}[service_name](
+        settings
+    )
+    service._pool = pool  # as if started: the sender's work after commit uses the service's pool
     consumer = BatchConsumer(
         name=service.name, topic=contract.topic, handlers=service.handlers[contract.topic],
         pool=pool, clock=FixedClock(NOW),

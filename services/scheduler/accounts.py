@@ -1,0 +1,57 @@
+"""What a Telegram account's health means for campaigns: a dead account (auth lost, banned)
+fails the campaigns that use it, with the reason shown on the campaign (spec 004 "Failed")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.db.sql import Queries
+from shared.messaging.consumer import HandlerContext
+from shared.messaging.contracts import (
+    AccountHealthChanged,
+    CampaignStatusChanged,
+    Decoded,
+    MessageType,
+)
+from shared.messaging.envelope import new_envelope
+from shared.messaging.topics import Topic
+
+QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
+
+
+async def on_health_changed(context: HandlerContext, message: Decoded) -> None:
+    event = message.payload
+    assert isinstance(event, AccountHealthChanged)
+    if event.status not in DEAD:
+        return
+    now = context.clock.now()
+    reason = f"The Telegram account {DEAD[event.status]}: {event.detail or event.status}"
+    failed = await context.connection.fetch(
+        QUERIES["fail_account_campaigns"], event.telegram_account_id, reason, now
+    )
+    if not failed:
+        return
+    await context.connection.execute(
+        QUERIES["fail_account_executions"], [r["id"] for r in failed], reason, now
+    )
+    for row in failed:
+        changed = CampaignStatusChanged(
+            campaign_id=row["id"],
+            previous_status=row["previous_status"],
+            status="failed",
+            enabled=row["enabled"],
+            cause=message.envelope.type,
+            previous_enabled=row["enabled"],
+        )
+        context.outbox.add(
+            Topic.CAMPAIGN_EVENTS,
+            str(row["id"]),
+            new_envelope(
+                type=MessageType.CAMPAIGN_STATUS_CHANGED,
+                payload=changed,
+                occurred_at=now,
+                actor=None,
+                causation_id=message.envelope.message_id,
+            ),
+        )

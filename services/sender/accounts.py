@@ -1,0 +1,110 @@
+"""Account health as the sender sees it: transitions, their events, and the periodic check.
+
+States (TELEGRAM.md): active and warming send; cooldown waits until cooldown_until and then
+returns to active; limited stops new peers until a check clears it; disconnected retries;
+auth_lost and banned stop for good and need a person. Every transition is an
+`account.health_changed` event; the scheduler fails the campaigns of a dead account.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from services.sender.gateway import (
+    Account,
+    AccountDead,
+    AccountLimited,
+    Gateway,
+    RetryAfter,
+    Transient,
+)
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain.accounts import AccountHealth
+from shared.messaging.contracts import AccountHealthChanged, MessageType
+from shared.messaging.envelope import new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+
+QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
+
+
+async def change_health(
+    connection: DbConnection,
+    outbox: Outbox,
+    account_id: UUID,
+    health: AccountHealth,
+    detail: str | None,
+    now: datetime,
+    *,
+    cooldown_until: datetime | None = None,
+) -> None:
+    current = await connection.fetchrow(
+        "SELECT health_status, cooldown_until FROM telegram_accounts WHERE id = $1", account_id
+    )
+    assert current is not None
+    if current["health_status"] in DEAD and health not in DEAD:
+        return  # only a person (a new login) brings a dead account back
+    await connection.execute(
+        QUERIES["set_health"], account_id, health.value, detail, cooldown_until, now
+    )
+    if current["health_status"] != health.value or current["cooldown_until"] != cooldown_until:
+        event = AccountHealthChanged(
+            telegram_account_id=account_id,
+            previous_status=current["health_status"],
+            status=health.value,
+            detail=detail,
+            cooldown_until=cooldown_until,
+        )
+        outbox.add(
+            Topic.ACCOUNT_EVENTS,
+            str(account_id),
+            new_envelope(
+                type=MessageType.ACCOUNT_HEALTH_CHANGED, payload=event, occurred_at=now, actor=None
+            ),
+        )
+
+
+async def check(
+    connection: DbConnection, outbox: Outbox, gateway: Gateway, row: Any, now: datetime
+) -> AccountHealth:
+    """Probe one account and record what was found."""
+    account = Account(row["id"], row["session_kind"], row["simulation"])
+    health = AccountHealth(row["health_status"])
+    if health is AccountHealth.COOLDOWN and row["cooldown_until"] and row["cooldown_until"] > now:
+        return health  # still waiting out a flood wait: nothing to ask
+    try:
+        await gateway.probe(account, now)
+    except AccountDead as dead:
+        health = AccountHealth(dead.kind)
+        await change_health(connection, outbox, account.id, health, dead.reason, now)
+        return health
+    except RetryAfter as wait:
+        until = now + timedelta(seconds=wait.seconds)
+        await change_health(
+            connection,
+            outbox,
+            account.id,
+            AccountHealth.COOLDOWN,
+            wait.reason,
+            now,
+            cooldown_until=until,
+        )
+        return AccountHealth.COOLDOWN
+    except AccountLimited as limited:
+        await change_health(
+            connection, outbox, account.id, AccountHealth.LIMITED, limited.reason, now
+        )
+        return AccountHealth.LIMITED
+    except Transient as failure:
+        await change_health(
+            connection, outbox, account.id, AccountHealth.DISCONNECTED, failure.reason, now
+        )
+        return AccountHealth.DISCONNECTED
+    back = AccountHealth.ACTIVE if health is not AccountHealth.WARMING else health
+    await change_health(connection, outbox, account.id, back, None, now)
+    return back

@@ -1,0 +1,123 @@
+-- The sender owns execution progress, messages and account health.
+
+-- name: lock_execution
+-- An execution with what a step needs: its campaign's flow and settings, the account, and the
+-- contact's ways of being reached. Locked for the step.
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
+       e.lease_until, e.variant, e.context, e.started_at,
+       c.flow, c.settings, c.status AS campaign_status, c.enabled AS campaign_enabled,
+       c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
+       ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
+       ct.custom_fields, ct.first_name, ct.last_name
+FROM executions e
+JOIN campaigns c ON c.id = e.campaign_id
+JOIN contacts ct ON ct.id = e.contact_id
+WHERE e.id = $1
+FOR UPDATE OF e;
+
+-- name: lock_account
+SELECT id, session_kind, simulation, pacing, health_status, cooldown_until, last_send_at,
+       daily_quota, sent_today, quota_day
+FROM telegram_accounts
+WHERE id = $1
+FOR UPDATE;
+
+-- name: known_peer
+-- Has this account written to this contact before? Known peers are outside the daily budget.
+SELECT EXISTS (SELECT 1 FROM messages
+               WHERE telegram_account_id = $1 AND contact_id = $2 AND direction = 'outgoing'
+                 AND status IN ('sent', 'delivered', 'read'));
+
+-- name: claim_send
+-- The send record, written before the network call; a repeat finds the existing one.
+INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, node_id,
+                      variant, direction, body, status, send_key, random_id)
+VALUES ($1, $2, $3, $4, $5, $6, 'outgoing', $7, 'queued', $8, $9)
+ON CONFLICT (send_key) DO NOTHING;
+
+-- name: send_record
+SELECT id, status, random_id, body, node_id FROM messages WHERE send_key = $1;
+
+-- name: mark_sent
+UPDATE messages SET status = 'sent', telegram_message_id = $2, sent_at = $3
+WHERE id = $1 AND status = 'queued';
+
+-- name: mark_failed
+UPDATE messages SET status = 'failed', error_code = $2, error_message = $3 WHERE id = $1;
+
+-- name: drop_send_record
+-- Telegram refused before accepting (flood wait, limits, dead account): nothing was sent.
+DELETE FROM messages WHERE id = $1 AND status = 'queued';
+
+-- name: reserve_send
+-- The account's pace: the send about to go counts from now.
+UPDATE telegram_accounts
+SET last_send_at = $2,
+    sent_today = CASE WHEN quota_day = $3 THEN sent_today ELSE 0 END + $4,
+    quota_day = $3
+WHERE id = $1;
+
+-- name: set_health
+UPDATE telegram_accounts
+SET health_status = $2, health_detail = $3, cooldown_until = $4, last_checked_at = $5,
+    updated_at = $5
+WHERE id = $1;
+
+-- name: save_execution
+UPDATE executions
+SET status = $2, current_node_id = $3, next_execution_at = $4, lease_until = NULL,
+    context = jsonb_set(context, '{flow}', $5::jsonb), variant = $6,
+    started_at = coalesce(started_at, $7), completed_at = $8, error_message = $9,
+    updated_at = $7
+WHERE id = $1;
+
+-- name: defer_execution
+-- Not now (pacing, a cooldown, a transient failure): due again at $2, nothing else changes.
+UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = attempts + $3,
+                      updated_at = $4
+WHERE id = $1;
+
+-- name: release_execution
+UPDATE executions SET lease_until = NULL WHERE id = $1;
+
+-- name: write_logs
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, node_id, node_type, event,
+                            status, message, details, created_at)
+SELECT $1, $2, $3, node_id, node_type, event, status, message, '{}'::jsonb, $4
+FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+     AS l (node_id, node_type, event, status, message);
+
+-- name: set_contact_tags
+UPDATE contacts SET tags = $2, updated_at = $3 WHERE id = $1;
+
+-- name: message_by_random_id
+-- Our outgoing message behind a reply or read, with its execution.
+SELECT m.id, m.execution_id, m.campaign_id, m.contact_id, m.telegram_account_id,
+       m.telegram_message_id, m.sent_at
+FROM messages m
+WHERE m.telegram_account_id = $1 AND m.random_id = $2 AND m.direction = 'outgoing';
+
+-- name: confirm_delivery
+-- A read confirms every outgoing message to the contact up to this one; a reply does too.
+UPDATE messages
+SET status = CASE WHEN $4 = 'read' THEN 'read'
+                  WHEN status = 'sent' THEN 'delivered' ELSE status END,
+    delivered_at = coalesce(delivered_at, $3),
+    read_at = CASE WHEN $4 = 'read' THEN coalesce(read_at, $3) ELSE read_at END
+WHERE execution_id = $1 AND direction = 'outgoing' AND status IN ('sent', 'delivered')
+  AND telegram_message_id <= $2
+RETURNING id;
+
+-- name: record_reply
+INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, direction,
+                      body, status, sent_at)
+VALUES ($1, $2, $3, $4, 'incoming', $5, 'received', $6)
+RETURNING id;
+
+-- name: accounts_to_probe
+SELECT id, session_kind, simulation, health_status, cooldown_until
+FROM telegram_accounts
+WHERE deleted_at IS NULL AND health_status NOT IN ('auth_lost', 'banned')
+  AND (last_checked_at IS NULL OR last_checked_at < $1 OR health_status = 'cooldown')
+LIMIT 100
+FOR UPDATE SKIP LOCKED;

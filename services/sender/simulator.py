@@ -1,0 +1,143 @@
+"""A simulated Telegram, deterministic under a seed, with Telethon's error semantics.
+
+Its behaviour is configured per account in telegram_accounts.simulation (JSON):
+
+    {"seed": 7,
+     "contacts": {"ada": {"reply_after_s": 30, "read_after_s": 5},
+                  "ghost": {"deleted": true}, "shy": {"privacy_restricted": true}},
+     "default": {"read_after_s": 5, "reply_ratio": 0.3, "reply_after_s": 60},
+     "burst": {"sends": 20, "window_s": 60, "flood_wait_s": 30},
+     "peer_flood_after": 40, "revoked_after": 100, "banned_after": 500}
+
+Contacts are matched by the peer key the sender resolves (username, phone or user id). A
+contact without its own entry replies with probability reply_ratio, decided by a hash of the
+seed and the peer, so a run is repeatable. Its memory (what it accepted, when reads and replies
+are due) is the simulator_messages table, as a real server's would survive our crashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.sender.gateway import (
+    Account,
+    AccountDead,
+    AccountLimited,
+    ContactPermanent,
+    Delivery,
+    Incoming,
+    Peer,
+    RetryAfter,
+)
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+
+QUERIES = Queries.load(Path(__file__).with_name("simulator.sql"))
+
+
+def _fraction(seed: object, peer: str) -> float:
+    digest = hashlib.sha256(f"{seed}:{peer}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+def behaviour(simulation: dict[str, Any], peer: str) -> dict[str, Any]:
+    """The contact's own entry, or the default one with the seeded reply draw applied."""
+    own = simulation.get("contacts", {}).get(peer)
+    if own is not None:
+        return dict(own)
+    default = dict(simulation.get("default", {}))
+    ratio = default.pop("reply_ratio", None)
+    if ratio is not None and _fraction(simulation.get("seed", 0), peer) >= ratio:
+        default.pop("reply_after_s", None)
+    return default
+
+
+class SimulatedTelegram:
+    def __init__(self, pool: Callable[[], asyncpg.Pool[Any]]) -> None:
+        self._get_pool = pool  # the service's pool, which exists once the service has started
+
+    @property
+    def _pool(self) -> asyncpg.Pool[Any]:
+        return self._get_pool()
+
+    async def send(
+        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+    ) -> Delivery:
+        sim = account.simulation
+        async with self._pool.acquire() as connection:
+            known = await connection.fetchrow(QUERIES["find"], account.id, random_id)
+            if known is not None:
+                return Delivery(known["message_id"], known["sent_at"], duplicate=True)
+            burst = sim.get("burst", {})
+            window = timedelta(seconds=float(burst.get("window_s", 60)))
+            day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            counts = await connection.fetchrow(
+                QUERIES["counts"], account.id, now - window, day_start, peer.key
+            )
+            assert counts is not None
+            self._check_account(sim, counts["total"])
+            contact = behaviour(sim, peer.key)
+            if contact.get("deleted"):
+                raise ContactPermanent("InputUserDeactivatedError: the user was deleted")
+            if contact.get("privacy_restricted"):
+                raise ContactPermanent("UserPrivacyRestrictedError: privacy settings forbid it")
+            if burst and counts["recent"] >= int(burst.get("sends", 20)):
+                raise RetryAfter(float(burst.get("flood_wait_s", 30)), "FloodWaitError")
+            limit = sim.get("peer_flood_after")
+            if limit is not None and not counts["known_peer"] and counts["peers_today"] >= limit:
+                raise AccountLimited("PeerFloodError: too many new peers today")
+            read_at = _after(now, contact.get("read_after_s"))
+            reply_at = _after(now, contact.get("reply_after_s"))
+            message_id = await connection.fetchval(
+                QUERIES["record"], account.id, random_id, peer.key, text, now, read_at, reply_at
+            )
+        return Delivery(message_id, now)
+
+    @staticmethod
+    def _check_account(sim: dict[str, Any], total: int) -> None:
+        if sim.get("banned") or (
+            sim.get("banned_after") is not None and total >= sim["banned_after"]
+        ):
+            raise AccountDead("UserDeactivatedBanError: the account is banned", "banned")
+        if sim.get("revoked") or (
+            sim.get("revoked_after") is not None and total >= sim["revoked_after"]
+        ):
+            raise AccountDead("SessionRevokedError: the session was revoked", "auth_lost")
+
+    async def probe(self, account: Account, now: datetime) -> None:
+        async with self._pool.acquire() as connection:
+            total = await connection.fetchval(
+                "SELECT count(*) FROM simulator_messages WHERE account_id = $1", account.id
+            )
+        self._check_account(account.simulation, total)
+
+    async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
+        rows = await connection.fetch(QUERIES["due_updates"], now)
+        found: list[Incoming] = []
+        for row in rows:
+            if row["read_due"]:
+                found.append(Incoming("read", row["account_id"], row["random_id"], row["read_at"]))
+            if row["reply_due"]:
+                found.append(
+                    Incoming(
+                        "reply",
+                        row["account_id"],
+                        row["random_id"],
+                        row["reply_at"],
+                        "Thanks, sounds good",
+                    )
+                )
+        found.sort(key=lambda incoming: incoming.at)
+        return found
+
+
+def _after(now: datetime, seconds: float | int | str | None) -> datetime | None:
+    if seconds is None:
+        return None
+    return now + timedelta(seconds=float(seconds))

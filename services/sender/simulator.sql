@@ -1,0 +1,42 @@
+-- The simulated Telegram's memory (table simulator_messages). Only the simulator uses these.
+
+-- name: find
+SELECT message_id, sent_at FROM simulator_messages WHERE account_id = $1 AND random_id = $2;
+
+-- name: counts
+-- What the simulated server knows of the account's sending: in total, within the burst window
+-- ($2 = its start), distinct peers since $3 (the day's start), and whether $4 is a known peer.
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE sent_at >= $2) AS recent,
+       count(DISTINCT peer) FILTER (WHERE sent_at >= $3) AS peers_today,
+       bool_or(peer = $4) AS known_peer
+FROM simulator_messages
+WHERE account_id = $1;
+
+-- name: record
+-- A message that will never be read or answered has nothing to report.
+INSERT INTO simulator_messages (account_id, random_id, peer, body, sent_at, read_at, reply_at,
+                                read_reported, reply_reported)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $6::timestamptz IS NULL, $7::timestamptz IS NULL)
+RETURNING message_id;
+
+-- name: due_updates
+-- Reads and replies whose time has come, marked reported in the caller's transaction.
+WITH due AS (
+    SELECT account_id, random_id,
+           (read_at IS NOT NULL AND read_at <= $1 AND NOT read_reported) AS read_due,
+           (reply_at IS NOT NULL AND reply_at <= $1 AND NOT reply_reported) AS reply_due
+    FROM simulator_messages
+    WHERE NOT (read_reported AND reply_reported)
+      AND ((read_at IS NOT NULL AND read_at <= $1 AND NOT read_reported)
+           OR (reply_at IS NOT NULL AND reply_at <= $1 AND NOT reply_reported))
+    ORDER BY sent_at
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE simulator_messages s
+SET read_reported = s.read_reported OR due.read_due,
+    reply_reported = s.reply_reported OR due.reply_due
+FROM due
+WHERE s.account_id = due.account_id AND s.random_id = due.random_id
+RETURNING s.account_id, s.random_id, due.read_due, due.reply_due, s.read_at, s.reply_at;

@@ -1,0 +1,110 @@
+"""Replies and read receipts: a reply marks the contact as responded and wakes its
+wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from services.sender.gateway import Gateway, Incoming
+from services.sender.steps import QUERIES, UNFINISHED, emit, load, save
+from shared.db.pool import DbConnection
+from shared.domain import interpreter
+from shared.messaging.contracts import MessageDelivered, MessageType, ReplyReceived
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+
+
+async def apply_updates(
+    connection: DbConnection, outbox: Outbox, gateway: Gateway, now: datetime
+) -> int:
+    incoming = await gateway.updates(connection, now)
+    for update in incoming:
+        await apply(connection, outbox, update, now)
+    return len(incoming)
+
+
+async def apply(connection: DbConnection, outbox: Outbox, update: Incoming, now: datetime) -> None:
+    sent = await connection.fetchrow(
+        QUERIES["message_by_random_id"], update.account_id, update.random_id
+    )
+    if sent is None or sent["execution_id"] is None:
+        return  # not one of ours (or from before the records): nothing to steer
+    confirmed = await connection.fetch(
+        QUERIES["confirm_delivery"],
+        sent["execution_id"],
+        sent["telegram_message_id"],
+        update.at,
+        update.kind,
+    )
+    if confirmed:
+        delivered = MessageDelivered(
+            campaign_id=sent["campaign_id"],
+            execution_id=sent["execution_id"],
+            message_ids=[r["id"] for r in confirmed],
+            via=update.kind,
+        )
+        emit(
+            outbox,
+            Topic.EXECUTION_EVENTS,
+            sent["campaign_id"],
+            MessageType.MESSAGE_DELIVERED,
+            delivered,
+            now,
+        )
+    if update.kind != "reply":
+        return
+    reply_id = await connection.fetchval(
+        QUERIES["record_reply"],
+        sent["campaign_id"],
+        sent["execution_id"],
+        sent["contact_id"],
+        update.account_id,
+        update.text,
+        update.at,
+    )
+    received = ReplyReceived(
+        message_id=reply_id,
+        execution_id=sent["execution_id"],
+        campaign_id=sent["campaign_id"],
+        contact_id=sent["contact_id"],
+        telegram_account_id=update.account_id,
+    )
+    emit(
+        outbox,
+        Topic.EXECUTION_EVENTS,
+        sent["campaign_id"],
+        MessageType.REPLY_RECEIVED,
+        received,
+        now,
+    )
+    row = await connection.fetchrow(QUERIES["lock_execution"], sent["execution_id"])
+    if row is None or row["status"] not in UNFINISHED:
+        return
+    await _steer(connection, outbox, row, update, now)
+
+
+async def _steer(
+    connection: DbConnection, outbox: Outbox, row: Any, update: Incoming, now: datetime
+) -> None:
+    loaded = load(row)
+    if loaded.flow is None:
+        return
+    handling = (row["settings"] or {}).get("response_handling", {})
+    step = interpreter.advance(
+        loaded.flow,
+        loaded.state,
+        interpreter.Replied(update.at),
+        stop_on_reply=bool(handling.get("stop_on_reply", True)),
+    )
+    tag = handling.get("reply_tag")
+    if tag:
+        step = replace(
+            step,
+            state=replace(step.state, tags=step.state.tags | {tag}),
+            tags_added=step.tags_added | {tag},
+        )
+    # Even when nothing is to be done now (Stay), the reply is saved: conditions and later
+    # waits read it.
+    await save(connection, outbox, loaded, step, now)
