@@ -44,6 +44,7 @@ def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Se
         "kafka_session_timeout_ms": 1500,
         "kafka_heartbeat_interval_ms": 300,
         "outbox_poll_interval_s": 0.5,
+        "sweep_interval_s": 0.2,
         "command_wait_s": 10.0,
         "db_pool_max": 5,
     }
