@@ -89,6 +89,7 @@ async def test_a_campaign_runs_both_branches_to_completion(
         ("bob_silent", "ask", "Any thoughts, Bob?"),
         ("bob_silent", "bye", "Bye for now"),
     ]
+
     # Reads and replies are the only delivery confirmations; every message gets one (the last
     # ones are read shortly after the run has finished).
     async def all_confirmed() -> bool:
