@@ -7,11 +7,14 @@ always reachable; a real one starts disconnected until its first health check.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.api.auth import CurrentPrincipal, Principal, pool
@@ -167,3 +170,30 @@ async def delete_account(account_id: UUID, who: CurrentPrincipal, request: Reque
     async with pool(request).acquire() as connection, connection.transaction():
         _may_manage(who, await _get(connection, who, account_id))
         await connection.execute(TELEGRAM_ACCOUNTS["soft_delete"], account_id)
+
+
+@router.post(
+    "/{account_id}/health-check",
+    response_model=TelegramAccount,
+    responses={202: {"description": "The check was requested and has not finished yet"}},
+    summary="Check an account's health now",
+)
+async def check_account(
+    account_id: UUID, who: CurrentPrincipal, request: Request
+) -> TelegramAccount | JSONResponse:
+    """The sender probes the account and records what it finds; the answer is the account after
+    the check. A banned account, or one that lost its login, is not probed: a person must act."""
+    service = request.app.state.service
+    async with pool(request).acquire() as connection:
+        await _get(connection, who, account_id)
+        requested = await connection.fetchval(TELEGRAM_ACCOUNTS["request_check"], account_id)
+    deadline = time.monotonic() + service.settings.command_wait_s
+    while True:
+        async with pool(request).acquire() as connection:
+            row = await _get(connection, who, account_id)
+        if requested is None or row["last_checked_at"] is not None:
+            return TelegramAccount.model_validate(dict(row))
+        if time.monotonic() > deadline:
+            body = {"status": "accepted", "detail": "the health check will run shortly"}
+            return JSONResponse(body, status_code=202)
+        await asyncio.sleep(0.1)

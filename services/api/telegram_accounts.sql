@@ -28,3 +28,9 @@ RETURNING *;
 
 -- name: soft_delete
 UPDATE telegram_accounts SET deleted_at = now(), updated_at = now() WHERE id = $1;
+
+-- name: request_check
+-- Ask the sender for a health check: it probes accounts never (or no longer) checked first.
+UPDATE telegram_accounts SET last_checked_at = NULL
+WHERE id = $1 AND health_status NOT IN ('auth_lost', 'banned')
+RETURNING id;

@@ -228,3 +228,26 @@ async def test_the_health_check_finds_a_dead_account_before_any_launch(
     assert refused.status_code == 409
     assert [e["code"] for e in refused.json()["errors"]] == ["account_unavailable"]
     assert await nothing_sent_twice(pool, account["id"]) == 0
+
+
+async def test_a_health_check_on_demand_finds_a_revoked_session(
+    stack: Stack, pool: asyncpg.Pool[Any]
+) -> None:
+    account = ok(await stack.api.post("/telegram-accounts", json={"display_name": "Checked"}), 201)
+    checked = ok(await stack.api.post(f"/telegram-accounts/{account['id']}/health-check"))
+    assert checked["health_status"] == "active"
+    assert checked["last_checked_at"] is not None
+    # The session is revoked on Telegram's side; the next check finds out.
+    await stack.api.patch(
+        f"/telegram-accounts/{account['id']}", json={"simulation": {"revoked": True}}
+    )
+    found = ok(await stack.api.post(f"/telegram-accounts/{account['id']}/health-check"))
+    assert found["health_status"] == "auth_lost"
+    assert "SessionRevokedError" in found["health_detail"]
+    events = await pool.fetch(
+        "SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'status' AS status FROM outbox"
+        " WHERE headers->>'message-type' = 'account.health_changed' AND key = convert_to($1,"
+        " 'UTF8') ORDER BY id",
+        account["id"],
+    )
+    assert [e["status"] for e in events] == ["auth_lost"]  # every transition is an event
