@@ -28,16 +28,23 @@ DEMO_FLOW = {
     "start": "hello",
     "nodes": [
         {"id": "hello", "type": "send_message", "text": "Hi {first_name}, got a minute?"},
-        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 86400},
+        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 60},
         {"id": "thanks", "type": "send_message", "text": "Thanks for your answer!"},
+        {"id": "nudge", "type": "send_message", "text": "No worries, {first_name}. Later!"},
         {"id": "end", "type": "end"},
     ],
     "edges": [
         {"from": "hello", "to": "wait"},
         {"from": "wait", "to": "thanks", "when": "replied"},
-        {"from": "wait", "to": "end", "when": "timed_out"},
+        {"from": "wait", "to": "nudge", "when": "timed_out"},
         {"from": "thanks", "to": "end"},
+        {"from": "nudge", "to": "end"},
     ],
+}
+# A third of the demo contacts answer within a minute; everyone reads after a few seconds.
+DEMO_SIMULATION = {
+    "seed": 7,
+    "default": {"read_after_s": 3, "reply_ratio": 0.33, "reply_after_s": 20},
 }
 
 
@@ -94,15 +101,27 @@ def infra_down(settings: Settings) -> None:
 
 def infra_status(settings: Settings) -> str:
     postgres, broker = embedded_parts(settings)
-    pg = "external" if not settings.embedded_postgres else (
-        "running" if postgres.is_running() else "stopped")  # fmt: skip
-    kafka = "external" if not settings.embedded_kafka else (
-        "running" if broker.is_running() else "stopped")  # fmt: skip
+    pg = (
+        "external"
+        if not settings.embedded_postgres
+        else ("running" if postgres.is_running() else "stopped")
+    )
+    kafka = (
+        "external"
+        if not settings.embedded_kafka
+        else ("running" if broker.is_running() else "stopped")
+    )
     return f"postgres: {pg} ({settings.dsn})\nbroker: {kafka} ({settings.bootstrap_servers})"
 
 
-async def _prepare(settings: Settings) -> str:
-    """Migrate, seed the demo data once and issue a fresh demo key; returns the key."""
+@dataclass(frozen=True)
+class Demo:
+    key: str
+    organization_id: str
+
+
+async def _prepare(settings: Settings) -> Demo:
+    """Migrate, seed the demo data once and issue a fresh demo key."""
     from services.api.accounts import create_user_with_key
     from shared.db.migrate import migrate
     from shared.db.pool import connect
@@ -114,12 +133,17 @@ async def _prepare(settings: Settings) -> str:
     connection = await connect(settings.dsn)
     try:
         issued = await create_user_with_key(connection, DEMO_EMAIL, name="Demo", key_name="demo")
-        seed = Queries.load(Path(__file__).with_name("demo.sql"))["seed"]
-        if await connection.fetch(seed, issued.user_id, DEMO_FLOW):
-            say("dripline", "seeded a demo account, three contacts and 'Demo campaign'")
+        demo = Queries.load(Path(__file__).with_name("demo.sql"))
+        if await connection.fetch(demo["seed"], issued.user_id, DEMO_FLOW, DEMO_SIMULATION):
+            say(
+                "dripline",
+                "seeded 'Demo organization': two simulated accounts, 300 contacts "
+                "and 'Demo campaign'",
+            )
+        organization = await connection.fetchval(demo["organization"], issued.user_id)
     finally:
         await connection.close()
-    return issued.plaintext
+    return Demo(issued.plaintext, str(organization))
 
 
 @dataclass
@@ -131,10 +155,16 @@ class Child:
 async def _spawn(name: str) -> Child:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "dripline", name,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL, env=env, start_new_session=True,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "dripline",
+        name,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     return Child(name, process)
 
 
@@ -159,7 +189,7 @@ async def _wait_healthy(settings: Settings, names: list[str], timeout_s: float) 
             await asyncio.sleep(0.2)
 
 
-async def _supervise(settings: Settings, started_at: float, demo_key: str) -> int:
+async def _supervise(settings: Settings, started_at: float, demo: Demo) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -179,7 +209,8 @@ async def _supervise(settings: Settings, started_at: float, demo_key: str) -> in
             api = f"http://{settings.http_host}:{settings.api_port}"
             say("dripline", f"all four services are up in {time.monotonic() - started_at:.1f}s")
             say("dripline", f"API:      {api}   (OpenAPI at {api}/docs)")
-            say("dripline", f"API key:  {demo_key}   (user {DEMO_EMAIL}, shown once)")
+            say("dripline", f"Org:      {demo.organization_id}   (send it as X-Organization-Id)")
+            say("dripline", f"API key:  {demo.key}   (user {DEMO_EMAIL}, shown once)")
             say("dripline", "Ctrl-C stops everything.")
             done, _ = await asyncio.wait([stopper, *exits], return_when=asyncio.FIRST_COMPLETED)
         for child in (exits[task] for task in exits if task in done):
@@ -215,8 +246,8 @@ def run_all(settings: Settings) -> int:
     started_at = time.monotonic()
     started = infra_up(settings)
     try:
-        demo_key = asyncio.run(_prepare(settings))
-        return asyncio.run(_supervise(settings, started_at, demo_key))
+        demo = asyncio.run(_prepare(settings))
+        return asyncio.run(_supervise(settings, started_at, demo))
     except KeyboardInterrupt:
         return 130
     finally:
