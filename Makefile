@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit asyncapi infra-up infra-down clean
+.PHONY: run test lint typecheck unit asyncapi bench infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared services dripline tests
+	$(BIN)/mypy shared services dripline tests bench
+
+bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
+	$(BIN)/python -m bench.dispatch
 
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
 	$(BIN)/dripline asyncapi --output docs/asyncapi.json
