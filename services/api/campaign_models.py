@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.api.problems import field_error
 from shared.db.campaigns import readiness_of
@@ -39,16 +47,38 @@ class ResponseHandling(BaseModel):
     reply_tag: Tag | None = Field(default=None, description="Tag added to a contact that replies.")
 
 
+class ActiveHours(BaseModel):
+    """When the campaign may send, in its time zone: ISO weekdays (Monday = 1) and a time of
+    day; an end before the start crosses midnight."""
+
+    model_config = ConfigDict(extra="forbid")
+    days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1, max_length=7
+    )
+    start: time | None = None
+    end: time | None = None
+
+    @model_validator(mode="after")
+    def a_real_window(self) -> ActiveHours:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both start and end, or neither")
+        if self.start is not None and self.start == self.end:
+            raise ValueError("start and end must differ")
+        return self
+
+
 class CampaignSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ab_test: ABTest = Field(default_factory=ABTest)
     response_handling: ResponseHandling = Field(default_factory=ResponseHandling)
+    active_hours: ActiveHours | None = None
 
 
 class SettingsPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ab_test: ABTest | None = None
     response_handling: ResponseHandling | None = None
+    active_hours: ActiveHours | None = None
 
 
 def _known_timezone(value: str | None) -> str | None:

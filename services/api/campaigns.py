@@ -110,7 +110,7 @@ async def create_campaign(
             body.scheduled_at,
             body.recurrence,
             body.flow,
-            body.settings.model_dump(),
+            body.settings.model_dump(mode="json"),
             body.tags,
         )
     if body.contact_ids:
@@ -316,7 +316,7 @@ def _field_groups(patch: CampaignPatch) -> set[FieldGroup]:
     if patch.settings is not None:
         if "ab_test" in patch.settings.model_fields_set:
             groups.add(FieldGroup.AB_TEST)
-        if "response_handling" in patch.settings.model_fields_set:
+        if patch.settings.model_fields_set & {"response_handling", "active_hours"}:
             groups.add(FieldGroup.METADATA)
     return groups
 
@@ -361,7 +361,7 @@ async def update_campaign(
         if body.settings is not None:
             merged["settings"] = {
                 **merged["settings"],
-                **body.settings.model_dump(exclude_unset=True),
+                **body.settings.model_dump(mode="json", exclude_unset=True),
             }
         status = CampaignStatus(row["status"])
         launch_type = LaunchType(merged["launch_type"])

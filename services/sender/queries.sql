@@ -5,7 +5,7 @@
 -- contact's ways of being reached. Locked for the step.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
        e.lease_until, e.variant, e.context, e.started_at,
-       c.flow, c.settings, c.status AS campaign_status, c.enabled AS campaign_enabled,
+       c.flow, c.settings, c.timezone, c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
        ct.custom_fields, ct.first_name, ct.last_name

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -40,6 +40,7 @@ from shared.domain import flows, interpreter
 from shared.domain.accounts import AccountHealth
 from shared.domain.clock import Clock
 from shared.domain.pacing import AccountPace, CannotSend, Pacing, next_send_at
+from shared.domain.windows import Window, next_allowed
 from shared.messaging.consumer import HandlerContext
 from shared.messaging.contracts import (
     Decoded,
@@ -228,6 +229,19 @@ async def save(
         )
 
 
+def active_hours(row: asyncpg.Record) -> Window | None:
+    """The campaign's sending window (settings.active_hours) in its time zone, if it has one."""
+    raw = (row["settings"] or {}).get("active_hours")
+    if not raw:
+        return None
+    return Window(
+        timezone=row["timezone"],
+        days=frozenset(raw.get("days") or range(1, 8)),
+        start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
+        end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
+    )
+
+
 def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
     if row is None or row["status"] not in UNFINISHED:
         return False
@@ -297,6 +311,9 @@ class Steps:
         pacing = Pacing.from_settings(account["pacing"], account["daily_quota"])
         try:
             moment = next_send_at(pacing, pace, now, new_peer=new_peer, key=send_key)
+            window = active_hours(row)
+            if window is not None:
+                moment = next_allowed(window, moment)
         except CannotSend as exc:
             failed = interpreter.Step(
                 interpreter.Fail(outcome.node_id, str(exc)), step.state, step.visited

@@ -3,7 +3,9 @@ Telegram, with replies steering the flow, to completion; nothing sent twice."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -117,3 +119,51 @@ async def test_a_campaign_runs_both_branches_to_completion(
         "SELECT DISTINCT node_id FROM execution_logs WHERE campaign_id = $1", created["id"]
     )
     assert {r["node_id"] for r in logged} >= {"pause", "wait", "done"}
+
+
+async def test_nothing_is_sent_outside_the_campaigns_active_hours(
+    stack: Stack, pool: asyncpg.Pool[Any]
+) -> None:
+    api = stack.api
+    account = ok(
+        await api.post("/telegram-accounts", json={"display_name": "Office hours", "pacing": FAST}),
+        201,
+    )
+    tomorrow = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(days=1)).isoweekday()
+    hours = {"days": [tomorrow], "start": "09:00", "end": "17:00"}
+    created = ok(
+        await api.post(
+            "/campaign-flows",
+            json={
+                "name": "Tomorrow",
+                "telegram_account_id": account["id"],
+                "flow": FLOW,
+                "timezone": "Asia/Tokyo",
+                "settings": {"active_hours": hours},
+            },
+        ),
+        201,
+    )
+    someone = await contact(api, "office_hours")
+    await add_contacts(api, created["id"], [someone["id"]])
+    ok(await api.post(f"/campaign-flows/{created['id']}/launch"))
+
+    async def deferred() -> Any:
+        return await pool.fetchval(
+            "SELECT next_execution_at FROM executions WHERE campaign_id = $1"
+            " AND next_execution_at > now() + interval '1 hour'",
+            created["id"],
+        )
+
+    moment = (await eventually(deferred)).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert (moment.isoweekday(), moment.hour, moment.minute) == (tomorrow, 9, 0)
+    assert (
+        await pool.fetchval("SELECT count(*) FROM messages WHERE campaign_id = $1", created["id"])
+        == 0
+    )
+    bad = await api.patch(
+        f"/campaign-flows/{created['id']}",
+        json={"settings": {"active_hours": {"days": [8], "start": "09:00"}}},
+    )
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} >= {"settings.active_hours.days.0"}
