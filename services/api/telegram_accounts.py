@@ -38,6 +38,9 @@ class PacingSettings(BaseModel):
     daily_new_peers: int | None = Field(default=None, ge=0, le=1000)
     flood_margin_s: float | None = Field(default=None, ge=0, le=3600)
     limited_retry_s: float | None = Field(default=None, ge=1, le=7 * 86400)
+    warmup_start: int | None = Field(default=None, ge=0, le=1000)
+    warmup_step: int | None = Field(default=None, ge=0, le=1000)
+    flood_cut: float | None = Field(default=None, ge=0, le=1)
 
     def stored(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -55,6 +58,11 @@ class AccountCreate(BaseModel):
     simulation: dict[str, Any] = Field(
         default_factory=dict,
         description="How the simulated Telegram behaves for this account (docs/engine.md).",
+    )
+    warm: bool = Field(
+        default=False,
+        description="An aged account that needs no warm-up; a new one starts warming, its "
+        "daily budget of new peers ramping up.",
     )
 
 
@@ -123,7 +131,7 @@ async def create_account(
             body.display_name,
             body.phone,
             body.session_kind,
-            AccountHealth.ACTIVE.value,
+            (AccountHealth.ACTIVE if body.warm else AccountHealth.WARMING).value,
             body.daily_quota,
             body.pacing.stored(),
             body.simulation,

@@ -24,6 +24,7 @@ from services.sender.gateway import (
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
+from shared.domain.pacing import Pacing
 from shared.messaging.contracts import AccountHealthChanged, MessageType
 from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
@@ -105,6 +106,10 @@ async def check(
             connection, outbox, account.id, AccountHealth.DISCONNECTED, failure.reason, now
         )
         return AccountHealth.DISCONNECTED
-    back = AccountHealth.ACTIVE if health is not AccountHealth.WARMING else health
+    back = AccountHealth.ACTIVE
+    if health is AccountHealth.WARMING:
+        pacing = Pacing.from_settings(row["pacing"], row["daily_quota"])
+        if not pacing.warmed_up((now.date() - row["created_at"].date()).days):
+            back = AccountHealth.WARMING  # still ramping up its daily budget
     await change_health(connection, outbox, account.id, back, None, now)
     return back

@@ -17,7 +17,7 @@ FOR UPDATE OF e;
 
 -- name: lock_account
 SELECT id, session_kind, simulation, pacing, health_status, cooldown_until, last_send_at,
-       daily_quota, sent_today, quota_day
+       daily_quota, sent_today, quota_day, flood_on, created_at
 FROM telegram_accounts
 WHERE id = $1
 FOR UPDATE;
@@ -62,6 +62,10 @@ UPDATE telegram_accounts
 SET health_status = $2, health_detail = $3, cooldown_until = $4, last_checked_at = $5,
     updated_at = $5
 WHERE id = $1;
+
+-- name: record_flood
+-- A flood error today: the rest of today's budget of new peers is cut.
+UPDATE telegram_accounts SET flood_on = $2 WHERE id = $1;
 
 -- name: save_execution
 UPDATE executions
@@ -115,7 +119,8 @@ VALUES ($1, $2, $3, $4, 'incoming', $5, 'received', $6)
 RETURNING id;
 
 -- name: accounts_to_probe
-SELECT id, session_kind, simulation, health_status, cooldown_until
+SELECT id, session_kind, simulation, health_status, cooldown_until, pacing, daily_quota,
+       created_at
 FROM telegram_accounts
 WHERE deleted_at IS NULL AND health_status NOT IN ('auth_lost', 'banned')
   AND (last_checked_at IS NULL OR last_checked_at < $1 OR health_status = 'cooldown')

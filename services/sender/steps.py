@@ -307,6 +307,8 @@ class Steps:
             cooldown_until=account["cooldown_until"],
             last_send_at=account["last_send_at"],
             new_peers_today=account["sent_today"] if account["quota_day"] == today else 0,
+            warming_days=(today - account["created_at"].date()).days,
+            flood_today=account["flood_on"] == today,
         )
         pacing = Pacing.from_settings(account["pacing"], account["daily_quota"])
         try:
@@ -474,6 +476,8 @@ class Steps:
         pacing: Pacing,
         now: datetime,
     ) -> None:
+        if isinstance(error, (RetryAfter, AccountLimited)):
+            await connection.execute(QUERIES["record_flood"], account.id, now.date())
         if isinstance(error, RetryAfter):
             until = now + timedelta(seconds=error.seconds + pacing.flood_margin_s)
             await accounts.change_health(

@@ -74,6 +74,7 @@ CREATE TABLE telegram_accounts (
     simulation      jsonb NOT NULL DEFAULT '{}'::jsonb,
     pacing          jsonb NOT NULL DEFAULT '{}'::jsonb,
     last_send_at    timestamptz,
+    flood_on        date,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz

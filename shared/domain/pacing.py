@@ -23,6 +23,21 @@ class Pacing:
     daily_new_peers: int = 20
     flood_margin_s: float = 5.0  # added to every flood wait
     limited_retry_s: float = 3600.0  # how long a limited account's new-peer sends wait
+    warmup_start: int = 5  # new peers on a warming account's first day
+    warmup_step: int = 5  # more each day after, up to daily_new_peers
+    flood_cut: float = 0.5  # the day's budget is multiplied by this after a flood error
+
+    def daily_budget(self, pace: AccountPace) -> int:
+        """New peers allowed today: ramping while warming, cut after a flood error today."""
+        budget = self.daily_new_peers
+        if pace.health is AccountHealth.WARMING:
+            budget = min(budget, self.warmup_start + self.warmup_step * pace.warming_days)
+        if pace.flood_today:
+            budget = int(budget * self.flood_cut)
+        return budget
+
+    def warmed_up(self, warming_days: int) -> bool:
+        return self.warmup_start + self.warmup_step * warming_days >= self.daily_new_peers
 
     @classmethod
     def from_settings(cls, raw: Mapping[str, Any], daily_quota: int | None = None) -> Pacing:
@@ -40,6 +55,8 @@ class AccountPace:
     cooldown_until: datetime | None
     last_send_at: datetime | None
     new_peers_today: int
+    warming_days: int = 0  # whole days since the account started warming
+    flood_today: bool = False  # a flood error (wait, peer flood) happened today
 
 
 class CannotSend(Exception):
@@ -67,7 +84,7 @@ def next_send_at(
     if pace.last_send_at is not None:
         gap = pacing.min_gap_s + jitter(key, pacing.jitter_s)
         moment = max(moment, pace.last_send_at + timedelta(seconds=gap))
-    if new_peer and pace.new_peers_today >= pacing.daily_new_peers:
+    if new_peer and pace.new_peers_today >= pacing.daily_budget(pace):
         tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         moment = max(moment, tomorrow)
     return moment

@@ -37,7 +37,7 @@ async def test_create_and_read_with_the_overview_fields(ann: Person) -> None:
     assert read["telegram_account"] == {
         "id": sender["id"],
         "display_name": "Sales desk",
-        "health_status": "active",
+        "health_status": "warming",
     }
     assert (read["status"], read["display_status"], read["enabled"]) == ("draft", "Draft", True)
     assert read["settings"]["ab_test"] == {"enabled": True, "metric": "response_rate"}

@@ -44,7 +44,7 @@ async def run(
     account = ok(
         await api.post(
             "/telegram-accounts",
-            json={"display_name": name, "simulation": simulation, "pacing": pacing},
+            json={"display_name": name, "simulation": simulation, "pacing": pacing, "warm": True},
         ),
         201,
     )
@@ -235,7 +235,7 @@ async def test_a_health_check_on_demand_finds_a_revoked_session(
 ) -> None:
     account = ok(await stack.api.post("/telegram-accounts", json={"display_name": "Checked"}), 201)
     checked = ok(await stack.api.post(f"/telegram-accounts/{account['id']}/health-check"))
-    assert checked["health_status"] == "active"
+    assert checked["health_status"] == "warming"
     assert checked["last_checked_at"] is not None
     # The session is revoked on Telegram's side; the next check finds out.
     await stack.api.patch(
@@ -251,3 +251,39 @@ async def test_a_health_check_on_demand_finds_a_revoked_session(
         account["id"],
     )
     assert [e["status"] for e in events] == ["auth_lost"]  # every transition is an event
+
+
+async def test_a_new_account_warms_up_with_a_small_daily_budget(
+    stack: Stack, pool: asyncpg.Pool[Any]
+) -> None:
+    account = ok(
+        await stack.api.post(
+            "/telegram-accounts",
+            json={
+                "display_name": "Brand new",
+                "pacing": {"min_gap_s": 0, "jitter_s": 0, "warmup_start": 3},
+            },
+        ),
+        201,
+    )
+    assert account["health_status"] == "warming"
+    created = ok(
+        await stack.api.post(
+            "/campaign-flows",
+            json={"name": "Warm-up", "telegram_account_id": account["id"], "flow": ONE_SEND},
+        ),
+        201,
+    )
+    ids = [(await contact(stack.api, f"warm_{i}x"))["id"] for i in range(5)]
+    await add_contacts(stack.api, created["id"], ids)
+    ok(await stack.api.post(f"/campaign-flows/{created['id']}/launch"))
+
+    async def first_day_spent() -> bool:
+        rows = await executions(pool, created["id"])
+        return sorted(r["status"] for r in rows.values()) == ["completed"] * 3 + ["pending"] * 2
+
+    await eventually(first_day_spent)
+    assert await nothing_sent_twice(pool, account["id"]) == 3
+    rows = await executions(pool, created["id"])
+    assert all(r["next_execution_at"].hour == 0 for r in rows.values() if r["status"] == "pending")
+    assert await health(stack.api, account["id"]) == "warming"

@@ -20,6 +20,8 @@ ALTER TABLE messages ADD CONSTRAINT messages_status_check
 ALTER TABLE telegram_accounts ADD COLUMN simulation jsonb NOT NULL DEFAULT '{}'::jsonb;
 ALTER TABLE telegram_accounts ADD COLUMN pacing jsonb NOT NULL DEFAULT '{}'::jsonb;
 ALTER TABLE telegram_accounts ADD COLUMN last_send_at timestamptz;
+-- The day of the account's last flood error: its budget of new peers is cut for that day.
+ALTER TABLE telegram_accounts ADD COLUMN flood_on date;
 
 -- The simulated Telegram's own memory (what a real server would remember): every message it
 -- accepted, by the sending account and the client's random_id, so a repeated random_id is

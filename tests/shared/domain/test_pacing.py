@@ -18,7 +18,7 @@ CASES = [
     (AccountPace(H.ACTIVE, None, None, 0), True, NOW),
     (AccountPace(H.ACTIVE, None, NOW - 61 * S, 0), True, NOW),
     (AccountPace(H.ACTIVE, None, NOW - 20 * S, 0), True, NOW + 40 * S),
-    (AccountPace(H.WARMING, None, None, 9), True, NOW),
+    (AccountPace(H.WARMING, None, None, 9, warming_days=1), True, NOW),
     (AccountPace(H.ACTIVE, None, None, 10), True, datetime(2026, 6, 2, tzinfo=UTC)),
     (AccountPace(H.ACTIVE, None, None, 10), False, NOW),  # known peers are outside the budget
     (AccountPace(H.COOLDOWN, NOW + 300 * S, None, 0), False, NOW + 300 * S),
@@ -51,3 +51,29 @@ def test_settings_override_the_conservative_defaults() -> None:
     assert Pacing() == Pacing(min_gap_s=45, jitter_s=30, daily_new_peers=20)
     custom = Pacing.from_settings({"min_gap_s": 0, "colour": "red"}, daily_quota=7)
     assert (custom.min_gap_s, custom.daily_new_peers, custom.jitter_s) == (0, 7, 30)
+
+
+@pytest.mark.parametrize(
+    ("health", "days", "flood", "budget"),
+    [
+        (H.WARMING, 0, False, 5),
+        (H.WARMING, 1, False, 8),
+        (H.WARMING, 30, False, 10),
+        (H.ACTIVE, 0, False, 10),
+        (H.ACTIVE, 0, True, 5),
+        (H.WARMING, 1, True, 4),
+    ],
+)
+def test_the_daily_budget_ramps_while_warming_and_is_cut_after_a_flood(
+    health: H, days: int, flood: bool, budget: int
+) -> None:
+    pacing = Pacing(daily_new_peers=10, warmup_start=5, warmup_step=3)
+    pace = AccountPace(health, None, None, 0, warming_days=days, flood_today=flood)
+    assert pacing.daily_budget(pace) == budget
+    full = AccountPace(health, None, None, budget, warming_days=days, flood_today=flood)
+    assert next_send_at(pacing, full, NOW, new_peer=True, key="k") > NOW
+
+
+def test_warming_ends_when_the_ramp_reaches_the_budget() -> None:
+    pacing = Pacing(daily_new_peers=20, warmup_start=5, warmup_step=5)
+    assert [pacing.warmed_up(d) for d in (0, 2, 3)] == [False, False, True]
