@@ -20,13 +20,17 @@ QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
 DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
 
 
+def dead_account_reason(status: str, detail: str | None) -> str:
+    return f"The Telegram account {DEAD[status]}: {detail or status}"
+
+
 async def on_health_changed(context: HandlerContext, message: Decoded) -> None:
     event = message.payload
     assert isinstance(event, AccountHealthChanged)
     if event.status not in DEAD:
         return
     now = context.clock.now()
-    reason = f"The Telegram account {DEAD[event.status]}: {event.detail or event.status}"
+    reason = dead_account_reason(event.status, event.detail)
     failed = await context.connection.fetch(
         QUERIES["fail_account_campaigns"], event.telegram_account_id, reason, now
     )

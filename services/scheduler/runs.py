@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.scheduler.accounts import DEAD, dead_account_reason
 from shared.db.sql import Queries
 from shared.domain import campaigns, schedules
 from shared.messaging.contracts import CampaignStatusChanged, MessageType
@@ -27,8 +28,12 @@ async def finish_runs(service: Service) -> int:
         for row in rows:
             launch_type = campaigns.LaunchType(row["launch_type"])
             status = campaigns.after_run(launch_type)
-            next_run = None
-            if status is campaigns.CampaignStatus.SCHEDULED:
+            next_run, reason = None, None
+            if row["account_health"] in DEAD:
+                # The run ended because its account died: that is the campaign's failure.
+                status = campaigns.CampaignStatus.FAILED
+                reason = dead_account_reason(row["account_health"], row["account_detail"])
+            elif status is campaigns.CampaignStatus.SCHEDULED:
                 next_run = schedules.next_run(
                     launch_type,
                     scheduled_at=row["scheduled_at"],
@@ -36,7 +41,9 @@ async def finish_runs(service: Service) -> int:
                     timezone=row["timezone"],
                     now=now,
                 )
-            await connection.execute(QUERIES["finish_run"], row["id"], status.value, now, next_run)
+            await connection.execute(
+                QUERIES["finish_run"], row["id"], status.value, now, next_run, reason
+            )
             event = CampaignStatusChanged(
                 campaign_id=row["id"],
                 previous_status=row["status"],

@@ -1,0 +1,138 @@
+"""End-to-end execution rate: executions run through scheduler dispatch, the sender and the
+simulated Telegram (zero latency) to completion, per second.
+
+    .venv/bin/python -m bench.engine [--executions 100000]   (or: make bench)
+
+It starts its own embedded PostgreSQL and Tansu, seeds active campaigns whose flow is a single
+send, runs the real scheduler and sender as processes, and measures the time from the first
+claim until every execution has completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from shared.db.migrate import apply_migrations
+from shared.db.pool import connect
+from shared.messaging.kafka import ensure_topics
+from shared.settings import Settings
+from tests.support import ServiceProcess
+
+ACCOUNTS = 16
+FLOW = {
+    "start": "hello",
+    "nodes": [
+        {"id": "hello", "type": "send_message", "text": "Hi {first_name}"},
+        {"id": "end", "type": "end"},
+    ],
+    "edges": [{"from": "hello", "to": "end"}],
+}
+SEED = """
+WITH owner AS (INSERT INTO users (email) VALUES ('bench@example.com') RETURNING id),
+accounts AS (
+    INSERT INTO telegram_accounts (owner_user_id, display_name, session_kind, health_status,
+                                   pacing, last_checked_at)
+    SELECT owner.id, 'bench ' || n, 'simulated', 'active',
+           '{"min_gap_s": 0, "jitter_s": 0, "daily_new_peers": 1000000}', now()
+    FROM owner, generate_series(1, $2) n
+    RETURNING id, owner_user_id
+), campaigns_ AS (
+    INSERT INTO campaigns (created_by, name, status, telegram_account_id, flow)
+    SELECT owner_user_id, 'bench', 'draft', id, $3 FROM accounts
+    RETURNING id
+), people AS (
+    INSERT INTO contacts (owner_user_id, telegram_username, first_name)
+    SELECT owner.id, 'bench_' || n, 'Bench' FROM owner, generate_series(1, $1) n
+    RETURNING id, telegram_username
+), numbered AS (
+    SELECT id, row_number() OVER () AS n FROM campaigns_
+)
+INSERT INTO executions (campaign_id, contact_id, next_execution_at)
+SELECT c.id, p.id, now()
+FROM people p
+JOIN numbered c ON c.n = 1 + substr(p.telegram_username, 7)::int % $2;
+"""
+
+
+async def main(executions: int) -> None:
+    state = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
+    postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres")
+    broker = EmbeddedBroker(state / "kafka", free_port())
+    postgres.start()
+    broker.start()
+    processes: list[ServiceProcess] = []
+    try:
+        admin = await connect(postgres.dsn("postgres"))
+        await admin.execute("CREATE DATABASE bench")
+        await admin.close()
+        dsn = postgres.dsn("bench")
+        connection = await connect(dsn)
+        await apply_migrations(connection)
+        await connection.execute(SEED, executions, ACCOUNTS, FLOW)
+        await connection.execute("VACUUM ANALYZE")
+        prefix = f"bench{uuid.uuid4().hex[:6]}."
+        await ensure_topics(broker.bootstrap, prefix)
+        settings = Settings(
+            database_url=dsn,
+            kafka_bootstrap=broker.bootstrap,
+            topic_prefix=prefix,
+            api_port=free_port(),
+            scheduler_port=free_port(),
+            sender_port=free_port(),
+            stats_port=free_port(),
+            sweep_interval_s=0.1,
+            kafka_session_timeout_ms=1500,
+            kafka_heartbeat_interval_ms=300,
+            outbox_poll_interval_s=0.1,
+            health_check_interval_s=3600,
+        )
+        processes = [ServiceProcess(name, settings) for name in ("scheduler", "sender")]
+        for process in processes:
+            process.start()
+        for process in processes:
+            await process.wait_healthy()
+        await asyncio.sleep(2)  # consumer groups settle
+        await connection.execute("UPDATE campaigns SET status = 'active'")
+        started = time.perf_counter()
+        last_report = started
+        while True:
+            done = await connection.fetchval(
+                "SELECT count(*) FROM executions WHERE status = 'completed'"
+            )
+            now = time.perf_counter()
+            if done >= executions:
+                break
+            if now - last_report > 10:
+                print(f"  {done} of {executions} after {now - started:.0f}s", flush=True)
+                last_report = now
+            if now - started > 1800:
+                raise TimeoutError(f"only {done} of {executions} completed in 30 minutes")
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+        sent = await connection.fetchval("SELECT count(*) FROM simulator_messages")
+        await connection.close()
+        print(f"executions:  {executions} on {ACCOUNTS} accounts, one send each")
+        print(
+            f"end to end:  {executions / elapsed:,.0f} executions per second "
+            f"({elapsed:.1f} s; target 5,000/s)"
+        )
+        print(f"messages:    {sent} accepted by the simulator (one per execution)")
+    finally:
+        for process in processes:
+            process.stop()
+        broker.stop()
+        postgres.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--executions", type=int, default=100_000)
+    asyncio.run(main(parser.parse_args().executions))
