@@ -18,23 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from bench.infra import embedded
 from services.scheduler import dispatch
-from shared.db.migrate import apply_migrations
 from shared.db.pool import connect, create_pool
-from shared.messaging.kafka import ensure_topics, relay_producer
+from shared.messaging.kafka import relay_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.topics import Topic, physical_name
 from shared.runtime import Service
@@ -128,47 +123,33 @@ async def ours(pool: asyncpg.Pool[Any], settings: Settings, expected: int) -> fl
 
 
 async def main(executions: int) -> None:
-    state = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
-    postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres")
-    broker = EmbeddedBroker(state / "kafka", free_port())
-    postgres.start()
-    broker.start()
-    try:
-        admin = await connect(postgres.dsn("postgres"))
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        dsn = postgres.dsn("bench")
-        connection = await connect(dsn)
-        await apply_migrations(connection)
+    async with embedded() as infra:
+        connection = await connect(infra.dsn)
         await connection.execute(SEED, executions, ACCOUNTS)
         await connection.execute("VACUUM ANALYZE executions")
         await connection.close()
-        prefix = f"bench{uuid.uuid4().hex[:6]}."
-        await ensure_topics(broker.bootstrap, prefix)
-        settings = Settings(database_url=dsn, kafka_bootstrap=broker.bootstrap, topic_prefix=prefix)
-        pool = await create_pool(dsn, min_size=2, max_size=4)
-        topic = physical_name(Topic.EXECUTIONS_DUE.value, prefix)
+        settings = Settings(
+            database_url=infra.dsn, kafka_bootstrap=infra.bootstrap, topic_prefix=infra.topic_prefix
+        )
+        pool = await create_pool(infra.dsn, min_size=2, max_size=4)
+        topic = physical_name(Topic.EXECUTIONS_DUE.value, infra.topic_prefix)
         try:
             ceilings, rates = [], []
             for _ in range(3):
                 await pool.execute(RESET)
                 await pool.execute("VACUUM executions")
-                ceilings.append(await raw_ceiling(pool, broker.bootstrap, topic))
+                ceilings.append(await raw_ceiling(pool, infra.bootstrap, topic))
                 await pool.execute(RESET)
                 await pool.execute("VACUUM executions")
                 await pool.execute("TRUNCATE outbox")
                 rates.append(await ours(pool, settings, executions))
         finally:
             await pool.close()
-        ceiling, rate = sorted(ceilings)[1], sorted(rates)[1]
-        print(f"executions:             {executions}")
-        print(f"raw ceiling (claim + batched produce): {ceiling:,.0f} per second (median of 3)")
-        print(f"ours (dispatch_due + outbox relay):    {rate:,.0f} per second (median of 3)")
-        print(f"ratio:                  {rate / ceiling:.0%} of the ceiling (target 70%)")
-    finally:
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    ceiling, rate = sorted(ceilings)[1], sorted(rates)[1]
+    print(f"executions:             {executions}")
+    print(f"raw ceiling (claim + batched produce): {ceiling:,.0f} per second (median of 3)")
+    print(f"ours (dispatch_due + outbox relay):    {rate:,.0f} per second (median of 3)")
+    print(f"ratio:                  {rate / ceiling:.0%} of the ceiling (target 70%)")
 
 
 if __name__ == "__main__":

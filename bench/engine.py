@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import tempfile
 import time
-import uuid
-from pathlib import Path
+from typing import Any
 
-from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port
-from shared.db.migrate import apply_migrations
+from bench.infra import embedded
+from dripline.infra import free_port
 from shared.db.pool import connect
-from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
 from tests.support import ServiceProcess
 
@@ -62,27 +58,14 @@ JOIN numbered c ON c.n = 1 + substr(p.telegram_username, 7)::int % $2;
 
 
 async def main(executions: int) -> None:
-    state = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
-    postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres")
-    broker = EmbeddedBroker(state / "kafka", free_port())
-    postgres.start()
-    broker.start()
-    processes: list[ServiceProcess] = []
-    try:
-        admin = await connect(postgres.dsn("postgres"))
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        dsn = postgres.dsn("bench")
-        connection = await connect(dsn)
-        await apply_migrations(connection)
+    async with embedded() as infra:
+        connection = await connect(infra.dsn)
         await connection.execute(SEED, executions, ACCOUNTS, FLOW)
         await connection.execute("VACUUM ANALYZE")
-        prefix = f"bench{uuid.uuid4().hex[:6]}."
-        await ensure_topics(broker.bootstrap, prefix)
         settings = Settings(
-            database_url=dsn,
-            kafka_bootstrap=broker.bootstrap,
-            topic_prefix=prefix,
+            database_url=infra.dsn,
+            kafka_bootstrap=infra.bootstrap,
+            topic_prefix=infra.topic_prefix,
             api_port=free_port(),
             scheduler_port=free_port(),
             sender_port=free_port(),
@@ -94,42 +77,43 @@ async def main(executions: int) -> None:
             health_check_interval_s=3600,
         )
         processes = [ServiceProcess(name, settings) for name in ("scheduler", "sender")]
-        for process in processes:
-            process.start()
-        for process in processes:
-            await process.wait_healthy()
-        await asyncio.sleep(2)  # consumer groups settle
-        await connection.execute("UPDATE campaigns SET status = 'active'")
-        started = time.perf_counter()
-        last_report = started
-        while True:
-            done = await connection.fetchval(
-                "SELECT count(*) FROM executions WHERE status = 'completed'"
-            )
-            now = time.perf_counter()
-            if done >= executions:
-                break
-            if now - last_report > 10:
-                print(f"  {done} of {executions} after {now - started:.0f}s", flush=True)
-                last_report = now
-            if now - started > 1800:
-                raise TimeoutError(f"only {done} of {executions} completed in 30 minutes")
-            await asyncio.sleep(0.2)
-        elapsed = time.perf_counter() - started
-        sent = await connection.fetchval("SELECT count(*) FROM simulator_messages")
-        await connection.close()
-        print(f"executions:  {executions} on {ACCOUNTS} accounts, one send each")
-        print(
-            f"end to end:  {executions / elapsed:,.0f} executions per second "
-            f"({elapsed:.1f} s; target 5,000/s)"
+        try:
+            for process in processes:
+                process.start()
+            for process in processes:
+                await process.wait_healthy()
+            await asyncio.sleep(2)  # consumer groups settle
+            elapsed = await run(connection, executions)
+            sent = await connection.fetchval("SELECT count(*) FROM simulator_messages")
+        finally:
+            for process in processes:
+                process.stop()
+            await connection.close()
+    print(f"executions:  {executions} on {ACCOUNTS} accounts, one send each")
+    print(
+        f"end to end:  {executions / elapsed:,.0f} executions per second "
+        f"({elapsed:.1f} s; target 5,000/s)"
+    )
+    print(f"messages:    {sent} accepted by the simulator (one per execution)")
+
+
+async def run(connection: Any, executions: int) -> float:
+    """Activate the campaigns and wait until every execution has completed; the seconds."""
+    await connection.execute("UPDATE campaigns SET status = 'active'")
+    started = last_report = time.perf_counter()
+    while True:
+        done = await connection.fetchval(
+            "SELECT count(*) FROM executions WHERE status = 'completed'"
         )
-        print(f"messages:    {sent} accepted by the simulator (one per execution)")
-    finally:
-        for process in processes:
-            process.stop()
-        broker.stop()
-        postgres.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        now = time.perf_counter()
+        if done >= executions:
+            return now - started
+        if now - last_report > 10:
+            print(f"  {done} of {executions} after {now - started:.0f}s", flush=True)
+            last_report = now
+        if now - started > 1800:
+            raise TimeoutError(f"only {done} of {executions} completed in 30 minutes")
+        await asyncio.sleep(0.2)
 
 
 if __name__ == "__main__":

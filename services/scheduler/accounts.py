@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.scheduler import events
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
-from shared.messaging.contracts import (
-    AccountHealthChanged,
-    CampaignStatusChanged,
-    Decoded,
-    MessageType,
-)
-from shared.messaging.envelope import new_envelope
-from shared.messaging.topics import Topic
+from shared.messaging.contracts import AccountHealthChanged, Decoded
 
 QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
 DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
@@ -40,22 +34,12 @@ async def on_health_changed(context: HandlerContext, message: Decoded) -> None:
         QUERIES["fail_account_executions"], [r["id"] for r in failed], reason, now
     )
     for row in failed:
-        changed = CampaignStatusChanged(
-            campaign_id=row["id"],
+        events.status_changed(
+            context.outbox,
+            row,
             previous_status=row["previous_status"],
             status="failed",
-            enabled=row["enabled"],
             cause=message.envelope.type,
-            previous_enabled=row["enabled"],
-        )
-        context.outbox.add(
-            Topic.CAMPAIGN_EVENTS,
-            str(row["id"]),
-            new_envelope(
-                type=MessageType.CAMPAIGN_STATUS_CHANGED,
-                payload=changed,
-                occurred_at=now,
-                actor=None,
-                causation_id=message.envelope.message_id,
-            ),
+            now=now,
+            causation_id=message.envelope.message_id,
         )

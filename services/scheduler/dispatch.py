@@ -15,9 +15,10 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
+from services.scheduler import events
 from shared.db.sql import Queries
 from shared.domain import campaigns
-from shared.messaging.contracts import CampaignStatusChanged, ExecutionDue, MessageType
+from shared.messaging.contracts import ExecutionDue, MessageType
 from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
@@ -73,17 +74,13 @@ async def start_scheduled(service: Service) -> int:
             await connection.execute(QUERIES["start_run"], row["id"], now)
             if campaigns.LaunchType(row["launch_type"]) is campaigns.LaunchType.RECURRING:
                 await connection.execute(QUERIES["restart_executions"], row["id"], now)
-            event = CampaignStatusChanged(
-                campaign_id=row["id"],
+            events.status_changed(
+                outbox,
+                row,
                 previous_status=row["status"],
                 status="active",
-                enabled=row["enabled"],
                 cause=SCHEDULED_LAUNCH,
-                previous_enabled=row["enabled"],
+                now=now,
             )
-            envelope = new_envelope(
-                type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now, actor=None
-            )
-            outbox.add(Topic.CAMPAIGN_EVENTS, str(row["id"]), envelope)
         await outbox.flush(connection)
     return len(rows)

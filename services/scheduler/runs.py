@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.scheduler import events
 from services.scheduler.accounts import DEAD, dead_account_reason
 from shared.db.sql import Queries
 from shared.domain import campaigns, schedules
-from shared.messaging.contracts import CampaignStatusChanged, MessageType
-from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
@@ -44,17 +42,13 @@ async def finish_runs(service: Service) -> int:
             await connection.execute(
                 QUERIES["finish_run"], row["id"], status.value, now, next_run, reason
             )
-            event = CampaignStatusChanged(
-                campaign_id=row["id"],
+            events.status_changed(
+                outbox,
+                row,
                 previous_status=row["status"],
                 status=status.value,
-                enabled=row["enabled"],
                 cause=RUN_FINISHED,
-                previous_enabled=row["enabled"],
+                now=now,
             )
-            envelope = new_envelope(
-                type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now, actor=None
-            )
-            outbox.add(Topic.CAMPAIGN_EVENTS, str(row["id"]), envelope)
         await outbox.flush(connection)
     return len(rows)
