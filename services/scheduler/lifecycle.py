@@ -245,13 +245,12 @@ async def _duplicate(
         raise Rejected(refusal.code, refusal.detail)
     actor = message.envelope.actor
     assert actor is not None
-    name = await context.connection.fetchval("SELECT name FROM campaigns WHERE id = $1", row["id"])
     await context.connection.execute(
         QUERIES["duplicate_campaign"],
         row["id"],
         payload.copy_id,
         actor.user_id,
-        campaigns.copy_name(name),
+        campaigns.copy_name(row["name"]),
         context.clock.now(),
     )
     event = CampaignDuplicated(campaign_id=row["id"], copy_id=payload.copy_id)

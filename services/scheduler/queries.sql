@@ -1,7 +1,7 @@
 -- name: lock_campaign
 -- The campaign a lifecycle command acts on, locked until the command's transaction ends.
-SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
-       timezone, telegram_account_id, deleted_at
+SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
+       recurrence, timezone, telegram_account_id, deleted_at
 FROM campaigns
 WHERE id = $1
 FOR UPDATE;

@@ -44,9 +44,7 @@ async def change_health(
     *,
     cooldown_until: datetime | None = None,
 ) -> None:
-    current = await connection.fetchrow(
-        "SELECT health_status, cooldown_until FROM telegram_accounts WHERE id = $1", account_id
-    )
+    current = await connection.fetchrow(QUERIES["account_health"], account_id)
     assert current is not None
     if current["health_status"] in DEAD and health not in DEAD:
         return  # only a person (a new login) brings a dead account back

@@ -63,13 +63,16 @@ SET health_status = $2, health_detail = $3, cooldown_until = $4, last_checked_at
     updated_at = $5
 WHERE id = $1;
 
+-- name: account_health
+SELECT health_status, cooldown_until FROM telegram_accounts WHERE id = $1;
+
 -- name: record_flood
 -- A flood error today: the rest of today's budget of new peers is cut.
 UPDATE telegram_accounts SET flood_on = $2 WHERE id = $1;
 
 -- name: save_execution
 UPDATE executions
-SET status = $2, current_node_id = $3, next_execution_at = $4, lease_until = NULL,
+SET status = $2, current_node_id = $3, next_execution_at = $4, lease_until = $10,
     context = jsonb_set(context, '{flow}', $5::jsonb), variant = $6,
     started_at = coalesce(started_at, $7), completed_at = $8, error_message = $9,
     updated_at = $7
@@ -80,9 +83,6 @@ WHERE id = $1;
 UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = attempts + $3,
                       updated_at = $4
 WHERE id = $1;
-
--- name: release_execution
-UPDATE executions SET lease_until = NULL WHERE id = $1;
 
 -- name: write_logs
 INSERT INTO execution_logs (campaign_id, execution_id, contact_id, node_id, node_type, event,

@@ -114,9 +114,7 @@ class SimulatedTelegram:
 
     async def probe(self, account: Account, now: datetime) -> None:
         async with self._pool.acquire() as connection:
-            total = await connection.fetchval(
-                "SELECT count(*) FROM simulator_messages WHERE account_id = $1", account.id
-            )
+            total = await connection.fetchval(QUERIES["total"], account.id)
         self._check_account(account.simulation, total)
 
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:

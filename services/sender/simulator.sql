@@ -40,3 +40,6 @@ SET read_reported = s.read_reported OR due.read_due,
 FROM due
 WHERE s.account_id = due.account_id AND s.random_id = due.random_id
 RETURNING s.account_id, s.random_id, due.read_due, due.reply_due, s.read_at, s.reply_at;
+
+-- name: total
+SELECT count(*) FROM simulator_messages WHERE account_id = $1;

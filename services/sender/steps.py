@@ -139,8 +139,10 @@ async def save(
     now: datetime,
     *,
     sends: int | None = None,
+    lease_until: datetime | None = None,
 ) -> None:
-    """Apply an interpreter step: the execution's new status and state, logs, tags, events."""
+    """Apply an interpreter step: the execution's new status and state, logs, tags, events.
+    The claim is released unless `lease_until` keeps it (a send in flight)."""
     row = loaded.row
     outcome = step.outcome
     status: str = "pending"
@@ -170,6 +172,7 @@ async def save(
         now,
         completed_at,
         error,
+        lease_until,
     )
     visits = [
         v
@@ -323,8 +326,12 @@ class Steps:
             await save(connection, context.outbox, loaded, failed, now)
             return
         # Keep what the walk did up to the send (tags, the A/B choice), standing on the send.
+        # The claim is held: the send below stays this step's until its answer is recorded
+        # (deferring, or moving on from a recorded answer, releases it).
         standing = replace(step, outcome=interpreter.Send(outcome.node_id, outcome.text))
-        await save(connection, context.outbox, loaded, standing, now)
+        await save(
+            connection, context.outbox, loaded, standing, now, lease_until=row["lease_until"]
+        )
         if moment > now:
             await connection.execute(QUERIES["defer_execution"], row["id"], moment, 0, now)
             return
@@ -358,10 +365,6 @@ class Steps:
             return
         await connection.execute(
             QUERIES["reserve_send"], account["id"], now, today, 1 if new_peer else 0
-        )
-        # In flight: hold the claim until the send is recorded, so nobody else takes it.
-        await connection.execute(
-            "UPDATE executions SET lease_until = $2 WHERE id = $1", row["id"], row["lease_until"]
         )
         gateway_account = Account(account["id"], account["session_kind"], account["simulation"])
         peer = peer_of(row)
