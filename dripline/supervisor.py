@@ -20,6 +20,7 @@ import httpx
 
 from dripline.cli import SERVICES, service_port
 from dripline.infra import EmbeddedBroker, EmbeddedPostgres
+from shared.crypto import SessionCipher
 from shared.settings import Settings
 
 _COLOURS = {"api": "36", "scheduler": "35", "sender": "33", "stats": "32", "dripline": "1"}
@@ -239,11 +240,26 @@ async def _supervise(settings: Settings, started_at: float, demo: Demo) -> int:
     return exit_code
 
 
+def ensure_session_key(settings: Settings) -> None:
+    """Telegram sessions are stored encrypted: without a key from the environment, use (and
+    on the first run create) one in the state directory, readable by its owner only."""
+    if settings.session_key is not None:
+        return
+    path = settings.state_dir.resolve() / "session.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(SessionCipher.new_key())
+        say("dripline", f"created the session encryption key {path} (keep it with the data)")
+    os.environ["DRIPLINE_SESSION_KEY"] = path.read_text().strip()
+
+
 def run_all(settings: Settings) -> int:
     from shared import logs
 
     logs.configure(settings.log_level)
     started_at = time.monotonic()
+    ensure_session_key(settings)
     started = infra_up(settings)
     try:
         demo = asyncio.run(_prepare(settings))

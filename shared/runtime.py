@@ -47,6 +47,8 @@ class Service:
     clock: Clock = field(default_factory=SystemClock)
     handlers: dict[Topic, dict[str, Handler]] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    # Run when the service stops, after its jobs and before its pool closes.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     broker: KafkaBroker = field(init=False)
     _pool: asyncpg.Pool[Any] | None = field(init=False, default=None)
     _relay: OutboxRelay | None = field(init=False, default=None)
@@ -123,6 +125,8 @@ class Service:
             for task in job_tasks:
                 task.cancel()
             await asyncio.gather(*job_tasks, return_exceptions=True)
+            for close in self.closers:
+                await close()
             await self.broker.stop()
             if relay_task is not None:
                 relay_task.cancel()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,7 +59,37 @@ class Settings(BaseSettings):
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )
+    session_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts Telegram session strings at rest; "
+        "`dripline run` creates one in the state directory.",
+    )
+    telegram_api_id: int | None = Field(
+        default=None, description="Telegram API id (my.telegram.org) for Telethon accounts."
+    )
+    telegram_api_hash: SecretStr | None = Field(
+        default=None, description="Telegram API hash that goes with telegram_api_id."
+    )
+    telegram_reconcile_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the sender reads recent dialogs for replies it may have missed.",
+    )
     log_level: str = "INFO"
+
+    @property
+    def telethon_ready(self) -> str | None:
+        """Why Telethon accounts cannot be used here, or None when they can."""
+        missing = [
+            name
+            for name, value in (
+                ("DRIPLINE_SESSION_KEY", self.session_key),
+                ("DRIPLINE_TELEGRAM_API_ID", self.telegram_api_id),
+                ("DRIPLINE_TELEGRAM_API_HASH", self.telegram_api_hash),
+            )
+            if value is None
+        ]
+        return f"not configured: {', '.join(missing)}" if missing else None
 
     @property
     def embedded_postgres(self) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import SecretStr
 
 from dripline.infra import free_port
 from shared.messaging.topics import physical_name
@@ -36,6 +37,10 @@ class Infra:
         return f"{base}/{database}{query}"
 
 
+# Fixed so a test can open what a service stored; the Telethon tests talk to a local server.
+TEST_SESSION_KEY = "7jtXMSbXs3Y1VFkLHr1hjKtsnxIj-Oe6a8o1Yl7a3bQ="
+
+
 def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": dsn,
@@ -47,6 +52,9 @@ def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Se
         "sweep_interval_s": 0.2,
         "command_wait_s": 10.0,
         "db_pool_max": 5,
+        "session_key": TEST_SESSION_KEY,
+        "telegram_api_id": 1,
+        "telegram_api_hash": "fake-telegram",
     }
     values.update(overrides)
     return Settings(**values)
@@ -55,6 +63,8 @@ def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Se
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is not None:
             env[f"DRIPLINE_{name.upper()}"] = str(value)
     return env

@@ -15,14 +15,17 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from telethon.sessions import StringSession
 
 from services.api.auth import CurrentPrincipal, Principal, pool
-from services.api.problems import Problem, forbidden, not_found
+from services.api.problems import Problem, field_error, forbidden, invalid, not_found
 from services.api.sql import TELEGRAM_ACCOUNTS
+from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
 from shared.domain.accounts import AccountHealth
 from shared.domain.permissions import can_manage_organization
+from shared.settings import Settings
 
 router = APIRouter(prefix="/telegram-accounts", tags=["telegram accounts"])
 
@@ -58,6 +61,11 @@ class AccountCreate(BaseModel):
     simulation: dict[str, Any] = Field(
         default_factory=dict,
         description="How the simulated Telegram behaves for this account (docs/engine.md).",
+    )
+    session_string: SecretStr | None = Field(
+        default=None,
+        description="A Telethon StringSession of a logged-in account (telethon accounts only). "
+        "Stored encrypted, never returned or logged.",
     )
     warm: bool = Field(
         default=False,
@@ -110,19 +118,43 @@ def _may_manage(who: Principal, row: Any) -> None:
         )
 
 
+def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
+    """The session string, checked and encrypted; None for a simulated account."""
+    if body.session_kind == "simulated":
+        if body.session_string is not None:
+            raise invalid([field_error("session_string", "only telethon accounts have a session")])
+        return None
+    if (why := settings.telethon_ready) is not None:
+        raise Problem(
+            503,
+            "telethon_not_configured",
+            "Telethon accounts are not available",
+            f"This deployment cannot run Telethon accounts: {why}",
+        )
+    if body.session_string is None:
+        raise invalid([field_error("session_string", "a telethon account needs its StringSession")])
+    session = body.session_string.get_secret_value()
+    try:
+        StringSession(session)
+    except ValueError:
+        raise invalid(
+            [field_error("session_string", "not a Telethon StringSession")]
+        ) from None  # the exception text would quote the secret
+    assert settings.session_key is not None
+    return SessionCipher(settings.session_key.get_secret_value()).seal(session)
+
+
 @router.post("", status_code=201, response_model=TelegramAccount, summary="Register an account")
 async def create_account(
     body: AccountCreate, who: CurrentPrincipal, request: Request
 ) -> TelegramAccount:
+    sealed = _sealed_session(body, request.app.state.service.settings)
     if body.session_kind == "telethon":
-        # Telethon sessions are stored encrypted and logged in by the sender, which this
-        # release does not have yet; say so rather than store a session we cannot use.
-        raise Problem(
-            501,
-            "not_implemented",
-            "Not implemented",
-            "Telethon accounts arrive with the sender; use session_kind 'simulated'",
-        )
+        # Not known to work until the sender has opened the session.
+        health, detail = AccountHealth.DISCONNECTED, "waiting for the first health check"
+    else:
+        health = AccountHealth.ACTIVE if body.warm else AccountHealth.WARMING
+        detail = None
     async with pool(request).acquire() as connection:
         row = await connection.fetchrow(
             TELEGRAM_ACCOUNTS["insert"],
@@ -131,10 +163,13 @@ async def create_account(
             body.display_name,
             body.phone,
             body.session_kind,
-            (AccountHealth.ACTIVE if body.warm else AccountHealth.WARMING).value,
+            health.value,
             body.daily_quota,
             body.pacing.stored(),
             body.simulation,
+            sealed,
+            not body.warm,
+            detail,
         )
     return TelegramAccount.model_validate(dict(row))  # type: ignore[arg-type]
 

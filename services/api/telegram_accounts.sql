@@ -1,9 +1,11 @@
 -- Telegram accounts: the API writes their definition; the sender owns their health columns.
 
 -- name: insert
+-- $10 is the session string, already encrypted; it is never read back by the API.
 INSERT INTO telegram_accounts (organization_id, owner_user_id, display_name, phone,
-                               session_kind, health_status, daily_quota, pacing, simulation)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                               session_kind, health_status, daily_quota, pacing, simulation,
+                               session_string, warm_up, health_detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *;
 
 -- name: get

@@ -105,7 +105,7 @@ async def check(
         )
         return AccountHealth.DISCONNECTED
     back = AccountHealth.ACTIVE
-    if health is AccountHealth.WARMING:
+    if health is AccountHealth.WARMING or row["warm_up"]:
         pacing = Pacing.from_settings(row["pacing"], row["daily_quota"])
         if not pacing.warmed_up((now.date() - row["created_at"].date()).days):
             back = AccountHealth.WARMING  # still ramping up its daily budget

@@ -7,8 +7,10 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.sender import accounts
+from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
 from services.sender.steps import Steps
+from services.sender.telethon_gateway import TelethonTelegram
 from services.sender.updates import apply_updates
 from shared.messaging.contracts import MessageType
 from shared.messaging.outbox import Outbox
@@ -21,8 +23,9 @@ def create_service(settings: Settings) -> Service:
     service = Service(
         "sender", settings, description="Runs executions through their flows; sends to Telegram."
     )
-    # Only the simulator so far: Telethon accounts cannot be registered yet (see the API).
-    gateway = SimulatedTelegram(lambda: service.pool)
+    telethon = TelethonTelegram(lambda: service.pool, settings, service.clock)
+    service.closers.append(telethon.close)
+    gateway = Gateways({"simulated": SimulatedTelegram(lambda: service.pool), "telethon": telethon})
     steps = Steps(gateway, lambda: service.pool, service.clock)
     service.handle(Topic.EXECUTIONS_DUE, MessageType.EXECUTION_DUE)(steps.on_due)
 
@@ -45,6 +48,16 @@ def create_service(settings: Settings) -> Service:
                 await accounts.check(connection, outbox, gateway, row, now)
             await outbox.flush(connection)
         return len(rows)
+
+    last_reconcile = [service.clock.now()]
+
+    @service.every_sweep("reconcile_dialogs")
+    async def reconcile_dialogs(service: Service) -> int:
+        now = service.clock.now()
+        if (now - last_reconcile[0]).total_seconds() < settings.telegram_reconcile_interval_s:
+            return 0
+        last_reconcile[0] = now
+        return await telethon.reconcile(now)
 
     return service
 

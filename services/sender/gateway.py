@@ -61,13 +61,15 @@ class Peer:
 
     key: str
     contact_id: UUID
+    kind: Literal["username", "phone", "user_id"] = "username"
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """Telegram accepted the message (sent); `duplicate` if this random_id had been sent before."""
+    """Telegram accepted the message (sent); `duplicate` if this random_id had been sent before.
+    The message id is None only for a duplicate whose first send cannot be found again."""
 
-    telegram_message_id: int
+    telegram_message_id: int | None
     sent_at: datetime
     duplicate: bool = False
 
@@ -99,3 +101,30 @@ class Gateway(Protocol):
         """Replies and reads that have arrived, each returned once (in the caller's
         transaction, so a crash before it commits returns them again)."""
         ...
+
+
+class Gateways:
+    """Routes each account to the adapter of its session kind (simulated or telethon)."""
+
+    def __init__(self, adapters: dict[str, Gateway]) -> None:
+        self._adapters = adapters
+
+    def _for(self, account: Account) -> Gateway:
+        adapter = self._adapters.get(account.session_kind)
+        if adapter is None:
+            raise Transient(f"no gateway for {account.session_kind!r} accounts in this sender")
+        return adapter
+
+    async def send(
+        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+    ) -> Delivery:
+        return await self._for(account).send(account, peer, text, random_id, now)
+
+    async def probe(self, account: Account, now: datetime) -> None:
+        await self._for(account).probe(account, now)
+
+    async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
+        found: list[Incoming] = []
+        for adapter in self._adapters.values():
+            found.extend(await adapter.updates(connection, now))
+        return found

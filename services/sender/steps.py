@@ -122,8 +122,11 @@ def load(row: asyncpg.Record) -> Loaded:
 
 
 def peer_of(row: asyncpg.Record) -> Peer:
-    key = row["telegram_username"] or row["phone"] or str(row["telegram_user_id"])
-    return Peer(key=key, contact_id=row["contact_id"])
+    if row["telegram_username"]:
+        return Peer(row["telegram_username"], row["contact_id"], "username")
+    if row["phone"]:
+        return Peer(row["phone"], row["contact_id"], "phone")
+    return Peer(str(row["telegram_user_id"]), row["contact_id"], "user_id")
 
 
 def random_id_for(send_key: str) -> int:

@@ -75,6 +75,7 @@ CREATE TABLE telegram_accounts (
     pacing          jsonb NOT NULL DEFAULT '{}'::jsonb,
     last_send_at    timestamptz,
     flood_on        date,
+    warm_up         boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     deleted_at      timestamptz
@@ -229,6 +230,34 @@ CREATE TABLE simulator_messages (
 );
 CREATE INDEX simulator_messages_pending_idx ON simulator_messages (account_id, sent_at)
     WHERE NOT (read_reported AND reply_reported);
+
+-- Telethon accounts: peers resolved per account (access hashes are per account), and the
+-- replies and reads Telegram pushed, kept until the sender applies them.
+CREATE TABLE telegram_peers (
+    telegram_account_id uuid NOT NULL REFERENCES telegram_accounts (id) ON DELETE CASCADE,
+    contact_id          uuid NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    peer_key            text NOT NULL,
+    user_id             bigint NOT NULL,
+    access_hash         bigint NOT NULL,
+    resolved_at         timestamptz NOT NULL,
+    PRIMARY KEY (telegram_account_id, contact_id)
+);
+CREATE INDEX telegram_peers_user_idx ON telegram_peers (telegram_account_id, user_id);
+
+CREATE TABLE telegram_updates (
+    id                  bigserial PRIMARY KEY,
+    telegram_account_id uuid NOT NULL REFERENCES telegram_accounts (id) ON DELETE CASCADE,
+    kind                text NOT NULL CHECK (kind IN ('reply', 'read')),
+    peer_user_id        bigint NOT NULL,
+    telegram_message_id bigint NOT NULL,
+    body                text NOT NULL DEFAULT '',
+    received_at         timestamptz NOT NULL,
+    applied_at          timestamptz
+);
+CREATE UNIQUE INDEX telegram_updates_reply_idx
+    ON telegram_updates (telegram_account_id, peer_user_id, telegram_message_id)
+    WHERE kind = 'reply';
+CREATE INDEX telegram_updates_pending_idx ON telegram_updates (id) WHERE applied_at IS NULL;
 
 -- Bulk operations over campaigns, bulk actions over contacts ---------------------------------
 

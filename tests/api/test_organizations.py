@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import Any
 
+import asyncpg
+import httpx
+from telethon.crypto import AuthKey
+from telethon.sessions import StringSession
+
+from shared.crypto import SessionCipher
 from tests.api.conftest import Organization, PersonFactory, set_admin_view
 from tests.builders import ok
+from tests.support import TEST_SESSION_KEY
+
+
+def _session() -> str:
+    session = StringSession()
+    session.set_dc(2, "127.0.0.1", 443)
+    session.auth_key = AuthKey(bytes(range(256)))
+    return str(session.save())
+
+
+SESSION = _session()
 
 
 async def test_the_creator_owns_a_new_organization(person: PersonFactory) -> None:
@@ -147,8 +164,39 @@ async def test_telegram_accounts_live_in_their_context(
     assert ok(renamed)["display_name"] == "Sales EU"
     other = organization.other_member.at(organization.id)
     assert (await other.delete(f"/telegram-accounts/{shared['id']}")).status_code == 403
-    telethon = await member.client.post(
+
+
+async def test_a_telethon_account_keeps_its_session_sealed(
+    person: PersonFactory, db: asyncpg.Pool[Any]
+) -> None:
+    ada = await person("ada-telethon@example.com")
+    missing = await ada.client.post(
         "/telegram-accounts", json={"display_name": "Real", "session_kind": "telethon"}
     )
-    assert telethon.status_code == 501
-    assert telethon.json()["code"] == "not_implemented"
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "session_string"
+    garbage = await ada.client.post(
+        "/telegram-accounts",
+        json={"display_name": "Real", "session_kind": "telethon", "session_string": "x"},
+    )
+    assert garbage.status_code == 422
+    assert "x" not in garbage.json()["detail"]
+    simulated_with_session = await ada.client.post(
+        "/telegram-accounts", json={"display_name": "Sim", "session_string": SESSION}
+    )
+    assert simulated_with_session.status_code == 422
+    created = ok(
+        await ada.client.post(
+            "/telegram-accounts",
+            json={"display_name": "Real", "session_kind": "telethon", "session_string": SESSION},
+        ),
+        201,
+    )
+    # Not known to work until the sender has opened it; the session never comes back out.
+    assert created["health_status"] == "disconnected"
+    assert "session_string" not in created
+    stored = await db.fetchval(
+        "SELECT session_string FROM telegram_accounts WHERE id = $1", created["id"]
+    )
+    assert SESSION not in stored
+    assert SessionCipher(TEST_SESSION_KEY).open(stored) == SESSION

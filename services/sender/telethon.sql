@@ -1,0 +1,73 @@
+-- The Telethon adapter's tables: peers resolved per account, and the updates Telegram pushed.
+
+-- name: session
+SELECT session_kind, session_string FROM telegram_accounts WHERE id = $1;
+
+-- name: peer
+SELECT peer_key, user_id, access_hash FROM telegram_peers
+WHERE telegram_account_id = $1 AND contact_id = $2;
+
+-- name: save_peer
+INSERT INTO telegram_peers (telegram_account_id, contact_id, peer_key, user_id, access_hash,
+                            resolved_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (telegram_account_id, contact_id) DO UPDATE
+SET peer_key = EXCLUDED.peer_key, user_id = EXCLUDED.user_id,
+    access_hash = EXCLUDED.access_hash, resolved_at = EXCLUDED.resolved_at;
+
+-- name: forget_peer
+-- Telegram said the access hash no longer works: resolve again on the next send.
+DELETE FROM telegram_peers WHERE telegram_account_id = $1 AND contact_id = $2;
+
+-- name: record_update
+-- A reply seen twice (live, then again in the dialog's history) is kept once.
+INSERT INTO telegram_updates (telegram_account_id, kind, peer_user_id, telegram_message_id,
+                              body, received_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (telegram_account_id, peer_user_id, telegram_message_id) WHERE kind = 'reply'
+DO NOTHING;
+
+-- name: take_updates
+-- Claimed in the caller's transaction: a crash before it commits leaves them to take again.
+UPDATE telegram_updates SET applied_at = $1
+WHERE id IN (SELECT id FROM telegram_updates WHERE applied_at IS NULL
+             ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED)
+RETURNING id, telegram_account_id, kind, peer_user_id, telegram_message_id, body, received_at;
+
+-- name: answered_message
+-- Our newest message to this Telegram user that a reply or read up to $3 answers. Message ids
+-- of private chats are one sequence per account, so ours before the reply are smaller.
+SELECT m.random_id
+FROM telegram_peers p
+JOIN messages m ON m.telegram_account_id = p.telegram_account_id AND m.contact_id = p.contact_id
+WHERE p.telegram_account_id = $1 AND p.user_id = $2 AND m.direction = 'outgoing'
+  AND m.status IN ('sent', 'delivered', 'read') AND m.telegram_message_id <= $3
+ORDER BY m.telegram_message_id DESC
+LIMIT 1;
+
+-- name: accounts_to_reconcile
+SELECT id FROM telegram_accounts
+WHERE session_kind = 'telethon' AND deleted_at IS NULL AND health_status IN ('active', 'warming');
+
+-- name: dialogs_to_reconcile
+-- Dialogs where we wrote since $2 and have seen no answer after our last message: a reply
+-- missed while disconnected would be there.
+SELECT p.user_id, p.access_hash, max(m.telegram_message_id) AS last_sent_id
+FROM telegram_peers p
+JOIN messages m ON m.telegram_account_id = p.telegram_account_id AND m.contact_id = p.contact_id
+WHERE p.telegram_account_id = $1 AND m.direction = 'outgoing'
+  AND m.status IN ('sent', 'delivered', 'read') AND m.sent_at > $2
+  AND NOT EXISTS (SELECT 1 FROM messages r
+                  WHERE r.execution_id = m.execution_id AND r.direction = 'incoming'
+                    AND r.sent_at >= m.sent_at)
+GROUP BY p.user_id, p.access_hash
+ORDER BY max(m.sent_at) DESC
+LIMIT 200;
+
+-- name: hold_session
+-- One process per session (two kill the key: AuthKeyDuplicated). Held on the adapter's own
+-- connection, so a crashed sender releases it with its connection.
+SELECT pg_try_advisory_lock(hashtextextended('dripline.telethon:' || $1::text, 0));
+
+-- name: release_session
+SELECT pg_advisory_unlock(hashtextextended('dripline.telethon:' || $1::text, 0));

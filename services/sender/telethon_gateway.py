@@ -1,0 +1,430 @@
+"""Telegram through Telethon: one TelegramClient per account, opened on first use.
+
+What TELEGRAM.md asks of it, and where:
+- sessions are StringSessions stored encrypted (shared/crypto.py), opened here only;
+- flood_sleep_threshold=0, so every FLOOD_WAIT reaches the pacer instead of a silent sleep;
+- peers are resolved with ResolveUsernameRequest or ImportContactsRequest, never by passing a
+  username or phone as an entity, and their access hashes are kept per account
+  (telegram_peers); a stale hash is resolved again once;
+- sends go as raw SendMessageRequest with our random_id, so a repeat after a timeout is
+  recognised by Telegram (RANDOM_ID_DUPLICATE) and answered from the dialog's history;
+- health is probed with GetStateRequest, which raises the exact error class;
+- replies (NewMessage) and reads (MessageRead) are written to telegram_updates as they arrive,
+  and missed ones are found again by reading recent dialogs (reconcile);
+- a session is used by one process at a time, held by an advisory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from telethon import TelegramClient, errors, events, functions, types
+from telethon.errors.common import AuthKeyNotFound
+from telethon.sessions import StringSession
+
+from services.sender.gateway import (
+    Account,
+    AccountDead,
+    ContactPermanent,
+    Delivery,
+    GatewayError,
+    Incoming,
+    Peer,
+    Transient,
+)
+from services.sender.telethon_errors import StalePeer, categorize
+from shared.crypto import SessionCipher, SessionKeyError
+from shared.db.pool import DbConnection, connect
+from shared.db.sql import Queries
+from shared.domain.clock import Clock
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+QUERIES = Queries.load(Path(__file__).with_name("telethon.sql"))
+
+# Where a sent message is looked for after RANDOM_ID_DUPLICATE, and missed replies after ours.
+HISTORY_LIMIT = 30
+RECONCILE_DAYS = 7
+# What Telethon raises for a failed call: RPC errors, a lost connection, a timeout.
+TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound)
+
+
+@dataclass(frozen=True)
+class PushedUpdate:
+    account_id: UUID
+    kind: str
+    peer_user_id: int
+    telegram_message_id: int
+    body: str
+    at: datetime
+
+
+class TelethonTelegram:
+    def __init__(
+        self, pool: Callable[[], asyncpg.Pool[Any]], settings: Settings, clock: Clock
+    ) -> None:
+        self._get_pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._clients: dict[UUID, TelegramClient] = {}
+        self._opening: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._lock_connection: DbConnection | None = None
+        self._lock_guard = asyncio.Lock()
+        # Updates whose write failed (the database was away): retried before the next take.
+        self._unsaved: list[PushedUpdate] = []
+
+    @property
+    def _pool(self) -> asyncpg.Pool[Any]:
+        return self._get_pool()
+
+    # -- the gateway -------------------------------------------------------------------------
+
+    async def send(
+        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+    ) -> Delivery:
+        client = await self._client(account.id)
+        for attempt in (1, 2):
+            input_peer = await self._input_peer(client, account, peer, now)
+            request = functions.messages.SendMessageRequest(
+                peer=input_peer, message=text, random_id=random_id, no_webpage=True
+            )
+            try:
+                result = await client(request)
+            except errors.RandomIdDuplicateError:
+                return await self._first_delivery(client, account, input_peer, text, now)
+            except TELETHON_FAILURES as exc:
+                failure = await self._failure(account.id, exc)
+                if isinstance(failure, StalePeer) and attempt == 1:
+                    async with self._pool.acquire() as connection:
+                        await connection.execute(
+                            QUERIES["forget_peer"], account.id, peer.contact_id
+                        )
+                    continue
+                raise failure from exc
+            return _delivery(result, random_id, now)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def probe(self, account: Account, now: datetime) -> None:
+        client = await self._client(account.id)
+        try:
+            await client(functions.updates.GetStateRequest())
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
+
+    async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
+        await self._save_unsaved()
+        taken = await connection.fetch(QUERIES["take_updates"], now)
+        found: list[Incoming] = []
+        for row in sorted(taken, key=lambda r: r["id"]):
+            random_id = await connection.fetchval(
+                QUERIES["answered_message"],
+                row["telegram_account_id"],
+                row["peer_user_id"],
+                row["telegram_message_id"],
+            )
+            if random_id is None:
+                continue  # someone we never wrote to: not a campaign's business
+            found.append(
+                Incoming(
+                    row["kind"],
+                    row["telegram_account_id"],
+                    random_id,
+                    row["received_at"],
+                    row["body"],
+                )
+            )
+        return found
+
+    async def reconcile(self, now: datetime) -> int:
+        """Read the recent dialogs still waiting for an answer; record replies not yet seen
+        (updates missed while disconnected arrive late or never). Returns replies found."""
+        async with self._pool.acquire() as connection:
+            accounts = await connection.fetch(QUERIES["accounts_to_reconcile"])
+        found = 0
+        for account in accounts:
+            try:
+                found += await self._reconcile_account(account["id"], now)
+            except GatewayError as failure:
+                # The account's health is the probe's to judge; the next pass tries again.
+                log.warning("reconciling account %s: %s", account["id"], failure.reason)
+        return found
+
+    async def close(self) -> None:
+        for account_id in list(self._clients):
+            await self._close(account_id)
+        if self._lock_connection is not None:
+            await self._lock_connection.close()
+            self._lock_connection = None
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def _client(self, account_id: UUID) -> TelegramClient:
+        async with self._opening[account_id]:
+            client = self._clients.get(account_id)
+            if client is not None and client.is_connected():
+                return client
+            if client is not None:  # the update loop dropped it (a 401 inside it, say)
+                await self._close(account_id)
+            session = await self._session(account_id)
+            await self._hold(account_id)
+            client = self._new_client(session)
+            client.add_event_handler(
+                partial(self._on_reply, account_id),
+                events.NewMessage(incoming=True, func=lambda event: event.is_private),
+            )
+            client.add_event_handler(
+                partial(self._on_read, account_id), events.MessageRead(inbox=False)
+            )
+            try:
+                await client.connect()
+            except TELETHON_FAILURES as exc:
+                await self._release(account_id)
+                raise categorize(exc) from exc
+            self._clients[account_id] = client
+            return client
+
+    def _new_client(self, session: str) -> TelegramClient:
+        settings = self._settings
+        assert settings.telegram_api_id is not None
+        assert settings.telegram_api_hash is not None
+        return TelegramClient(
+            StringSession(session),
+            settings.telegram_api_id,
+            settings.telegram_api_hash.get_secret_value(),
+            # Every wait reaches the pacer; one attempt per call, the sender retries.
+            flood_sleep_threshold=0,
+            raise_last_call_error=True,
+            request_retries=1,
+            connection_retries=1,
+            retry_delay=0,
+            catch_up=False,
+            receive_updates=True,
+        )
+
+    async def _session(self, account_id: UUID) -> str:
+        if (why := self._settings.telethon_ready) is not None:
+            raise Transient(f"Telethon accounts are {why}")
+        async with self._pool.acquire() as connection:
+            row = await connection.fetchrow(QUERIES["session"], account_id)
+        if row is None or row["session_kind"] != "telethon" or not row["session_string"]:
+            raise AccountDead("the account has no Telethon session; log in again", "auth_lost")
+        assert self._settings.session_key is not None
+        cipher = SessionCipher(self._settings.session_key.get_secret_value())
+        try:
+            return cipher.open(row["session_string"])
+        except SessionKeyError as exc:
+            raise AccountDead(str(exc), "auth_lost") from exc
+
+    async def _hold(self, account_id: UUID) -> None:
+        async with self._lock_guard:
+            if self._lock_connection is None or self._lock_connection.is_closed():
+                self._lock_connection = await connect(self._settings.dsn)
+            held = await self._lock_connection.fetchval(QUERIES["hold_session"], account_id)
+        if not held:
+            raise Transient(
+                "another sender holds this account's session (a session used from two "
+                "places at once is killed by Telegram)"
+            )
+
+    async def _release(self, account_id: UUID) -> None:
+        async with self._lock_guard:
+            if self._lock_connection is not None and not self._lock_connection.is_closed():
+                await self._lock_connection.fetchval(QUERIES["release_session"], account_id)
+
+    async def _close(self, account_id: UUID) -> None:
+        client = self._clients.pop(account_id, None)
+        if client is not None:
+            await client.disconnect()
+        await self._release(account_id)
+
+    async def _failure(self, account_id: UUID, exc: BaseException) -> GatewayError:
+        failure = categorize(exc)
+        if isinstance(failure, AccountDead):
+            await self._close(account_id)  # the session is useless now; don't keep it open
+        return failure
+
+    # -- peers -------------------------------------------------------------------------------
+
+    async def _input_peer(
+        self, client: TelegramClient, account: Account, peer: Peer, now: datetime
+    ) -> types.InputPeerUser:
+        async with self._pool.acquire() as connection:
+            known = await connection.fetchrow(QUERIES["peer"], account.id, peer.contact_id)
+        if known is not None and known["peer_key"] == peer.key:
+            return types.InputPeerUser(known["user_id"], known["access_hash"])
+        try:
+            user = await self._resolve(client, peer)
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
+        access_hash = user.access_hash or 0
+        async with self._pool.acquire() as connection:
+            await connection.execute(
+                QUERIES["save_peer"], account.id, peer.contact_id, peer.key, user.id,
+                access_hash, now,
+            )  # fmt: skip
+        return types.InputPeerUser(user.id, access_hash)
+
+    async def _resolve(self, client: TelegramClient, peer: Peer) -> types.User:
+        if peer.kind == "username":
+            resolved = await client(functions.contacts.ResolveUsernameRequest(peer.key.lstrip("@")))
+            if not isinstance(resolved.peer, types.PeerUser):
+                raise ContactPermanent(f"@{peer.key} is a group or channel, not a person")
+            return _user(resolved.users, resolved.peer.user_id, peer)
+        if peer.kind == "phone":
+            imported = await client(
+                functions.contacts.ImportContactsRequest(
+                    [types.InputPhoneContact(0, peer.key, "Dripline contact", "")]
+                )
+            )
+            if imported.retry_contacts:
+                raise Transient("Telegram asks to import this phone number again later")
+            if not imported.imported:
+                raise ContactPermanent("no Telegram account uses this phone number")
+            return _user(imported.users, imported.imported[0].user_id, peer)
+        raise ContactPermanent(
+            "only a Telegram user id is known for this contact, and a user id alone cannot be "
+            "messaged without an access hash; add the contact's username or phone"
+        )
+
+    async def _first_delivery(
+        self,
+        client: TelegramClient,
+        account: Account,
+        input_peer: types.InputPeerUser,
+        text: str,
+        now: datetime,
+    ) -> Delivery:
+        """This random_id was sent before (a timed-out send that did go through): find that
+        message in the dialog rather than send it again."""
+        try:
+            history = await client(_history(input_peer, min_id=0))
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
+        for message in history.messages:
+            if isinstance(message, types.Message) and message.out and message.message == text:
+                return Delivery(message.id, message.date, duplicate=True)
+        log.warning("account %s: a duplicate send not found in the dialog's history", account.id)
+        return Delivery(None, now, duplicate=True)
+
+    # -- replies and reads -------------------------------------------------------------------
+
+    async def _on_reply(self, account_id: UUID, event: events.NewMessage.Event) -> None:
+        message = event.message
+        await self._record(
+            PushedUpdate(
+                account_id,
+                "reply",
+                event.chat_id,
+                message.id,
+                message.message or "",
+                message.date,
+            )
+        )
+
+    async def _on_read(self, account_id: UUID, event: events.MessageRead.Event) -> None:
+        if event.chat_id is None or event.chat_id < 0:
+            return  # a group or channel: campaigns write to people only
+        await self._record(
+            PushedUpdate(account_id, "read", event.chat_id, event.max_id, "", self._clock.now())
+        )
+
+    async def _record(self, update: PushedUpdate) -> None:
+        self._unsaved.append(update)
+        try:
+            await self._save_unsaved()
+        except Exception:
+            # Kept in memory and written before the next take of updates; the dialog
+            # reconciliation finds a reply again should this process die first.
+            log.exception("could not record a Telegram update; will retry")
+
+    async def _save_unsaved(self) -> None:
+        if not self._unsaved:
+            return
+        pending, self._unsaved = self._unsaved, []
+        try:
+            async with self._pool.acquire() as connection:
+                await connection.executemany(
+                    QUERIES["record_update"],
+                    [
+                        (u.account_id, u.kind, u.peer_user_id, u.telegram_message_id, u.body, u.at)
+                        for u in pending
+                    ],
+                )
+        except BaseException:
+            self._unsaved = pending + self._unsaved
+            raise
+
+    async def _reconcile_account(self, account_id: UUID, now: datetime) -> int:
+        since = now - timedelta(days=RECONCILE_DAYS)
+        async with self._pool.acquire() as connection:
+            dialogs = await connection.fetch(QUERIES["dialogs_to_reconcile"], account_id, since)
+        if not dialogs:
+            return 0
+        client = await self._client(account_id)
+        replies: list[PushedUpdate] = []
+        for dialog in dialogs:
+            input_peer = types.InputPeerUser(dialog["user_id"], dialog["access_hash"])
+            try:
+                history = await client(_history(input_peer, min_id=dialog["last_sent_id"]))
+            except TELETHON_FAILURES as exc:
+                raise await self._failure(account_id, exc) from exc
+            replies.extend(
+                PushedUpdate(
+                    account_id,
+                    "reply",
+                    dialog["user_id"],
+                    message.id,
+                    message.message or "",
+                    message.date,
+                )
+                for message in history.messages
+                if isinstance(message, types.Message) and not message.out
+            )
+        self._unsaved.extend(replies)
+        await self._save_unsaved()
+        return len(replies)
+
+
+def _history(peer: types.InputPeerUser, *, min_id: int) -> Any:
+    return functions.messages.GetHistoryRequest(
+        peer=peer, offset_id=0, offset_date=None, add_offset=0, limit=HISTORY_LIMIT,
+        max_id=0, min_id=min_id, hash=0,
+    )  # fmt: skip
+
+
+def _user(users: list[Any], user_id: int, peer: Peer) -> types.User:
+    for user in users:
+        if isinstance(user, types.User) and user.id == user_id:
+            return user
+    raise Transient(f"Telegram resolved {peer.key} without returning its user")
+
+
+def _delivery(result: Any, random_id: int, now: datetime) -> Delivery:
+    """The message id Telegram gave our message: UpdateShortSentMessage carries it, a full
+    Updates maps it from our random_id (UpdateMessageID)."""
+    if isinstance(result, types.UpdateShortSentMessage):
+        return Delivery(result.id, result.date or now)
+    updates = getattr(result, "updates", [])
+    for update in updates:
+        if isinstance(update, types.UpdateMessageID) and update.random_id == random_id:
+            sent_at = now
+            for other in updates:
+                if (
+                    isinstance(other, types.UpdateNewMessage)
+                    and getattr(other.message, "id", None) == update.id
+                ):
+                    sent_at = other.message.date or now
+            return Delivery(update.id, sent_at)
+    # Accepted without saying which message it became: the next attempt sends the same
+    # random_id, which Telegram recognises as a duplicate and we look up.
+    raise Transient(f"Telegram's answer ({type(result).__name__}) carried no message id")
