@@ -34,9 +34,11 @@ from services.api.campaign_models import (
 from services.api.commands import CommandAccepted
 from services.api.problems import Problem, field_error, invalid, not_found
 from services.api.sql import CAMPAIGNS
+from shared.db.campaign_filter import Where, add_filter, like_pattern
 from shared.db.pool import DbConnection
 from shared.domain import campaigns as rules
 from shared.domain import permissions, schedules
+from shared.domain.bulk import CampaignFilter
 from shared.domain.campaigns import CampaignStatus, FieldGroup, LaunchType
 from shared.domain.permissions import Action, ViewMode
 from shared.messaging.contracts import (
@@ -141,25 +143,6 @@ _SORTS: dict[str, tuple[str, str]] = {
 Channel = Literal["telegram", "email", "sms", "webpush", "viber"]
 
 
-class _Where:
-    """Bound parameters for the fixed fragments of the list query."""
-
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.values: list[Any] = []
-
-    def bind(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-    def add(self, clause: str) -> None:
-        self.clauses.append(clause)
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 @router.get("", response_model=CampaignPage, summary="List campaigns")
 async def list_campaigns(
     who: CurrentPrincipal,
@@ -182,30 +165,18 @@ async def list_campaigns(
     search matches the name, or the exact id."""
     caller = who.caller
     direction = order or ("desc" if sort in ("created_at", "updated_at") else "asc")
-    where = _Where()
-    where.add(f"c.organization_id IS NOT DISTINCT FROM {where.bind(caller.organization_id)}::uuid")
-    if permissions.effective_view_mode(caller, view_mode) is ViewMode.OWN:
-        where.add(f"c.created_by = {where.bind(caller.user_id)}")
-    elif created_by is not None:
-        where.add(f"c.created_by = {where.bind(created_by)}")
-    if not include_deleted:
-        where.add("c.deleted_at IS NULL")
-    if status:
-        where.add(f"c.status = ANY({where.bind([s.value for s in status])}::text[])")
-    if enabled is not None:
-        where.add(f"c.enabled = {where.bind(enabled)}")
-    if launch_type:
-        where.add(f"c.launch_type = ANY({where.bind([t.value for t in launch_type])}::text[])")
-    if tag:
-        where.add(f"c.tags @> ARRAY[{where.bind(tag)}::text]")
-    if channel is not None and channel != "telegram":
-        where.add("false")  # every campaign is a Telegram campaign for now
-    if search:
-        term = search.strip()
-        where.add(
-            f"(c.name ILIKE '%' || {where.bind(_like(term))} || '%'"
-            f" OR c.id::text = lower({where.bind(term)}))"
-        )
+    selection = CampaignFilter(
+        view_mode=view_mode,
+        status=status,
+        enabled=enabled,
+        launch_type=launch_type,
+        tag=tag,
+        channel=channel,
+        created_by=str(created_by) if created_by is not None else None,
+        search=search,
+    )
+    where = Where()
+    add_filter(where, caller, selection, include_deleted=include_deleted)
     column, cast = _SORTS[sort]
     if cursor:
         position = cursors.decode(cursor, "v", "i", "s", "o")
@@ -222,7 +193,7 @@ async def list_campaigns(
             f" {where.bind(UUID(position['i']))}::uuid)"
         )
     query = CAMPAIGNS["list"].format(
-        where=" AND ".join(where.clauses),
+        where=where.sql,
         order=f"{column} {direction}, c.id {direction}",
         limit=where.bind(limit + 1),
     )
@@ -614,7 +585,7 @@ async def list_campaign_contacts(
             CAMPAIGNS["executions"],
             campaign_id,
             status,
-            _like(search) if search else None,
+            like_pattern(search) if search else None,
             *after,
             limit + 1,
         )

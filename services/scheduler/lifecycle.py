@@ -8,17 +8,17 @@ executions, and emit the outcome, or a rejection, with the command's correlation
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from services.scheduler.actors import caller_of
+from services.scheduler.changes import Accepted, apply_changes
 from shared.db import campaigns as campaign_reads
 from shared.db.sql import Queries
-from shared.domain import campaigns, permissions, schedules
-from shared.domain.campaigns import Change, ExecutionEffect, Refusal
+from shared.domain import campaigns, permissions
+from shared.domain.campaigns import Change, Refusal
 from shared.messaging.consumer import HandlerContext
 from shared.messaging.contracts import (
     CampaignCommand,
@@ -135,7 +135,7 @@ async def _authorize(
     assert actor is not None  # every command contract requires one
     if row is None:
         raise Rejected("campaign_not_found", "no such campaign")
-    caller = await _caller(context, actor)
+    caller = await caller_of(context.connection, actor)
     ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
     decision = permissions.decide(caller, ownership, action)
     if decision is permissions.Decision.INVISIBLE:
@@ -143,22 +143,6 @@ async def _authorize(
     if decision is permissions.Decision.FORBIDDEN:
         detail = _PERMISSION_DENIED.get(action, f"the caller may not {action.value} it")
         raise Rejected("permission_denied", detail)
-
-
-async def _caller(context: HandlerContext, actor: Actor) -> permissions.Caller:
-    if actor.organization_id is None:
-        return permissions.Caller(actor.user_id, None, None)
-    row = await context.connection.fetchrow(
-        QUERIES["caller_context"], actor.organization_id, actor.user_id
-    )
-    if row is None:
-        return permissions.Caller(actor.user_id, actor.organization_id, None)
-    return permissions.Caller(
-        actor.user_id,
-        actor.organization_id,
-        permissions.Role(row["role"]),
-        admin_view_enabled=row["admin_view_enabled"],
-    )
 
 
 async def _change(
@@ -170,31 +154,15 @@ async def _change(
     *,
     launched: bool = False,
 ) -> None:
-    now = context.clock.now()
-    connection = context.connection
     actor = message.envelope.actor
     assert actor is not None
-    await connection.execute(
-        QUERIES["apply_change"],
-        row["id"],
-        change.status.value,
-        change.enabled,
-        change.deleted,
+    affected = await apply_changes(
+        context.connection,
+        [Accepted(row, state, change)],
         actor.user_id,
-        now,
+        context.clock.now(),
+        launched=launched,
     )
-    if launched:
-        next_run = None
-        if change.status is campaigns.CampaignStatus.SCHEDULED:
-            next_run = schedules.next_run(
-                state.launch_type,
-                scheduled_at=row["scheduled_at"],
-                recurrence=row["recurrence"],
-                timezone=row["timezone"],
-                now=now,
-            )
-        await connection.execute(QUERIES["set_launched"], row["id"], now, next_run)
-    affected = await _apply_to_executions(connection, row["id"], change, now)
     event = CampaignStatusChanged(
         campaign_id=row["id"],
         previous_status=state.status.value,
@@ -203,34 +171,9 @@ async def _change(
         cause=message.envelope.type,
         previous_enabled=state.enabled,
         deleted=change.deleted,
-        executions_affected=affected,
+        executions_affected=affected[row["id"]],
     )
     _emit(context, message, row["id"], MessageType.CAMPAIGN_STATUS_CHANGED, event)
-
-
-async def _apply_to_executions(
-    connection: Any, campaign_id: UUID, change: Change, now: datetime
-) -> int:
-    results: list[str] = []
-    match change.executions:
-        case ExecutionEffect.RESUME:
-            results.append(await connection.execute(QUERIES["resume_executions"], campaign_id, now))
-        case ExecutionEffect.RESUME_AND_RESET:
-            results.append(await connection.execute(QUERIES["resume_executions"], campaign_id, now))
-            results.append(
-                await connection.execute(QUERIES["reset_completed_executions"], campaign_id, now)
-            )
-        case ExecutionEffect.PAUSE:
-            results.append(await connection.execute(QUERIES["pause_executions"], campaign_id, now))
-        case ExecutionEffect.CANCEL:
-            results.append(
-                await connection.execute(
-                    QUERIES["cancel_executions"], campaign_id, now, change.reason
-                )
-            )
-        case ExecutionEffect.NONE:
-            pass
-    return sum(int(status.rsplit(" ", 1)[1]) for status in results)  # "UPDATE <n>"
 
 
 async def _duplicate(

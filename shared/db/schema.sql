@@ -268,9 +268,7 @@ CREATE TABLE bulk_operations (
     action               text NOT NULL
                          CHECK (action IN ('enable', 'disable', 'launch', 'stop', 'delete')),
     selection            jsonb NOT NULL,
-    status               text NOT NULL DEFAULT 'pending'
-                         CHECK (status IN ('pending', 'running', 'completed',
-                                           'completed_with_errors', 'failed', 'cancelled')),
+    status               text NOT NULL DEFAULT 'queued',
     total                integer NOT NULL DEFAULT 0,
     processed            integer NOT NULL DEFAULT 0,
     success_count        integer NOT NULL DEFAULT 0,
@@ -279,13 +277,24 @@ CREATE TABLE bulk_operations (
     cancelled_executions integer NOT NULL DEFAULT 0,
     created_at           timestamptz NOT NULL DEFAULT now(),
     started_at           timestamptz,
-    completed_at         timestamptz
+    completed_at         timestamptz,
+    options              jsonb NOT NULL DEFAULT '{}'::jsonb,
+    origin               text NOT NULL DEFAULT 'http' CHECK (origin IN ('http', 'kafka')),
+    correlation_id       uuid,
+    error_message        text,
+    updated_at           timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT bulk_operations_status_check
+        CHECK (status IN ('queued', 'processing', 'completed', 'failed'))
 );
 CREATE INDEX bulk_operations_requester_idx ON bulk_operations (requested_by, created_at DESC);
+CREATE INDEX bulk_operations_unfinished_idx ON bulk_operations (created_at)
+    WHERE status IN ('queued', 'processing');
 
+-- One row per campaign named by the operation; campaign_id is not a foreign key, since an id
+-- that matches no campaign is reported as not found.
 CREATE TABLE bulk_operation_items (
     bulk_operation_id    uuid NOT NULL REFERENCES bulk_operations (id) ON DELETE CASCADE,
-    campaign_id          uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    campaign_id          uuid NOT NULL,
     status               text NOT NULL DEFAULT 'pending'
                          CHECK (status IN ('pending', 'succeeded', 'skipped', 'failed')),
     error_code           text,
@@ -293,6 +302,16 @@ CREATE TABLE bulk_operation_items (
     cancelled_executions integer NOT NULL DEFAULT 0,
     processed_at         timestamptz,
     PRIMARY KEY (bulk_operation_id, campaign_id)
+);
+CREATE INDEX bulk_operation_items_pending_idx ON bulk_operation_items (bulk_operation_id, campaign_id)
+    WHERE status = 'pending';
+
+-- Fixed-window request counters behind 429 answers, shared by every API instance.
+CREATE TABLE rate_limits (
+    subject      text NOT NULL,
+    window_start timestamptz NOT NULL,
+    hits         integer NOT NULL,
+    PRIMARY KEY (subject, window_start)
 );
 
 CREATE TABLE bulk_actions (

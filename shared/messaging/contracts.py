@@ -15,8 +15,9 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shared.domain.bulk import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.messaging.envelope import Envelope
 from shared.messaging.topics import Topic
 
@@ -48,12 +49,16 @@ class MessageType(StrEnum):
     MESSAGE_DELIVERED = "message.delivered"
     REPLY_RECEIVED = "reply.received"
     ACCOUNT_HEALTH_CHANGED = "account.health_changed"
+    BULK_OPERATION_REQUESTED = "bulk_operation.requested"
+    BULK_OPERATION_PROGRESSED = "bulk_operation.progressed"
+    BULK_OPERATION_COMPLETED = "bulk_operation.completed"
 
 
 CampaignStatusName = Literal[
     "draft", "scheduled", "active", "paused", "completed", "cancelled", "failed"
 ]
 MAX_CONTACTS_PER_COMMAND = 10_000
+MAX_CAMPAIGNS_PER_BULK = 50_000
 
 
 class CampaignCommand(Payload):
@@ -204,6 +209,54 @@ class AccountHealthChanged(Payload):
     cooldown_until: datetime | None = None
 
 
+class BulkOperationRequest(Payload):
+    """A bulk operation over campaigns (spec 000): campaign_ids, or a filter meaning every
+    campaign that matches and that the actor can see in that view mode."""
+
+    operation_id: UUID = Field(
+        description="Chosen by the requester; a repeated request with this id is applied once."
+    )
+    action: BulkAction
+    campaign_ids: list[UUID] | None = Field(
+        default=None, min_length=1, max_length=MAX_CAMPAIGNS_PER_BULK
+    )
+    filter: CampaignFilter | None = None
+    reset_completed: bool = Field(
+        default=False, description="launch only: also restart completed executions."
+    )
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> BulkOperationRequest:
+        if (self.campaign_ids is None) == (self.filter is None):
+            raise ValueError("give either campaign_ids or filter, not both and not neither")
+        return self
+
+
+class BulkItemOutcome(Payload):
+    campaign_id: UUID
+    result: ItemResult
+    code: str
+    message: str
+    cancelled_executions: int = 0
+
+
+class BulkOperationProgress(Payload):
+    """Where an operation stands; `items` are the outcomes of the batch just processed (empty
+    in bulk_operation.completed, which closes the operation)."""
+
+    operation_id: UUID
+    action: BulkAction
+    status: BulkStatus
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    cancelled_executions: int
+    error_message: str | None = None
+    items: list[BulkItemOutcome] = Field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Contract:
     topic: Topic
@@ -220,6 +273,18 @@ _CONTACT = "7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918"
 _EXECUTION = "5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50"
 _MESSAGE = "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8"
 _ACCOUNT = "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b"
+_OPERATION = "2e4c6a80-1b3d-4f5e-8a7c-9d0e1f2a3b4c"
+_PROGRESS: dict[str, Any] = {
+    "operation_id": _OPERATION,
+    "action": "stop",
+    "status": "processing",
+    "total": 3,
+    "processed": 2,
+    "success_count": 1,
+    "skipped_count": 1,
+    "error_count": 0,
+    "cancelled_executions": 120,
+}
 _C = Topic.CAMPAIGN_COMMANDS
 _E = Topic.CAMPAIGN_EVENTS
 CONTRACTS: tuple[Contract, ...] = (
@@ -432,6 +497,51 @@ CONTRACTS: tuple[Contract, ...] = (
             "telegram_account_id": _ACCOUNT,
             "lease_until": "2026-11-22T10:01:00Z",
         },
+    ),
+    Contract(
+        Topic.BULK_COMMANDS,
+        MessageType.BULK_OPERATION_REQUESTED,
+        1,
+        BulkOperationRequest,
+        True,
+        {
+            "operation_id": _OPERATION,
+            "action": "stop",
+            "filter": {"view_mode": "all", "status": ["active"], "tag": "spring"},
+        },
+    ),
+    Contract(
+        Topic.BULK_EVENTS,
+        MessageType.BULK_OPERATION_PROGRESSED,
+        1,
+        BulkOperationProgress,
+        False,
+        {
+            **_PROGRESS,
+            "items": [
+                {
+                    "campaign_id": _CAMPAIGN,
+                    "result": "succeeded",
+                    "code": "stopped",
+                    "message": "campaign stopped",
+                    "cancelled_executions": 120,
+                },
+                {
+                    "campaign_id": _COPY,
+                    "result": "skipped",
+                    "code": "invalid_status",
+                    "message": "only active and paused campaigns are stopped, not draft",
+                },
+            ],
+        },
+    ),
+    Contract(
+        Topic.BULK_EVENTS,
+        MessageType.BULK_OPERATION_COMPLETED,
+        1,
+        BulkOperationProgress,
+        False,
+        {**_PROGRESS, "status": "completed", "processed": 3, "error_count": 1},
     ),
 )
 
