@@ -67,7 +67,7 @@ LIMIT 200;
 -- name: hold_session
 -- One process per session (two kill the key: AuthKeyDuplicated). Held on the adapter's own
 -- connection, so a crashed sender releases it with its connection.
-SELECT pg_try_advisory_lock(hashtextextended('dripline.telethon:' || $1::text, 0));
+SELECT pg_try_advisory_lock(hashtextextended('dripline.telethon:' || $1::uuid::text, 0));
 
 -- name: release_session
-SELECT pg_advisory_unlock(hashtextextended('dripline.telethon:' || $1::text, 0));
+SELECT pg_advisory_unlock(hashtextextended('dripline.telethon:' || $1::uuid::text, 0));

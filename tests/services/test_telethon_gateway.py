@@ -1,0 +1,271 @@
+"""The Telethon adapter against a local MTProto server (tests/fake_telegram): an unmodified
+TelegramClient, so every failure below is the exception class Telethon itself raises."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from services.sender.gateway import (
+    Account,
+    AccountDead,
+    AccountLimited,
+    ContactPermanent,
+    Peer,
+    RetryAfter,
+    Transient,
+)
+from services.sender.telethon_gateway import TelethonTelegram
+from shared.crypto import SessionCipher
+from shared.domain.clock import SystemClock
+from shared.settings import Settings
+from tests.fake_telegram import FakeTelegram
+from tests.support import eventually
+
+SENDER, ADA, BOB, PHONE_USER, STRANGER = 1000, 2001, 2002, 2003, 2999
+
+
+@dataclass
+class World:
+    server: FakeTelegram
+    pool: asyncpg.Pool[Any]
+    settings: Settings
+    gateway: TelethonTelegram
+    account: Account
+    campaign_id: UUID
+    contacts: dict[str, UUID]
+
+    def peer(self, name: str, key: str | None = None) -> Peer:
+        if name == "phone":
+            return Peer(key or "+15550003", self.contacts[name], "phone")
+        return Peer(key or name, self.contacts[name], "username")
+
+    async def sent_message(self, name: str, random_id: int, telegram_message_id: int) -> None:
+        """Our record of a send, as the sender keeps it."""
+        await self.pool.execute(
+            "INSERT INTO messages (campaign_id, contact_id, telegram_account_id, direction, body,"
+            " status, telegram_message_id, random_id, sent_at)"
+            " VALUES ($1, $2, $3, 'outgoing', 'hi', 'sent', $4, $5, now())",
+            self.campaign_id,
+            self.contacts[name],
+            self.account.id,
+            telegram_message_id,
+            random_id,
+        )
+
+
+@pytest.fixture
+async def world(pool: asyncpg.Pool[Any], settings: Settings) -> AsyncIterator[World]:
+    server = FakeTelegram()
+    await server.start()
+    server.add_account(SENDER)
+    server.add_user(ADA, username="ada")
+    server.add_user(BOB, username="bob")
+    server.add_user(PHONE_USER, phone="+15550003")
+    server.add_user(STRANGER, username="stranger")
+    assert settings.session_key is not None
+    sealed = SessionCipher(settings.session_key.get_secret_value()).seal(
+        server.session_string(SENDER)
+    )
+    user = await pool.fetchval("INSERT INTO users (email) VALUES ('t@example.com') RETURNING id")
+    account_id = await pool.fetchval(
+        "INSERT INTO telegram_accounts (owner_user_id, display_name, session_kind,"
+        " session_string, health_status) VALUES ($1, 'real', 'telethon', $2, 'active')"
+        " RETURNING id",
+        user,
+        sealed,
+    )
+    campaign_id = await pool.fetchval(
+        "INSERT INTO campaigns (created_by, name, telegram_account_id) VALUES ($1, 'c', $2)"
+        " RETURNING id",
+        user,
+        account_id,
+    )
+    contacts = {}
+    people = [("ada", "ada", None), ("bob", "bob", None), ("phone", None, "+15550003"),
+              ("nobody", "nobody", None)]  # fmt: skip
+    for name, username, phone in people:
+        contacts[name] = await pool.fetchval(
+            "INSERT INTO contacts (owner_user_id, telegram_username, phone) VALUES ($1, $2, $3)"
+            " RETURNING id",
+            user,
+            username,
+            phone,
+        )
+    gateway = TelethonTelegram(lambda: pool, settings, SystemClock())
+    account = Account(account_id, "telethon", {})
+    try:
+        yield World(server, pool, settings, gateway, account, campaign_id, contacts)
+    finally:
+        await gateway.close()
+        await server.stop()
+    assert server.errors == []
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def test_a_username_is_resolved_once_and_its_access_hash_kept(world: World) -> None:
+    first = await world.gateway.send(world.account, world.peer("ada"), "Hi Ada", 11, now())
+    second = await world.gateway.send(world.account, world.peer("ada"), "Again", 12, now())
+    assert (first.telegram_message_id, second.telegram_message_id) == (
+        world.server.sent[0].message_id,
+        world.server.sent[1].message_id,
+    )
+    assert [(m.peer_user_id, m.text, m.random_id) for m in world.server.sent] == [
+        (ADA, "Hi Ada", 11),
+        (ADA, "Again", 12),
+    ]
+    resolves = [c for c in world.server.calls if c.method == "contacts.ResolveUsername"]
+    assert len(resolves) == 1
+    kept = await world.pool.fetchrow(
+        "SELECT peer_key, user_id FROM telegram_peers WHERE contact_id = $1",
+        world.contacts["ada"],
+    )
+    assert kept is not None
+    assert (kept["peer_key"], kept["user_id"]) == ("ada", ADA)
+
+
+async def test_a_phone_is_imported_and_an_unknown_one_is_permanent(world: World) -> None:
+    delivery = await world.gateway.send(world.account, world.peer("phone"), "Hi", 21, now())
+    assert delivery.telegram_message_id == world.server.sent[0].message_id
+    assert world.server.sent[0].peer_user_id == PHONE_USER
+    with pytest.raises(ContactPermanent, match="no Telegram account uses this phone"):
+        await world.gateway.send(world.account, world.peer("phone", "+15559999"), "Hi", 22, now())
+    with pytest.raises(ContactPermanent, match="UsernameNotOccupied"):
+        await world.gateway.send(world.account, world.peer("nobody"), "Hi", 23, now())
+    bare = Peer("123", world.contacts["nobody"], "user_id")
+    with pytest.raises(ContactPermanent, match="user id alone"):
+        await world.gateway.send(world.account, bare, "Hi", 24, now())
+
+
+async def test_a_repeated_random_id_is_found_again_not_sent_twice(world: World) -> None:
+    first = await world.gateway.send(world.account, world.peer("bob"), "Only once", 31, now())
+    again = await world.gateway.send(world.account, world.peer("bob"), "Only once", 31, now())
+    assert again.duplicate
+    assert again.telegram_message_id == first.telegram_message_id
+    assert len(world.server.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "expected", "detail"),
+    [
+        ("FLOOD_WAIT_42", 420, RetryAfter, "FloodWaitError of 42 s"),
+        ("USER_PRIVACY_RESTRICTED", 403, ContactPermanent, "UserPrivacyRestrictedError"),
+        ("PRIVACY_PREMIUM_REQUIRED", 403, ContactPermanent, "PRIVACY_PREMIUM_REQUIRED"),
+        ("PEER_FLOOD", 400, AccountLimited, "PeerFloodError"),
+        ("USER_DEACTIVATED_BAN", 401, AccountDead, "banned"),
+        ("AUTH_KEY_UNREGISTERED", 401, AccountDead, "log in again"),
+    ],
+)
+async def test_send_failures_fall_into_the_five_categories(
+    world: World, error: str, code: int, expected: type[Exception], detail: str
+) -> None:
+    world.server.fail("messages.SendMessage", error, code)
+    with pytest.raises(expected, match=detail) as raised:
+        await world.gateway.send(world.account, world.peer("ada"), "Hi", 41, now())
+    if isinstance(raised.value, RetryAfter):
+        assert raised.value.seconds == 42
+    if isinstance(raised.value, AccountDead):
+        assert raised.value.kind == ("banned" if "BAN" in error else "auth_lost")
+    assert world.server.sent == []
+
+
+async def test_a_stale_access_hash_is_resolved_again_once(world: World) -> None:
+    world.server.fail("messages.SendMessage", "PEER_ID_INVALID", 400)
+    delivery = await world.gateway.send(world.account, world.peer("ada"), "Hi", 51, now())
+    assert delivery.telegram_message_id == world.server.sent[0].message_id
+    resolves = [c for c in world.server.calls if c.method == "contacts.ResolveUsername"]
+    assert len(resolves) == 2  # once before, once after the stale hash
+    world.server.fail("messages.SendMessage", "PEER_ID_INVALID", 400, times=2)
+    with pytest.raises(ContactPermanent, match="PeerIdInvalid"):
+        await world.gateway.send(world.account, world.peer("bob"), "Hi", 52, now())
+
+
+async def test_the_probe_raises_the_accounts_failure_and_lets_the_session_go(
+    world: World,
+) -> None:
+    await world.gateway.probe(world.account, now())
+    world.server.revoke(SENDER)
+    with pytest.raises(AccountDead, match="AuthKeyUnregistered") as dead:
+        await world.gateway.probe(world.account, now())
+    assert dead.value.kind == "auth_lost"
+    # The dead session was closed and its lock released: another process may take it up.
+    other = TelethonTelegram(lambda: world.pool, world.settings, SystemClock())
+    try:
+        with pytest.raises(AccountDead):
+            await other.probe(world.account, now())
+    finally:
+        await other.close()
+
+
+async def test_one_session_is_used_by_one_process_at_a_time(world: World) -> None:
+    await world.gateway.probe(world.account, now())
+    other = TelethonTelegram(lambda: world.pool, world.settings, SystemClock())
+    try:
+        with pytest.raises(Transient, match="another sender holds"):
+            await other.probe(world.account, now())
+        await world.gateway.close()
+        await other.probe(world.account, now())  # free once the first let it go
+    finally:
+        await other.close()
+
+
+async def test_a_session_sealed_with_another_key_is_an_account_to_log_in_again(
+    world: World,
+) -> None:
+    foreign = SessionCipher(SessionCipher.new_key()).seal(world.server.session_string(SENDER))
+    await world.pool.execute(
+        "UPDATE telegram_accounts SET session_string = $2 WHERE id = $1", world.account.id, foreign
+    )
+    with pytest.raises(AccountDead, match="cannot be decrypted"):
+        await world.gateway.probe(world.account, now())
+
+
+async def test_replies_and_reads_pushed_by_telegram_become_incoming_updates(
+    world: World,
+) -> None:
+    delivery = await world.gateway.send(world.account, world.peer("ada"), "Hi", 61, now())
+    assert delivery.telegram_message_id is not None
+    await world.sent_message("ada", 61, delivery.telegram_message_id)
+    await world.server.push_read(SENDER, ADA, delivery.telegram_message_id)
+    await world.server.push_reply(SENDER, ADA, "Sounds good")
+    await world.server.push_reply(SENDER, STRANGER, "A stranger")  # never written to: ignored
+
+    async def arrived() -> Any:
+        count = await world.pool.fetchval("SELECT count(*) FROM telegram_updates")
+        return count == 3 or None
+
+    await eventually(arrived)
+    async with world.pool.acquire() as connection, connection.transaction():
+        incoming = await world.gateway.updates(connection, now())
+    assert [(i.kind, i.random_id, i.text, i.account_id) for i in incoming] == [
+        ("read", 61, "", world.account.id),
+        ("reply", 61, "Sounds good", world.account.id),
+    ]
+    async with world.pool.acquire() as connection, connection.transaction():
+        assert await world.gateway.updates(connection, now()) == []  # each returned once
+
+
+async def test_a_reply_missed_while_disconnected_is_found_in_the_dialog(world: World) -> None:
+    delivery = await world.gateway.send(world.account, world.peer("bob"), "Hi Bob", 71, now())
+    assert delivery.telegram_message_id is not None
+    await world.sent_message("bob", 71, delivery.telegram_message_id)
+    await world.gateway.close()  # offline: the reply is not pushed to us
+    reply_id = await world.server.push_reply(SENDER, BOB, "Missed me?")
+    assert await world.gateway.reconcile(now()) == 1
+    assert await world.gateway.reconcile(now()) == 1  # seen again, but recorded once
+    rows = await world.pool.fetch("SELECT kind, telegram_message_id, body FROM telegram_updates")
+    assert [(r["kind"], r["telegram_message_id"], r["body"]) for r in rows] == [
+        ("reply", reply_id, "Missed me?")
+    ]
+    async with world.pool.acquire() as connection, connection.transaction():
+        incoming = await world.gateway.updates(connection, now())
+    assert [(i.kind, i.random_id) for i in incoming] == [("reply", 71)]
