@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(
         default=1.0, gt=0, description="How often the scheduler's periodic sweeps run."
     )
+    bulk_batch_size: int = Field(
+        default=500, gt=0, description="Campaigns a bulk operation changes per transaction."
+    )
+    bulk_rate_limit: int = Field(
+        default=10, ge=1, description="Bulk requests a user may make per bulk_rate_window_s."
+    )
+    bulk_rate_window_s: int = Field(default=60, ge=1)
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.api import (
     api_keys,
+    bulk_operations,
     campaigns,
     contacts,
     organizations,
@@ -30,6 +31,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.replies = replies
     problems.install(app)
     app.add_middleware(IdempotencyMiddleware)
-    for module in (organizations, api_keys, telegram_accounts, contacts, campaigns):
+    # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
+    for module in (organizations, api_keys, telegram_accounts, contacts, bulk_operations,
+                   campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

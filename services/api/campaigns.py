@@ -172,7 +172,7 @@ async def list_campaigns(
         launch_type=launch_type,
         tag=tag,
         channel=channel,
-        created_by=str(created_by) if created_by is not None else None,
+        created_by=created_by,
         search=search,
     )
     where = Where()

@@ -20,6 +20,7 @@ class Problem(Exception):
         self.title = title
         self.detail = detail
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def response(self, headers: dict[str, str] | None = None) -> JSONResponse:
         body = {
@@ -38,6 +39,13 @@ def not_found(what: str) -> Problem:
     return Problem(404, f"{what}_not_found", "Not found", f"no such {what.replace('_', ' ')}")
 
 
+def rate_limited(detail: str, retry_after_s: int) -> Problem:
+    problem = Problem(429, "rate_limited", "Too many requests", detail,
+                      retry_after_s=retry_after_s)  # fmt: skip
+    problem.headers["Retry-After"] = str(retry_after_s)
+    return problem
+
+
 def forbidden(detail: str) -> Problem:
     return Problem(403, "permission_denied", "Permission denied", detail)
 
@@ -49,8 +57,10 @@ _STATUS_CODES = {401: "unauthorized", 403: "permission_denied", 404: "not_found"
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def on_problem(_: Request, exc: Problem) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return exc.response(headers)
+        headers = dict(exc.headers)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return exc.response(headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,7 +7,6 @@ Clauses are fixed fragments; every value is bound.
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from shared.domain import permissions
 from shared.domain.bulk import CampaignFilter
@@ -45,7 +44,7 @@ def add_filter(
     if permissions.effective_view_mode(caller, selection.view_mode) is ViewMode.OWN:
         where.add(f"c.created_by = {where.bind(caller.user_id)}")
     elif selection.created_by is not None:
-        where.add(f"c.created_by = {where.bind(UUID(selection.created_by))}")
+        where.add(f"c.created_by = {where.bind(selection.created_by)}")
     if not include_deleted:
         where.add("c.deleted_at IS NULL")
     if selection.status:

@@ -27,7 +27,14 @@ def readiness_of(row: Mapping[str, Any]) -> LaunchReadiness:
 
 
 async def readiness(connection: DbConnection, campaign_id: UUID) -> LaunchReadiness:
-    row = await connection.fetchrow(QUERIES["readiness"], campaign_id)
-    if row is None:
+    found = await readiness_of_many(connection, [campaign_id])
+    if campaign_id not in found:
         raise LookupError(f"no campaign {campaign_id}")
-    return readiness_of(row)
+    return found[campaign_id]
+
+
+async def readiness_of_many(
+    connection: DbConnection, campaign_ids: list[UUID]
+) -> dict[UUID, LaunchReadiness]:
+    rows = await connection.fetch(QUERIES["readiness"], campaign_ids)
+    return {row["id"]: readiness_of(row) for row in rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,7 +81,7 @@ class CampaignFilter(BaseModel):
     launch_type: list[LaunchType] | None = None
     tag: str | None = Field(default=None, max_length=100)
     channel: str | None = Field(default=None, max_length=20)
-    created_by: str | None = Field(default=None, description="A user id (uuid).")
+    created_by: UUID | None = None
     search: str | None = Field(default=None, max_length=200)
 
 

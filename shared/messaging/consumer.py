@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 import asyncpg
 from prometheus_client import Counter, Histogram
@@ -89,6 +89,20 @@ class HandlerContext:
 
 
 Handler = Callable[[HandlerContext, Decoded], Awaitable[None]]
+BatchHandler = Callable[[HandlerContext, Sequence[Decoded]], Awaitable[None]]
+H = TypeVar("H")
+
+
+def takes_batches(handler: H) -> H:
+    """Mark a handler that also accepts a list: all of a batch's new messages of its type in one
+    call (in batch order, after the handlers of other types have run), so it can apply them with
+    set-based SQL. Called directly with one message, it must still handle that one."""
+    setattr(handler, "takes_batches", True)  # noqa: B010 - read through bound methods too
+    return handler
+
+
+def _takes_batches(handler: Handler) -> bool:
+    return bool(getattr(handler, "takes_batches", False))
 
 
 class UnhandledType(ContractViolation):
@@ -150,13 +164,20 @@ class BatchConsumer:
             )
             context = HandlerContext(connection, outbox, self._clock, self.name)
             applied = duplicates = 0
+            batched: dict[str, list[Decoded]] = {}
             for decoded in valid:
                 if decoded.envelope.message_id not in new_ids:
                     duplicates += 1
                     continue
                 new_ids.discard(decoded.envelope.message_id)  # a repeat within the batch
-                await self._handlers[decoded.envelope.type](context, decoded)
+                handler = self._handlers[decoded.envelope.type]
+                if _takes_batches(handler):
+                    batched.setdefault(decoded.envelope.type, []).append(decoded)
+                else:
+                    await handler(context, decoded)
                 applied += 1
+            for type_, messages in batched.items():
+                await cast(BatchHandler, self._handlers[type_])(context, messages)
             for record, reason in rejected:
                 if _record_id(record) in new_ids:
                     outbox.add_record(dead_letter(self.topic, record, reason, self.name))

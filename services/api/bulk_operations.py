@@ -1,0 +1,279 @@
+"""POST /campaign-flows/bulk and /bulk-operations: bulk operations over campaigns (spec 000).
+
+The request is recorded and published to dripline.bulk.commands in one transaction; the
+scheduler resolves the selection and applies it in batches. The call answers 202 with the
+operation, or, with `wait`, the final result when it completes in that time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.api import cursors, rate_limits
+from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.problems import not_found
+from services.api.sql import BULK_OPERATIONS
+from shared.domain.bulk import BulkAction, BulkStatus, CampaignFilter, ItemResult
+from shared.domain.permissions import ViewMode, can_manage_organization
+from shared.messaging.contracts import (
+    MAX_CAMPAIGNS_PER_BULK,
+    BulkOperationRequest,
+    MessageType,
+)
+from shared.messaging.envelope import new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+
+router = APIRouter(tags=["bulk operations"])
+
+MAX_WAIT_S = 60  # the spec's own systems time out at 60 seconds
+PROBLEMS_SHOWN = 1000
+FINISHED = frozenset({BulkStatus.COMPLETED.value, BulkStatus.FAILED.value})
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: BulkAction
+    campaign_ids: list[UUID] | None = Field(
+        default=None, min_length=1, max_length=MAX_CAMPAIGNS_PER_BULK
+    )
+    filter: CampaignFilter | None = Field(
+        default=None,
+        description="Select all: every campaign that matches these list filters and that the "
+        "caller can see in its view mode.",
+    )
+    reset_completed: bool = Field(
+        default=False, description="launch only: also restart completed executions."
+    )
+    wait: float = Field(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="Seconds to wait for the final result; 202 with the operation if it takes "
+        "longer.",
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> BulkRequest:
+        if (self.campaign_ids is None) == (self.filter is None):
+            raise ValueError("give either campaign_ids or filter, not both and not neither")
+        if self.reset_completed and self.action is not BulkAction.LAUNCH:
+            raise ValueError("reset_completed applies to launch only")
+        return self
+
+
+class BulkItem(BaseModel):
+    campaign_id: UUID
+    result: ItemResult | None = Field(description="None while the campaign is still pending.")
+    code: str | None
+    message: str | None
+    cancelled_executions: int
+    processed_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> BulkItem:
+        values = dict(row)
+        if values["result"] == "pending":
+            values["result"] = None
+        return cls.model_validate(values)
+
+
+class BulkOperation(BaseModel):
+    id: UUID
+    action: BulkAction
+    status: BulkStatus
+    origin: str
+    requested_by: UUID
+    requested_by_email: str
+    organization_id: UUID | None
+    selection: dict[str, Any]
+    options: dict[str, Any]
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    cancelled_executions: int
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    errors: list[BulkItem] = Field(
+        default_factory=list,
+        description=f"Campaigns skipped or in error, with code and message (the first "
+        f"{PROBLEMS_SHOWN}; /bulk-operations/{{id}}/items has them all).",
+    )
+
+
+class BulkOperationPage(BaseModel):
+    items: list[BulkOperation]
+    next_cursor: str | None
+
+
+class BulkItemPage(BaseModel):
+    items: list[BulkItem]
+    next_cursor: str | None
+
+
+@router.post(
+    "/campaign-flows/bulk",
+    status_code=202,
+    response_model=BulkOperation,
+    summary="Enable, disable, launch, stop or delete many campaigns",
+    responses={200: {"model": BulkOperation, "description": "Completed within `wait`"},
+               429: {"description": "Too many bulk requests (problem+json, Retry-After)"}},
+)  # fmt: skip
+async def request_bulk(body: BulkRequest, who: CurrentPrincipal, request: Request) -> JSONResponse:
+    service = request.app.state.service
+    settings, now = service.settings, service.clock.now()
+    async with pool(request).acquire() as connection:
+        await rate_limits.check(
+            connection, f"bulk:{who.caller.user_id}", settings.bulk_rate_limit,
+            settings.bulk_rate_window_s, now,
+        )  # fmt: skip
+    operation_id, correlation_id = uuid4(), uuid4()
+    command = BulkOperationRequest(
+        operation_id=operation_id,
+        action=body.action,
+        campaign_ids=body.campaign_ids,
+        filter=body.filter,
+        reset_completed=body.reset_completed,
+    )
+    selection = json.loads(command.model_dump_json(include={"campaign_ids", "filter"},
+                                                   exclude_none=True))  # fmt: skip
+    async with pool(request).acquire() as connection, connection.transaction():
+        await connection.execute(
+            BULK_OPERATIONS["insert"], operation_id, who.caller.organization_id,
+            who.caller.user_id, body.action.value, selection,
+            {"reset_completed": body.reset_completed}, correlation_id, now,
+        )  # fmt: skip
+        outbox = Outbox()
+        envelope = new_envelope(
+            type=MessageType.BULK_OPERATION_REQUESTED, payload=command, occurred_at=now,
+            actor=who.actor, correlation_id=correlation_id,
+        )  # fmt: skip
+        outbox.add(Topic.BULK_COMMANDS, str(operation_id), envelope)
+        await outbox.flush(connection)
+    await _wait_until_finished(request, operation_id, body.wait)
+    operation = await _read(request, operation_id)
+    return JSONResponse(
+        operation.model_dump(mode="json"),
+        status_code=200 if operation.status.value in FINISHED else 202,
+        headers={"Location": f"/bulk-operations/{operation_id}"},
+    )
+
+
+@router.get(
+    "/bulk-operations/{operation_id}", response_model=BulkOperation, summary="A bulk operation"
+)
+async def get_operation(
+    operation_id: UUID, who: CurrentPrincipal, request: Request
+) -> BulkOperation:
+    operation = await _read(request, operation_id)
+    _visible(who, operation)
+    return operation
+
+
+@router.get(
+    "/bulk-operations/{operation_id}/items",
+    response_model=BulkItemPage,
+    summary="Every campaign's outcome",
+)
+async def list_items(
+    operation_id: UUID,
+    who: CurrentPrincipal,
+    request: Request,
+    result: ItemResult | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: str | None = None,
+) -> BulkItemPage:
+    _visible(who, await _read(request, operation_id, problems=0))
+    after = UUID(cursors.decode(cursor, "i")["i"]) if cursor else None
+    async with pool(request).acquire() as connection:
+        rows = await connection.fetch(
+            BULK_OPERATIONS["items"], operation_id, result.value if result else None, after,
+            limit + 1,
+        )  # fmt: skip
+    items = [BulkItem.from_row(r) for r in rows[:limit]]
+    next_cursor = cursors.encode(i=items[-1].campaign_id) if len(rows) > limit else None
+    return BulkItemPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/bulk-operations", response_model=BulkOperationPage, summary="Bulk operations")
+async def list_operations(
+    who: CurrentPrincipal,
+    request: Request,
+    view_mode: ViewMode = ViewMode.OWN,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> BulkOperationPage:
+    """The caller's own operations; owners and admins see every member's with view_mode=all
+    (the audit trail of who changed what)."""
+    caller = who.caller
+    everyone = (
+        view_mode is ViewMode.ALL
+        and caller.organization_id is not None
+        and can_manage_organization(caller.role)
+    )
+    before: tuple[Any, Any] = (None, None)
+    if cursor:
+        position = cursors.decode(cursor, "c", "i")
+        before = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+    async with pool(request).acquire() as connection:
+        rows = await connection.fetch(
+            BULK_OPERATIONS["list"], caller.organization_id, caller.user_id, everyone, *before,
+            limit + 1,
+        )  # fmt: skip
+    items = [BulkOperation.model_validate(dict(r)) for r in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = cursors.encode(c=items[-1].created_at.isoformat(), i=items[-1].id)
+    return BulkOperationPage(items=items, next_cursor=next_cursor)
+
+
+def _visible(who: Principal, operation: BulkOperation) -> None:
+    """The requester sees their operation; owners and admins see those of their organization."""
+    caller = who.caller
+    if operation.organization_id != caller.organization_id:
+        raise not_found("bulk_operation")
+    if operation.requested_by != caller.user_id and not (
+        caller.organization_id is not None and can_manage_organization(caller.role)
+    ):
+        raise not_found("bulk_operation")
+
+
+async def _read(
+    request: Request, operation_id: UUID, problems: int = PROBLEMS_SHOWN
+) -> BulkOperation:
+    async with pool(request).acquire() as connection:
+        row = await connection.fetchrow(BULK_OPERATIONS["get"], operation_id)
+        if row is None:
+            raise not_found("bulk_operation")
+        errors = []
+        if problems:
+            errors = await connection.fetch(BULK_OPERATIONS["problems"], operation_id, problems)
+    operation = BulkOperation.model_validate(dict(row))
+    operation.errors = [BulkItem.from_row(r) for r in errors]
+    return operation
+
+
+async def _wait_until_finished(request: Request, operation_id: UUID, wait_s: float) -> None:
+    """Polls the operation's status: a cheap primary-key read, first often, then less so."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while time.monotonic() < deadline:
+        async with pool(request).acquire() as connection:
+            status = await connection.fetchval(BULK_OPERATIONS["status"], operation_id)
+        if status in FINISHED:
+            return
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 0.5)

@@ -1,0 +1,258 @@
+"""Bulk operations over campaigns (spec 000), applied by the scheduler.
+
+A request (dripline.bulk.commands, from the API or from another system) is resolved into one
+item per campaign and its first batch is applied at once; a periodic job applies the remaining
+batches. Each batch is one transaction: lock the batch's campaigns in id order, decide each
+item (shared/domain/bulk.py), change campaigns and executions set-based, record the outcomes
+and counters, and emit progress. A crash rolls back a batch whole, and the next run picks up the
+items still pending, so every item is applied exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from services.scheduler.actors import caller_of
+from services.scheduler.changes import Accepted, apply_changes
+from shared.db import campaigns as campaign_reads
+from shared.db.campaign_filter import Where, add_filter
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain import bulk, permissions
+from shared.domain.bulk import BulkAction, ItemOutcome, ItemResult
+from shared.domain.campaigns import CampaignState, CampaignStatus, ExecutionEffect, LaunchType
+from shared.messaging.consumer import Handler, HandlerContext
+from shared.messaging.contracts import (
+    BulkItemOutcome,
+    BulkOperationProgress,
+    BulkOperationRequest,
+    CampaignStatusChanged,
+    Decoded,
+    MessageType,
+)
+from shared.messaging.envelope import Actor, new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+from shared.runtime import Service
+
+QUERIES = Queries.load(Path(__file__).with_name("bulk.sql"))
+
+
+def request_handler(batch_size: int) -> Handler:
+    async def on_request(context: HandlerContext, message: Decoded) -> None:
+        await accept_request(context, message, batch_size)
+
+    return on_request
+
+
+async def accept_request(context: HandlerContext, message: Decoded, batch_size: int) -> None:
+    """Record (if it came from another system) and resolve a request; apply its first batch."""
+    request = message.payload
+    assert isinstance(request, BulkOperationRequest)
+    actor = message.envelope.actor
+    assert actor is not None  # the contract requires one
+    connection, now = context.connection, context.clock.now()
+    operation = await connection.fetchrow(QUERIES["operation"], request.operation_id)
+    if operation is None:
+        if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
+            _emit(context.outbox, _unrecorded(request, "the actor is not a known user"), now,
+                  message.envelope.correlation_id)  # fmt: skip
+            return
+        operation = await connection.fetchrow(
+            QUERIES["record_operation"],
+            request.operation_id,
+            actor.organization_id,
+            actor.user_id,
+            request.action.value,
+            _selection(request),
+            {"reset_completed": request.reset_completed},
+            message.envelope.correlation_id,
+            now,
+        )
+    assert operation is not None
+    if operation["status"] != bulk.BulkStatus.QUEUED:
+        # A repeated request: it was applied once; say where it stands.
+        _emit(context.outbox, progress(operation), now, operation["correlation_id"])
+        return
+    caller = await caller_of(connection, actor)
+    if actor.organization_id is not None and caller.role is None:
+        failed = await connection.fetchrow(
+            QUERIES["fail"], operation["id"], "the actor is not a member of the organization", now
+        )
+        assert failed is not None
+        _emit(context.outbox, progress(failed), now, operation["correlation_id"],
+              MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
+        return
+    if request.campaign_ids is not None:
+        await connection.execute(QUERIES["select_ids"], operation["id"], request.campaign_ids)
+    else:
+        assert request.filter is not None
+        where = Where()
+        where.bind(operation["id"])
+        add_filter(where, caller, request.filter)
+        await connection.execute(QUERIES["select_matching"].format(where=where.sql), *where.values)
+    started = await connection.fetchrow(QUERIES["start"], operation["id"], now)
+    assert started is not None
+    _emit(context.outbox, progress(started), now, started["correlation_id"])
+    await apply_batch(connection, context.outbox, started, now, batch_size)
+
+
+async def advance(service: Service) -> int:
+    """The periodic job: every batch still pending, one transaction each. Returns the batches."""
+    batches = 0
+    while True:
+        async with service.pool.acquire() as connection, connection.transaction():
+            operation = await connection.fetchrow(QUERIES["next_operation"])
+            if operation is None:
+                return batches
+            outbox = Outbox()
+            await apply_batch(
+                connection, outbox, operation, service.clock.now(), service.settings.bulk_batch_size
+            )
+            await outbox.flush(connection)
+        batches += 1
+
+
+async def apply_batch(
+    connection: DbConnection,
+    outbox: Outbox,
+    operation: Mapping[str, Any],
+    now: datetime,
+    batch_size: int,
+) -> None:
+    ids = [r["campaign_id"] for r in await connection.fetch(
+        QUERIES["pending_items"], operation["id"], batch_size)]  # fmt: skip
+    action = BulkAction(operation["action"])
+    outcomes: dict[UUID, ItemOutcome] = {}
+    accepted: list[Accepted] = []
+    if ids:
+        actor = Actor(
+            user_id=operation["requested_by"], organization_id=operation["organization_id"]
+        )
+        caller = await caller_of(connection, actor)
+        rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_campaigns"], ids)}
+        readiness = {}
+        if action is BulkAction.LAUNCH:
+            readiness = await campaign_reads.readiness_of_many(connection, list(rows))
+        reset = bool(operation["options"].get("reset_completed", False))
+        for campaign_id in ids:
+            row = rows.get(campaign_id)
+            state, decision = None, permissions.Decision.INVISIBLE
+            if row is not None:
+                state = CampaignState(
+                    status=CampaignStatus(row["status"]),
+                    enabled=row["enabled"],
+                    launch_type=LaunchType(row["launch_type"]),
+                    deleted=row["deleted_at"] is not None,
+                )
+                ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
+                decision = permissions.decide(caller, ownership, bulk.PERMISSION[action])
+            outcome = bulk.outcome(
+                action, state, decision, readiness.get(campaign_id), reset_completed=reset
+            )
+            outcomes[campaign_id] = outcome
+            if outcome.change is not None:
+                assert state is not None
+                accepted.append(Accepted(row, state, outcome.change))
+    affected = await apply_changes(
+        connection, accepted, operation["requested_by"], now,
+        launched=action is BulkAction.LAUNCH,
+    )  # fmt: skip
+    cancelled = {
+        a.row["id"]: affected[a.row["id"]]
+        for a in accepted
+        if a.change.executions is ExecutionEffect.CANCEL
+    }
+    correlation_id = operation["correlation_id"]
+    for a in accepted:
+        event = CampaignStatusChanged(
+            campaign_id=a.row["id"],
+            previous_status=a.state.status.value,
+            status=a.change.status.value,
+            enabled=a.change.enabled,
+            cause=f"campaign.{action.value}",
+            previous_enabled=a.state.enabled,
+            deleted=a.change.deleted,
+            executions_affected=affected[a.row["id"]],
+        )
+        envelope = new_envelope(
+            type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now,
+            actor=Actor(user_id=operation["requested_by"],
+                        organization_id=operation["organization_id"]),
+            correlation_id=correlation_id, causation_id=operation["id"],
+        )  # fmt: skip
+        outbox.add(Topic.CAMPAIGN_EVENTS, str(a.row["id"]), envelope)
+    order = list(outcomes)
+    await connection.execute(
+        QUERIES["record_outcomes"], operation["id"], now, order,
+        [outcomes[i].result.value for i in order], [outcomes[i].code for i in order],
+        [outcomes[i].message for i in order], [cancelled.get(i, 0) for i in order],
+    )  # fmt: skip
+    more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], operation["id"])
+    results = [o.result for o in outcomes.values()]
+    counted = await connection.fetchrow(
+        QUERIES["count_batch"], operation["id"], len(ids),
+        results.count(ItemResult.SUCCEEDED), results.count(ItemResult.SKIPPED),
+        results.count(ItemResult.FAILED), sum(cancelled.values()), now, not more,
+    )  # fmt: skip
+    assert counted is not None
+    items = [
+        BulkItemOutcome(campaign_id=i, result=o.result, code=o.code, message=o.message,
+                        cancelled_executions=cancelled.get(i, 0))
+        for i, o in outcomes.items()
+    ]  # fmt: skip
+    _emit(outbox, progress(counted, items), now, correlation_id)
+    if not more:
+        _emit(outbox, progress(counted), now, correlation_id, MessageType.BULK_OPERATION_COMPLETED)
+
+
+def progress(
+    operation: Mapping[str, Any], items: list[BulkItemOutcome] | None = None
+) -> BulkOperationProgress:
+    return BulkOperationProgress(
+        operation_id=operation["id"],
+        action=operation["action"],
+        status=operation["status"],
+        total=operation["total"],
+        processed=operation["processed"],
+        success_count=operation["success_count"],
+        skipped_count=operation["skipped_count"],
+        error_count=operation["error_count"],
+        cancelled_executions=operation["cancelled_executions"],
+        error_message=operation["error_message"],
+        items=items or [],
+    )
+
+
+def _unrecorded(request: BulkOperationRequest, reason: str) -> BulkOperationProgress:
+    return BulkOperationProgress(
+        operation_id=request.operation_id, action=request.action, status=bulk.BulkStatus.FAILED,
+        total=0, processed=0, success_count=0, skipped_count=0, error_count=0,
+        cancelled_executions=0, error_message=reason,
+    )  # fmt: skip
+
+
+def _selection(request: BulkOperationRequest) -> dict[str, Any]:
+    if request.campaign_ids is not None:
+        return {"campaign_ids": [str(i) for i in request.campaign_ids]}
+    assert request.filter is not None
+    return {"filter": json.loads(request.filter.model_dump_json(exclude_none=True))}
+
+
+def _emit(
+    outbox: Outbox,
+    payload: BulkOperationProgress,
+    now: datetime,
+    correlation_id: UUID | None,
+    message_type: MessageType = MessageType.BULK_OPERATION_PROGRESSED,
+) -> None:
+    envelope = new_envelope(
+        type=message_type, payload=payload, occurred_at=now, actor=None,
+        correlation_id=correlation_id,
+    )  # fmt: skip
+    outbox.add(Topic.BULK_EVENTS, str(payload.operation_id), envelope)

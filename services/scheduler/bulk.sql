@@ -1,0 +1,90 @@
+-- Bulk operations over campaigns (spec 000): the scheduler resolves the selection into items and
+-- changes the campaigns batch by batch; each batch is one transaction.
+
+-- name: operation
+SELECT * FROM bulk_operations WHERE id = $1 FOR UPDATE;
+
+-- name: actor_exists
+SELECT EXISTS (SELECT 1 FROM users WHERE id = $1);
+
+-- name: record_operation
+-- A request published by another system, recorded as it came, with its actor (audit trail).
+INSERT INTO bulk_operations (id, organization_id, requested_by, action, selection, options,
+                             origin, correlation_id, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'kafka', $7, $8, $8)
+RETURNING *;
+
+-- name: select_ids
+-- Every id named, whether or not it is a campaign the actor can see: those become errors.
+INSERT INTO bulk_operation_items (bulk_operation_id, campaign_id)
+SELECT $1, id FROM unnest($2::uuid[]) AS id
+ON CONFLICT DO NOTHING;
+
+-- name: select_matching
+-- "Select all": {where} is the campaign list's filter for the actor (shared/db/campaign_filter.py);
+-- $1 is the operation.
+INSERT INTO bulk_operation_items (bulk_operation_id, campaign_id)
+SELECT $1, c.id FROM campaigns c WHERE {where}
+ON CONFLICT DO NOTHING;
+
+-- name: start
+UPDATE bulk_operations
+SET status = 'processing', started_at = $2, updated_at = $2,
+    total = (SELECT count(*) FROM bulk_operation_items WHERE bulk_operation_id = $1)
+WHERE id = $1
+RETURNING *;
+
+-- name: fail
+UPDATE bulk_operations
+SET status = 'failed', error_message = $2, completed_at = $3, updated_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- name: next_operation
+-- The running operation that has waited longest for its next batch; a scheduler busy with it
+-- holds the row, and another one takes the next operation instead.
+SELECT * FROM bulk_operations
+WHERE status = 'processing'
+ORDER BY updated_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: pending_items
+SELECT campaign_id FROM bulk_operation_items
+WHERE bulk_operation_id = $1 AND status = 'pending'
+ORDER BY campaign_id
+LIMIT $2;
+
+-- name: lock_campaigns
+-- Locked in id order, so operations over the same campaigns wait for each other (one after the
+-- other within a campaign) and never deadlock.
+SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
+       timezone, deleted_at
+FROM campaigns
+WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: record_outcomes
+-- Each item's outcome: code and message for every result (error_* name the columns of old).
+UPDATE bulk_operation_items i
+SET status = v.status, error_code = v.code, error_message = v.message,
+    cancelled_executions = v.cancelled, processed_at = $2
+FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::integer[])
+     AS v(campaign_id, status, code, message, cancelled)
+WHERE i.bulk_operation_id = $1 AND i.campaign_id = v.campaign_id AND i.status = 'pending';
+
+-- name: count_batch
+-- $8: nothing is pending any more, so the operation is complete.
+UPDATE bulk_operations
+SET processed = processed + $2, success_count = success_count + $3,
+    skipped_count = skipped_count + $4, error_count = error_count + $5,
+    cancelled_executions = cancelled_executions + $6, updated_at = $7::timestamptz,
+    status = CASE WHEN $8::boolean THEN 'completed' ELSE status END,
+    completed_at = CASE WHEN $8::boolean THEN $7::timestamptz END
+WHERE id = $1
+RETURNING *;
+
+-- name: any_pending
+SELECT EXISTS (SELECT 1 FROM bulk_operation_items
+               WHERE bulk_operation_id = $1 AND status = 'pending');
