@@ -11,8 +11,9 @@ items still pending, so every item is applied exactly once.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,6 +42,9 @@ from shared.messaging.topics import Topic
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_name("bulk.sql"))
+log = logging.getLogger(__name__)
+# A request whose command has not started it within this time is started from its record.
+STALE_AFTER_S = 30
 
 
 def request_handler(batch_size: int) -> Handler:
@@ -79,13 +83,28 @@ async def accept_request(context: HandlerContext, message: Decoded, batch_size: 
         # A repeated request: it was applied once; say where it stands.
         _emit(context.outbox, progress(operation), now, operation["correlation_id"])
         return
+    # The record is what is applied: an id reused by someone else changes nothing.
+    await start(connection, context.outbox, operation, recorded_request(operation),
+                requester(operation), now, batch_size)  # fmt: skip
+
+
+async def start(
+    connection: DbConnection,
+    outbox: Outbox,
+    operation: Mapping[str, Any],
+    request: BulkOperationRequest,
+    actor: Actor,
+    now: datetime,
+    batch_size: int,
+) -> None:
+    """Resolve the selection into items, as the actor sees it now, and apply the first batch."""
     caller = await caller_of(connection, actor)
     if actor.organization_id is not None and caller.role is None:
         failed = await connection.fetchrow(
             QUERIES["fail"], operation["id"], "the actor is not a member of the organization", now
         )
         assert failed is not None
-        _emit(context.outbox, progress(failed), now, operation["correlation_id"],
+        _emit(outbox, progress(failed), now, operation["correlation_id"],
               MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
         return
     if request.campaign_ids is not None:
@@ -98,24 +117,48 @@ async def accept_request(context: HandlerContext, message: Decoded, batch_size: 
         await connection.execute(QUERIES["select_matching"].format(where=where.sql), *where.values)
     started = await connection.fetchrow(QUERIES["start"], operation["id"], now)
     assert started is not None
-    _emit(context.outbox, progress(started), now, started["correlation_id"])
-    await apply_batch(connection, context.outbox, started, now, batch_size)
+    _emit(outbox, progress(started), now, started["correlation_id"])
+    await apply_batch(connection, outbox, started, now, batch_size)
 
 
 async def advance(service: Service) -> int:
-    """The periodic job: every batch still pending, one transaction each. Returns the batches."""
+    """The periodic job: every batch still pending, one transaction each, and any request whose
+    command never arrived. Returns the batches applied."""
     batches = 0
+    batch_size = service.settings.bulk_batch_size
     while True:
+        now = service.clock.now()
         async with service.pool.acquire() as connection, connection.transaction():
-            operation = await connection.fetchrow(QUERIES["next_operation"])
-            if operation is None:
-                return batches
             outbox = Outbox()
-            await apply_batch(
-                connection, outbox, operation, service.clock.now(), service.settings.bulk_batch_size
-            )
+            operation = await connection.fetchrow(QUERIES["next_operation"])
+            if operation is not None:
+                await apply_batch(connection, outbox, operation, now, batch_size)
+            else:
+                stale = await connection.fetchrow(
+                    QUERIES["stale_queued"], now - timedelta(seconds=STALE_AFTER_S)
+                )
+                if stale is None:
+                    return batches
+                log.warning("bulk operation %s: starting it from its record", stale["id"])
+                await start(connection, outbox, stale, recorded_request(stale),
+                            requester(stale), now, batch_size)  # fmt: skip
             await outbox.flush(connection)
         batches += 1
+
+
+def requester(operation: Mapping[str, Any]) -> Actor:
+    return Actor(user_id=operation["requested_by"], organization_id=operation["organization_id"])
+
+
+def recorded_request(operation: Mapping[str, Any]) -> BulkOperationRequest:
+    selection = operation["selection"]
+    return BulkOperationRequest(
+        operation_id=operation["id"],
+        action=operation["action"],
+        campaign_ids=selection.get("campaign_ids"),
+        filter=selection.get("filter"),
+        reset_completed=bool(operation["options"].get("reset_completed", False)),
+    )
 
 
 async def apply_batch(
@@ -131,10 +174,7 @@ async def apply_batch(
     outcomes: dict[UUID, ItemOutcome] = {}
     accepted: list[Accepted] = []
     if ids:
-        actor = Actor(
-            user_id=operation["requested_by"], organization_id=operation["organization_id"]
-        )
-        caller = await caller_of(connection, actor)
+        caller = await caller_of(connection, requester(operation))
         rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_campaigns"], ids)}
         readiness = {}
         if action is BulkAction.LAUNCH:
@@ -182,8 +222,7 @@ async def apply_batch(
         )
         envelope = new_envelope(
             type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now,
-            actor=Actor(user_id=operation["requested_by"],
-                        organization_id=operation["organization_id"]),
+            actor=requester(operation),
             correlation_id=correlation_id, causation_id=operation["id"],
         )  # fmt: skip
         outbox.add(Topic.CAMPAIGN_EVENTS, str(a.row["id"]), envelope)

@@ -49,6 +49,15 @@ ORDER BY updated_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
 
+-- name: stale_queued
+-- A request recorded but never started: its command was lost (the embedded broker forgets
+-- everything on a restart) or could not be applied. Started from the recorded request.
+SELECT * FROM bulk_operations
+WHERE status = 'queued' AND created_at < $1
+ORDER BY created_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
 -- name: pending_items
 SELECT campaign_id FROM bulk_operation_items
 WHERE bulk_operation_id = $1 AND status = 'pending'
