@@ -48,6 +48,7 @@ async def seed_example_campaign(
     deleted: bool = False,
     execution: str | None = "pending",
     lease_until: datetime | None = None,
+    tags: list[str] | None = None,
 ) -> None:
     """The example's campaign in a state where the example command applies: a simulated
     account, a valid flow and, unless `execution` is None, the example contact in it."""
@@ -61,8 +62,8 @@ async def seed_example_campaign(
     )
     await pool.execute(
         "INSERT INTO campaigns (id, created_by, name, status, enabled, deleted_at,"
-        " telegram_account_id, flow) VALUES ($1, $2, 'Example', $3, $4,"
-        " CASE WHEN $5 THEN now() END, $6, $7)",
+        " telegram_account_id, flow, tags) VALUES ($1, $2, 'Example', $3, $4,"
+        " CASE WHEN $5 THEN now() END, $6, $7, $8)",
         UUID(campaign_id),
         CREATOR,
         status,
@@ -70,6 +71,7 @@ async def seed_example_campaign(
         deleted,
         account,
         FLOW,
+        tags or [],
     )
     await pool.execute(
         "INSERT INTO contacts (id, owner_user_id, telegram_username) VALUES ($1, $2, 'example')",
@@ -137,6 +139,13 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     ("scheduler", "campaign.remove_contacts"): ({}, [
         ("SELECT deleted_at IS NOT NULL FROM executions", True), (EXECUTION, "cancelled"),
         (CAMPAIGN_EVENTS, 1)]),
+    # The example stops every active campaign tagged "spring" the actor can see: this one.
+    ("scheduler", "bulk_operation.requested"): ({"status": "active", "tags": ["spring"]}, [
+        ("SELECT status FROM campaigns", "cancelled"), (EXECUTION, "cancelled"),
+        ("SELECT (status, origin, total, success_count, cancelled_executions)::text"
+         " FROM bulk_operations", "(completed,kafka,1,1,1)"),
+        ("SELECT status FROM bulk_operation_items", "succeeded"), (CAMPAIGN_EVENTS, 1),
+        ("SELECT count(*) FROM outbox WHERE topic = 'dripline.bulk.events'", 3)]),
     # The example's claim: the first node (a send) goes out through the simulator and the
     # execution waits for a reply.
     ("sender", "execution.due"): (
