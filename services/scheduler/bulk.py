@@ -65,7 +65,8 @@ async def accept_request(context: HandlerContext, message: Decoded, batch_size: 
     if operation is None:
         if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
             _emit(context.outbox, _unrecorded(request, "the actor is not a known user"), now,
-                  message.envelope.correlation_id)  # fmt: skip
+                  message.envelope.correlation_id,
+                  MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
             return
         operation = await connection.fetchrow(
             QUERIES["record_operation"],
