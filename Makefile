@@ -29,6 +29,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.bulk
 
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
 	$(BIN)/dripline asyncapi --output docs/asyncapi.json

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     bulk_batch_size: int = Field(
         default=500, gt=0, description="Campaigns a bulk operation changes per transaction."
     )
+    bulk_workers: int = Field(
+        default=2, ge=1, description="Batches of bulk operations a scheduler applies at once."
+    )
     bulk_rate_limit: int = Field(
         default=10, ge=1, description="Bulk requests a user may make per bulk_rate_window_s."
     )

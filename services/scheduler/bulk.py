@@ -10,6 +10,7 @@ items still pending, so every item is applied exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -123,26 +124,42 @@ async def start(
 
 
 async def advance(service: Service) -> int:
-    """The periodic job: every batch still pending, one transaction each, and any request whose
-    command never arrived. Returns the batches applied."""
+    """The periodic job: `bulk_workers` workers apply the pending batches, each batch in its own
+    transaction, and start any request whose command never arrived. Returns the batches."""
+    done = await asyncio.gather(*(_work(service) for _ in range(service.settings.bulk_workers)))
+    return sum(done)
+
+
+async def _work(service: Service) -> int:
     batches = 0
     batch_size = service.settings.bulk_batch_size
     while True:
+        async with service.pool.acquire() as connection:
+            running = await connection.fetch(QUERIES["running_operations"])
+        applied = False
+        for operation in running:
+            async with service.pool.acquire() as connection, connection.transaction():
+                outbox = Outbox()
+                applied = await apply_batch(
+                    connection, outbox, operation, service.clock.now(), batch_size
+                )
+                await outbox.flush(connection)
+            if applied:
+                batches += 1
+                break
+        if applied:
+            continue
         now = service.clock.now()
         async with service.pool.acquire() as connection, connection.transaction():
+            stale = await connection.fetchrow(
+                QUERIES["stale_queued"], now - timedelta(seconds=STALE_AFTER_S)
+            )
+            if stale is None:
+                return batches
+            log.warning("bulk operation %s: starting it from its record", stale["id"])
             outbox = Outbox()
-            operation = await connection.fetchrow(QUERIES["next_operation"])
-            if operation is not None:
-                await apply_batch(connection, outbox, operation, now, batch_size)
-            else:
-                stale = await connection.fetchrow(
-                    QUERIES["stale_queued"], now - timedelta(seconds=STALE_AFTER_S)
-                )
-                if stale is None:
-                    return batches
-                log.warning("bulk operation %s: starting it from its record", stale["id"])
-                await start(connection, outbox, stale, recorded_request(stale),
-                            requester(stale), now, batch_size)  # fmt: skip
+            await start(connection, outbox, stale, recorded_request(stale), requester(stale),
+                        now, batch_size)  # fmt: skip
             await outbox.flush(connection)
         batches += 1
 
@@ -168,38 +185,41 @@ async def apply_batch(
     operation: Mapping[str, Any],
     now: datetime,
     batch_size: int,
-) -> None:
+) -> bool:
+    """Apply the next batch of the operation; False when there was none to take (the rest is
+    pending in another worker's hands, or the operation is finished)."""
     ids = [r["campaign_id"] for r in await connection.fetch(
-        QUERIES["pending_items"], operation["id"], batch_size)]  # fmt: skip
+        QUERIES["claim_items"], operation["id"], batch_size)]  # fmt: skip
+    if not ids:
+        return await _complete_if_finished(connection, outbox, operation, now)
     action = BulkAction(operation["action"])
     outcomes: dict[UUID, ItemOutcome] = {}
     accepted: list[Accepted] = []
-    if ids:
-        caller = await caller_of(connection, requester(operation))
-        rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_campaigns"], ids)}
-        readiness = {}
-        if action is BulkAction.LAUNCH:
-            readiness = await campaign_reads.readiness_of_many(connection, list(rows))
-        reset = bool(operation["options"].get("reset_completed", False))
-        for campaign_id in ids:
-            row = rows.get(campaign_id)
-            state, decision = None, permissions.Decision.INVISIBLE
-            if row is not None:
-                state = CampaignState(
-                    status=CampaignStatus(row["status"]),
-                    enabled=row["enabled"],
-                    launch_type=LaunchType(row["launch_type"]),
-                    deleted=row["deleted_at"] is not None,
-                )
-                ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-                decision = permissions.decide(caller, ownership, bulk.PERMISSION[action])
-            outcome = bulk.outcome(
-                action, state, decision, readiness.get(campaign_id), reset_completed=reset
+    caller = await caller_of(connection, requester(operation))
+    rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_campaigns"], ids)}
+    readiness = {}
+    if action is BulkAction.LAUNCH:
+        readiness = await campaign_reads.readiness_of_many(connection, list(rows))
+    reset = bool(operation["options"].get("reset_completed", False))
+    for campaign_id in ids:
+        row = rows.get(campaign_id)
+        state, decision = None, permissions.Decision.INVISIBLE
+        if row is not None:
+            state = CampaignState(
+                status=CampaignStatus(row["status"]),
+                enabled=row["enabled"],
+                launch_type=LaunchType(row["launch_type"]),
+                deleted=row["deleted_at"] is not None,
             )
-            outcomes[campaign_id] = outcome
-            if outcome.change is not None:
-                assert state is not None
-                accepted.append(Accepted(row, state, outcome.change))
+            ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
+            decision = permissions.decide(caller, ownership, bulk.PERMISSION[action])
+        outcome = bulk.outcome(
+            action, state, decision, readiness.get(campaign_id), reset_completed=reset
+        )
+        outcomes[campaign_id] = outcome
+        if outcome.change is not None:
+            assert state is not None
+            accepted.append(Accepted(row, state, outcome.change))
     affected = await apply_changes(
         connection, accepted, operation["requested_by"], now,
         launched=action is BulkAction.LAUNCH,
@@ -233,7 +253,9 @@ async def apply_batch(
         [outcomes[i].result.value for i in order], [outcomes[i].code for i in order],
         [outcomes[i].message for i in order], [cancelled.get(i, 0) for i in order],
     )  # fmt: skip
-    more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], operation["id"])
+    # With the operation locked, the last batch to commit sees nothing pending and closes it.
+    await connection.fetchrow(QUERIES["operation"], operation["id"])
+    more = await connection.fetchval(QUERIES["any_pending"], operation["id"])
     results = [o.result for o in outcomes.values()]
     counted = await connection.fetchrow(
         QUERIES["count_batch"], operation["id"], len(ids),
@@ -249,6 +271,27 @@ async def apply_batch(
     _emit(outbox, progress(counted, items), now, correlation_id)
     if not more:
         _emit(outbox, progress(counted), now, correlation_id, MessageType.BULK_OPERATION_COMPLETED)
+    return True
+
+
+async def _complete_if_finished(
+    connection: DbConnection, outbox: Outbox, operation: Mapping[str, Any], now: datetime
+) -> bool:
+    """An operation with nothing left pending that is not closed yet (it selected no campaign
+    at all) is closed here; one whose last items another worker holds is left to that one."""
+    locked = await connection.fetchrow(QUERIES["operation"], operation["id"])
+    assert locked is not None
+    if locked["status"] != bulk.BulkStatus.PROCESSING:
+        return False
+    if await connection.fetchval(QUERIES["any_pending"], operation["id"]):
+        return False
+    counted = await connection.fetchrow(
+        QUERIES["count_batch"], operation["id"], 0, 0, 0, 0, 0, now, True
+    )
+    assert counted is not None
+    _emit(outbox, progress(counted), now, operation["correlation_id"],
+          MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
+    return True
 
 
 def progress(

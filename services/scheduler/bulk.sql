@@ -40,14 +40,13 @@ SET status = 'failed', error_message = $2, completed_at = $3, updated_at = $3
 WHERE id = $1
 RETURNING *;
 
--- name: next_operation
--- The running operation that has waited longest for its next batch; a scheduler busy with it
--- holds the row, and another one takes the next operation instead.
+-- name: running_operations
+-- Operations with batches to apply, the one that waited longest first. Not locked: workers
+-- share an operation by claiming its items.
 SELECT * FROM bulk_operations
 WHERE status = 'processing'
 ORDER BY updated_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
+LIMIT 20;
 
 -- name: stale_queued
 -- A request recorded but never started: its command was lost (the embedded broker forgets
@@ -58,11 +57,14 @@ ORDER BY created_at
 LIMIT 1
 FOR UPDATE SKIP LOCKED;
 
--- name: pending_items
+-- name: claim_items
+-- The next batch: items another worker holds are skipped, so workers apply different batches of
+-- one operation at the same time.
 SELECT campaign_id FROM bulk_operation_items
 WHERE bulk_operation_id = $1 AND status = 'pending'
 ORDER BY campaign_id
-LIMIT $2;
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
 
 -- name: lock_campaigns
 -- Locked in id order, so operations over the same campaigns wait for each other (one after the
