@@ -52,6 +52,12 @@ def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(high, UTC)
 
 
+def wall_clock_instant(wall: datetime, timezone: str) -> datetime:
+    """The instant a naive local wall-clock time happens in a time zone (a skipped time maps
+    to the first real moment after it; a repeated one to its first occurrence)."""
+    return _instant(wall.date(), wall.time(), ZoneInfo(timezone))
+
+
 def _span(window: Window, day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The window opening on `day`, as UTC instants."""
     if window.start is None or window.end is None:
