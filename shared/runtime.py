@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from shared.db.pool import create_pool
 from shared.domain.clock import Clock, SystemClock
+from shared.file_clock import FileClock
 from shared.messaging.consumer import BatchConsumer, Handler
 from shared.messaging.kafka import ensure_topics, make_broker, relay_producer, subscribe
 from shared.messaging.outbox import OutboxRelay
@@ -55,6 +56,8 @@ class Service:
 
     def __post_init__(self) -> None:
         self.broker = make_broker(self.settings, description=self.description)
+        if self.settings.clock_file is not None:
+            self.clock = FileClock(self.settings.clock_file)
 
     @property
     def pool(self) -> asyncpg.Pool[Any]:

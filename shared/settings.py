@@ -85,6 +85,14 @@ class Settings(BaseSettings):
         gt=0,
         description="How often the sender reads recent dialogs for replies it may have missed.",
     )
+    clock_file: Path | None = Field(
+        default=None,
+        description="Tests only: read the time from this file (shared/file_clock.py).",
+    )
+    contact_restore_days: int = Field(
+        default=30, ge=1, description="How long deleted contacts can be restored."
+    )
+    export_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
 
     @property

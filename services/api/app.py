@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.api import (
     api_keys,
+    bulk_actions,
     bulk_operations,
     campaigns,
     contacts,
@@ -33,6 +34,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, telegram_accounts, contacts, bulk_operations,
-                   campaigns):  # fmt: skip
+                   bulk_actions, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

@@ -8,6 +8,7 @@ from shared.db.sql import Queries
 
 _HERE = Path(__file__).parent
 QUERIES = Queries.load(_HERE / "queries.sql")  # users, keys, memberships
+BULK_ACTIONS = Queries.load(_HERE / "bulk_actions.sql")
 BULK_OPERATIONS = Queries.load(_HERE / "bulk_operations.sql")
 CAMPAIGNS = Queries.load(_HERE / "campaigns.sql")
 CONTACTS = Queries.load(_HERE / "contacts.sql")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.scheduler import accounts, bulk, dispatch, lifecycle, runs
+from services.scheduler import accounts, bulk, contact_actions, dispatch, lifecycle, runs
 from shared.messaging.contracts import MessageType, contracts_on
 from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
@@ -24,6 +24,7 @@ def create_service(settings: Settings) -> Service:
         bulk.request_handler(settings.bulk_batch_size)
     )
     service.every_sweep("bulk_operations")(bulk.advance)
+    service.every_sweep("bulk_actions")(contact_actions.release_batches)
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)
     service.every_sweep("dispatch_due")(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)

@@ -211,7 +211,7 @@ async def _add_contacts(
     actor = message.envelope.actor
     assert actor is not None
     now = context.clock.now()
-    counts = await context.connection.fetchrow(
+    contacts = await context.connection.fetch(
         QUERIES["add_contacts"],
         row["id"],
         payload.contact_ids,
@@ -220,7 +220,11 @@ async def _add_contacts(
         row["telegram_account_id"],
         now,
     )
-    assert counts is not None
+    counts = {
+        "requested": len(contacts),
+        "visible": sum(1 for c in contacts if c["visible"]),
+        "added": sum(1 for c in contacts if c["added"]),
+    }
     reactivated = change.status is not state.status
     if reactivated:
         await _change(context, message, row, state, change)

@@ -125,11 +125,13 @@ WITH wanted AS (
         attempts = 0, dispatched_at = NULL, started_at = NULL, completed_at = NULL,
         updated_at = excluded.updated_at
     WHERE executions.deleted_at IS NOT NULL
-    RETURNING 1
+    RETURNING contact_id
 )
-SELECT (SELECT count(*) FROM wanted) AS requested,
-       (SELECT count(*) FROM visible) AS visible,
-       (SELECT count(*) FROM added) AS added;
+-- One row per contact asked for: whether the actor can see it, and whether it was added.
+SELECT w.contact_id, v.id IS NOT NULL AS visible, a.contact_id IS NOT NULL AS added
+FROM wanted w
+LEFT JOIN visible v ON v.id = w.contact_id
+LEFT JOIN added a ON a.contact_id = w.contact_id;
 
 -- name: remove_contacts
 -- Spec 001: the executions are soft-deleted (their progress is lost, their history kept).

@@ -41,6 +41,7 @@ def add_filter(
 ) -> None:
     """Campaigns the caller sees in the view mode asked for, matching the filters."""
     where.add(f"c.organization_id IS NOT DISTINCT FROM {where.bind(caller.organization_id)}::uuid")
+    where.add("c.bulk_action_id IS NULL")  # a send_message action's own campaign is not listed
     if permissions.effective_view_mode(caller, selection.view_mode) is ViewMode.OWN:
         where.add(f"c.created_by = {where.bind(caller.user_id)}")
     elif selection.created_by is not None:

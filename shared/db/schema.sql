@@ -345,8 +345,16 @@ CREATE TABLE bulk_actions (
     updated_at       timestamptz NOT NULL DEFAULT now(),
     started_at       timestamptz,
     completed_at     timestamptz,
-    cancelled_at     timestamptz
+    cancelled_at     timestamptz,
+    name             text NOT NULL DEFAULT '',
+    batches          integer NOT NULL DEFAULT 0,
+    last_batch_at    timestamptz,
+    error_message    text,
+    source_action_id uuid REFERENCES bulk_actions (id)
 );
+CREATE INDEX bulk_actions_org_idx ON bulk_actions (organization_id, created_at DESC);
+-- send_message runs as a one-message campaign of its own, not listed with the campaigns.
+ALTER TABLE campaigns ADD COLUMN bulk_action_id uuid REFERENCES bulk_actions (id);
 -- Drip batches the scheduler must release.
 CREATE INDEX bulk_actions_next_batch_idx ON bulk_actions (next_batch_at)
     WHERE status IN ('queued', 'processing');
@@ -361,10 +369,29 @@ CREATE TABLE bulk_action_items (
     error_code     text,
     error_message  text,
     processed_at   timestamptz,
+    details        jsonb,
     PRIMARY KEY (bulk_action_id, contact_id)
 );
 CREATE INDEX bulk_action_items_pending_idx ON bulk_action_items (bulk_action_id, batch_number)
     WHERE status = 'pending';
+CREATE INDEX bulk_action_items_order_idx ON bulk_action_items (bulk_action_id, contact_id)
+    WHERE status = 'pending';
+
+-- export_contacts writes its CSV here chunk by chunk; kept 30 days.
+CREATE TABLE exports (
+    id           uuid PRIMARY KEY REFERENCES bulk_actions (id) ON DELETE CASCADE,
+    rows         integer NOT NULL DEFAULT 0,
+    bytes        bigint NOT NULL DEFAULT 0,
+    chunks       integer NOT NULL DEFAULT 0,
+    completed_at timestamptz,
+    expires_at   timestamptz NOT NULL
+);
+CREATE TABLE export_chunks (
+    export_id uuid NOT NULL REFERENCES exports (id) ON DELETE CASCADE,
+    seq       integer NOT NULL,
+    data      bytea NOT NULL,
+    PRIMARY KEY (export_id, seq)
+);
 
 -- Statistics (owned by the stats service) ----------------------------------------------------
 

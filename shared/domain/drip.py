@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.domain.windows import Window, next_allowed, wall_clock_instant
 
 
@@ -49,6 +51,16 @@ FINISHED = frozenset({ActionStatus.COMPLETED, ActionStatus.CANCELLED, ActionStat
 EDITABLE_ONCE_STARTED = frozenset({"batch_size"})
 # Contacts handled per transaction when a mode has no batch size of its own.
 CHUNK = 1000
+
+
+class ContactFilter(BaseModel):
+    """Select all: every contact the caller sees that has all these tags, matches the search
+    (names, username, phone) and has these custom field values."""
+
+    model_config = ConfigDict(extra="forbid")
+    tags: list[str] | None = Field(default=None, max_length=50)
+    search: str | None = Field(default=None, max_length=200)
+    custom_fields: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)

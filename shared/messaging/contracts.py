@@ -52,6 +52,8 @@ class MessageType(StrEnum):
     BULK_OPERATION_REQUESTED = "bulk_operation.requested"
     BULK_OPERATION_PROGRESSED = "bulk_operation.progressed"
     BULK_OPERATION_COMPLETED = "bulk_operation.completed"
+    BULK_ACTION_PROGRESSED = "bulk_action.progressed"
+    BULK_ACTION_COMPLETED = "bulk_action.completed"
 
 
 CampaignStatusName = Literal[
@@ -255,6 +257,23 @@ class BulkOperationProgress(Payload):
     cancelled_executions: int
     error_message: str | None = None
     items: list[BulkItemOutcome] = Field(default_factory=list)
+
+
+class BulkActionProgress(Payload):
+    """A bulk action over contacts after a batch (progressed) or at its end (completed)."""
+
+    action_id: UUID
+    name: str
+    action: str
+    status: str
+    batch: int = Field(description="Batches released so far.")
+    batch_size: int = Field(description="Contacts in the batch just processed.")
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    next_batch_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +553,33 @@ CONTRACTS: tuple[Contract, ...] = (
                 },
             ],
         },
+    ),
+    *(
+        Contract(
+            Topic.BULK_EVENTS,
+            kind,
+            1,
+            BulkActionProgress,
+            False,
+            {
+                "action_id": _OPERATION,
+                "name": "Spring outreach",
+                "action": "send_message",
+                "status": status,
+                "batch": 2,
+                "batch_size": 100,
+                "total": 250,
+                "processed": 200,
+                "success_count": 198,
+                "skipped_count": 1,
+                "error_count": 1,
+                "next_batch_at": next_at,
+            },
+        )
+        for kind, status, next_at in (
+            (MessageType.BULK_ACTION_PROGRESSED, "processing", "2026-11-22T15:00:00Z"),
+            (MessageType.BULK_ACTION_COMPLETED, "completed", None),
+        )
     ),
     Contract(
         Topic.BULK_EVENTS,

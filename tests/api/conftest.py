@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,6 +20,7 @@ import pytest
 
 from services.api.accounts import create_user_with_key
 from shared.db.pool import connect, create_pool
+from shared.file_clock import FileClock
 from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
 from tests.support import Infra, ServiceProcess, make_settings, new_ports
@@ -55,7 +59,11 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
             await admin.close()
 
     asyncio.run(create())
-    settings = new_ports(make_settings(infra.dsn(name), infra.bootstrap, prefix))
+    # Empty until a test moves it (the `clock` fixture): until then the services read real time.
+    clock_file = Path(tempfile.mkdtemp(prefix="dripline-clock-")) / "now"
+    settings = new_ports(
+        make_settings(infra.dsn(name), infra.bootstrap, prefix, clock_file=clock_file)
+    )
     processes = {service: ServiceProcess(service, settings) for service in SERVICES}
     for process in processes.values():
         process.start()
@@ -73,6 +81,32 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
     assert codes == dict.fromkeys(SERVICES, 0), {
         service: processes[service].output()[-3000:] for service, code in codes.items() if code
     }
+
+
+class Clock:
+    """The live services' clock (shared/file_clock.py): drip schedules move with it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.at = datetime.now(UTC).replace(microsecond=0)
+        FileClock.set(path, self.at)
+
+    def set(self, at: datetime) -> None:
+        self.at = at
+        FileClock.set(self.path, at)
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self.at + delta)
+
+
+@pytest.fixture
+def clock(live: Live) -> Iterator[Clock]:
+    assert live.settings.clock_file is not None
+    controlled = Clock(live.settings.clock_file)
+    try:
+        yield controlled
+    finally:
+        live.settings.clock_file.write_text("")  # real time again for the other tests
 
 
 @pytest.fixture

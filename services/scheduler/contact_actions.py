@@ -1,0 +1,502 @@
+"""Bulk actions over contacts (specs 002/003), released batch by batch by the scheduler.
+
+A periodic job takes an action whose batch is due (`FOR UPDATE SKIP LOCKED`, so two schedulers
+never take the same one), resolves its selection into items on the first batch (set-based: a
+selection of any size never passes through memory), applies the batch's contacts, records each
+contact's outcome and the counters, sets the next batch's time (shared/domain/drip.py), and
+emits progress, all in one transaction. A crash before the commit releases nothing; after it,
+the batch is done. So every batch is released exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from services.scheduler.actors import caller_of
+from services.scheduler.changes import Accepted, apply_changes
+from shared.db.campaign_filter import Where
+from shared.db.contact_filter import add_contact_filter
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain import campaigns, drip, permissions
+from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType, Refusal
+from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan
+from shared.domain.windows import ALL_DAYS, Window
+from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.contracts import BulkActionProgress, CampaignStatusChanged, MessageType
+from shared.messaging.envelope import Actor, new_envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.topics import Topic
+from shared.runtime import Service
+
+QUERIES = Queries.load(Path(__file__).with_name("contact_actions.sql"))
+log = logging.getLogger(__name__)
+LIFECYCLE = Queries.load(Path(__file__).with_name("queries.sql"))
+EXPORT_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "telegram_username",
+    "phone",
+    "telegram_user_id",
+    "tags",
+    "custom_fields",
+    "created_at",
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # succeeded, skipped, failed
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+def plan_of(action: Mapping[str, Any]) -> Plan:
+    mode = Mode(action["mode"])
+    if mode is not Mode.DRIP:
+        return Plan(mode, start_at=action["start_at"])
+    window = Window(
+        action["timezone"],
+        frozenset(action["allowed_days"] or ALL_DAYS),
+        action["window_start"],
+        action["window_end"],
+    )
+    return Plan(
+        mode,
+        action["start_at"],
+        action["batch_size"],
+        timedelta(seconds=action["interval_seconds"]),
+        window,
+    )
+
+
+async def release_batches(service: Service) -> int:
+    """The periodic job: every batch that is due, one transaction each. Returns the batches."""
+    released = 0
+    while True:
+        now = service.clock.now()
+        failed: tuple[UUID, Exception] | None = None
+        taken: UUID | None = None
+        async with service.pool.acquire() as connection:
+            try:
+                async with connection.transaction():
+                    action = await connection.fetchrow(QUERIES["due_action"], now)
+                    if action is None:
+                        return released
+                    taken = action["id"]
+                    outbox = Outbox()
+                    await release(
+                        connection, outbox, action, now, service.settings.export_retention_days
+                    )
+                    await outbox.flush(connection)
+            except INFRASTRUCTURE_ERRORS:
+                raise  # the database is away: the job's next run tries again
+            except Exception as exc:
+                if taken is None:
+                    raise
+                # A batch that cannot be applied (a bug, data it cannot handle) fails its action
+                # with the reason instead of blocking every action behind it.
+                log.exception("bulk action %s: its batch failed", taken)
+                failed = (taken, exc)
+            if failed is not None:
+                async with connection.transaction():
+                    row = await connection.fetchrow(
+                        QUERIES["fail"],
+                        failed[0],
+                        f"{type(failed[1]).__name__}: {failed[1]}",
+                        now,
+                    )
+                    assert row is not None
+                    outbox = Outbox()
+                    _emit(outbox, row, 0, now, MessageType.BULK_ACTION_COMPLETED)
+                    await outbox.flush(connection)
+        released += 1
+
+
+async def release(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    now: datetime,
+    export_days: int = 30,
+) -> None:
+    kind = BulkActionType(action["action"])
+    if action["status"] == ActionStatus.QUEUED:
+        action = await _start(connection, action, kind, now, export_days)
+    plan = plan_of(action)
+    batch = await connection.fetch(QUERIES["claim_batch"], action["id"], plan.batch_limit)
+    ids = [row["contact_id"] for row in batch]
+    details = {row["contact_id"]: row["details"] for row in batch}
+    outcomes = await APPLY[kind](connection, outbox, action, ids, details, now) if ids else {}
+    order = list(outcomes)
+    await connection.execute(
+        QUERIES["record_items"],
+        action["id"],
+        action["batches"] + 1,
+        now,
+        order,
+        [outcomes[i].status for i in order],
+        [outcomes[i].code for i in order],
+        [outcomes[i].message for i in order],
+        [outcomes[i].details for i in order],
+    )
+    more = await connection.fetchval(QUERIES["any_pending"], action["id"])
+    results = [o.status for o in outcomes.values()]
+    following = drip.next_batch_at(plan, action["next_batch_at"], now) if more else None
+    counted = await connection.fetchrow(
+        QUERIES["count_batch"],
+        action["id"],
+        len(ids),
+        results.count("succeeded"),
+        results.count("skipped"),
+        results.count("failed"),
+        now,
+        not more,
+        following,
+    )
+    assert counted is not None
+    if not more and kind is BulkActionType.EXPORT_CONTACTS:
+        await connection.execute(QUERIES["close_export"], action["id"], now)
+    _emit(outbox, counted, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
+    if not more:
+        _emit(outbox, counted, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
+
+
+async def _start(
+    connection: DbConnection,
+    action: Mapping[str, Any],
+    kind: BulkActionType,
+    now: datetime,
+    export_days: int,
+) -> Mapping[str, Any]:
+    """The first batch: resolve the selection as the actor sees it now."""
+    selection = action["selection"]
+    if kind is BulkActionType.RESTORE_CONTACTS:
+        await connection.execute(
+            QUERIES["select_restorable"], action["id"], action["source_action_id"]
+        )
+    else:
+        caller = await caller_of(connection, _actor(action))
+        where = Where()
+        where.bind(action["id"])
+        if selection.get("contact_ids") is not None:
+            where.bind(selection["contact_ids"])
+            add_contact_filter(where, caller, ContactFilter())
+            query = QUERIES["select_ids"]
+        else:
+            add_contact_filter(where, caller, ContactFilter.model_validate(selection["filter"]))
+            query = QUERIES["select_matching"]
+        await connection.execute(query.format(where=where.sql), *where.values)
+    if kind is BulkActionType.SEND_MESSAGE:
+        await connection.execute(QUERIES["launch_carrier"], action["id"], now)
+    if kind is BulkActionType.EXPORT_CONTACTS:
+        await connection.execute(
+            QUERIES["open_export"], action["id"], now + timedelta(days=export_days)
+        )
+        header = _csv([EXPORT_COLUMNS])
+        await connection.execute(QUERIES["export_chunk"], action["id"], 0, header)
+        await connection.execute(QUERIES["count_export"], action["id"], 0, len(header))
+    started: Mapping[str, Any] | None = await connection.fetchrow(
+        QUERIES["start"], action["id"], now
+    )
+    assert started is not None
+    return started
+
+
+Apply = Callable[
+    [DbConnection, Outbox, Mapping[str, Any], list[UUID], dict[UUID, Any], datetime],
+    Awaitable[dict[UUID, Outcome]],
+]
+
+
+async def _add_to_campaign(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    campaign_id = UUID(action["params"]["campaign_id"])
+    return await _enrol(connection, outbox, action, campaign_id, ids, now, check=True)
+
+
+async def _send_message(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    carrier = await connection.fetchval(QUERIES["carrier_campaign"], action["id"])
+    outcomes = await _enrol(connection, outbox, action, carrier, ids, now, check=False)
+    return {
+        contact: Outcome(
+            "succeeded", "queued_for_sending", "the message goes out at the account's pace"
+        )
+        if outcome.status == "succeeded"
+        else outcome
+        for contact, outcome in outcomes.items()
+    }
+
+
+async def _enrol(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    campaign_id: UUID,
+    ids: list[UUID],
+    now: datetime,
+    *,
+    check: bool,
+) -> dict[UUID, Outcome]:
+    """Executions for these contacts, with the same rules as adding contacts by hand."""
+    row = await connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
+    refusal: Outcome | None = None
+    if row is None or row["deleted_at"] is not None:
+        refusal = Outcome("failed", "campaign_not_found", "the campaign no longer exists")
+    elif check:
+        caller = await caller_of(connection, _actor(action))
+        ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
+        decision = permissions.decide(caller, ownership, permissions.Action.ADD_CONTACTS)
+        if decision is not permissions.Decision.ALLOWED:
+            refusal = Outcome(
+                "failed", "permission_denied", "the creator may not add contacts to the campaign"
+            )
+    if refusal is not None:
+        return dict.fromkeys(ids, refusal)
+    assert row is not None
+    state = CampaignState(
+        CampaignStatus(row["status"]), row["enabled"], LaunchType(row["launch_type"]), deleted=False
+    )
+    change = campaigns.add_contacts(state)
+    if isinstance(change, Refusal):  # pragma: no cover - only a deleted campaign refuses
+        return dict.fromkeys(ids, Outcome("failed", change.code, change.detail))
+    added = await connection.fetch(
+        LIFECYCLE["add_contacts"],
+        campaign_id,
+        ids,
+        row["organization_id"],
+        action["created_by"],
+        row["telegram_account_id"],
+        now,
+    )
+    if change.status is not state.status:  # a completed campaign comes back to life
+        await apply_changes(connection, [Accepted(row, state, change)], action["created_by"], now)
+        event = CampaignStatusChanged(
+            campaign_id=campaign_id,
+            previous_status=state.status.value,
+            status=change.status.value,
+            enabled=change.enabled,
+            cause="bulk_action.add_contacts",
+            previous_enabled=state.enabled,
+        )
+        envelope = new_envelope(
+            type=MessageType.CAMPAIGN_STATUS_CHANGED,
+            payload=event,
+            occurred_at=now,
+            actor=_actor(action),
+        )
+        outbox.add(Topic.CAMPAIGN_EVENTS, str(campaign_id), envelope)
+    outcomes = {}
+    for contact in added:
+        if contact["added"]:
+            outcomes[contact["contact_id"]] = Outcome("succeeded", "added", "added to the campaign")
+        elif contact["visible"]:
+            outcomes[contact["contact_id"]] = Outcome(
+                "skipped", "already_in_campaign", "the contact is already in the campaign"
+            )
+        else:
+            outcomes[contact["contact_id"]] = _GONE
+    return outcomes
+
+
+_GONE = Outcome("failed", "contact_not_found", "the contact was deleted before its batch")
+
+
+async def _tags(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    params = action["params"]
+    adding = action["action"] == BulkActionType.ADD_TAGS
+    tags = params.get("tags") if adding or not params.get("all") else None
+    query = QUERIES["add_tags" if adding else "remove_tags"]
+    rows = {r["id"]: r["had"] for r in await connection.fetch(query, ids, tags, now)}
+    outcomes: dict[UUID, Outcome] = {}
+    for contact in ids:
+        if contact not in rows:
+            outcomes[contact] = _GONE
+        elif adding:
+            outcomes[contact] = (
+                Outcome("skipped", "already_tagged", "the contact already had these tags")
+                if rows[contact]
+                else Outcome("succeeded", "tagged", "tags added")
+            )
+        else:
+            outcomes[contact] = (
+                Outcome("succeeded", "untagged", "tags removed")
+                if rows[contact]
+                else Outcome("skipped", "not_tagged", "the contact had none of these tags")
+            )
+    return outcomes
+
+
+async def _delete(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    rows = {
+        r["id"]: r["campaigns"]
+        for r in await connection.fetch(QUERIES["delete_contacts"], ids, now)
+    }
+    return {
+        contact: Outcome(
+            "succeeded",
+            "deleted",
+            f"deleted, and removed from {len(rows[contact])} campaign(s)",
+            {"campaigns": [str(c) for c in rows[contact]]},
+        )
+        if contact in rows
+        else Outcome("skipped", "already_deleted", "the contact was already deleted")
+        for contact in ids
+    }
+
+
+async def _restore(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    back = {r["id"] for r in await connection.fetch(QUERIES["undelete_contacts"], ids, now)}
+    memberships: dict[UUID, list[UUID]] = defaultdict(list)
+    for contact in back:
+        for campaign in (details.get(contact) or {}).get("campaigns", []):
+            memberships[UUID(campaign)].append(contact)
+    live = {
+        r["id"]: r for r in await connection.fetch(QUERIES["live_campaigns"], list(memberships))
+    }
+    rejoined: dict[UUID, list[str]] = defaultdict(list)
+    for campaign, contacts in memberships.items():
+        if campaign not in live:
+            continue
+        owner = live[campaign]
+        for row in await connection.fetch(
+            LIFECYCLE["add_contacts"],
+            campaign,
+            contacts,
+            owner["organization_id"],
+            owner["created_by"],
+            owner["telegram_account_id"],
+            now,
+        ):
+            if row["added"]:
+                rejoined[row["contact_id"]].append(str(campaign))
+    return {
+        contact: Outcome(
+            "succeeded",
+            "restored",
+            f"restored, back in {len(rejoined[contact])} campaign(s)",
+            {"campaigns": rejoined[contact]},
+        )
+        if contact in back
+        else Outcome("skipped", "not_deleted", "the contact was not deleted any more")
+        for contact in ids
+    }
+
+
+async def _export(
+    connection: DbConnection,
+    outbox: Outbox,
+    action: Mapping[str, Any],
+    ids: list[UUID],
+    details: dict[UUID, Any],
+    now: datetime,
+) -> dict[UUID, Outcome]:
+    rows = await connection.fetch(QUERIES["export_rows"], ids)
+    chunk = _csv([[_cell(row[column]) for column in EXPORT_COLUMNS] for row in rows])
+    await connection.execute(QUERIES["export_chunk"], action["id"], action["batches"] + 1, chunk)
+    await connection.execute(QUERIES["count_export"], action["id"], len(rows), len(chunk))
+    found = {row["id"] for row in rows}
+    return {
+        contact: Outcome("succeeded", "exported", "written to the file")
+        if contact in found
+        else _GONE
+        for contact in ids
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else " ".join(value)
+    if isinstance(value, (datetime, time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _csv(rows: list[Any]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+APPLY: dict[BulkActionType, Apply] = {
+    BulkActionType.ADD_TO_CAMPAIGN: _add_to_campaign,
+    BulkActionType.SEND_MESSAGE: _send_message,
+    BulkActionType.ADD_TAGS: _tags,
+    BulkActionType.REMOVE_TAGS: _tags,
+    BulkActionType.DELETE_CONTACTS: _delete,
+    BulkActionType.RESTORE_CONTACTS: _restore,
+    BulkActionType.EXPORT_CONTACTS: _export,
+}
+
+
+def _actor(action: Mapping[str, Any]) -> Actor:
+    return Actor(user_id=action["created_by"], organization_id=action["organization_id"])
+
+
+def _emit(
+    outbox: Outbox, action: Mapping[str, Any], batch_size: int, now: datetime, kind: MessageType
+) -> None:
+    progress = BulkActionProgress(
+        action_id=action["id"],
+        name=action["name"],
+        action=action["action"],
+        status=action["status"],
+        batch=action["batches"],
+        batch_size=batch_size,
+        total=action["total"],
+        processed=action["processed"],
+        success_count=action["success_count"],
+        skipped_count=action["skipped_count"],
+        error_count=action["error_count"],
+        next_batch_at=action["next_batch_at"],
+    )
+    envelope = new_envelope(type=kind, payload=progress, occurred_at=now, actor=_actor(action))
+    outbox.add(Topic.BULK_EVENTS, str(action["id"]), envelope)

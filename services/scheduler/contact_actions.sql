@@ -1,0 +1,175 @@
+-- Bulk actions over contacts (specs 002/003): the scheduler releases each batch and applies it
+-- in the same transaction, so a batch is released exactly once.
+
+-- name: due_action
+-- An action with a batch due; another scheduler holding it skips it.
+SELECT * FROM bulk_actions
+WHERE status IN ('queued', 'processing') AND next_batch_at <= $1
+ORDER BY next_batch_at
+LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: select_ids
+INSERT INTO bulk_action_items (bulk_action_id, contact_id)
+SELECT $1, c.id FROM contacts c
+WHERE c.id = ANY($2::uuid[]) AND {where}
+ON CONFLICT DO NOTHING;
+
+-- name: select_matching
+-- {where}: the selection (shared/db/contact_filter.py) in the actor's context; $1 the action.
+INSERT INTO bulk_action_items (bulk_action_id, contact_id)
+SELECT $1, c.id FROM contacts c WHERE {where}
+ON CONFLICT DO NOTHING;
+
+-- name: select_restorable
+-- A restore: the contacts its delete action deleted, with the memberships they had.
+INSERT INTO bulk_action_items (bulk_action_id, contact_id, details)
+SELECT $1, i.contact_id, i.details FROM bulk_action_items i
+WHERE i.bulk_action_id = $2 AND i.status = 'succeeded';
+
+-- name: start
+UPDATE bulk_actions
+SET status = 'processing', started_at = $2, updated_at = $2,
+    total = (SELECT count(*) FROM bulk_action_items WHERE bulk_action_id = $1)
+WHERE id = $1
+RETURNING *;
+
+-- name: claim_batch
+SELECT i.contact_id, i.details FROM bulk_action_items i
+WHERE i.bulk_action_id = $1 AND i.status = 'pending'
+ORDER BY i.contact_id
+LIMIT $2;
+
+-- name: record_items
+UPDATE bulk_action_items i
+SET status = v.status, error_code = v.code, error_message = v.message, details = v.details,
+    batch_number = $2, processed_at = $3
+FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+     AS v(contact_id, status, code, message, details)
+WHERE i.bulk_action_id = $1 AND i.contact_id = v.contact_id;
+
+-- name: count_batch
+-- $7: nothing is pending any more; $8 the next batch's time otherwise.
+UPDATE bulk_actions
+SET processed = processed + $2, success_count = success_count + $3,
+    skipped_count = skipped_count + $4, error_count = error_count + $5,
+    batches = batches + 1, last_batch_at = $6, updated_at = $6,
+    status = CASE WHEN $7::boolean THEN 'completed' ELSE 'processing' END,
+    completed_at = CASE WHEN $7::boolean THEN $6::timestamptz END,
+    next_batch_at = CASE WHEN $7::boolean THEN NULL ELSE $8::timestamptz END
+WHERE id = $1
+RETURNING *;
+
+-- name: fail
+UPDATE bulk_actions
+SET status = 'failed', error_message = $2, completed_at = $3, next_batch_at = NULL,
+    updated_at = $3
+WHERE id = $1
+RETURNING *;
+
+-- name: any_pending
+SELECT EXISTS (SELECT 1 FROM bulk_action_items WHERE bulk_action_id = $1 AND status = 'pending');
+
+-- name: lock_campaign
+SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
+       timezone, telegram_account_id, deleted_at
+FROM campaigns WHERE id = $1 FOR UPDATE;
+
+-- name: carrier_campaign
+SELECT id FROM campaigns WHERE bulk_action_id = $1;
+
+-- name: launch_carrier
+-- A send_message action's own campaign starts with its first batch.
+UPDATE campaigns SET status = 'active', launched_at = $2, updated_at = $2
+WHERE bulk_action_id = $1 AND status = 'draft';
+
+-- name: add_tags
+WITH target AS (
+    SELECT id, tags @> $2::text[] AS had FROM contacts
+    WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+    FOR UPDATE
+), changed AS (
+    UPDATE contacts c
+    SET tags = ARRAY(SELECT DISTINCT t FROM unnest(c.tags || $2::text[]) AS t ORDER BY t),
+        updated_at = $3
+    FROM target
+    WHERE c.id = target.id AND NOT target.had
+    RETURNING c.id
+)
+SELECT id, had FROM target;
+
+-- name: remove_tags
+-- $2 the tags to remove, or null for every tag.
+WITH target AS (
+    SELECT id, CASE WHEN $2::text[] IS NULL THEN cardinality(tags) > 0
+                    ELSE tags && $2::text[] END AS had
+    FROM contacts
+    WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+    FOR UPDATE
+), changed AS (
+    UPDATE contacts c
+    SET tags = CASE WHEN $2::text[] IS NULL THEN '{}'::text[]
+                    ELSE ARRAY(SELECT t FROM unnest(c.tags) AS t WHERE t <> ALL ($2::text[])) END,
+        updated_at = $3
+    FROM target
+    WHERE c.id = target.id AND target.had
+    RETURNING c.id
+)
+SELECT id, had FROM target;
+
+-- name: delete_contacts
+-- Soft delete; the contact also leaves every campaign it was in (its executions are removed as
+-- by "remove contacts", history kept). Answers each deleted contact with those campaigns.
+WITH target AS (
+    SELECT id FROM contacts WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL FOR UPDATE
+), left_campaigns AS (
+    UPDATE executions
+    SET deleted_at = $2,
+        status = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                      THEN 'cancelled' ELSE status END,
+        completed_at = coalesce(completed_at, $2),
+        error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                             THEN 'Contact deleted' ELSE error_message END,
+        lease_until = NULL, updated_at = $2
+    WHERE contact_id IN (SELECT id FROM target) AND deleted_at IS NULL
+    RETURNING contact_id, campaign_id
+), deleted AS (
+    UPDATE contacts SET deleted_at = $2, updated_at = $2
+    WHERE id IN (SELECT id FROM target)
+    RETURNING id
+)
+SELECT d.id,
+       coalesce(array_agg(l.campaign_id) FILTER (WHERE l.campaign_id IS NOT NULL),
+                '{}'::uuid[]) AS campaigns
+FROM deleted d
+LEFT JOIN left_campaigns l ON l.contact_id = d.id
+GROUP BY d.id;
+
+-- name: undelete_contacts
+UPDATE contacts SET deleted_at = NULL, updated_at = $2
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NOT NULL
+RETURNING id;
+
+-- name: live_campaigns
+-- Of these campaigns, the ones that still exist (a restore brings memberships back only there).
+SELECT id, organization_id, created_by, telegram_account_id FROM campaigns
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL;
+
+-- name: export_rows
+SELECT id, first_name, last_name, telegram_username, phone, telegram_user_id, tags,
+       custom_fields, created_at
+FROM contacts
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+ORDER BY id;
+
+-- name: open_export
+INSERT INTO exports (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING;
+
+-- name: export_chunk
+INSERT INTO export_chunks (export_id, seq, data) VALUES ($1, $2, $3);
+
+-- name: count_export
+UPDATE exports SET rows = rows + $2, bytes = bytes + $3, chunks = chunks + 1 WHERE id = $1;
+
+-- name: close_export
+UPDATE exports SET completed_at = $2 WHERE id = $1;

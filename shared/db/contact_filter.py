@@ -1,0 +1,25 @@
+"""Contact selections as SQL (bulk actions resolve "select all" with it): every contact the
+caller sees in its context that matches the filter. Fixed fragments; every value is bound."""
+
+from __future__ import annotations
+
+from shared.db.campaign_filter import Where, like_pattern
+from shared.domain.drip import ContactFilter
+from shared.domain.permissions import Caller
+
+
+def add_contact_filter(where: Where, caller: Caller, selection: ContactFilter) -> None:
+    where.add("c.deleted_at IS NULL")
+    where.add(f"c.organization_id IS NOT DISTINCT FROM {where.bind(caller.organization_id)}::uuid")
+    if caller.organization_id is None:
+        where.add(f"c.owner_user_id = {where.bind(caller.user_id)}")
+    if selection.tags:
+        where.add(f"c.tags @> {where.bind(selection.tags)}::text[]")
+    if selection.search:
+        term = like_pattern(selection.search.strip())
+        where.add(
+            "concat_ws(' ', c.first_name, c.last_name, c.telegram_username, c.phone)"
+            f" ILIKE '%' || {where.bind(term)} || '%'"
+        )
+    if selection.custom_fields:
+        where.add(f"c.custom_fields @> {where.bind(selection.custom_fields)}::jsonb")
