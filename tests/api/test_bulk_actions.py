@@ -436,7 +436,9 @@ async def test_tracking_lists_actions_by_filter_and_by_who_may_see_them(
     await finished(owner, exported["id"])
     everyone = ok(await owner.get("/bulk-actions"))["items"]
     assert {a["id"] for a in everyone} == {tagged["id"], exported["id"]}
-    by_member = ok(await owner.get("/bulk-actions", params={"user": str(organization.member.user_id)}))
+    by_member = ok(
+        await owner.get("/bulk-actions", params={"user": str(organization.member.user_id)})
+    )
     assert [a["id"] for a in by_member["items"]] == [tagged["id"]]
     exports = ok(await owner.get("/bulk-actions", params={"action": "export_contacts"}))
     assert [a["id"] for a in exports["items"]] == [exported["id"]]
