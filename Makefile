@@ -30,6 +30,7 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.dispatch
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.bulk
+	$(BIN)/python -m bench.contacts
 
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
 	$(BIN)/dripline asyncapi --output docs/asyncapi.json

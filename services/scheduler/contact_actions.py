@@ -136,7 +136,9 @@ async def release(
     if action["status"] == ActionStatus.QUEUED:
         action = await _start(connection, action, kind, now, export_days)
     plan = plan_of(action)
-    batch = await connection.fetch(QUERIES["claim_batch"], action["id"], plan.batch_limit)
+    batch = await connection.fetch(
+        QUERIES["claim_batch"], action["id"], plan.batch_limit, action["last_contact_id"]
+    )
     ids = [row["contact_id"] for row in batch]
     details = {row["contact_id"]: row["details"] for row in batch}
     outcomes = await APPLY[kind](connection, outbox, action, ids, details, now) if ids else {}
@@ -152,7 +154,8 @@ async def release(
         [outcomes[i].message for i in order],
         [outcomes[i].details for i in order],
     )
-    more = await connection.fetchval(QUERIES["any_pending"], action["id"])
+    last = ids[-1] if ids else action["last_contact_id"]
+    more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], action["id"], last)
     results = [o.status for o in outcomes.values()]
     following = drip.next_batch_at(plan, action["next_batch_at"], now) if more else None
     counted = await connection.fetchrow(
@@ -165,6 +168,7 @@ async def release(
         now,
         not more,
         following,
+        last,
     )
     assert counted is not None
     if not more and kind is BulkActionType.EXPORT_CONTACTS:

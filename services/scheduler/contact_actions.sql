@@ -35,8 +35,10 @@ WHERE id = $1
 RETURNING *;
 
 -- name: claim_batch
+-- The next contacts in id order after the previous batch's last ($3).
 SELECT i.contact_id, i.details FROM bulk_action_items i
 WHERE i.bulk_action_id = $1 AND i.status = 'pending'
+  AND ($3::uuid IS NULL OR i.contact_id > $3)
 ORDER BY i.contact_id
 LIMIT $2;
 
@@ -53,7 +55,7 @@ WHERE i.bulk_action_id = $1 AND i.contact_id = v.contact_id;
 UPDATE bulk_actions
 SET processed = processed + $2, success_count = success_count + $3,
     skipped_count = skipped_count + $4, error_count = error_count + $5,
-    batches = batches + 1, last_batch_at = $6, updated_at = $6,
+    batches = batches + 1, last_batch_at = $6, updated_at = $6, last_contact_id = $9,
     status = CASE WHEN $7::boolean THEN 'completed' ELSE 'processing' END,
     completed_at = CASE WHEN $7::boolean THEN $6::timestamptz END,
     next_batch_at = CASE WHEN $7::boolean THEN NULL ELSE $8::timestamptz END
@@ -68,7 +70,8 @@ WHERE id = $1
 RETURNING *;
 
 -- name: any_pending
-SELECT EXISTS (SELECT 1 FROM bulk_action_items WHERE bulk_action_id = $1 AND status = 'pending');
+SELECT EXISTS (SELECT 1 FROM bulk_action_items
+               WHERE bulk_action_id = $1 AND status = 'pending' AND contact_id > $2);
 
 -- name: lock_campaign
 SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,

@@ -349,6 +349,7 @@ CREATE TABLE bulk_actions (
     name             text NOT NULL DEFAULT '',
     batches          integer NOT NULL DEFAULT 0,
     last_batch_at    timestamptz,
+    last_contact_id  uuid,
     error_message    text,
     source_action_id uuid REFERENCES bulk_actions (id)
 );

@@ -5,6 +5,9 @@
 ALTER TABLE bulk_actions ADD COLUMN name text NOT NULL DEFAULT '';
 ALTER TABLE bulk_actions ADD COLUMN batches integer NOT NULL DEFAULT 0;
 ALTER TABLE bulk_actions ADD COLUMN last_batch_at timestamptz;
+-- Batches take contacts in id order; the last one taken, so the next batch starts after it
+-- instead of stepping over every item already processed.
+ALTER TABLE bulk_actions ADD COLUMN last_contact_id uuid;
 ALTER TABLE bulk_actions ADD COLUMN error_message text;
 -- A restore names the delete action it undoes.
 ALTER TABLE bulk_actions ADD COLUMN source_action_id uuid REFERENCES bulk_actions (id);
