@@ -405,6 +405,10 @@ async def test_pause_resume_and_cancel_take_effect_before_the_next_batch(
     await processed(ann.client, action["id"], 2)
     paused = ok(await ann.client.post(f"{url}/pause"))
     assert paused["status"] == "paused"
+    # Paused after a batch: still the batch quantity only.
+    assert ok(await ann.client.patch(url, json={"batch_size": 2}))["schedule"]["batch_size"] == 2
+    refused = await ann.client.patch(url, json={"params": {"tags": ["y"]}})
+    assert (refused.status_code, refused.json()["code"]) == (409, "bulk_action_started")
     clock.advance(timedelta(hours=3))
     assert ok(await ann.client.get(url))["processed"] == 2  # nothing while paused
     resumed = ok(await ann.client.post(f"{url}/resume"))
@@ -417,9 +421,35 @@ async def test_pause_resume_and_cancel_take_effect_before_the_next_batch(
     assert (final["success_count"], final["skipped_count"], final["processed"]) == (4, 2, 6)
     skipped = {v for v in (await items(ann.client, action["id"])).values() if v[0] == "skipped"}
     assert skipped == {("skipped", "cancelled")}
+    too_late = await ann.client.patch(url, json={"batch_size": 3})
+    assert (too_late.status_code, too_late.json()["code"]) == (409, "bulk_action_finished")
     for late in ("pause", "resume", "cancel"):
         response = await ann.client.post(f"{url}/{late}")
         assert (response.status_code, response.json()["code"]) == (409, "invalid_status")
+
+
+async def test_paused_before_its_first_batch_everything_may_still_change(
+    ann: Person, clock: Clock
+) -> None:
+    contacts = await people(ann.client, "early", 2)
+    action = await start(
+        ann.client,
+        name="Early",
+        action="add_tags",
+        params={"tags": ["a"]},
+        contact_ids=contacts,
+        mode="scheduled",
+        start_at=(clock.at + timedelta(hours=1)).isoformat(),
+    )
+    url = f"/bulk-actions/{action['id']}"
+    assert ok(await ann.client.post(f"{url}/pause"))["status"] == "paused"
+    edited = ok(await ann.client.patch(url, json={"params": {"tags": ["b"]}, "name": "Later"}))
+    assert (edited["params"], edited["name"]) == ({"tags": ["b"]}, "Later")
+    clock.advance(timedelta(hours=2))
+    assert ok(await ann.client.get(url))["processed"] == 0  # paused: no batch
+    assert ok(await ann.client.post(f"{url}/resume"))["status"] == "queued"
+    done = await finished(ann.client, action["id"])
+    assert (done["status"], done["success_count"]) == ("completed", 2)
 
 
 async def test_tracking_lists_actions_by_filter_and_by_who_may_see_them(
