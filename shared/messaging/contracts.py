@@ -303,6 +303,8 @@ _PROGRESS: dict[str, Any] = {
     "skipped_count": 1,
     "error_count": 0,
     "cancelled_executions": 120,
+    "error_message": None,
+    "items": [],
 }
 _C = Topic.CAMPAIGN_COMMANDS
 _E = Topic.CAMPAIGN_EVENTS
@@ -526,7 +528,18 @@ CONTRACTS: tuple[Contract, ...] = (
         {
             "operation_id": _OPERATION,
             "action": "stop",
-            "filter": {"view_mode": "all", "status": ["active"], "tag": "spring"},
+            "campaign_ids": None,
+            "filter": {
+                "view_mode": "all",
+                "status": ["active"],
+                "enabled": None,
+                "launch_type": None,
+                "tag": "spring",
+                "channel": None,
+                "created_by": None,
+                "search": None,
+            },
+            "reset_completed": False,
         },
     ),
     Contract(
@@ -550,6 +563,7 @@ CONTRACTS: tuple[Contract, ...] = (
                     "result": "skipped",
                     "code": "invalid_status",
                     "message": "only active and paused campaigns are stopped, not draft",
+                    "cancelled_executions": 0,
                 },
             ],
         },
