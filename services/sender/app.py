@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -63,4 +64,10 @@ def create_service(settings: Settings) -> Service:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return build_app(create_service(settings), title="Dripline sender")
+    """The sender's process (one per process)."""
+    app = build_app(create_service(settings), title="Dripline sender")
+    # Everything allocated so far (the modules, Telethon's schema, the service) lives as long as
+    # the process: keep it out of the collector's full passes, which otherwise walk it again
+    # every few batches of due events.
+    gc.freeze()
+    return app

@@ -6,12 +6,17 @@ decides what each means for the execution and the account.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 from shared.db.pool import DbConnection
+from shared.domain.clock import Clock
+
+log = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
@@ -85,6 +90,22 @@ class Incoming:
     text: str = ""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send, as `Gateway.send` takes it."""
+
+    account: Account
+    peer: Peer
+    text: str
+    random_id: int
+
+
+# What one send came to: accepted (possibly a duplicate), one of the five failures, or None if
+# the adapter broke unexpectedly (logged; the send's fate is unknown, so its record stays
+# queued and the lease brings it back with the same random_id).
+SendResult = Delivery | GatewayError | None
+
+
 class Gateway(Protocol):
     async def send(
         self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
@@ -103,6 +124,33 @@ class Gateway(Protocol):
         ...
 
 
+@runtime_checkable
+class SendsMany(Protocol):
+    async def send_many(self, sends: Sequence[Outgoing], clock: Clock) -> list[SendResult]:
+        """`send` for each, in order, with the same semantics per message (one message per
+        random_id), the answers in the same order; a failure is returned, not raised."""
+        ...
+
+
+async def send_all(gateway: Gateway, sends: Sequence[Outgoing], clock: Clock) -> list[SendResult]:
+    """Send these through the gateway's batch send if it has one, else one `send` at a time
+    (each at the clock's time when it goes, as the per-message sender always did)."""
+    if isinstance(gateway, SendsMany):
+        return await gateway.send_many(sends, clock)
+    results: list[SendResult] = []
+    for item in sends:
+        try:
+            results.append(
+                await gateway.send(item.account, item.peer, item.text, item.random_id, clock.now())
+            )
+        except GatewayError as error:
+            results.append(error)
+        except Exception:
+            log.exception("sending %s through %s failed", item.random_id, type(gateway).__name__)
+            results.append(None)
+    return results
+
+
 class Gateways:
     """Routes each account to the adapter of its session kind (simulated or telethon)."""
 
@@ -119,6 +167,22 @@ class Gateways:
         self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
     ) -> Delivery:
         return await self._for(account).send(account, peer, text, random_id, now)
+
+    async def send_many(self, sends: Sequence[Outgoing], clock: Clock) -> list[SendResult]:
+        results: list[SendResult] = [None] * len(sends)
+        routed: dict[int, tuple[Gateway, list[int]]] = {}
+        for index, item in enumerate(sends):
+            try:
+                adapter = self._for(item.account)
+            except GatewayError as error:
+                results[index] = error
+                continue
+            routed.setdefault(id(adapter), (adapter, []))[1].append(index)
+        for adapter, indexes in routed.values():
+            answers = await send_all(adapter, [sends[i] for i in indexes], clock)
+            for index, answer in zip(indexes, answers, strict=True):
+                results[index] = answer
+        return results
 
     async def probe(self, account: Account, now: datetime) -> None:
         await self._for(account).probe(account, now)

@@ -126,3 +126,120 @@ WHERE deleted_at IS NULL AND health_status NOT IN ('auth_lost', 'banned')
   AND (last_checked_at IS NULL OR last_checked_at < $1 OR health_status = 'cooldown')
 LIMIT 100
 FOR UPDATE SKIP LOCKED;
+
+-- Set-based forms of the step's queries: a consumed batch of due events is stepped in one
+-- transaction (atomic per execution; many executions' steps share it).
+
+-- name: lock_executions
+-- lock_execution for many, locked in id order. The flow and settings come as text: they are
+-- the same for a campaign's executions, so they are decoded (and checked) once per campaign.
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
+       e.lease_until, e.variant, e.context, e.started_at,
+       c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,
+       c.status AS campaign_status, c.enabled AS campaign_enabled,
+       c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
+       ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
+       ct.custom_fields, ct.first_name, ct.last_name
+FROM executions e
+JOIN campaigns c ON c.id = e.campaign_id
+JOIN contacts ct ON ct.id = e.contact_id
+WHERE e.id = ANY($1::uuid[])
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: lock_due_executions
+-- lock_executions for due events ($1 the executions, $2 the leases their events carry): an
+-- execution whose lease is not its event's (a stale event: its claim ran out and it was claimed
+-- again) is neither returned nor locked; an event without a lease always matches.
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
+       e.lease_until, e.variant, e.context, e.started_at,
+       c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,
+       c.status AS campaign_status, c.enabled AS campaign_enabled,
+       c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
+       ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
+       ct.custom_fields, ct.first_name, ct.last_name
+FROM executions e
+JOIN campaigns c ON c.id = e.campaign_id
+JOIN contacts ct ON ct.id = e.contact_id
+WHERE e.id = ANY($1::uuid[])
+  AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::timestamptz[]) AS d (id, lease_until)
+              WHERE d.id = e.id AND (d.lease_until IS NULL OR d.lease_until = e.lease_until))
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: lock_accounts
+-- lock_account for many, locked in id order.
+SELECT id, session_kind, simulation, pacing, health_status, cooldown_until, last_send_at,
+       daily_quota, sent_today, quota_day, flood_on, created_at
+FROM telegram_accounts
+WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: known_peers
+-- known_peer for many (account, contact) pairs: the pairs that are known. Every outgoing message
+-- is a send record of an execution of the same contact, so the messages are reached through the
+-- contact's executions (indexed); LATERAL … LIMIT 1 keeps it to a few index probes per pair
+-- (a semi-join is misestimated into a scan of every message).
+SELECT p.account_id, p.contact_id
+FROM unnest($1::uuid[], $2::uuid[]) AS p (account_id, contact_id)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM executions e
+    JOIN messages m ON m.execution_id = e.id
+    WHERE e.contact_id = p.contact_id AND m.contact_id = p.contact_id
+      AND m.telegram_account_id = p.account_id AND m.direction = 'outgoing'
+      AND m.status IN ('sent', 'delivered', 'read')
+    LIMIT 1) AS known;
+
+-- name: send_records
+SELECT id, status, random_id, body, node_id, send_key FROM messages WHERE send_key = ANY($1::text[]);
+
+-- name: claim_sends
+-- claim_send for many.
+INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, node_id,
+                      variant, direction, body, status, send_key, random_id)
+SELECT campaign_id, execution_id, contact_id, account_id, node_id, variant, 'outgoing', body,
+       'queued', send_key, random_id
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::bigint[])
+     AS s (campaign_id, execution_id, contact_id, account_id, node_id, variant, body, send_key,
+           random_id)
+ON CONFLICT (send_key) DO NOTHING
+RETURNING id, status, random_id, body, node_id, send_key;
+
+-- name: reserve_sends
+-- reserve_send for many accounts: $4 new peers each, all sends counting from $2.
+UPDATE telegram_accounts a
+SET last_send_at = $2,
+    sent_today = CASE WHEN a.quota_day = $3 THEN a.sent_today ELSE 0 END + r.new_peers,
+    quota_day = $3
+FROM unnest($1::uuid[], $4::int[]) AS r (id, new_peers)
+WHERE a.id = r.id;
+
+-- name: mark_sent_many
+UPDATE messages m SET status = 'sent', telegram_message_id = s.telegram_message_id,
+                      sent_at = s.sent_at
+FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS s (id, telegram_message_id, sent_at)
+WHERE m.id = s.id AND m.status = 'queued';
+
+-- name: save_executions
+-- save_execution for many (each execution once).
+UPDATE executions e
+SET status = s.status, current_node_id = s.node_id, next_execution_at = s.next_at,
+    lease_until = s.lease_until, context = jsonb_set(e.context, '{flow}', s.flow::jsonb),
+    variant = s.variant, started_at = coalesce(e.started_at, s.now),
+    completed_at = s.completed_at, error_message = s.error, updated_at = s.now
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+            $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[])
+     AS s (id, status, node_id, next_at, flow, variant, now, completed_at, error, lease_until)
+WHERE e.id = s.id;
+
+-- name: write_logs_many
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, node_id, node_type, event,
+                            status, message, details, created_at)
+SELECT campaign_id, execution_id, contact_id, node_id, node_type, event, status, message,
+       '{}'::jsonb, created_at
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::timestamptz[])
+     AS l (campaign_id, execution_id, contact_id, node_id, node_type, event, status, message,
+           created_at);

@@ -43,3 +43,22 @@ RETURNING s.account_id, s.random_id, due.read_due, due.reply_due, s.read_at, s.r
 
 -- name: total
 SELECT count(*) FROM simulator_messages WHERE account_id = $1;
+
+-- name: record_many
+-- `record` for many sends of one moment ($5); a random_id it already holds is left alone (not
+-- returned: the caller looks it up with find_many and answers it as a duplicate).
+INSERT INTO simulator_messages (account_id, random_id, peer, body, sent_at, read_at, reply_at,
+                                read_reported, reply_reported)
+SELECT account_id, random_id, peer, body, $5, read_at, reply_at, read_at IS NULL,
+       reply_at IS NULL
+FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $6::timestamptz[],
+            $7::timestamptz[])
+     AS i (account_id, random_id, peer, body, read_at, reply_at)
+ON CONFLICT (account_id, random_id) DO NOTHING
+RETURNING account_id, random_id, message_id;
+
+-- name: find_many
+SELECT s.account_id, s.random_id, s.message_id, s.sent_at
+FROM simulator_messages s
+JOIN unnest($1::uuid[], $2::bigint[]) AS i (account_id, random_id)
+  ON s.account_id = i.account_id AND s.random_id = i.random_id;

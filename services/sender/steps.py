@@ -1,20 +1,27 @@
-"""One step of one execution: load it, ask the interpreter, act, save, emit.
+"""One step of each execution: load it, ask the interpreter, act, save, emit.
 
-A due event is handled in the consumer's transaction. If the step is a send, that transaction
-writes the send record (unique key: execution, node, how many sends before) and reserves the
-account's pace; the network call runs after the commit; a second transaction records what
-Telegram said and moves the execution on. If the process dies in between, the lease runs out,
-the scheduler emits the execution again, and the step finds its send record: it is sent again
-with the same random_id, which Telegram (and the simulator) deduplicate, so it is reconciled,
-never sent twice.
+A consumed batch of due events is handled in the consumer's transaction, set-based: the batch's
+executions are locked and loaded in one query, the interpreter runs for each in Python, and the
+writes of every step (executions, logs, tags, send records, the accounts' pace, events) go back
+in a few statements. Each execution's step is atomic; the batch's steps share the transaction.
+
+If a step is a send, that transaction writes the send record (unique key: execution, node, how
+many sends before) and reserves the account's pace, executions of one account in batch order,
+each seeing the sends reserved before it. The network calls run after the commit (the gateway
+may take them all at once); a second transaction records what Telegram said for all of them and
+moves their executions on. If the process dies in between, the lease runs out, the scheduler
+emits the execution again, and the step finds its send record: it is sent again with the same
+random_id, which Telegram (and the simulator) deduplicate, so it is reconciled, never sent twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,11 +35,14 @@ from services.sender.gateway import (
     AccountDead,
     AccountLimited,
     ContactPermanent,
+    Delivery,
     Gateway,
     GatewayError,
+    Outgoing,
     Peer,
     RetryAfter,
     Transient,
+    send_all,
 )
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -41,7 +51,12 @@ from shared.domain.accounts import AccountHealth
 from shared.domain.clock import Clock
 from shared.domain.pacing import AccountPace, CannotSend, Pacing, next_send_at
 from shared.domain.windows import Window, next_allowed
-from shared.messaging.consumer import HandlerContext
+from shared.messaging.consumer import (
+    AFTER_COMMIT_FAILURES,
+    INFRASTRUCTURE_ERRORS,
+    HandlerContext,
+    takes_batches,
+)
 from shared.messaging.contracts import (
     Decoded,
     ExecutionDue,
@@ -59,6 +74,8 @@ log = logging.getLogger(__name__)
 QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
 UNFINISHED = ("pending", "waiting")
 TRANSIENT_BACKOFF_S = 30.0
+RECORD_STREAMS = 2  # concurrent transactions recording a batch's accepted sends
+RECORD_SPLIT_FROM = 100  # fewer accepted sends are recorded in one transaction
 
 
 def emit(
@@ -100,8 +117,37 @@ class Loaded:
         }
 
 
-def load(row: asyncpg.Record) -> Loaded:
-    flow, problems = flows.validate(row["flow"])
+@dataclass(frozen=True)
+class Campaign:
+    """What the rows of one lock_executions query share per campaign, decoded once."""
+
+    flow: flows.Flow | None
+    problems: list[flows.Problem]
+    window: Window | None
+
+
+# Per query: the rows of one query see one version of each campaign.
+CampaignCache = dict[UUID, Campaign]
+
+
+def campaign_of(row: asyncpg.Record, cache: CampaignCache) -> Campaign:
+    """The campaign of a lock_executions row."""
+    known = cache.get(row["campaign_id"])
+    if known is None:
+        flow, problems = flows.validate(json.loads(row["flow_json"]))
+        settings = json.loads(row["settings_json"]) if row["settings_json"] else None
+        window = window_of(settings, row["timezone"])
+        known = cache[row["campaign_id"]] = Campaign(flow, problems, window)
+    return known
+
+
+def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
+    """The row of lock_execution, or of lock_executions with the cache of its query."""
+    if cache is None:
+        flow, problems = flows.validate(row["flow"])
+    else:
+        campaign = campaign_of(row, cache)
+        flow, problems = campaign.flow, campaign.problems
     saved: Mapping[str, Any] = row["context"].get("flow", {})
     values: dict[str, Any] = {k: v for k, v in (row["custom_fields"] or {}).items()}
     for name in ("first_name", "last_name", "telegram_username", "phone"):
@@ -134,8 +180,34 @@ def random_id_for(send_key: str) -> int:
     return int.from_bytes(hashlib.sha256(send_key.encode()).digest()[:8], "big") >> 1
 
 
-async def save(
-    connection: DbConnection,
+@dataclass
+class Writes:
+    """The writes of many executions' steps, gathered and then applied set-based in the caller's
+    transaction. An execution saved twice keeps its last save (each save sets every column)."""
+
+    executions: dict[UUID, tuple[Any, ...]] = field(default_factory=dict)
+    logs: list[tuple[Any, ...]] = field(default_factory=list)
+    tags: dict[UUID, tuple[list[str], datetime]] = field(default_factory=dict)
+
+    async def flush(self, connection: DbConnection) -> None:
+        if self.executions:
+            columns = list(zip(*self.executions.values(), strict=True))
+            await connection.execute(QUERIES["save_executions"], *columns)
+        if self.logs:
+            columns = list(zip(*self.logs, strict=True))
+            await connection.execute(QUERIES["write_logs_many"], *columns)
+        if self.tags:
+            await connection.executemany(
+                QUERIES["set_contact_tags"],
+                [(contact, tags, now) for contact, (tags, now) in self.tags.items()],
+            )
+        self.executions.clear()
+        self.logs.clear()
+        self.tags.clear()
+
+
+def stage(
+    writes: Writes,
     outbox: Outbox,
     loaded: Loaded,
     step: interpreter.Step,
@@ -143,9 +215,11 @@ async def save(
     *,
     sends: int | None = None,
     lease_until: datetime | None = None,
+    deferred_to: datetime | None = None,
 ) -> None:
-    """Apply an interpreter step: the execution's new status and state, logs, tags, events.
-    The claim is released unless `lease_until` keeps it (a send in flight)."""
+    """Gather an interpreter step: the execution's new status and state, logs, tags, events.
+    The claim is released unless `lease_until` keeps it (a send in flight); `deferred_to` puts
+    a send off until then (pacing, active hours)."""
     row = loaded.row
     outcome = step.outcome
     status: str = "pending"
@@ -163,14 +237,15 @@ async def save(
             status, next_at = row["status"], row["next_execution_at"]
         case interpreter.Send():
             status, next_at = "pending", now  # the next send: due at once, paced by the sender
+    if deferred_to is not None:
+        next_at = deferred_to
     flow_context = Loaded.context_of(step.state, loaded.sends if sends is None else sends)
-    await connection.execute(
-        QUERIES["save_execution"],
+    writes.executions[row["id"]] = (
         row["id"],
         status,
         step.state.node_id,
         next_at,
-        flow_context,
+        json.dumps(flow_context),
         step.state.variant,
         now,
         completed_at,
@@ -188,33 +263,23 @@ async def save(
     ]
     if isinstance(outcome, interpreter.Fail):
         visits.append(interpreter.Visit(outcome.node_id or "", flows.NodeType.END, outcome.reason))
-    if visits:
-        await connection.execute(
-            QUERIES["write_logs"],
-            row["campaign_id"],
-            row["id"],
-            row["contact_id"],
-            now,
-            [v.node_id for v in visits],
-            [v.node_type.value for v in visits],
-            [
-                "node_executed"
-                if not isinstance(outcome, interpreter.Fail) or v is not visits[-1]
-                else "execution_failed"
-                for v in visits
-            ],
-            [
-                "ok"
-                if not isinstance(outcome, interpreter.Fail) or v is not visits[-1]
-                else "failed"
-                for v in visits
-            ],
-            [v.detail for v in visits],
+    for v in visits:
+        last_failed = isinstance(outcome, interpreter.Fail) and v is visits[-1]
+        writes.logs.append(
+            (
+                row["campaign_id"],
+                row["id"],
+                row["contact_id"],
+                v.node_id,
+                v.node_type.value,
+                "execution_failed" if last_failed else "node_executed",
+                "failed" if last_failed else "ok",
+                v.detail,
+                now,
+            )
         )
     if step.tags_added or step.tags_removed:
-        await connection.execute(
-            QUERIES["set_contact_tags"], row["contact_id"], sorted(step.state.tags), now
-        )
+        writes.tags[row["contact_id"]] = (sorted(step.state.tags), now)
     if status != row["status"] or step.state.node_id != row["current_node_id"]:
         event = ExecutionProgressed(
             execution_id=row["id"],
@@ -235,13 +300,33 @@ async def save(
         )
 
 
+async def save(
+    connection: DbConnection,
+    outbox: Outbox,
+    loaded: Loaded,
+    step: interpreter.Step,
+    now: datetime,
+    *,
+    sends: int | None = None,
+    lease_until: datetime | None = None,
+) -> None:
+    """Apply one interpreter step at once (see `stage`)."""
+    writes = Writes()
+    stage(writes, outbox, loaded, step, now, sends=sends, lease_until=lease_until)
+    await writes.flush(connection)
+
+
 def active_hours(row: asyncpg.Record) -> Window | None:
     """The campaign's sending window (settings.active_hours) in its time zone, if it has one."""
-    raw = (row["settings"] or {}).get("active_hours")
+    return window_of(row["settings"], row["timezone"])
+
+
+def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | None:
+    raw = (settings or {}).get("active_hours")
     if not raw:
         return None
     return Window(
-        timezone=row["timezone"],
+        timezone=timezone,
         days=frozenset(raw.get("days") or range(1, 8)),
         start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
         end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
@@ -259,6 +344,57 @@ def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
     return due is None or due.lease_until is None or row["lease_until"] == due.lease_until
 
 
+def _send_key(loaded: Loaded, step: interpreter.Step) -> str:
+    """The send record's unique key: execution, node, how many sends before."""
+    assert isinstance(step.outcome, interpreter.Send)
+    return f"{loaded.row['id']}:{step.outcome.node_id}:{loaded.sends}"
+
+
+@dataclass(frozen=True)
+class PendingSend:
+    """A send whose record is committed; the network call runs after the commit."""
+
+    account: Account
+    peer: Peer
+    message_id: UUID
+    random_id: int
+    text: str
+    execution_id: UUID
+    pacing: Pacing
+    campaign_id: UUID | None = None
+
+
+@dataclass
+class _Pace:
+    """An account as the batch's sends find it: locked, its pace moving with each reservation."""
+
+    row: asyncpg.Record
+    pacing: Pacing
+    last_send_at: datetime | None
+    sent_today: int
+    quota_day: Any
+    new_peers: int = 0  # reserved in this batch
+    reserved: bool = False
+
+    def pace(self, today: Any) -> AccountPace:
+        account = self.row
+        return AccountPace(
+            health=AccountHealth(account["health_status"]),
+            cooldown_until=account["cooldown_until"],
+            last_send_at=self.last_send_at,
+            new_peers_today=self.sent_today if self.quota_day == today else 0,
+            warming_days=(today - account["created_at"].date()).days,
+            flood_today=account["flood_on"] == today,
+        )
+
+    def reserve(self, now: datetime, today: Any, new_peer: bool) -> None:
+        """reserve_send's effect, so the next send of the batch sees it."""
+        self.sent_today = (self.sent_today if self.quota_day == today else 0) + int(new_peer)
+        self.quota_day, self.last_send_at = today, now
+        self.new_peers += int(new_peer)
+        self.reserved = True
+
+
 class Steps:
     """The due handler and what follows a send, around one gateway."""
 
@@ -273,86 +409,144 @@ class Steps:
     def pool(self) -> asyncpg.Pool[Any]:
         return self._get_pool()
 
-    async def on_due(self, context: HandlerContext, message: Decoded) -> None:
-        due = message.payload
-        assert isinstance(due, ExecutionDue)
+    @takes_batches
+    async def on_due(self, context: HandlerContext, message: Decoded | Sequence[Decoded]) -> None:
+        """Step the executions of these due events (one, or a batch's, in batch order)."""
+        messages = [message] if isinstance(message, Decoded) else message
+        dues: list[ExecutionDue] = []
+        for decoded in messages:
+            assert isinstance(decoded.payload, ExecutionDue)
+            dues.append(decoded.payload)
+        if not dues:
+            return
         connection, now = context.connection, context.clock.now()
-        row = await connection.fetchrow(QUERIES["lock_execution"], due.execution_id)
-        if not runnable(row, due):
-            return
-        assert row is not None
-        loaded = load(row)
-        if loaded.flow is None:
-            step = interpreter.Step(
-                interpreter.Fail(row["current_node_id"], f"invalid flow: {loaded.problem}"),
-                loaded.state,
+        # Only executions whose lease is their event's are locked (and returned): the rest are
+        # stale events, which runnable() would turn away anyway.
+        locked = await connection.fetch(
+            QUERIES["lock_due_executions"],
+            [due.execution_id for due in dues],
+            [due.lease_until for due in dues],
+        )
+        rows = {row["id"]: row for row in locked}
+        cache: CampaignCache = {}
+        # The interpreter first (pure), so what the sends need is fetched in one query each.
+        stepped: list[tuple[Loaded, interpreter.Step]] = []
+        taken: set[UUID] = set()
+        for due in dues:
+            row = rows.get(due.execution_id)
+            if due.execution_id in taken or not runnable(row, due):
+                continue
+            assert row is not None
+            taken.add(due.execution_id)
+            loaded = load(row, cache)
+            if loaded.flow is None:
+                fail = interpreter.Fail(row["current_node_id"], f"invalid flow: {loaded.problem}")
+                stepped.append((loaded, interpreter.Step(fail, loaded.state)))
+            else:
+                step = interpreter.advance(loaded.flow, loaded.state, interpreter.Due(now))
+                stepped.append((loaded, step))
+        sending = [
+            (loaded, step) for loaded, step in stepped if isinstance(step.outcome, interpreter.Send)
+        ]
+        paces: dict[UUID, _Pace] = {}
+        known: set[tuple[UUID, UUID]] = set()
+        records: dict[str, asyncpg.Record] = {}
+        if sending:
+            account_ids = sorted({loaded.row["account_id"] for loaded, _ in sending})
+            for account in await connection.fetch(QUERIES["lock_accounts"], account_ids):
+                paces[account["id"]] = _Pace(
+                    account,
+                    Pacing.from_settings(account["pacing"], account["daily_quota"]),
+                    account["last_send_at"],
+                    account["sent_today"],
+                    account["quota_day"],
+                )
+            pairs = list(
+                {(loaded.row["account_id"], loaded.row["contact_id"]) for loaded, _ in sending}
             )
-            await save(connection, context.outbox, loaded, step, now)
-            return
-        step = interpreter.advance(loaded.flow, loaded.state, interpreter.Due(now))
-        if isinstance(step.outcome, interpreter.Send):
-            await self._prepare_send(context, loaded, step, now)
-        else:
-            await save(connection, context.outbox, loaded, step, now)
+            found = await connection.fetch(
+                QUERIES["known_peers"], [a for a, _ in pairs], [c for _, c in pairs]
+            )
+            known = {(r["account_id"], r["contact_id"]) for r in found}
+            keys = [_send_key(loaded, step) for loaded, step in sending]
+            records = {
+                r["send_key"]: r for r in await connection.fetch(QUERIES["send_records"], keys)
+            }
+        writes, outbox = Writes(), context.outbox
+        claims: list[tuple[Loaded, interpreter.Step, _Pace, str]] = []
+        for loaded, step in stepped:
+            if isinstance(step.outcome, interpreter.Send):
+                window = campaign_of(loaded.row, cache).window
+                claim = self._pace_send(
+                    writes, outbox, loaded, step, window, paces, known, records, now
+                )
+                if claim is not None:
+                    claims.append(claim)
+            else:
+                stage(writes, outbox, loaded, step, now)
+        pending: list[PendingSend] = []
+        if claims:
+            pending = await self._claim_sends(connection, claims, records)
+            reserved = [pace for pace in paces.values() if pace.reserved]
+            if reserved:
+                await connection.execute(
+                    QUERIES["reserve_sends"],
+                    [pace.row["id"] for pace in reserved],
+                    now,
+                    now.date(),
+                    [pace.new_peers for pace in reserved],
+                )
+        await writes.flush(connection)
+        if pending:
+            consumer = context.consumer
 
-    async def _prepare_send(
-        self, context: HandlerContext, loaded: Loaded, step: interpreter.Step, now: datetime
-    ) -> None:
-        connection, row = context.connection, loaded.row
-        outcome = step.outcome
+            async def send() -> None:
+                await self.send_batch(pending, consumer)
+
+            context.after_commit.append(send)
+
+    def _pace_send(
+        self,
+        writes: Writes,
+        outbox: Outbox,
+        loaded: Loaded,
+        step: interpreter.Step,
+        window: Window | None,
+        paces: dict[UUID, _Pace],
+        known: set[tuple[UUID, UUID]],
+        records: dict[str, asyncpg.Record],
+        now: datetime,
+    ) -> tuple[Loaded, interpreter.Step, _Pace, str] | None:
+        """Pace one send, in batch order: defer it, fail it, move on from an answer already
+        recorded, or reserve it (returned, for its record to be claimed)."""
+        row, outcome = loaded.row, step.outcome
         assert isinstance(outcome, interpreter.Send)
-        account = await connection.fetchrow(QUERIES["lock_account"], row["account_id"])
-        assert account is not None
-        send_key = f"{row['id']}:{outcome.node_id}:{loaded.sends}"
-        new_peer = not await connection.fetchval(
-            QUERIES["known_peer"], account["id"], row["contact_id"]
-        )
+        account = paces[row["account_id"]]
+        send_key = _send_key(loaded, step)
+        new_peer = (row["account_id"], row["contact_id"]) not in known
         today = now.date()
-        pace = AccountPace(
-            health=AccountHealth(account["health_status"]),
-            cooldown_until=account["cooldown_until"],
-            last_send_at=account["last_send_at"],
-            new_peers_today=account["sent_today"] if account["quota_day"] == today else 0,
-            warming_days=(today - account["created_at"].date()).days,
-            flood_today=account["flood_on"] == today,
-        )
-        pacing = Pacing.from_settings(account["pacing"], account["daily_quota"])
         try:
-            moment = next_send_at(pacing, pace, now, new_peer=new_peer, key=send_key)
-            window = active_hours(row)
+            moment = next_send_at(
+                account.pacing, account.pace(today), now, new_peer=new_peer, key=send_key
+            )
             if window is not None:
                 moment = next_allowed(window, moment)
         except CannotSend as exc:
             failed = interpreter.Step(
                 interpreter.Fail(outcome.node_id, str(exc)), step.state, step.visited
             )
-            await save(connection, context.outbox, loaded, failed, now)
-            return
+            stage(writes, outbox, loaded, failed, now)
+            return None
         # Keep what the walk did up to the send (tags, the A/B choice), standing on the send.
         # The claim is held: the send below stays this step's until its answer is recorded
         # (deferring, or moving on from a recorded answer, releases it).
         standing = replace(step, outcome=interpreter.Send(outcome.node_id, outcome.text))
-        await save(
-            connection, context.outbox, loaded, standing, now, lease_until=row["lease_until"]
-        )
         if moment > now:
-            await connection.execute(QUERIES["defer_execution"], row["id"], moment, 0, now)
-            return
-        await connection.execute(
-            QUERIES["claim_send"],
-            row["campaign_id"],
-            row["id"],
-            row["contact_id"],
-            account["id"],
-            outcome.node_id,
-            step.state.variant,
-            outcome.text,
-            send_key,
-            random_id_for(send_key),
-        )
-        record = await connection.fetchrow(QUERIES["send_record"], send_key)
-        assert record is not None
-        if record["status"] != "queued":
+            stage(writes, outbox, loaded, standing, now, deferred_to=moment)
+            return None
+        stage(writes, outbox, loaded, standing, now, lease_until=row["lease_until"])
+        record = records.get(send_key)
+        if record is not None and record["status"] != "queued":
             # Telegram's answer was recorded while the execution could not move on (it was
             # paused mid-send): move on now, from what was recorded.
             assert loaded.flow is not None
@@ -364,26 +558,106 @@ class Steps:
                     loaded.sends,
                 )
             after = interpreter.advance(loaded.flow, standing.state, event)
-            await save(connection, context.outbox, loaded, after, now, sends=sends)
-            return
-        await connection.execute(
-            QUERIES["reserve_send"], account["id"], now, today, 1 if new_peer else 0
-        )
-        gateway_account = Account(account["id"], account["session_kind"], account["simulation"])
-        peer = peer_of(row)
+            stage(writes, outbox, loaded, after, now, sends=sends)
+            return None
+        account.reserve(now, today, new_peer)
+        return loaded, standing, account, send_key
 
-        async def send() -> None:
-            await self.send(
-                gateway_account,
-                peer,
-                record["id"],
-                record["random_id"],
-                outcome.text,
-                row["id"],
-                pacing,
+    async def _claim_sends(
+        self,
+        connection: DbConnection,
+        claims: list[tuple[Loaded, interpreter.Step, _Pace, str]],
+        records: dict[str, asyncpg.Record],
+    ) -> list[PendingSend]:
+        """Write the send records not written yet; the sends to make after the commit."""
+        new = [claim for claim in claims if claim[3] not in records]
+        if new:
+            columns: list[list[Any]] = [[] for _ in range(9)]
+            for loaded, step, account, send_key in new:
+                row, outcome = loaded.row, step.outcome
+                assert isinstance(outcome, interpreter.Send)
+                values = (
+                    row["campaign_id"],
+                    row["id"],
+                    row["contact_id"],
+                    account.row["id"],
+                    outcome.node_id,
+                    step.state.variant,
+                    outcome.text,
+                    send_key,
+                    random_id_for(send_key),
+                )
+                for column, value in zip(columns, values, strict=True):
+                    column.append(value)
+            inserted = await connection.fetch(QUERIES["claim_sends"], *columns)
+            records = records | {r["send_key"]: r for r in inserted}
+        pending: list[PendingSend] = []
+        for loaded, step, account, send_key in claims:
+            row, outcome = loaded.row, step.outcome
+            assert isinstance(outcome, interpreter.Send)
+            record = records.get(send_key)
+            if record is None:  # pragma: no cover - the execution's lock makes the key ours
+                raise RuntimeError(f"send record {send_key} was neither found nor written")
+            gateway_account = Account(
+                account.row["id"], account.row["session_kind"], account.row["simulation"]
             )
+            pending.append(
+                PendingSend(
+                    gateway_account,
+                    peer_of(row),
+                    record["id"],
+                    record["random_id"],
+                    outcome.text,
+                    row["id"],
+                    account.pacing,
+                    row["campaign_id"],
+                )
+            )
+        return pending
 
-        context.after_commit.append(send)
+    async def send_batch(self, pending: Sequence[PendingSend], consumer: str = "sender") -> None:
+        """The network calls of a committed batch, then their answers: the sends Telegram
+        accepted are recorded in one transaction, each failure in its own (as before)."""
+        outgoing = [Outgoing(p.account, p.peer, p.text, p.random_id) for p in pending]
+        results = await send_all(self.gateway, outgoing, self.clock)
+        accepted = [
+            (item, result)
+            for item, result in zip(pending, results, strict=True)
+            if isinstance(result, Delivery)
+        ]
+        if accepted:
+            # Recorded in a few transactions side by side (each campaign's in one, in order), so
+            # the database works on one while this process prepares the next.
+            streams: list[list[tuple[PendingSend, Delivery]]] = [[] for _ in range(RECORD_STREAMS)]
+            for item, delivery in accepted:
+                streams[hash(item.campaign_id) % RECORD_STREAMS].append((item, delivery))
+            if len(accepted) < RECORD_SPLIT_FROM:
+                streams = [accepted]
+            await asyncio.gather(
+                *(self._isolated(self._record_sent(s), consumer) for s in streams if s)
+            )
+        for item, result in zip(pending, results, strict=True):
+            if isinstance(result, GatewayError):
+                await self._isolated(
+                    self._failed(
+                        item.account, item.message_id, item.execution_id, result, item.pacing
+                    ),
+                    consumer,
+                )
+            elif result is None:  # logged by the gateway; the lease brings the send back
+                AFTER_COMMIT_FAILURES.labels(consumer, Topic.EXECUTIONS_DUE.value).inc()
+
+    @staticmethod
+    async def _isolated(work: Any, consumer: str) -> None:
+        """One piece of the work after the commit: its failure is logged and counted and does
+        not stop the rest (what it did not finish, the lease recovers)."""
+        try:
+            await work
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            AFTER_COMMIT_FAILURES.labels(consumer, Topic.EXECUTIONS_DUE.value).inc()
+            log.exception("%s: recording an answer from Telegram failed", consumer)
 
     async def send(
         self,
@@ -395,29 +669,40 @@ class Steps:
         execution_id: UUID,
         pacing: Pacing,
     ) -> None:
-        try:
-            delivery = await self.gateway.send(account, peer, text, random_id, self.clock.now())
-        except GatewayError as error:
-            await self._failed(account, message_id, execution_id, error, pacing)
-            return
+        """One send and its answer (the batch's path, for one)."""
+        await self.send_batch(
+            [PendingSend(account, peer, message_id, random_id, text, execution_id, pacing)]
+        )
+
+    async def _record_sent(self, accepted: list[tuple[PendingSend, Delivery]]) -> None:
         now = self.clock.now()
         async with self.pool.acquire() as connection, connection.transaction():
-            outbox = Outbox()
+            outbox, writes = Outbox(), Writes()
             await connection.execute(
-                QUERIES["mark_sent"], message_id, delivery.telegram_message_id, delivery.sent_at
+                QUERIES["mark_sent_many"],
+                [item.message_id for item, _ in accepted],
+                [delivery.telegram_message_id for _, delivery in accepted],
+                [delivery.sent_at for _, delivery in accepted],
             )
-            row = await connection.fetchrow(QUERIES["lock_execution"], execution_id)
-            if row is not None and row["status"] in UNFINISHED:
-                loaded = load(row)
+            ids = list(dict.fromkeys(item.execution_id for item, _ in accepted))
+            rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_executions"], ids)}
+            cache: CampaignCache = {}
+            moved: set[UUID] = set()
+            for item, _ in accepted:
+                row = rows.get(item.execution_id)
+                if row is None or row["status"] not in UNFINISHED or row["id"] in moved:
+                    continue
+                moved.add(row["id"])
+                loaded = load(row, cache)
                 if loaded.flow is not None:
                     step = interpreter.advance(loaded.flow, loaded.state, interpreter.Sent(now))
-                    await save(connection, outbox, loaded, step, now, sends=loaded.sends + 1)
+                    stage(writes, outbox, loaded, step, now, sends=loaded.sends + 1)
                 sent = MessageSent(
-                    message_id=message_id,
-                    execution_id=execution_id,
+                    message_id=item.message_id,
+                    execution_id=item.execution_id,
                     campaign_id=row["campaign_id"],
                     contact_id=row["contact_id"],
-                    telegram_account_id=account.id,
+                    telegram_account_id=item.account.id,
                     node_id=row["current_node_id"] or "",
                     variant=row["variant"],
                 )
@@ -429,6 +714,7 @@ class Steps:
                     sent,
                     now,
                 )
+            await writes.flush(connection)
             await outbox.flush(connection)
 
     async def _failed(
