@@ -110,6 +110,8 @@ class Service:
                 producer,
                 topic_prefix=settings.topic_prefix,
                 poll_interval_s=settings.outbox_poll_interval_s,
+                outbox_retention_s=settings.outbox_retention_s,
+                inbox_retention_s=settings.inbox_retention_s,
             )
             relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
             for topic, handlers in self.handlers.items():

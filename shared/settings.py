@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     db_pool_max: int = 10
     outbox_batch_size: int = 1000
     outbox_poll_interval_s: float = 1.0
+    outbox_retention_s: float = Field(
+        default=3600.0, gt=0, description="How long published outbox records are kept."
+    )
+    inbox_retention_s: float = Field(
+        default=7 * 86400.0, gt=0, description="How long consumed message ids are remembered."
+    )
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )

@@ -436,7 +436,7 @@ CREATE TABLE outbox (
     message_id uuid NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     sent_at    timestamptz
-);
+) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
 
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -456,3 +456,4 @@ CREATE TABLE inbox (
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (consumer, message_id)
 );
+CREATE INDEX inbox_received_idx ON inbox (received_at);

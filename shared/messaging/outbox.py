@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from shared.messaging.topics import physical_name
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 NOTIFY_CHANNEL = "dripline_outbox"
 _LIMIT = 1000  # fetch_unsent's literal limit: a literal keeps the plan custom
+_CLEANUP_EVERY_S = 60.0
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,8 @@ class OutboxRelay:
         *,
         topic_prefix: str,
         poll_interval_s: float,
+        outbox_retention_s: float = 3600.0,
+        inbox_retention_s: float = 7 * 86400.0,
     ) -> None:
         self._pool = pool
         self._producer = producer
@@ -100,6 +105,9 @@ class OutboxRelay:
         self._stopping = False
         self._lead_connection: PoolConnectionProxy[Any] | None = None
         self._partitions: dict[str, list[int]] = {}
+        self._outbox_retention = timedelta(seconds=outbox_retention_s)
+        self._inbox_retention = timedelta(seconds=inbox_retention_s)
+        self._next_cleanup = 0.0
 
     @property
     def is_leader(self) -> bool:
@@ -111,6 +119,9 @@ class OutboxRelay:
             try:
                 if await self._ensure_leadership():
                     published = await self.publish_pending()
+                    if time.monotonic() >= self._next_cleanup:
+                        await self.forget_old()
+                        self._next_cleanup = time.monotonic() + _CLEANUP_EVERY_S
                     if published >= _LIMIT:
                         continue
             except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
@@ -204,6 +215,23 @@ class OutboxRelay:
             PUBLISHED.labels(row["topic"]).inc()
         UNSENT.set(max(0, len(rows) - _LIMIT))
         return len(rows)
+
+    async def forget_old(self, now: datetime | None = None) -> int:
+        """Retention (the leader's chore): published records older than the outbox retention
+        and consumed message ids older than the inbox retention are deleted, a slice at a
+        time. Returns the rows deleted."""
+        now = now or datetime.now(UTC)
+        deleted = 0
+        async with self._pool.acquire() as connection:
+            for query, cutoff in (("forget_sent", now - self._outbox_retention),
+                                  ("forget_seen", now - self._inbox_retention)):  # fmt: skip
+                while True:
+                    status = await connection.execute(QUERIES[query], cutoff)
+                    removed = int(status.rsplit(" ", 1)[1])
+                    deleted += removed
+                    if removed < 10_000:
+                        break
+        return deleted
 
     async def _partition_for(self, topic: str, key: bytes | None) -> int:
         partitions = self._partitions.get(topic)

@@ -20,3 +20,13 @@ SELECT count(*) FROM outbox WHERE sent_at IS NULL;
 -- name: try_lead
 -- One relay per database publishes, so records leave in the order they were written.
 SELECT pg_try_advisory_lock(hashtext('dripline.outbox.relay'));
+
+-- name: forget_sent
+-- Retention: records published before $1 are Kafka's now. Oldest first, a slice at a time.
+DELETE FROM outbox
+WHERE id IN (SELECT id FROM outbox WHERE sent_at < $1 ORDER BY id LIMIT 10000);
+
+-- name: forget_seen
+-- Retention: message ids consumed before $1; a redelivery older than that is not expected.
+DELETE FROM inbox
+WHERE ctid IN (SELECT ctid FROM inbox WHERE received_at < $1 LIMIT 10000);

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -104,3 +104,29 @@ async def test_only_one_relay_leads_per_database(
 
 async def _async(value: bool) -> bool:
     return bool(value)
+
+
+async def test_the_leader_forgets_old_published_records_and_old_message_ids(
+    pool: asyncpg.Pool[Any], settings: Settings
+) -> None:
+    await write(pool, [(str(uuid4()), launch_command(str(uuid4()))) for _ in range(3)])
+    now = datetime.now(UTC)
+    await pool.execute(
+        "UPDATE outbox SET sent_at = $1 WHERE id = (SELECT min(id) FROM outbox)",
+        now - timedelta(hours=2),
+    )
+    await pool.execute(
+        "UPDATE outbox SET sent_at = $1 WHERE id = (SELECT max(id) FROM outbox)",
+        now - timedelta(minutes=5),
+    )
+    await pool.execute(
+        "INSERT INTO inbox (consumer, message_id, topic, received_at)"
+        " VALUES ('c', $1, 't', $2), ('c', $3, 't', $4)",
+        uuid4(), now - timedelta(days=8), uuid4(), now - timedelta(days=1),
+    )  # fmt: skip
+    relay = OutboxRelay(pool, relay_producer(settings), topic_prefix="", poll_interval_s=1,
+                        outbox_retention_s=3600, inbox_retention_s=7 * 86400)  # fmt: skip
+    assert await relay.forget_old(now) == 2
+    left = await pool.fetch("SELECT sent_at IS NULL AS unsent FROM outbox ORDER BY id")
+    assert [r["unsent"] for r in left] == [True, False]  # the unsent one and the recent one
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
