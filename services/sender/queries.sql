@@ -130,27 +130,12 @@ FOR UPDATE SKIP LOCKED;
 -- Set-based forms of the step's queries: a consumed batch of due events is stepped in one
 -- transaction (atomic per execution; many executions' steps share it).
 
--- name: lock_executions
--- lock_execution for many, locked in id order. The flow and settings come as text: they are
--- the same for a campaign's executions, so they are decoded (and checked) once per campaign.
-SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
-       e.lease_until, e.variant, e.context, e.started_at,
-       c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,
-       c.status AS campaign_status, c.enabled AS campaign_enabled,
-       c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
-       ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
-       ct.custom_fields, ct.first_name, ct.last_name
-FROM executions e
-JOIN campaigns c ON c.id = e.campaign_id
-JOIN contacts ct ON ct.id = e.contact_id
-WHERE e.id = ANY($1::uuid[])
-ORDER BY e.id
-FOR UPDATE OF e;
-
 -- name: lock_due_executions
--- lock_executions for due events ($1 the executions, $2 the leases their events carry): an
--- execution whose lease is not its event's (a stale event: its claim ran out and it was claimed
--- again) is neither returned nor locked; an event without a lease always matches.
+-- lock_execution for many, locked in id order ($1 the executions, $2 the leases their events
+-- carry): an execution whose lease is not its event's (a stale event: its claim ran out and it
+-- was claimed again) is neither returned nor locked; a null lease always matches. The flow and
+-- settings come as text: they are the same for a campaign's executions, so they are decoded
+-- (and checked) once per campaign.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
        e.lease_until, e.variant, e.context, e.started_at,
        c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,

@@ -119,7 +119,7 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Campaign:
-    """What the rows of one lock_executions query share per campaign, decoded once."""
+    """What the rows of one lock_due_executions query share per campaign, decoded once."""
 
     flow: flows.Flow | None
     problems: list[flows.Problem]
@@ -131,7 +131,7 @@ CampaignCache = dict[UUID, Campaign]
 
 
 def campaign_of(row: asyncpg.Record, cache: CampaignCache) -> Campaign:
-    """The campaign of a lock_executions row."""
+    """The campaign of a lock_due_executions row."""
     known = cache.get(row["campaign_id"])
     if known is None:
         flow, problems = flows.validate(json.loads(row["flow_json"]))
@@ -142,7 +142,7 @@ def campaign_of(row: asyncpg.Record, cache: CampaignCache) -> Campaign:
 
 
 def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
-    """The row of lock_execution, or of lock_executions with the cache of its query."""
+    """The row of lock_execution, or of lock_due_executions with the cache of its query."""
     if cache is None:
         flow, problems = flows.validate(row["flow"])
     else:
@@ -685,7 +685,10 @@ class Steps:
                 [delivery.sent_at for _, delivery in accepted],
             )
             ids = list(dict.fromkeys(item.execution_id for item, _ in accepted))
-            rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_executions"], ids)}
+            # No lease to match: the answers belong to these executions whatever their claim.
+            no_leases = [None] * len(ids)
+            rows = {r["id"]: r for r in await connection.fetch(
+                QUERIES["lock_due_executions"], ids, no_leases)}  # fmt: skip
             cache: CampaignCache = {}
             moved: set[UUID] = set()
             for item, _ in accepted:
