@@ -141,7 +141,8 @@ async def release(
     )
     ids = [row["contact_id"] for row in batch]
     details = {row["contact_id"]: row["details"] for row in batch}
-    outcomes = await APPLY[kind](connection, outbox, action, ids, details, now) if ids else {}
+    batch_of = Batch(connection, outbox, action, ids, details, now)
+    outcomes = await APPLY[kind](batch_of) if ids else {}
     order = list(outcomes)
     await connection.execute(
         QUERIES["record_items"],
@@ -219,34 +220,32 @@ async def _start(
     return started
 
 
-Apply = Callable[
-    [DbConnection, Outbox, Mapping[str, Any], list[UUID], dict[UUID, Any], datetime],
-    Awaitable[dict[UUID, Outcome]],
-]
+@dataclass(frozen=True)
+class Batch:
+    """One batch of an action: its contacts (with what earlier actions recorded of them, for a
+    restore) and the transaction it is applied in."""
+
+    connection: DbConnection
+    outbox: Outbox
+    action: Mapping[str, Any]
+    ids: list[UUID]
+    details: dict[UUID, Any]
+    now: datetime
 
 
-async def _add_to_campaign(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+Apply = Callable[[Batch], Awaitable[dict[UUID, Outcome]]]
+
+
+async def _add_to_campaign(batch: Batch) -> dict[UUID, Outcome]:
+    action = batch.action
     campaign_id = UUID(action["params"]["campaign_id"])
-    return await _enrol(connection, outbox, action, campaign_id, ids, now, check=True)
+    return await _enrol(batch, campaign_id, check=True)
 
 
-async def _send_message(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+async def _send_message(batch: Batch) -> dict[UUID, Outcome]:
+    connection, action = batch.connection, batch.action
     carrier = await connection.fetchval(QUERIES["carrier_campaign"], action["id"])
-    outcomes = await _enrol(connection, outbox, action, carrier, ids, now, check=False)
+    outcomes = await _enrol(batch, carrier, check=False)
     return {
         contact: Outcome(
             "succeeded", "queued_for_sending", "the message goes out at the account's pace"
@@ -257,17 +256,11 @@ async def _send_message(
     }
 
 
-async def _enrol(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    campaign_id: UUID,
-    ids: list[UUID],
-    now: datetime,
-    *,
-    check: bool,
-) -> dict[UUID, Outcome]:
+async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, Outcome]:
     """Executions for these contacts, with the same rules as adding contacts by hand."""
+    connection, outbox, action, ids, now = (
+        batch.connection, batch.outbox, batch.action, batch.ids, batch.now
+    )  # fmt: skip
     row = await connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
     refusal: Outcome | None = None
     if row is None or row["deleted_at"] is not None:
@@ -331,14 +324,8 @@ async def _enrol(
 _GONE = Outcome("failed", "contact_not_found", "the contact was deleted before its batch")
 
 
-async def _tags(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+async def _tags(batch: Batch) -> dict[UUID, Outcome]:
+    connection, action, ids, now = batch.connection, batch.action, batch.ids, batch.now
     params = action["params"]
     adding = action["action"] == BulkActionType.ADD_TAGS
     tags = params.get("tags") if adding or not params.get("all") else None
@@ -363,14 +350,8 @@ async def _tags(
     return outcomes
 
 
-async def _delete(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+async def _delete(batch: Batch) -> dict[UUID, Outcome]:
+    connection, ids, now = batch.connection, batch.ids, batch.now
     rows = {
         r["id"]: r["campaigns"]
         for r in await connection.fetch(QUERIES["delete_contacts"], ids, now)
@@ -388,14 +369,8 @@ async def _delete(
     }
 
 
-async def _restore(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+async def _restore(batch: Batch) -> dict[UUID, Outcome]:
+    connection, ids, details, now = batch.connection, batch.ids, batch.details, batch.now
     back = {r["id"] for r in await connection.fetch(QUERIES["undelete_contacts"], ids, now)}
     memberships: dict[UUID, list[UUID]] = defaultdict(list)
     for contact in back:
@@ -433,14 +408,8 @@ async def _restore(
     }
 
 
-async def _export(
-    connection: DbConnection,
-    outbox: Outbox,
-    action: Mapping[str, Any],
-    ids: list[UUID],
-    details: dict[UUID, Any],
-    now: datetime,
-) -> dict[UUID, Outcome]:
+async def _export(batch: Batch) -> dict[UUID, Outcome]:
+    connection, action, ids = batch.connection, batch.action, batch.ids
     rows = await connection.fetch(QUERIES["export_rows"], ids)
     chunk = _csv([[_cell(row[column]) for column in EXPORT_COLUMNS] for row in rows])
     await connection.execute(QUERIES["export_chunk"], action["id"], action["batches"] + 1, chunk)
