@@ -66,6 +66,18 @@ def cmd_migrate(_: argparse.Namespace) -> None:
     print(f"migrated: {names}")
 
 
+def cmd_topics(args: argparse.Namespace) -> None:
+    from dripline.topics import create_topics
+
+    settings = get_settings()
+    report = asyncio.run(
+        create_topics(settings.bootstrap_servers, settings.topic_prefix, args.replication_factor)
+    )
+    print(f"created: {', '.join(report.created) or 'nothing missing'}")
+    for name, (have, want) in report.short.items():
+        print(f"warning: {name} has {have} partitions, the contract asks for {want}")
+
+
 def cmd_infra(args: argparse.Namespace) -> None:
     from dripline import supervisor
 
@@ -105,6 +117,20 @@ def cmd_asyncapi(args: argparse.Namespace) -> None:
         print(text)
 
 
+def cmd_stats(args: argparse.Namespace) -> None:
+    if args.action is None:
+        run_service("stats")
+        return
+    from services.stats.verify import verify
+
+    drifted = asyncio.run(verify(get_settings().dsn, args.settle))
+    for difference in drifted:
+        print(difference)
+    campaigns = len({d.campaign_id for d in drifted})
+    print(f"statistics verified: {campaigns} campaign(s) differ from a recount")
+    sys.exit(1 if drifted else 0)
+
+
 def cmd_run(_: argparse.Namespace) -> None:
     from dripline import supervisor
 
@@ -121,7 +147,19 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=f"run the {name} service").set_defaults(
             func=lambda _, n=name: run_service(n)
         )
+    # `dripline stats` runs the service; `dripline stats verify` checks its figures.
+    stats = commands.choices["stats"]
+    stats.add_argument("action", nargs="?", choices=["verify"], help="verify: recount and compare")
+    stats.add_argument(
+        "--settle", type=float, default=10.0, help="seconds a difference may last (the stats lag)"
+    )
+    stats.set_defaults(func=cmd_stats)
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    topics = commands.add_parser(
+        "topics", help="create missing topics (a cluster: --replication-factor 3)"
+    )
+    topics.add_argument("--replication-factor", type=int, default=1, metavar="N")
+    topics.set_defaults(func=cmd_topics)
     infra = commands.add_parser("infra", help="manage the embedded PostgreSQL and broker")
     infra.add_argument("action", choices=["up", "down", "status"])
     infra.set_defaults(func=cmd_infra)

@@ -10,8 +10,10 @@ from services.api import (
     bulk_operations,
     campaigns,
     contacts,
+    logs,
     organizations,
     problems,
+    statistics,
     telegram_accounts,
 )
 from services.api.idempotency import IdempotencyMiddleware
@@ -34,6 +36,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(IdempotencyMiddleware)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, telegram_accounts, contacts, bulk_operations,
-                   bulk_actions, campaigns):  # fmt: skip
+                   bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

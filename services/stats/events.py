@@ -1,16 +1,30 @@
-"""Campaign events as the stats service records them: the activity feed and counters."""
+"""Events as the stats service applies them: each names the campaigns whose figures it changed
+(refreshed once per batch, see refresh.py), and campaign-level events also enter the activity
+feed. Every type on a consumed topic has a handler, so none is dead-lettered as unknown."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from shared.db.sql import Queries
-from shared.messaging.consumer import HandlerContext
-from shared.messaging.contracts import CampaignCommandRejected, CampaignStatusChanged, Decoded
-
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+from services.stats.refresh import QUERIES, touched
+from shared.messaging.consumer import HandlerContext, takes_batches
+from shared.messaging.contracts import (
+    AccountHealthChanged,
+    BulkActionProgress,
+    CampaignCommandRejected,
+    CampaignContactsAdded,
+    CampaignContactsRemoved,
+    CampaignDuplicated,
+    CampaignStatusChanged,
+    Decoded,
+    ExecutionProgressed,
+    MessageDelivered,
+    MessageFailed,
+    MessageSent,
+    ReplyReceived,
+)
 
 CAMPAIGN_TRANSITIONS = Counter(
     "dripline_campaign_transitions_total", "Campaign status changes", ["status", "cause"]
@@ -19,27 +33,72 @@ COMMANDS_REJECTED = Counter(
     "dripline_campaign_commands_rejected_total", "Rejected campaign commands", ["command", "code"]
 )
 
+ExecutionEvent = (
+    ExecutionProgressed | MessageSent | MessageFailed | MessageDelivered | ReplyReceived
+)
 
-async def on_status_changed(context: HandlerContext, message: Decoded) -> None:
+
+@takes_batches
+async def on_execution_events(
+    context: HandlerContext, messages: Decoded | Sequence[Decoded]
+) -> None:
+    batch = touched(context)
+    for message in _many(messages):
+        event = message.payload
+        assert isinstance(event, ExecutionEvent)
+        batch.event(message.contract.topic.value, message.envelope.occurred_at)
+        batch.campaign(event.campaign_id, message.envelope.occurred_at)
+
+
+@takes_batches
+async def on_campaign_events(
+    context: HandlerContext, messages: Decoded | Sequence[Decoded]
+) -> None:
+    batch = touched(context)
+    for message in _many(messages):
+        event, at = message.payload, message.envelope.occurred_at
+        batch.event(message.contract.topic.value, at)
+        summary = _summary(message)
+        if summary is not None:
+            await context.connection.execute(
+                QUERIES["record_activity"],
+                getattr(event, "campaign_id"),  # noqa: B009 - every campaign event has one
+                message.envelope.message_id,
+                message.envelope.type,
+                summary,
+                event.model_dump(mode="json"),
+                at,
+            )
+        if isinstance(event, CampaignCommandRejected):
+            COMMANDS_REJECTED.labels(event.command, event.code).inc()
+            continue  # nothing changed
+        if isinstance(event, CampaignStatusChanged):
+            CAMPAIGN_TRANSITIONS.labels(event.status, event.cause).inc()
+        if isinstance(event, CampaignDuplicated):
+            batch.campaign(event.copy_id, at)
+        batch.campaign(getattr(event, "campaign_id"), at)  # noqa: B009
+
+
+def _summary(message: Decoded) -> str | None:
     event = message.payload
-    assert isinstance(event, CampaignStatusChanged)
-    await context.connection.execute(
-        QUERIES["record_activity"],
-        event.campaign_id,
-        message.envelope.message_id,
-        message.envelope.type,
-        _summary(event),
-        event.model_dump(mode="json"),
-        message.envelope.occurred_at,
-    )
-    if event.cause == "campaign.launch":
-        await context.connection.execute(
-            QUERIES["count_launch"], event.campaign_id, message.envelope.occurred_at
+    if isinstance(event, CampaignStatusChanged):
+        return _status_summary(event)
+    if isinstance(event, CampaignCommandRejected):
+        return f"{event.command} rejected: {event.detail}"
+    if isinstance(event, CampaignContactsAdded):
+        reactivated = "; the campaign is active again" if event.reactivated else ""
+        return (
+            f"{event.added} of {event.requested} contacts added "
+            f"({event.skipped_duplicates} already in, {event.not_found} not found){reactivated}"
         )
-    CAMPAIGN_TRANSITIONS.labels(event.status, event.cause).inc()
+    if isinstance(event, CampaignContactsRemoved):
+        return f"{event.removed} of {event.requested} contacts removed"
+    if isinstance(event, CampaignDuplicated):
+        return f"Duplicated as {event.copy_id}"
+    return None
 
 
-def _summary(event: CampaignStatusChanged) -> str:
+def _status_summary(event: CampaignStatusChanged) -> str:
     if event.status != event.previous_status:
         return f"Status changed from {event.previous_status} to {event.status}"
     if event.cause == "campaign.delete":
@@ -54,16 +113,41 @@ def _summary(event: CampaignStatusChanged) -> str:
     return f"{event.cause} applied; nothing had to change"
 
 
-async def on_command_rejected(context: HandlerContext, message: Decoded) -> None:
-    event = message.payload
-    assert isinstance(event, CampaignCommandRejected)
-    await context.connection.execute(
-        QUERIES["record_activity"],
-        event.campaign_id,
-        message.envelope.message_id,
-        message.envelope.type,
-        f"{event.command} rejected: {event.detail}",
-        event.model_dump(mode="json"),
-        message.envelope.occurred_at,
-    )
-    COMMANDS_REJECTED.labels(event.command, event.code).inc()
+@takes_batches
+async def on_account_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
+    batch = touched(context)
+    for message in _many(messages):
+        event = message.payload
+        assert isinstance(event, AccountHealthChanged)
+        batch.event(message.contract.topic.value, message.envelope.occurred_at)
+        until = f" until {event.cooldown_until.isoformat()}" if event.cooldown_until else ""
+        detail = f": {event.detail}" if event.detail else ""
+        await context.connection.execute(
+            QUERIES["record_account_activity"],
+            message.envelope.message_id,
+            message.envelope.type,
+            f"Sending account went from {event.previous_status} to {event.status}{until}{detail}",
+            event.model_dump(mode="json"),
+            message.envelope.occurred_at,
+            event.telegram_account_id,
+        )
+
+
+@takes_batches
+async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
+    """A bulk action's batch changes campaigns' contacts without a campaign event of its own;
+    bulk operations over campaigns emit campaign.status_changed per campaign, counted there."""
+    batch = touched(context)
+    for message in _many(messages):
+        event, at = message.payload, message.envelope.occurred_at
+        batch.event(message.contract.topic.value, at)
+        if isinstance(event, BulkActionProgress) and event.batch_size > 0:
+            for row in await context.connection.fetch(
+                QUERIES["bulk_action_campaigns"], event.action_id, event.batch
+            ):
+                batch.campaign(row["campaign_id"], at)
+
+
+def _many(messages: Sequence[Decoded] | Decoded) -> Sequence[Decoded]:
+    # A batch handler is also called with a single message when a batch is retried one by one.
+    return [messages] if isinstance(messages, Decoded) else messages

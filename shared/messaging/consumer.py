@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
 import asyncpg
@@ -41,6 +42,13 @@ AFTER_COMMIT_FAILURES = Counter(
 BATCH_SECONDS = Histogram(
     "dripline_consumer_batch_seconds", "Time to apply one consumed batch", ["consumer", "topic"]
 )
+EVENT_AGE = Histogram(
+    "dripline_consumer_event_age_seconds",
+    "Age of each applied message when its batch committed: now minus its occurred_at",
+    ["consumer", "topic"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+OUTCOMES = ("applied", "duplicate", "dead_lettered")
 
 
 # Failures of the database connection itself: the batch is redelivered, not dead-lettered.
@@ -79,13 +87,18 @@ class HandlerContext:
 
     Work that must not run inside the transaction (a network call) is registered with
     `after_commit`; it runs once the batch's transaction has committed. If it fails, the
-    handler's committed state must be enough to recover (the sender's leases are)."""
+    handler's committed state must be enough to recover (the sender's leases are).
+
+    Work that belongs to the whole batch rather than to one message type (the stats service
+    refreshes each touched campaign once per batch) is registered with `before_commit`: it runs
+    inside the transaction after every handler, once per registration key."""
 
     connection: DbConnection
     outbox: Outbox
     clock: Clock
     consumer: str
     after_commit: list[AfterCommit] = field(default_factory=list)
+    before_commit: dict[str, AfterCommit] = field(default_factory=dict)
 
 
 Handler = Callable[[HandlerContext, Decoded], Awaitable[None]]
@@ -124,6 +137,13 @@ class BatchConsumer:
         self._handlers = handlers
         self._pool = pool
         self._clock = clock
+        # Every series of this consumer exists from the start at zero, so the first increment
+        # shows in rate() and the dashboards see a consumer that has had nothing to do.
+        for outcome in OUTCOMES:
+            CONSUMED.labels(name, topic.value, outcome)
+        AFTER_COMMIT_FAILURES.labels(name, topic.value)
+        BATCH_SECONDS.labels(name, topic.value)
+        self._event_age = EVENT_AGE.labels(name, topic.value)
 
     async def process(self, records: Sequence[Record]) -> None:
         started = time.perf_counter()
@@ -164,6 +184,7 @@ class BatchConsumer:
             )
             context = HandlerContext(connection, outbox, self._clock, self.name)
             applied = duplicates = 0
+            occurred: list[datetime] = []
             batched: dict[str, list[Decoded]] = {}
             for decoded in valid:
                 if decoded.envelope.message_id not in new_ids:
@@ -176,12 +197,18 @@ class BatchConsumer:
                 else:
                     await handler(context, decoded)
                 applied += 1
+                occurred.append(decoded.envelope.occurred_at)
             for type_, messages in batched.items():
                 await cast(BatchHandler, self._handlers[type_])(context, messages)
+            for finish in context.before_commit.values():
+                await finish()
             for record, reason in rejected:
                 if _record_id(record) in new_ids:
                     outbox.add_record(dead_letter(self.topic, record, reason, self.name))
             await outbox.flush(connection)
+        now = self._clock.now()
+        for moment in occurred:
+            self._event_age.observe(max(0.0, (now - moment).total_seconds()))
         for work in context.after_commit:
             try:
                 await work()

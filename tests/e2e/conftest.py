@@ -10,6 +10,7 @@ import pytest
 
 from dripline.cli import SERVICES
 from services.api.accounts import create_user_with_key
+from services.stats.verify import settled_drift
 from shared.settings import Settings
 from tests.support import ServiceProcess
 
@@ -43,6 +44,11 @@ async def stack(settings: Settings, pool: asyncpg.Pool[Any]) -> AsyncIterator[St
             timeout=30,
         ) as client:
             yield Stack(settings, processes, client, issued.plaintext, issued.user_id)
+        # Every scenario ends with the statistics equal to a recount (once the stats service
+        # has consumed the scenario's events), while the services still run.
+        async with pool.acquire() as connection:
+            drifted = await settled_drift(connection, settle_s=15)
+        assert not drifted, "\n".join(str(d) for d in drifted)
     finally:
         codes = {name: process.stop() for name, process in processes.items()}
     # Graceful shutdown is part of the contract: every service exits cleanly.
