@@ -124,7 +124,7 @@ async def on_account_events(context: HandlerContext, messages: Decoded | Sequenc
         detail = f": {event.detail}" if event.detail else ""
         await context.connection.execute(
             QUERIES["record_account_activity"],
-            message.envelope.message_id,
+            str(message.envelope.message_id),
             message.envelope.type,
             f"Sending account went from {event.previous_status} to {event.status}{until}{detail}",
             event.model_dump(mode="json"),

@@ -9,7 +9,7 @@ ON CONFLICT (message_id) DO NOTHING;
 -- An account's health change, in the feed of every unfinished campaign that sends from it. The
 -- row's message id is derived per campaign, so a repeated event is still ignored.
 INSERT INTO campaign_activities (campaign_id, message_id, type, summary, details, occurred_at)
-SELECT c.id, md5($1::text || c.id::text)::uuid, $2, $3, $4, $5
+SELECT c.id, md5($1 || c.id::text)::uuid, $2, $3, $4, $5
 FROM campaigns c
 WHERE c.telegram_account_id = $6 AND c.deleted_at IS NULL
   AND c.status IN ('scheduled', 'active', 'paused')

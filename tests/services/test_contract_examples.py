@@ -105,6 +105,12 @@ def example_record(contract: Contract) -> FakeRecord:
 
 
 CAMPAIGN_EVENTS = "SELECT count(*) FROM outbox WHERE topic = 'dripline.campaign.events'"
+COUNTED = ("SELECT (total_contacts, contacts_active, by_status)::text FROM campaign_stats",
+           '(1,0,"{""pending"": 1}")')  # fmt: skip
+NOT_COUNTED = ("SELECT count(*) FROM campaign_stats", 0)
+ACTIVITY = ("SELECT count(*) FROM campaign_activities", 1)
+NO_ACTIVITY = ("SELECT count(*) FROM campaign_activities", 0)
+PROGRESS = ("SELECT count(*) FROM stats_progress", 1)
 EXECUTION = "SELECT status FROM executions"
 
 # What each handled example must leave behind: the state it is applied to (seed arguments), and
@@ -156,10 +162,22 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # A cooldown (the example) changes no campaign; a dead account would fail them.
     ("scheduler", "account.health_changed"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
-    ("stats", "campaign.status_changed"): ({}, [("SELECT launches FROM campaign_stats", 1)]),
-    ("stats", "campaign.command_rejected"): ({}, [
-        ("SELECT count(*) FROM campaign_activities WHERE type = 'campaign.command_rejected'",
-         1)]),
+    # The stats service recounts every campaign an event names: the example campaign holds one
+    # pending execution. Campaign-level events also enter the activity feed.
+    **{("stats", kind): ({}, [COUNTED, ACTIVITY]) for kind in (
+        "campaign.status_changed", "campaign.contacts_added", "campaign.contacts_removed",
+        "campaign.duplicated")},
+    **{("stats", kind): ({}, [COUNTED, NO_ACTIVITY]) for kind in (
+        "execution.progressed", "message.sent", "message.failed", "message.delivered",
+        "reply.received")},
+    ("stats", "campaign.command_rejected"): ({}, [NOT_COUNTED, ACTIVITY]),
+    # An account's health change is news in the feed of the active campaign sending from it.
+    ("stats", "account.health_changed"): ({"status": "active"}, [NOT_COUNTED, ACTIVITY]),
+    # Bulk operations change campaigns through campaign.status_changed; a bulk action's batch
+    # names its campaigns through its items (the example's action is not in this database).
+    **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
+        "bulk_operation.progressed", "bulk_operation.completed", "bulk_action.progressed",
+        "bulk_action.completed")},
 }  # fmt: skip
 
 
