@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 from services.api.auth import CurrentPrincipal, pool
 from services.api.campaign_access import authorized
 from services.api.sql import STATISTICS
-from shared.db.pool import DbConnection
 from shared.domain import permissions
 from shared.domain.permissions import Action
 
@@ -74,11 +73,23 @@ class CampaignStatistics(Figures):
 
 
 def _figures(row: asyncpg.Record) -> dict[str, Any]:
+    """Counts as stored or recounted, with the spec's rates (here and per variant)."""
     figures: dict[str, Any] = {name: row[name] for name in COUNTS}
-    figures.update({name: float(row[name]) for name in RATES})
-    figures["variants"] = row["variants"]
+    figures.update(_rates(figures, total="total_contacts"))
+    figures["variants"] = {
+        name: {**counts, **_rates(counts, total="contacts")}
+        for name, counts in row["variants"].items()
+    }
     figures["executions_by_status"] = row["by_status"]
     return figures
+
+
+def _rates(counts: dict[str, Any], *, total: str) -> dict[str, float]:
+    return {
+        "completion_rate": rate(counts["contacts_completed"], counts[total]),
+        "response_rate": rate(counts["contacts_responded"], counts["messages_delivered"]),
+        "delivery_rate": rate(counts["messages_delivered"], counts["messages_sent"]),
+    }
 
 
 @router.get(
@@ -170,11 +181,17 @@ async def compare(request: CompareRequest, who: CurrentPrincipal, http: Request)
             )
             is permissions.Decision.ALLOWED
         }
-        counted = await _recount_uncounted(connection, visible)
+        ids = list(visible)
+        counted = {
+            r["campaign_id"]: r for r in await connection.fetch(STATISTICS["stored_many"], ids)
+        }
+        uncounted = [campaign_id for campaign_id in ids if campaign_id not in counted]
+        if uncounted:  # no event has named them yet: counted now
+            for r in await connection.fetch(STATISTICS["recount_many"], uncounted):
+                counted[r["campaign_id"]] = r
         lag = await connection.fetchval(STATISTICS["lag"])
     campaigns = [
-        _compared(campaign_id, row, counted.get(campaign_id) or row)
-        for campaign_id, row in visible.items()
+        _compared(campaign_id, row, counted[campaign_id]) for campaign_id, row in visible.items()
     ]
     campaigns.sort(key=lambda c: wanted.index(c.campaign_id))
     return Comparison(
@@ -197,26 +214,9 @@ def _compared(campaign_id: UUID, row: asyncpg.Record, figures: asyncpg.Record) -
     )
 
 
-async def _recount_uncounted(
-    connection: DbConnection, rows: dict[UUID, asyncpg.Record]
-) -> dict[UUID, asyncpg.Record]:
-    """Figures for campaigns no event has touched yet, counted now."""
-    missing = [campaign_id for campaign_id, row in rows.items() if row["as_of"] is None]
-    if not missing:
-        return {}
-    return {
-        r["campaign_id"]: r for r in await connection.fetch(STATISTICS["recount_many"], missing)
-    }
-
-
 def _totals(campaigns: list[ComparedCampaign]) -> Totals:
     sums = {name: sum(getattr(c, name) for c in campaigns) for name in COUNTS}
-    return Totals(
-        **sums,
-        completion_rate=rate(sums["contacts_completed"], sums["total_contacts"]),
-        response_rate=rate(sums["contacts_responded"], sums["messages_delivered"]),
-        delivery_rate=rate(sums["messages_delivered"], sums["messages_sent"]),
-    )
+    return Totals(**sums, **_rates(sums, total="total_contacts"))
 
 
 def rate(numerator: int, denominator: int) -> float:

@@ -46,8 +46,9 @@ async def on_execution_events(
     for message in _many(messages):
         event = message.payload
         assert isinstance(event, ExecutionEvent)
-        batch.event(message.contract.topic.value, message.envelope.occurred_at)
-        batch.campaign(event.campaign_id, message.envelope.occurred_at)
+        at = message.envelope.occurred_at
+        batch.event(message.contract.topic.value, at)
+        batch.execution(event.campaign_id, event.execution_id, at)
 
 
 @takes_batches
@@ -74,9 +75,18 @@ async def on_campaign_events(
             continue  # nothing changed
         if isinstance(event, CampaignStatusChanged):
             CAMPAIGN_TRANSITIONS.labels(event.status, event.cause).inc()
+            if _changed_no_execution(event):
+                continue
         if isinstance(event, CampaignDuplicated):
             batch.campaign(event.copy_id, at)
         batch.campaign(getattr(event, "campaign_id"), at)  # noqa: B009
+
+
+def _changed_no_execution(event: CampaignStatusChanged) -> bool:
+    """A command's own report that it changed no execution (the scheduler's sweeps, such as a
+    recurring run's reset, do not count theirs, so those are recounted)."""
+    command = event.cause.startswith(("campaign.", "bulk_operation."))
+    return command and event.executions_affected == 0
 
 
 def _summary(message: Decoded) -> str | None:
@@ -135,7 +145,7 @@ async def on_account_events(context: HandlerContext, messages: Decoded | Sequenc
 
 @takes_batches
 async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
-    """A bulk action's batch changes campaigns' contacts without a campaign event of its own;
+    """A bulk action's batch changes executions without an event of their own;
     bulk operations over campaigns emit campaign.status_changed per campaign, counted there."""
     batch = touched(context)
     for message in _many(messages):
@@ -143,9 +153,9 @@ async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[D
         batch.event(message.contract.topic.value, at)
         if isinstance(event, BulkActionProgress) and event.batch_size > 0:
             for row in await context.connection.fetch(
-                QUERIES["bulk_action_campaigns"], event.action_id, event.batch
+                QUERIES["bulk_action_executions"], event.action_id, event.batch
             ):
-                batch.campaign(row["campaign_id"], at)
+                batch.execution(row["campaign_id"], row["execution_id"], at)
 
 
 def _many(messages: Sequence[Decoded] | Decoded) -> Sequence[Decoded]:

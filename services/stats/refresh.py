@@ -1,13 +1,14 @@
-"""Keeping campaign_stats equal to a recount: every event names the campaigns it changed, and
-once per consumed batch, inside the batch's transaction, those campaigns are counted again from
-the source tables (campaign_statistics, the same SQL as get_campaign_statistics).
+"""Keeping campaign_stats equal to a recount, at the cost of the events rather than of the
+campaigns' sizes. Every event names what it changed: an execution (its share of the figures is
+recounted from the source tables and the difference added to its campaign's totals), or a whole
+campaign (every execution of it is recounted that way). Once per consumed batch, inside the
+batch's transaction, one statement (refresh_statistics in the schema) does it for everything the
+batch named; a busy execution or campaign is counted once per batch, however many events it had.
 
-Why a recount and not per-event deltas: executions change status in a dozen set-based places
-(launch, pause, stop, reset, remove contacts, bulk actions, account failures, the sender's
-steps), and a delta from each would be one more way to drift. A recount per touched campaign is
-exact by construction, idempotent under redelivery, and costs one index range per campaign; a
-batch touches each campaign once however many of its events it holds, so a busy campaign is
-counted once per batch, not once per event.
+Why recount shares and not apply per-event deltas: executions change status in a dozen
+set-based places (launch, pause, stop, reset, remove contacts, bulk actions, account failures,
+the sender's steps), and a delta from each would be one more way to drift; a redelivered or
+reordered delta another. A share recounted from the source is exact and idempotent.
 """
 
 from __future__ import annotations
@@ -28,45 +29,62 @@ LAG = Histogram(
     "dripline_stats_lag_seconds",
     "Seconds from an event until its campaign's statistics were refreshed (freshness)",
     ["topic"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300),
+    buckets=(0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10, 30, 60, 300),
 )
 REFRESH_SECONDS = Histogram(
     "dripline_stats_refresh_seconds",
-    "Time to recount the campaigns one consumed batch touched",
+    "Time to bring up to date what one consumed batch changed",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-REFRESHED = Counter("dripline_stats_campaigns_refreshed_total", "Campaign statistics recounted")
+REFRESHED = Counter(
+    "dripline_stats_campaigns_refreshed_total", "Campaign statistics brought up to date"
+)
 
 _KEY = "stats.refresh"
 
 
 class Touched:
-    """The campaigns a batch's events changed, refreshed once when the batch's handlers are done."""
+    """What a batch's events changed, refreshed once when the batch's handlers are done."""
 
     def __init__(self, context: HandlerContext) -> None:
         self._context = context
-        self.campaigns: dict[UUID, datetime] = {}
+        self.executions: set[UUID] = set()
+        self.whole: set[UUID] = set()  # campaigns to recount whole
+        self.named: dict[UUID, datetime] = {}  # every campaign named, with its newest event
         self.events: dict[str, list[datetime]] = {}
 
+    def execution(self, campaign_id: UUID, execution_id: UUID, occurred_at: datetime) -> None:
+        self.executions.add(execution_id)
+        self._name(campaign_id, occurred_at)
+
     def campaign(self, campaign_id: UUID, occurred_at: datetime) -> None:
-        seen = self.campaigns.get(campaign_id)
+        self.whole.add(campaign_id)
+        self._name(campaign_id, occurred_at)
+
+    def _name(self, campaign_id: UUID, occurred_at: datetime) -> None:
+        seen = self.named.get(campaign_id)
         if seen is None or occurred_at > seen:
-            self.campaigns[campaign_id] = occurred_at
+            self.named[campaign_id] = occurred_at
 
     def event(self, topic: str, occurred_at: datetime) -> None:
         self.events.setdefault(topic, []).append(occurred_at)
 
     async def __call__(self) -> None:
         connection, now = self._context.connection, self._context.clock.now()
-        if self.campaigns:
-            ids = sorted(self.campaigns)
+        if self.named:
+            named = sorted(self.named)
             started = time.perf_counter()
-            await connection.execute(QUERIES["lock_campaigns"], ids)
+            await connection.execute(QUERIES["lock_campaigns"], named)
             await connection.execute(
-                QUERIES["refresh"], ids, ids, [self.campaigns[i] for i in ids], now
+                QUERIES["refresh"],
+                sorted(self.executions),
+                sorted(self.whole),
+                named,
+                [self.named[c] for c in named],
+                now,
             )
             REFRESH_SECONDS.observe(time.perf_counter() - started)
-            REFRESHED.inc(len(ids))
+            REFRESHED.inc(len(named))
         for topic, occurred in self.events.items():
             lag = max(0.0, (now - min(occurred)).total_seconds())
             await connection.execute(QUERIES["record_progress"], topic, max(occurred), now, lag)

@@ -20,8 +20,7 @@ from shared.db.pool import DbConnection, connect
 FIGURES = (
     "total_contacts", "contacts_started", "contacts_completed", "contacts_failed",
     "contacts_active", "contacts_responded", "messages_sent", "messages_failed",
-    "messages_delivered", "messages_not_sent", "completion_rate", "response_rate",
-    "delivery_rate", "variants", "by_status",
+    "messages_delivered", "messages_not_sent", "variants", "by_status",
 )  # fmt: skip
 
 

@@ -3,20 +3,57 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from prometheus_client import Gauge
 
-from shared.messaging.consumer import BatchConsumer
+from shared.messaging.consumer import BatchConsumer, Record
 from shared.messaging.topics import all_topic_partitions, physical_name
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
+
+LAG = Gauge(
+    "dripline_consumer_lag_records",
+    "Records behind the high watermark, summed over this process's partitions of the topic, "
+    "as of its last batch",
+    ["consumer", "topic"],
+)
+
+
+class LagMeter:
+    """Consumer lag of one subscription, measured after each batch.
+
+    A partition's lag is its high watermark (which the consumer learns from every fetch
+    response) minus the offset after the last record this process handled from it. Partitions
+    this process no longer owns drop out; those it owns but has had no record from yet are not
+    counted, since nothing known says where it stands on them."""
+
+    def __init__(self, consumer: str, topic: str) -> None:
+        self._gauge = LAG.labels(consumer, topic)
+        self._next: dict[TopicPartition, int] = {}
+
+    def batch_done(self, kafka: AIOKafkaConsumer, records: Sequence[Record]) -> None:
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            self._next[tp] = max(self._next.get(tp, 0), record.offset + 1)
+        owned = kafka.assignment()
+        lag = 0
+        for tp in list(self._next):
+            if tp not in owned:
+                del self._next[tp]  # revoked: another instance measures it now
+                continue
+            highwater = kafka.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - self._next[tp])
+        self._gauge.set(lag)
 
 
 async def ensure_topics(bootstrap: str, prefix: str) -> list[str]:
@@ -78,15 +115,21 @@ def subscribe(
     batch that fails on infrastructure is nacked and redelivered.
     """
 
+    lag = LagMeter(consumer.name, consumer.topic.value)
+
     async def handle(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
-        await consumer.process(message.raw_message)
+        records = message.raw_message
+        await consumer.process(records)
+        # Only a real Kafka consumer knows high watermarks (FastStream's test client does not).
+        if isinstance(message.consumer, AIOKafkaConsumer):
+            lag.batch_done(message.consumer, records)
 
     handle.__name__ = f"{consumer.name}_{consumer.topic.name.lower()}"
     broker.subscriber(
         physical_name(consumer.topic.value, settings.topic_prefix),
         group_id=settings.group_id(consumer.name),
         batch=True,
-        max_records=500,
+        max_records=settings.kafka_max_records,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,

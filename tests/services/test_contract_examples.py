@@ -105,8 +105,8 @@ def example_record(contract: Contract) -> FakeRecord:
 
 
 CAMPAIGN_EVENTS = "SELECT count(*) FROM outbox WHERE topic = 'dripline.campaign.events'"
-COUNTED = ("SELECT (total_contacts, contacts_active, by_status)::text FROM campaign_stats",
-           '(1,0,"{""pending"": 1}")')  # fmt: skip
+COUNTED = ("SELECT (total_contacts, contacts_active, executions_pending)::text FROM campaign_stats",
+           "(1,0,1)")  # fmt: skip
 NOT_COUNTED = ("SELECT count(*) FROM campaign_stats", 0)
 ACTIVITY = ("SELECT count(*) FROM campaign_activities", 1)
 NO_ACTIVITY = ("SELECT count(*) FROM campaign_activities", 0)
