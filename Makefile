@@ -16,6 +16,7 @@ run: $(STAMP)  ## embedded PostgreSQL and Kafka (Tansu), migrations, all four se
 	$(BIN)/dripline run
 
 test: $(STAMP) lint typecheck  ## the whole suite: lint, types, import boundaries, tests
+	scripts/fetch-prometheus.sh  # the Prometheus server tests/e2e/test_observability.py runs
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -31,6 +32,7 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.bulk
 	$(BIN)/python -m bench.contacts
+	$(BIN)/python -m bench.stats
 
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
 	$(BIN)/dripline asyncapi --output docs/asyncapi.json

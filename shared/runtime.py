@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,8 @@ import asyncpg
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db.pool import create_pool
 from shared.domain.clock import Clock, SystemClock
@@ -32,10 +34,20 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Not `job` and `service`: Prometheus attaches those to every series as target labels (the
+# scrape job, and the service in deploy/prometheus/), and would rename ours out of the way.
 JOB_FAILURES = Counter(
-    "dripline_periodic_job_failures_total", "Periodic job runs that raised", ["service", "job"]
+    "dripline_periodic_job_failures_total", "Periodic job runs that raised", ["periodic_job"]
 )
 Job = Callable[["Service"], Awaitable[object]]
+HTTP_SECONDS = Histogram(
+    "dripline_http_request_duration_seconds",
+    "HTTP requests by route template (never the raw path), method and status class",
+    ["method", "route", "status_class"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+# Anything else a client sends is one label value, so a scanner cannot grow the series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 @dataclass
@@ -82,13 +94,14 @@ class Service:
         return register
 
     async def _repeat(self, name: str, job: Job) -> None:
+        JOB_FAILURES.labels(name)  # from zero, so the first failure shows in rate()
         while True:
             try:
                 await job(self)
             except Exception:
                 # One failed run must not end the loop; the next run retries. It is logged
                 # with its traceback and counted, never silently dropped.
-                JOB_FAILURES.labels(self.name, name).inc()
+                JOB_FAILURES.labels(name).inc()
                 log.exception("%s: periodic job %s failed", self.name, name)
             await asyncio.sleep(self.settings.sweep_interval_s)
 
@@ -168,6 +181,7 @@ def build_app(service: Service, **fastapi_options: Any) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan, **fastapi_options)
     app.state.service = service
+    app.add_middleware(HttpMetrics)
 
     @app.get("/health", tags=["operations"], summary="Readiness: the database and the broker")
     async def health() -> JSONResponse:
@@ -187,3 +201,44 @@ def build_app(service: Service, **fastapi_options: Any) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class HttpMetrics:
+    """Times every HTTP request into dripline_http_request_duration_seconds, labelled with the
+    route template the router matched (`/campaign-flows/{campaign_id}`), or "unmatched": raw
+    paths carry ids and would make the series unbounded.
+
+    Plain ASGI rather than BaseHTTPMiddleware, so streamed responses (exports) pass through
+    untouched; the time is taken when the response has been sent in full."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before it answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_SECONDS.labels(method, route_template(scope), f"{status // 100}xx").observe(
+                time.perf_counter() - started
+            )
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that handled the request (the router records it in the
+    scope), or "unmatched" (a 404 for a path no route knows)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else "unmatched"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.scheduler import accounts, bulk, contact_actions, dispatch, lifecycle, runs
+from services.scheduler import (
+    accounts,
+    bulk,
+    contact_actions,
+    dispatch,
+    lifecycle,
+    metrics,
+    runs,
+)
 from shared.messaging.contracts import MessageType, contracts_on
 from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
@@ -28,6 +36,7 @@ def create_service(settings: Settings) -> Service:
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)
     service.every_sweep("dispatch_due")(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)
+    service.every_sweep("bulk_gauges")(metrics.measure_unfinished)
     return service
 
 

@@ -21,6 +21,7 @@ from uuid import UUID
 
 from services.scheduler.actors import caller_of
 from services.scheduler.changes import Accepted, apply_changes
+from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
 from shared.db.pool import DbConnection
@@ -86,8 +87,10 @@ async def accept_request(context: HandlerContext, message: Decoded, batch_size: 
         _emit(context.outbox, progress(operation), now, operation["correlation_id"])
         return
     # The record is what is applied: an id reused by someone else changes nothing.
+    tally = Tally(OPERATION_ITEMS)
     await start(connection, context.outbox, operation, recorded_request(operation),
-                requester(operation), now, batch_size)  # fmt: skip
+                requester(operation), now, batch_size, tally)  # fmt: skip
+    context.after_commit.append(tally.committed)
 
 
 async def start(
@@ -98,8 +101,10 @@ async def start(
     actor: Actor,
     now: datetime,
     batch_size: int,
+    tally: Tally,
 ) -> None:
-    """Resolve the selection into items, as the actor sees it now, and apply the first batch."""
+    """Resolve the selection into items, as the actor sees it now, and apply the first batch
+    (its items go into `tally`, for the caller to count once it has committed)."""
     caller = await caller_of(connection, actor)
     if actor.organization_id is not None and caller.role is None:
         failed = await connection.fetchrow(
@@ -120,7 +125,7 @@ async def start(
     started = await connection.fetchrow(QUERIES["start"], operation["id"], now)
     assert started is not None
     _emit(outbox, progress(started), now, started["correlation_id"])
-    await apply_batch(connection, outbox, started, now, batch_size)
+    await apply_batch(connection, outbox, started, now, batch_size, tally)
 
 
 async def advance(service: Service) -> int:
@@ -138,12 +143,14 @@ async def _work(service: Service) -> int:
             running = await connection.fetch(QUERIES["running_operations"])
         applied = False
         for operation in running:
+            tally = Tally(OPERATION_ITEMS)
             async with service.pool.acquire() as connection, connection.transaction():
                 outbox = Outbox()
                 applied = await apply_batch(
-                    connection, outbox, operation, service.clock.now(), batch_size
+                    connection, outbox, operation, service.clock.now(), batch_size, tally
                 )
                 await outbox.flush(connection)
+            tally.count()
             if applied:
                 batches += 1
                 break
@@ -158,9 +165,11 @@ async def _work(service: Service) -> int:
                 return batches
             log.warning("bulk operation %s: starting it from its record", stale["id"])
             outbox = Outbox()
+            tally = Tally(OPERATION_ITEMS)
             await start(connection, outbox, stale, recorded_request(stale), requester(stale),
-                        now, batch_size)  # fmt: skip
+                        now, batch_size, tally)  # fmt: skip
             await outbox.flush(connection)
+        tally.count()
         batches += 1
 
 
@@ -185,9 +194,11 @@ async def apply_batch(
     operation: Mapping[str, Any],
     now: datetime,
     batch_size: int,
+    tally: Tally,
 ) -> bool:
     """Apply the next batch of the operation; False when there was none to take (the rest is
-    pending in another worker's hands, or the operation is finished)."""
+    pending in another worker's hands, or the operation is finished). The batch's items go into
+    `tally`."""
     ids = [r["campaign_id"] for r in await connection.fetch(
         QUERIES["claim_items"], operation["id"], batch_size)]  # fmt: skip
     if not ids:
@@ -257,6 +268,7 @@ async def apply_batch(
     await connection.fetchrow(QUERIES["operation"], operation["id"])
     more = await connection.fetchval(QUERIES["any_pending"], operation["id"])
     results = [o.result for o in outcomes.values()]
+    tally.add(action.value, (result.value for result in results))
     counted = await connection.fetchrow(
         QUERIES["count_batch"], operation["id"], len(ids),
         results.count(ItemResult.SUCCEEDED), results.count(ItemResult.SKIPPED),

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from services.scheduler.actors import caller_of
 from services.scheduler.changes import Accepted, apply_changes
+from services.scheduler.metrics import ACTION_ITEMS, Tally
 from shared.db.campaign_filter import Where
 from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
@@ -89,6 +90,7 @@ async def release_batches(service: Service) -> int:
         now = service.clock.now()
         failed: tuple[UUID, Exception] | None = None
         taken: UUID | None = None
+        tally = Tally(ACTION_ITEMS)
         async with service.pool.acquire() as connection:
             try:
                 async with connection.transaction():
@@ -98,9 +100,15 @@ async def release_batches(service: Service) -> int:
                     taken = action["id"]
                     outbox = Outbox()
                     await release(
-                        connection, outbox, action, now, service.settings.export_retention_days
+                        connection,
+                        outbox,
+                        action,
+                        now,
+                        service.settings.export_retention_days,
+                        tally,
                     )
                     await outbox.flush(connection)
+                tally.count()
             except INFRASTRUCTURE_ERRORS:
                 raise  # the database is away: the job's next run tries again
             except Exception as exc:
@@ -131,7 +139,10 @@ async def release(
     action: Mapping[str, Any],
     now: datetime,
     export_days: int = 30,
+    tally: Tally | None = None,
 ) -> None:
+    """Release the action's next batch; its contacts' outcomes go into `tally`, for the caller
+    to count once it has committed."""
     kind = BulkActionType(action["action"])
     if action["status"] == ActionStatus.QUEUED:
         action = await _start(connection, action, kind, now, export_days)
@@ -158,6 +169,8 @@ async def release(
     last = ids[-1] if ids else action["last_contact_id"]
     more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], action["id"], last)
     results = [o.status for o in outcomes.values()]
+    if tally is not None:
+        tally.add(kind.value, results)
     following = drip.next_batch_at(plan, action["next_batch_at"], now) if more else None
     counted = await connection.fetchrow(
         QUERIES["count_batch"],

@@ -4,6 +4,10 @@ States (TELEGRAM.md): active and warming send; cooldown waits until cooldown_unt
 returns to active; limited stops new peers until a check clears it; disconnected retries;
 auth_lost and banned stop for good and need a person. Every transition is an
 `account.health_changed` event; the scheduler fails the campaigns of a dead account.
+
+A transition is counted (dripline_telegram_account_transitions_total) once the transaction that
+made it has committed, so a rolled-back and retried one counts once: the functions that change
+health return the status entered, for their caller to count after its commit.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from prometheus_client import Counter, Gauge
 
 from services.sender.gateway import (
     Account,
@@ -33,6 +39,32 @@ from shared.messaging.topics import Topic
 QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
 DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
 
+TRANSITIONS = Counter(
+    "dripline_telegram_account_transitions_total",
+    "Telegram accounts' health changes, by the status entered",
+    ["status"],
+)
+ACCOUNTS = Gauge(
+    "dripline_telegram_accounts", "Telegram accounts (not deleted) by health status", ["status"]
+)
+for _health in AccountHealth:
+    TRANSITIONS.labels(_health.value)  # from zero, so the first ban shows in rate()
+
+
+def count_transitions(entered: list[AccountHealth | None]) -> None:
+    """Count the transitions a committed transaction made (None: the status stayed)."""
+    for health in entered:
+        if health is not None:
+            TRANSITIONS.labels(health.value).inc()
+
+
+async def measure(connection: DbConnection) -> None:
+    """Set dripline_telegram_accounts from the table: every status, those with none at zero."""
+    counts = {r["health_status"]: r["accounts"]
+              for r in await connection.fetch(QUERIES["accounts_by_health"])}  # fmt: skip
+    for health in AccountHealth:
+        ACCOUNTS.labels(health.value).set(counts.get(health.value, 0))
+
 
 async def change_health(
     connection: DbConnection,
@@ -43,11 +75,12 @@ async def change_health(
     now: datetime,
     *,
     cooldown_until: datetime | None = None,
-) -> None:
+) -> AccountHealth | None:
+    """Record the account's health; returns the status entered, or None if it stayed."""
     current = await connection.fetchrow(QUERIES["account_health"], account_id)
     assert current is not None
     if current["health_status"] in DEAD and health not in DEAD:
-        return  # only a person (a new login) brings a dead account back
+        return None  # only a person (a new login) brings a dead account back
     await connection.execute(
         QUERIES["set_health"], account_id, health.value, detail, cooldown_until, now
     )
@@ -66,25 +99,26 @@ async def change_health(
                 type=MessageType.ACCOUNT_HEALTH_CHANGED, payload=event, occurred_at=now, actor=None
             ),
         )
+    return health if current["health_status"] != health.value else None
 
 
 async def check(
     connection: DbConnection, outbox: Outbox, gateway: Gateway, row: Any, now: datetime
-) -> AccountHealth:
-    """Probe one account and record what was found."""
+) -> AccountHealth | None:
+    """Probe one account and record what was found; returns the status entered, if it moved."""
     account = Account(row["id"], row["session_kind"], row["simulation"])
     health = AccountHealth(row["health_status"])
     if health is AccountHealth.COOLDOWN and row["cooldown_until"] and row["cooldown_until"] > now:
-        return health  # still waiting out a flood wait: nothing to ask
+        return None  # still waiting out a flood wait: nothing to ask
     try:
         await gateway.probe(account, now)
     except AccountDead as dead:
-        health = AccountHealth(dead.kind)
-        await change_health(connection, outbox, account.id, health, dead.reason, now)
-        return health
+        return await change_health(
+            connection, outbox, account.id, AccountHealth(dead.kind), dead.reason, now
+        )
     except RetryAfter as wait:
         until = now + timedelta(seconds=wait.seconds)
-        await change_health(
+        return await change_health(
             connection,
             outbox,
             account.id,
@@ -93,21 +127,17 @@ async def check(
             now,
             cooldown_until=until,
         )
-        return AccountHealth.COOLDOWN
     except AccountLimited as limited:
-        await change_health(
+        return await change_health(
             connection, outbox, account.id, AccountHealth.LIMITED, limited.reason, now
         )
-        return AccountHealth.LIMITED
     except Transient as failure:
-        await change_health(
+        return await change_health(
             connection, outbox, account.id, AccountHealth.DISCONNECTED, failure.reason, now
         )
-        return AccountHealth.DISCONNECTED
     back = AccountHealth.ACTIVE
     if health is AccountHealth.WARMING or row["warm_up"]:
         pacing = Pacing.from_settings(row["pacing"], row["daily_quota"])
         if not pacing.warmed_up((now.date() - row["created_at"].date()).days):
             back = AccountHealth.WARMING  # still ramping up its daily budget
-    await change_health(connection, outbox, account.id, back, None, now)
-    return back
+    return await change_health(connection, outbox, account.id, back, None, now)

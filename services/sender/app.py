@@ -34,9 +34,10 @@ def create_service(settings: Settings) -> Service:
     async def replies_and_reads(service: Service) -> int:
         async with service.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
-            count = await apply_updates(connection, outbox, gateway, service.clock.now())
+            detected = await apply_updates(connection, outbox, gateway, service.clock.now())
             await outbox.flush(connection)
-        return count
+        detected.count()
+        return detected.updates
 
     @service.every_sweep("health_checks")
     async def health_checks(service: Service) -> int:
@@ -45,10 +46,15 @@ def create_service(settings: Settings) -> Service:
         async with service.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
             rows = await connection.fetch(accounts.QUERIES["accounts_to_probe"], stale)
-            for row in rows:
-                await accounts.check(connection, outbox, gateway, row, now)
+            entered = [await accounts.check(connection, outbox, gateway, row, now) for row in rows]
             await outbox.flush(connection)
+        accounts.count_transitions(entered)
         return len(rows)
+
+    @service.every_sweep("account_gauges")
+    async def account_gauges(service: Service) -> None:
+        async with service.pool.acquire() as connection:
+            await accounts.measure(connection)
 
     last_reconcile = [service.clock.now()]
 

@@ -105,6 +105,31 @@ class Outgoing:
 # queued and the lease brings it back with the same random_id).
 SendResult = Delivery | GatewayError | None
 
+# What a send came to, as dripline_sends_total counts it: accepted (first time, or a resend
+# Telegram recognized by its random_id), one of the five failure categories (a dead account
+# split by kind), or unknown (the adapter broke).
+SEND_OUTCOMES = ("sent", "duplicate", "flood_wait", "contact_permanent", "account_limited",
+                 "auth_lost", "banned", "transient", "unknown")  # fmt: skip
+
+
+def send_outcome(result: SendResult) -> str:
+    match result:
+        case Delivery(duplicate=True):
+            return "duplicate"
+        case Delivery():
+            return "sent"
+        case RetryAfter():
+            return "flood_wait"
+        case ContactPermanent():
+            return "contact_permanent"
+        case AccountLimited():
+            return "account_limited"
+        case AccountDead(kind=kind):
+            return kind
+        case Transient():
+            return "transient"
+    return "unknown"
+
 
 class Gateway(Protocol):
     async def send(

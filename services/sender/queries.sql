@@ -39,8 +39,20 @@ ON CONFLICT (send_key) DO NOTHING;
 SELECT id, status, random_id, body, node_id FROM messages WHERE send_key = $1;
 
 -- name: mark_sent
-UPDATE messages SET status = 'sent', telegram_message_id = $2, sent_at = $3
-WHERE id = $1 AND status = 'queued';
+-- The message leaves 'queued' once, so it is logged as sent once.
+WITH sent AS (
+    UPDATE messages SET status = 'sent', telegram_message_id = $2, sent_at = $3
+    WHERE id = $1 AND status = 'queued'
+    RETURNING id, campaign_id, execution_id, contact_id, node_id, variant, body, sent_at
+)
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                            node_type, event, status, message, details, created_at)
+SELECT s.campaign_id, s.execution_id, s.contact_id,
+       log_contact_text(c.first_name, c.last_name, c.telegram_username), s.node_id,
+       'send_message', 'message_sent', 'ok', s.body,
+       jsonb_build_object('message_id', s.id, 'variant', s.variant), s.sent_at
+FROM sent s
+JOIN contacts c ON c.id = s.contact_id;
 
 -- name: mark_failed
 UPDATE messages SET status = 'failed', error_code = $2, error_message = $3 WHERE id = $1;
@@ -66,6 +78,13 @@ WHERE id = $1;
 -- name: account_health
 SELECT health_status, cooldown_until FROM telegram_accounts WHERE id = $1;
 
+-- name: accounts_by_health
+-- dripline_telegram_accounts: a count over the (small) accounts table, every sweep.
+SELECT health_status, count(*) AS accounts
+FROM telegram_accounts
+WHERE deleted_at IS NULL
+GROUP BY health_status;
+
 -- name: record_flood
 -- A flood error today: the rest of today's budget of new peers is cut.
 UPDATE telegram_accounts SET flood_on = $2 WHERE id = $1;
@@ -85,9 +104,12 @@ UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = att
 WHERE id = $1;
 
 -- name: write_logs
-INSERT INTO execution_logs (campaign_id, execution_id, contact_id, node_id, node_type, event,
-                            status, message, details, created_at)
-SELECT $1, $2, $3, node_id, node_type, event, status, message, '{}'::jsonb, $4
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                            node_type, event, status, message, details, created_at)
+SELECT $1, $2, $3,
+       (SELECT log_contact_text(c.first_name, c.last_name, c.telegram_username)
+        FROM contacts c WHERE c.id = $3),
+       node_id, node_type, event, status, message, '{}'::jsonb, $4
 FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
      AS l (node_id, node_type, event, status, message);
 
@@ -103,20 +125,58 @@ WHERE m.telegram_account_id = $1 AND m.random_id = $2 AND m.direction = 'outgoin
 
 -- name: confirm_delivery
 -- A read confirms every outgoing message to the contact up to this one; a reply does too.
-UPDATE messages
-SET status = CASE WHEN $4 = 'read' THEN 'read'
-                  WHEN status = 'sent' THEN 'delivered' ELSE status END,
-    delivered_at = coalesce(delivered_at, $3),
-    read_at = CASE WHEN $4 = 'read' THEN coalesce(read_at, $3) ELSE read_at END
-WHERE execution_id = $1 AND direction = 'outgoing' AND status IN ('sent', 'delivered')
-  AND telegram_message_id <= $2
-RETURNING id;
+-- A message's first confirmation is logged (delivery_confirmed), later reads are not: the rows
+-- are locked first so that "first" is judged on their latest version.
+WITH target AS (
+    SELECT id, delivered_at IS NULL AS first_confirmation
+    FROM messages
+    WHERE execution_id = $1 AND direction = 'outgoing' AND status IN ('sent', 'delivered')
+      AND telegram_message_id <= $2
+    FOR UPDATE
+), confirmed AS (
+    UPDATE messages m
+    SET status = CASE WHEN $4::text = 'read' THEN 'read'
+                      WHEN m.status = 'sent' THEN 'delivered' ELSE m.status END,
+        delivered_at = coalesce(m.delivered_at, $3::timestamptz),
+        read_at = CASE WHEN $4::text = 'read' THEN coalesce(m.read_at, $3::timestamptz)
+                       ELSE m.read_at END
+    FROM target t
+    WHERE m.id = t.id
+    RETURNING m.id, m.campaign_id, m.execution_id, m.contact_id, m.node_id, t.first_confirmation
+), logged AS (
+    INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                                node_type, event, status, message, details, created_at)
+    SELECT f.campaign_id, f.execution_id, f.contact_id,
+           log_contact_text(c.first_name, c.last_name, c.telegram_username), f.node_id,
+           'send_message', 'delivery_confirmed', 'ok', $4::text,
+           jsonb_build_object('message_id', f.id, 'via', $4::text), $3::timestamptz
+    FROM confirmed f
+    JOIN contacts c ON c.id = f.contact_id
+    WHERE f.first_confirmation
+)
+SELECT id FROM confirmed;
 
 -- name: record_reply
-INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, direction,
-                      body, status, sent_at)
-VALUES ($1, $2, $3, $4, 'incoming', $5, 'received', $6)
-RETURNING id;
+-- Logged (reply_received) at the node the execution stands on when the reply comes in.
+WITH reply AS (
+    INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, direction,
+                          body, status, sent_at)
+    VALUES ($1, $2, $3, $4, 'incoming', $5, 'received', $6)
+    RETURNING id, campaign_id, execution_id, contact_id, body, sent_at
+), logged AS (
+    INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                                node_type, event, status, message, details, created_at)
+    SELECT r.campaign_id, r.execution_id, r.contact_id,
+           log_contact_text(c.first_name, c.last_name, c.telegram_username), e.current_node_id,
+           (SELECT n ->> 'type' FROM jsonb_array_elements(cp.flow -> 'nodes') AS n
+            WHERE n ->> 'id' = e.current_node_id LIMIT 1),
+           'reply_received', 'ok', r.body, jsonb_build_object('message_id', r.id), r.sent_at
+    FROM reply r
+    JOIN contacts c ON c.id = r.contact_id
+    LEFT JOIN executions e ON e.id = r.execution_id
+    LEFT JOIN campaigns cp ON cp.id = r.campaign_id
+)
+SELECT id FROM reply;
 
 -- name: accounts_to_probe
 SELECT id, session_kind, simulation, health_status, cooldown_until, pacing, daily_quota,
@@ -202,10 +262,24 @@ FROM unnest($1::uuid[], $4::int[]) AS r (id, new_peers)
 WHERE a.id = r.id;
 
 -- name: mark_sent_many
-UPDATE messages m SET status = 'sent', telegram_message_id = s.telegram_message_id,
-                      sent_at = s.sent_at
-FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[]) AS s (id, telegram_message_id, sent_at)
-WHERE m.id = s.id AND m.status = 'queued';
+-- mark_sent for many: each message leaves 'queued' once, so it is logged as sent once.
+WITH sent AS (
+    UPDATE messages m SET status = 'sent', telegram_message_id = s.telegram_message_id,
+                          sent_at = s.sent_at
+    FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[])
+         AS s (id, telegram_message_id, sent_at)
+    WHERE m.id = s.id AND m.status = 'queued'
+    RETURNING m.id, m.campaign_id, m.execution_id, m.contact_id, m.node_id, m.variant, m.body,
+              m.sent_at
+)
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                            node_type, event, status, message, details, created_at)
+SELECT s.campaign_id, s.execution_id, s.contact_id,
+       log_contact_text(c.first_name, c.last_name, c.telegram_username), s.node_id,
+       'send_message', 'message_sent', 'ok', s.body,
+       jsonb_build_object('message_id', s.id, 'variant', s.variant), s.sent_at
+FROM sent s
+JOIN contacts c ON c.id = s.contact_id;
 
 -- name: save_executions
 -- save_execution for many (each execution once).
@@ -220,10 +294,14 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $
 WHERE e.id = s.id;
 
 -- name: write_logs_many
-INSERT INTO execution_logs (campaign_id, execution_id, contact_id, node_id, node_type, event,
-                            status, message, details, created_at)
-SELECT campaign_id, execution_id, contact_id, node_id, node_type, event, status, message,
-       '{}'::jsonb, created_at
+-- A subquery rather than a join for the contact, so rows keep the order of the walk (ids are
+-- given in insertion order, and the log reads in id order within one moment).
+INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                            node_type, event, status, message, details, created_at)
+SELECT l.campaign_id, l.execution_id, l.contact_id,
+       (SELECT log_contact_text(c.first_name, c.last_name, c.telegram_username)
+        FROM contacts c WHERE c.id = l.contact_id),
+       l.node_id, l.node_type, l.event, l.status, l.message, '{}'::jsonb, l.created_at
 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::text[], $9::timestamptz[])
      AS l (campaign_id, execution_id, contact_id, node_id, node_type, event, status, message,

@@ -28,9 +28,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from prometheus_client import Counter, Histogram
 
 from services.sender import accounts
 from services.sender.gateway import (
+    SEND_OUTCOMES,
     Account,
     AccountDead,
     AccountLimited,
@@ -43,6 +45,7 @@ from services.sender.gateway import (
     RetryAfter,
     Transient,
     send_all,
+    send_outcome,
 )
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -76,6 +79,17 @@ UNFINISHED = ("pending", "waiting")
 TRANSIENT_BACKOFF_S = 30.0
 RECORD_STREAMS = 2  # concurrent transactions recording a batch's accepted sends
 RECORD_SPLIT_FROM = 100  # fewer accepted sends are recorded in one transaction
+
+SENDS = Counter(
+    "dripline_sends_total", "Messages handed to Telegram, by what came of it", ["outcome"]
+)
+# Every outcome's series exists from the start, so the first flood wait shows in rate().
+_SENDS = {outcome: SENDS.labels(outcome) for outcome in SEND_OUTCOMES}
+FLOOD_WAITS = Histogram(
+    "dripline_telegram_flood_wait_seconds",
+    "Flood waits Telegram imposed on sends: how long it asked the account to wait",
+    buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 86400),
+)
 
 
 def emit(
@@ -620,6 +634,10 @@ class Steps:
         accepted are recorded in one transaction, each failure in its own (as before)."""
         outgoing = [Outgoing(p.account, p.peer, p.text, p.random_id) for p in pending]
         results = await send_all(self.gateway, outgoing, self.clock)
+        for result in results:
+            _SENDS[send_outcome(result)].inc()
+            if isinstance(result, RetryAfter):
+                FLOOD_WAITS.observe(result.seconds)
         accepted = [
             (item, result)
             for item, result in zip(pending, results, strict=True)
@@ -729,6 +747,7 @@ class Steps:
         pacing: Pacing,
     ) -> None:
         now = self.clock.now()
+        entered: AccountHealth | None = None
         async with self.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
             row = await connection.fetchrow(QUERIES["lock_execution"], execution_id)
@@ -758,8 +777,11 @@ class Steps:
                 )
             else:
                 await connection.execute(QUERIES["drop_send_record"], message_id)
-                await self._account_failed(connection, outbox, row, account, error, pacing, now)
+                entered = await self._account_failed(
+                    connection, outbox, row, account, error, pacing, now
+                )
             await outbox.flush(connection)
+        accounts.count_transitions([entered])
 
     async def _account_failed(
         self,
@@ -770,12 +792,14 @@ class Steps:
         error: GatewayError,
         pacing: Pacing,
         now: datetime,
-    ) -> None:
+    ) -> AccountHealth | None:
+        """Apply an account's failure; returns the health status it entered, if it moved."""
+        entered: AccountHealth | None
         if isinstance(error, (RetryAfter, AccountLimited)):
             await connection.execute(QUERIES["record_flood"], account.id, now.date())
         if isinstance(error, RetryAfter):
             until = now + timedelta(seconds=error.seconds + pacing.flood_margin_s)
-            await accounts.change_health(
+            entered = await accounts.change_health(
                 connection,
                 outbox,
                 account.id,
@@ -786,14 +810,16 @@ class Steps:
             )
             await connection.execute(QUERIES["defer_execution"], row["id"], until, 0, now)
         elif isinstance(error, AccountLimited):
-            await accounts.change_health(
+            entered = await accounts.change_health(
                 connection, outbox, account.id, AccountHealth.LIMITED, error.reason, now
             )
             later = now + timedelta(seconds=pacing.limited_retry_s)
             await connection.execute(QUERIES["defer_execution"], row["id"], later, 0, now)
         elif isinstance(error, AccountDead):
             health = AccountHealth(error.kind)
-            await accounts.change_health(connection, outbox, account.id, health, error.reason, now)
+            entered = await accounts.change_health(
+                connection, outbox, account.id, health, error.reason, now
+            )
             loaded = load(row)
             reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
             step = interpreter.Step(interpreter.Fail(row["current_node_id"], reason), loaded.state)
@@ -801,6 +827,7 @@ class Steps:
             self._message_failed(outbox, row, account, None, "account_dead", error.reason, now)
         else:  # pragma: no cover - the gateway raises only the five categories
             raise error
+        return entered
 
     @staticmethod
     def _message_failed(

@@ -1,11 +1,17 @@
 """Replies and read receipts: a reply marks the contact as responded and wakes its
-wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives."""
+wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives.
+
+What was detected is returned as a Detected, for the caller to count once its transaction has
+committed (a rolled-back transaction gets the same updates again)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections import Counter as Tally
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+
+from prometheus_client import Counter
 
 from services.sender.gateway import Gateway, Incoming
 from services.sender.steps import QUERIES, UNFINISHED, emit, load, save
@@ -15,17 +21,42 @@ from shared.messaging.contracts import MessageDelivered, MessageType, ReplyRecei
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 
+REPLIES = Counter("dripline_replies_detected_total", "Replies to our messages, recorded")
+DELIVERIES = Counter(
+    "dripline_deliveries_detected_total",
+    "Outgoing messages confirmed delivered, by what confirmed them (a read or a reply)",
+    ["via"],
+)
+for _via in ("read", "reply"):
+    DELIVERIES.labels(_via)
+
+
+@dataclass
+class Detected:
+    updates: int = 0
+    replies: int = 0
+    delivered: Tally[str] = field(default_factory=Tally)
+
+    def count(self) -> None:
+        """Into the metrics: call once the transaction that recorded them has committed."""
+        REPLIES.inc(self.replies)
+        for via, messages in self.delivered.items():
+            DELIVERIES.labels(via).inc(messages)
+
 
 async def apply_updates(
     connection: DbConnection, outbox: Outbox, gateway: Gateway, now: datetime
-) -> int:
+) -> Detected:
     incoming = await gateway.updates(connection, now)
+    detected = Detected(updates=len(incoming))
     for update in incoming:
-        await apply(connection, outbox, update, now)
-    return len(incoming)
+        await apply(connection, outbox, update, now, detected)
+    return detected
 
 
-async def apply(connection: DbConnection, outbox: Outbox, update: Incoming, now: datetime) -> None:
+async def apply(
+    connection: DbConnection, outbox: Outbox, update: Incoming, now: datetime, detected: Detected
+) -> None:
     sent = await connection.fetchrow(
         QUERIES["message_by_random_id"], update.account_id, update.random_id
     )
@@ -39,6 +70,7 @@ async def apply(connection: DbConnection, outbox: Outbox, update: Incoming, now:
         update.kind,
     )
     if confirmed:
+        detected.delivered[update.kind] += len(confirmed)
         delivered = MessageDelivered(
             campaign_id=sent["campaign_id"],
             execution_id=sent["execution_id"],
@@ -64,6 +96,7 @@ async def apply(connection: DbConnection, outbox: Outbox, update: Incoming, now:
         update.text,
         update.at,
     )
+    detected.replies += 1
     received = ReplyReceived(
         message_id=reply_id,
         execution_id=sent["execution_id"],

@@ -5,6 +5,7 @@ feed. Every type on a consumed topic has a handler, so none is dead-lettered as 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 from prometheus_client import Counter
 
@@ -18,13 +19,16 @@ from shared.messaging.contracts import (
     CampaignContactsRemoved,
     CampaignDuplicated,
     CampaignStatusChanged,
+    CampaignStatusName,
     Decoded,
     ExecutionProgressed,
     MessageDelivered,
     MessageFailed,
     MessageSent,
     ReplyReceived,
+    contracts_on,
 )
+from shared.messaging.topics import Topic
 
 CAMPAIGN_TRANSITIONS = Counter(
     "dripline_campaign_transitions_total", "Campaign status changes", ["status", "cause"]
@@ -32,6 +36,11 @@ CAMPAIGN_TRANSITIONS = Counter(
 COMMANDS_REJECTED = Counter(
     "dripline_campaign_commands_rejected_total", "Rejected campaign commands", ["command", "code"]
 )
+# Series that exist from the start, so a first change shows in rate(): every status a lifecycle
+# command can lead to, by that command.
+for _command in contracts_on(Topic.CAMPAIGN_COMMANDS):
+    for _status in get_args(CampaignStatusName):
+        CAMPAIGN_TRANSITIONS.labels(_status, _command.type.value)
 
 ExecutionEvent = (
     ExecutionProgressed | MessageSent | MessageFailed | MessageDelivered | ReplyReceived

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from shared.db.pool import DbConnection, PoolConnectionProxy
 from shared.db.sql import Queries
@@ -32,12 +32,22 @@ QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 NOTIFY_CHANNEL = "dripline_outbox"
 _LIMIT = 1000  # fetch_unsent's literal limit: a literal keeps the plan custom
 _CLEANUP_EVERY_S = 60.0
+# Counting a large backlog walks the unsent index; while one lasts, count this often at most.
+_COUNT_EVERY_S = 5.0
 
 log = logging.getLogger(__name__)
 
 PUBLISHED = Counter("dripline_outbox_published_total", "Outbox records published", ["topic"])
 PUBLISH_FAILURES = Counter("dripline_outbox_publish_failures_total", "Failed relay passes")
-UNSENT = Gauge("dripline_outbox_unsent", "Outbox records not yet published (as last seen)")
+UNSENT = Gauge(
+    "dripline_outbox_unsent",
+    "Outbox records not yet published, as the publishing relay last saw them (0 elsewhere)",
+)
+PUBLISH_LATENCY = Histogram(
+    "dripline_outbox_publish_latency_seconds",
+    "From an outbox record's creation (its transaction's start) until Kafka acknowledged it",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 LEADER = Gauge("dripline_outbox_relay_leader", "1 while this process's relay is the publisher")
 
 
@@ -108,6 +118,8 @@ class OutboxRelay:
         self._outbox_retention = timedelta(seconds=outbox_retention_s)
         self._inbox_retention = timedelta(seconds=inbox_retention_s)
         self._next_cleanup = 0.0
+        self._unsent = 0
+        self._next_count = 0.0
 
     @property
     def is_leader(self) -> bool:
@@ -162,6 +174,10 @@ class OutboxRelay:
     async def _release_leadership(self) -> None:
         connection, self._lead_connection = self._lead_connection, None
         LEADER.set(0)
+        # Only the publisher sees the backlog; a relay that stands by reports none, so a sum
+        # or max over the instances is the publisher's figure, not a stale one.
+        self._unsent = 0
+        UNSENT.set(0)
         if connection is None:
             return
         # A broken connection is discarded by the pool, which also drops its advisory lock.
@@ -179,7 +195,9 @@ class OutboxRelay:
         its partition whichever way a record is sent."""
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(QUERIES["fetch_unsent"])
+            fetched = time.perf_counter()
             if not rows:
+                self._unsent = 0
                 UNSENT.set(0)
                 return 0
             deliveries = []
@@ -210,11 +228,26 @@ class OutboxRelay:
                     await self._producer.send_batch(batch, topic, partition=partition)
                 )
             await asyncio.gather(*deliveries)
+            acknowledged = time.perf_counter() - fetched
             await connection.execute(QUERIES["mark_sent"], [row["id"] for row in rows])
+            await self._count_unsent(connection, len(rows))
         for row in rows:
             PUBLISHED.labels(row["topic"]).inc()
-        UNSENT.set(max(0, len(rows) - _LIMIT))
+            # The age comes from the database's clock, the rest from ours: no clock skew.
+            PUBLISH_LATENCY.observe(row["age_s"] + acknowledged)
         return len(rows)
+
+    async def _count_unsent(self, connection: DbConnection, published: int) -> None:
+        """A short fetch emptied the backlog; a full one leaves some, counted now and then
+        (between counts, the last count less what has been published since)."""
+        if published < _LIMIT:
+            self._unsent = 0
+        elif time.monotonic() >= self._next_count:
+            self._unsent = int(await connection.fetchval(QUERIES["count_unsent"]))
+            self._next_count = time.monotonic() + _COUNT_EVERY_S
+        else:
+            self._unsent = max(0, self._unsent - published)
+        UNSENT.set(self._unsent)
 
     async def forget_old(self, now: datetime | None = None) -> int:
         """Retention (the leader's chore): published records older than the outbox retention

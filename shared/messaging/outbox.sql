@@ -4,8 +4,9 @@ INSERT INTO outbox (topic, key, value, headers, message_id)
 SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::uuid[]);
 
 -- name: fetch_unsent
--- The oldest unsent records, in the order they were written.
-SELECT id, topic, key, value, headers
+-- The oldest unsent records, in the order they were written, with their age (publish latency).
+SELECT id, topic, key, value, headers,
+       extract(epoch FROM clock_timestamp() - created_at)::float8 AS age_s
 FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id

@@ -29,13 +29,14 @@ async def test_launch_makes_the_campaign_active_and_stats_see_it(
 
     async def stats_recorded() -> Any:
         return await pool.fetchrow(
-            "SELECT s.launches, a.type, a.summary FROM campaign_stats s "
-            "JOIN campaign_activities a USING (campaign_id) WHERE s.campaign_id = $1",
+            "SELECT s.total_contacts, a.type, a.summary FROM campaign_stats s "
+            "JOIN campaign_activities a USING (campaign_id) WHERE s.campaign_id = $1"
+            " AND a.type = 'campaign.status_changed'",
             campaign["id"],
         )
 
     row = await eventually(stats_recorded)
-    assert row["launches"] == 1
+    assert row["total_contacts"] == 1
     assert row["type"] == "campaign.status_changed"
     assert row["summary"] == "Status changed from draft to active"
 
