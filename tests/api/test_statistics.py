@@ -68,8 +68,11 @@ async def test_a_campaign_before_and_after_its_first_event(
 
 async def test_compare_validates_its_request(person: PersonFactory) -> None:
     someone = (await person("comparer")).client
-    for body in ({"campaign_ids": []}, {"campaign_ids": ["nope"]}, {},
-                 {"campaign_ids": [str(uuid.uuid4())] * 101}):  # fmt: skip
+    bodies: list[dict[str, Any]] = [
+        {"campaign_ids": []}, {"campaign_ids": ["nope"]}, {},
+        {"campaign_ids": [str(uuid.uuid4()) for _ in range(101)]},
+    ]  # fmt: skip
+    for body in bodies:
         response = await someone.post("/statistics/compare", json=body)
         assert response.status_code == 422, body
         assert response.json()["code"] == "validation_error"
