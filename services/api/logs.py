@@ -4,9 +4,9 @@ events, the search index and the export."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -173,22 +173,27 @@ def _where(campaign_id: UUID, selection: LogFilter, after: Position | None) -> W
         pattern = f"%{like_pattern(selection.search)}%"
         where.add(LOGS["search"].format(pattern=where.bind(pattern)))
     if after is not None:
-        at, entry_id = after
-        where.add(
-            f"(l.created_at, l.id) < ({where.bind(at)}::timestamptz, {where.bind(entry_id)}::bigint)"
-        )
+        at, entry_id = where.bind(after[0]), where.bind(after[1])
+        where.add(f"(l.created_at, l.id) < ({at}::timestamptz, {entry_id}::bigint)")
     return where
+
+
+PageBlock = Literal["page", "export_csv", "export_jsonl"]
 
 
 async def _page(
     connection: DbConnection,
+    block: PageBlock,
     campaign_id: UUID,
     selection: LogFilter,
     after: Position | None,
     limit: int,
 ) -> list[asyncpg.Record]:
+    """One page of entries, in the shape of `block` (the page, or an export's text of it)."""
     where = _where(campaign_id, selection, after)
     query = LOGS["page"].format(where=where.sql, limit=where.bind(limit))
+    if block != "page":
+        query = LOGS[block].format(page=query)
     async with connection.transaction(readonly=True):
         await connection.execute(LOGS["custom_plans"])
         return await connection.fetch(query, *where.values)
@@ -209,36 +214,30 @@ def _position(cursor: str | None) -> Position | None:
     return at, raw["i"]
 
 
-def _iso(moment: datetime) -> str:
-    # The API's own format (pydantic's): UTC as Z, so an export reads exactly like the list.
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _contact(row: asyncpg.Record) -> dict[str, Any] | None:
     if row["contact_id"] is None:
         return None
-    return {"id": str(row["contact_id"]), "name": row["contact_name"]}
+    return {"id": row["contact_id"], "name": row["contact_name"]}
 
 
-def _entry(row: asyncpg.Record) -> dict[str, Any]:
-    """An entry as JSON values: the list and the JSONL export both print this."""
-    return {
-        "id": row["id"],
-        "executed_at": _iso(row["created_at"]),
-        "execution_id": None if row["execution_id"] is None else str(row["execution_id"]),
-        "contact": _contact(row),
-        "node_id": row["node_id"],
-        "node_type": row["node_type"],
-        "event": row["event"],
-        "status": row["status"],
-        "message": row["message"],
-        "details": row["details"],
-    }
+def _entry(row: asyncpg.Record) -> LogEntry:
+    return LogEntry.model_validate(
+        {
+            "id": row["id"],
+            "executed_at": row["executed_at"],
+            "execution_id": row["execution_id"],
+            "contact": _contact(row),
+            "node_id": row["node_id"],
+            "node_type": row["node_type"],
+            "event": row["event"],
+            "status": row["status"],
+            "message": row["message"],
+            "details": row["details"],
+        }
+    )
 
 
-@router.get(
-    "/{campaign_id}/logs", response_model=LogPage, summary="The campaign's execution log"
-)
+@router.get("/{campaign_id}/logs", response_model=LogPage, summary="The campaign's execution log")
 async def list_logs(
     campaign_id: UUID,
     who: CurrentPrincipal,
@@ -252,8 +251,8 @@ async def list_logs(
     after = _position(cursor)
     async with pool(request).acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
-        rows = await _page(connection, campaign_id, selection, after, limit + 1)
-    items = [LogEntry.model_validate(_entry(row)) for row in rows[:limit]]
+        rows = await _page(connection, "page", campaign_id, selection, after, limit + 1)
+    items = [_entry(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -270,29 +269,12 @@ def _csv(rows: Sequence[asyncpg.Record], header: bool) -> bytes:
     writer = csv.writer(buffer)
     if header:
         writer.writerow(CSV_COLUMNS)
-    writer.writerows(
-        (
-            row["id"],
-            _iso(row["created_at"]),
-            row["execution_id"],
-            row["contact_id"],
-            row["contact_name"],
-            row["node_id"],
-            row["node_type"],
-            row["event"],
-            row["status"],
-            row["message"],
-            json.dumps(row["details"], ensure_ascii=False, separators=(",", ":")),
-        )
-        for row in rows
-    )
+    writer.writerows(row["cells"] for row in rows)
     return buffer.getvalue().encode()
 
 
 def _jsonl(rows: Sequence[asyncpg.Record]) -> bytes:
-    return "".join(
-        json.dumps(_entry(row), ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
-    ).encode()
+    return "".join(f"{row['line']}\n" for row in rows).encode()
 
 
 ExportFormat = Literal["csv", "jsonl"]
@@ -318,23 +300,33 @@ async def export_logs(
     async with database.acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
     now = request.app.state.service.clock.now()
+    block: PageBlock = "export_csv" if export_format == "csv" else "export_jsonl"
 
-    async def body() -> AsyncIterator[bytes]:
+    async def fetch(after: Position | None) -> list[asyncpg.Record]:
         # Keyset pages, each on a connection borrowed for one query: nothing accumulates, and a
         # slow reader holds no connection or snapshot between pages.
-        after: Position | None = None
-        first = True
-        while True:
-            async with database.acquire() as connection:
-                rows = await _page(connection, campaign_id, selection, after, EXPORT_PAGE)
-            if export_format == "csv":
-                yield _csv(rows, header=first)
-            elif rows:
-                yield _jsonl(rows)
-            first = False
-            if len(rows) < EXPORT_PAGE:
-                return
-            after = (rows[-1]["created_at"], rows[-1]["id"])
+        async with database.acquire() as connection:
+            return await _page(connection, block, campaign_id, selection, after, EXPORT_PAGE)
+
+    async def body() -> AsyncIterator[bytes]:
+        # One page ahead: the database reads the next page while this one is being sent.
+        ahead = asyncio.create_task(fetch(None))
+        try:
+            first = True
+            while True:
+                rows = await ahead
+                full = len(rows) == EXPORT_PAGE
+                if full:
+                    ahead = asyncio.create_task(fetch((rows[-1]["created_at"], rows[-1]["id"])))
+                if export_format == "csv":
+                    yield _csv(rows, header=first)
+                elif rows:
+                    yield _jsonl(rows)
+                first = False
+                if not full:
+                    return
+        finally:
+            ahead.cancel()  # the reader went away: the page read ahead is not needed
 
     filename = f"campaign-{campaign_id}-logs-{now:%Y%m%dT%H%M%SZ}.{export_format}"
     return StreamingResponse(
