@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Records a consumer takes per batch (one transaction): larger batches amortize a batch's
     # fixed cost (the inbox, the commit) when a topic runs hot.
     kafka_max_records: int = Field(default=500, ge=1, le=10_000)
+    # How long a fetch may wait on the broker for new records. It bounds how late a consumer
+    # sees a record when the broker answers a fetch only at its deadline (Tansu does), so it is
+    # most of the statistics' freshness and of an execution's wait between steps.
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     kafka_heartbeat_interval_ms: int = 1000
 
     http_host: str = "127.0.0.1"

@@ -130,6 +130,7 @@ def subscribe(
         group_id=settings.group_id(consumer.name),
         batch=True,
         max_records=settings.kafka_max_records,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
