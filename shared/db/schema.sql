@@ -423,22 +423,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN denominator > 0 THEN round(numerator * 100.0 / denominator, 2) ELSE 0 END
 $$;
 
+-- Each execution's share as last counted by the stats service.
+CREATE TABLE execution_figures (
+    execution_id uuid PRIMARY KEY,
+    campaign_id  uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    variant      text,
+    status       text,
+    started      boolean NOT NULL,
+    responded    boolean NOT NULL,
+    sent         integer NOT NULL,
+    failed       integer NOT NULL,
+    delivered    integer NOT NULL,
+    not_sent     integer NOT NULL
+);
+CREATE INDEX execution_figures_campaign_idx ON execution_figures (campaign_id);
+
 -- What executions add to their campaigns' figures, counted from executions and messages: these
 -- executions, and every execution of these campaigns. A removed execution (deleted_at) adds
 -- nothing: its status is NULL (spec: removing a contact loses its progress).
 CREATE FUNCTION execution_contributions(execution_ids uuid[], campaign_ids uuid[])
-RETURNS TABLE (
-    execution_id uuid,
-    campaign_id  uuid,
-    variant      text,
-    status       text,
-    started      boolean,
-    responded    boolean,
-    sent         integer,
-    failed       integer,
-    delivered    integer,
-    not_sent     integer
-)
+RETURNS SETOF execution_figures
 LANGUAGE sql STABLE AS $$
 SELECT e.id, e.campaign_id, e.variant,
        CASE WHEN e.deleted_at IS NULL THEN e.status END,
@@ -462,24 +466,9 @@ LEFT JOIN LATERAL (
 WHERE e.id = ANY(execution_ids) OR e.campaign_id = ANY(campaign_ids)
 $$;
 
--- Each execution's share as last counted by the stats service.
-CREATE TABLE execution_figures (
-    execution_id uuid PRIMARY KEY,
-    campaign_id  uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
-    variant      text,
-    status       text,
-    started      boolean NOT NULL,
-    responded    boolean NOT NULL,
-    sent         integer NOT NULL,
-    failed       integer NOT NULL,
-    delivered    integer NOT NULL,
-    not_sent     integer NOT NULL
-);
-CREATE INDEX execution_figures_campaign_idx ON execution_figures (campaign_id);
-
--- The figures those executions changed since they were last stored (since_stored), or all of
--- their figures (a recount): per campaign (variant NULL, per_variant false) and per variant.
-CREATE FUNCTION figure_changes(execution_ids uuid[], campaign_ids uuid[], since_stored boolean)
+-- Figures summed over shares: `added` counted in, `removed` counted out (the shares they replace,
+-- for a refresh; none, for a recount). Per campaign (per_variant false) and per variant.
+CREATE FUNCTION figure_sums(added execution_figures[], removed execution_figures[])
 RETURNS TABLE (
     campaign_id          uuid,
     variant              text,
@@ -500,17 +489,11 @@ RETURNS TABLE (
     executions_paused    bigint,
     executions_cancelled bigint
 )
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql IMMUTABLE AS $$
 WITH signed AS (
-    SELECT c.*, 1 AS sign
-    FROM execution_contributions(execution_ids, campaign_ids) c
-    WHERE c.status IS NOT NULL
+    SELECT a.*, 1 AS sign FROM unnest(added) a WHERE a.status IS NOT NULL
     UNION ALL
-    SELECT f.execution_id, f.campaign_id, f.variant, f.status, f.started, f.responded, f.sent,
-           f.failed, f.delivered, f.not_sent, -1
-    FROM execution_figures f
-    WHERE since_stored AND f.status IS NOT NULL
-      AND (f.execution_id = ANY(execution_ids) OR f.campaign_id = ANY(campaign_ids))
+    SELECT r.*, -1 FROM unnest(removed) r WHERE r.status IS NOT NULL
 )
 SELECT s.campaign_id, s.variant, grouping(s.variant) = 0,
        sum(s.sign),
@@ -571,7 +554,8 @@ $$;
 CREATE FUNCTION campaign_statistics(campaign_ids uuid[]) RETURNS SETOF campaign_figures
 LANGUAGE sql STABLE AS $$
 WITH counted AS (
-    SELECT * FROM figure_changes('{}', campaign_ids, false)
+    SELECT f.*
+    FROM figure_sums(ARRAY(SELECT c FROM execution_contributions('{}', campaign_ids) c), '{}') f
 )
 SELECT c.id,
        coalesce(t.total_contacts, 0), coalesce(t.contacts_started, 0),
@@ -706,11 +690,19 @@ WITH events AS (
         SELECT e.campaign_id FROM events e
         WHERE NOT EXISTS (SELECT 1 FROM campaign_stats s WHERE s.campaign_id = e.campaign_id)
     ) AS ids
+), fresh AS MATERIALIZED (
+    SELECT ARRAY(SELECT c FROM execution_contributions(execution_ids, whole.ids) c) AS shares
+    FROM whole
+), stale AS MATERIALIZED (
+    SELECT ARRAY(SELECT f FROM execution_figures f
+                 WHERE f.execution_id = ANY(execution_ids) OR f.campaign_id = ANY(whole.ids))
+           AS shares
+    FROM whole
 ), changes AS MATERIALIZED (
-    SELECT f.* FROM whole, figure_changes(execution_ids, whole.ids, true) f
+    SELECT f.* FROM fresh, stale, figure_sums(fresh.shares, stale.shares) f
 ), stored AS (
     INSERT INTO execution_figures
-    SELECT c.* FROM whole, execution_contributions(execution_ids, whole.ids) c
+    SELECT c.* FROM fresh, unnest(fresh.shares) c
     ON CONFLICT (execution_id) DO UPDATE
     SET variant = excluded.variant, status = excluded.status, started = excluded.started,
         responded = excluded.responded, sent = excluded.sent, failed = excluded.failed,
