@@ -84,12 +84,14 @@ async def test_a_killed_scheduler_applies_the_command_exactly_once_after_restart
         == 1
     )
 
-    async def stats_saw_one_launch() -> Any:
+    async def stats_saw_the_launch() -> Any:
         return await pool.fetchval(
-            "SELECT launches FROM campaign_stats WHERE campaign_id = $1", campaign["id"]
+            "SELECT count(*) FROM campaign_activities WHERE campaign_id = $1"
+            " AND type = 'campaign.status_changed'",
+            campaign["id"],
         )
 
-    assert await eventually(stats_saw_one_launch) == 1
+    assert await eventually(stats_saw_the_launch) == 1
 
 
 async def _at_least(value: Any, minimum: float) -> bool:
