@@ -276,7 +276,11 @@ def stage(
         )
     ]
     if isinstance(outcome, interpreter.Fail):
-        visits.append(interpreter.Visit(outcome.node_id or "", flows.NodeType.END, outcome.reason))
+        # Logged under the node that failed (a send, usually), so the logs' node-type filter
+        # finds it; END only when the failure belongs to no node.
+        failed = loaded.flow.nodes.get(outcome.node_id or "") if loaded.flow else None
+        node_type = failed.type if failed is not None else flows.NodeType.END
+        visits.append(interpreter.Visit(outcome.node_id or "", node_type, outcome.reason))
     for v in visits:
         last_failed = isinstance(outcome, interpreter.Fail) and v is visits[-1]
         writes.logs.append(

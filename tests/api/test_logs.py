@@ -142,9 +142,9 @@ async def seeded(ann: Person, db: asyncpg.Pool[Any]) -> Seeded:
             entry(grace, "wait", "reply_received", "Not interested", t[9]),
             entry(grace, "end", "node_executed", "end", t[10]),
             entry(alan, "split", "node_executed", "variant A", t[11]),
-            # As the sender logs a failed send: at the send node, typed as the end it comes to.
+            # As the sender logs a failed send: at the send node, with its type.
             entry(alan, "hello", "execution_failed", "privacy restricted", t[12],
-                  node_type="end", status="failed"),
+                  status="failed"),
         ],
     )  # fmt: skip
     return Seeded(created["id"], ada, grace, alan)
@@ -268,7 +268,7 @@ async def test_the_list_is_newest_first_with_contacts_and_every_field(
     assert newest["executed_at"] == "2030-01-01T09:12:00Z"
     assert newest["execution_id"] == str(seeded.alan)
     assert newest["contact"]["name"] == "Alan Turing"
-    assert (newest["node_id"], newest["node_type"]) == ("hello", "end")
+    assert (newest["node_id"], newest["node_type"]) == ("hello", "send_message")
     delivered = next(i for i in items if i["event"] == "delivery_confirmed")
     assert delivered["details"] == {"via": "read"}
 
@@ -277,8 +277,9 @@ async def test_the_list_is_newest_first_with_contacts_and_every_field(
     ("params", "expected"),
     [
         (
-            {"node_type": "send_message"},
+            {"node_type": "send_message"},  # the failed send too: it is logged at its node
             [
+                ("Alan Turing", "execution_failed", "privacy restricted"),
                 ("Grace Hopper", "delivery_confirmed", "read"),
                 ("Grace Hopper", "message_sent", "Hi Grace, our spring webinar: 1000 seats"),
                 ("Ada Lovelace", "delivery_confirmed", "read"),
