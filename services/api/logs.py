@@ -264,12 +264,22 @@ CSV_COLUMNS = ("id", "executed_at", "execution_id", "contact_id", "contact_name"
                "node_type", "event", "status", "message", "details")  # fmt: skip
 
 
+# A cell a spreadsheet would run as a formula. Replies are written by strangers, so an export
+# opened in a spreadsheet must not execute them (OWASP "CSV injection"): such cells get a
+# leading apostrophe, which spreadsheets show as text.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str | None) -> str | None:
+    return f"'{value}" if value is not None and value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv(rows: Sequence[asyncpg.Record], header: bool) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if header:
         writer.writerow(CSV_COLUMNS)
-    writer.writerows(row["cells"] for row in rows)
+    writer.writerows([_cell(cell) for cell in row["cells"]] for row in rows)
     return buffer.getvalue().encode()
 
 

@@ -601,3 +601,25 @@ async def test_unknown_campaigns_have_no_logs(ann: Person) -> None:
     for path in ("logs", "logs/export?format=jsonl", "activities"):
         response = await ann.client.get(f"/campaign-flows/{missing}/{path}")
         assert response.status_code == 404, response.text
+
+
+async def test_a_reply_that_looks_like_a_formula_is_text_in_the_csv(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    """Replies are written by strangers: a CSV opened in a spreadsheet must not run them."""
+    created = await campaign(ann.client, "Formulas")
+    someone = await contact(ann.client, "mallory1", first_name="Mallory")
+    [mallory] = await executions(db, created["id"], [someone["id"]])
+    hostile = '=HYPERLINK("http://evil.example","click")'
+    await seed(db, created["id"], [
+        entry(mallory, "wait", "reply_received", hostile, BASE),
+        entry(mallory, "wait", "reply_received", "-1+2", BASE + timedelta(minutes=1)),
+        entry(mallory, "wait", "reply_received", "fine, thanks", BASE + timedelta(minutes=2)),
+    ])  # fmt: skip
+    path = f"/campaign-flows/{created['id']}"
+    exported = await ann.client.get(f"{path}/logs/export", params={"format": "csv"})
+    messages = [row["message"] for row in csv.DictReader(io.StringIO(exported.text))]
+    assert messages == ["fine, thanks", "'-1+2", "'" + hostile]
+    # The list and JSON Lines keep the text as it was written.
+    listed = ok(await ann.client.get(f"{path}/logs"))["items"]
+    assert [i["message"] for i in listed] == ["fine, thanks", "-1+2", hostile]
