@@ -766,6 +766,7 @@ class Steps:
                     1,
                     now,
                 )
+                self._message_failed(outbox, row, account, message_id, "unknown", error.reason, now)
             elif isinstance(error, ContactPermanent):
                 await connection.execute(
                     QUERIES["mark_failed"], message_id, "contact_permanent", error.reason
@@ -813,12 +814,16 @@ class Steps:
                 cooldown_until=until,
             )
             await connection.execute(QUERIES["defer_execution"], row["id"], until, 0, now)
+            # Its send record is gone, so the message's outcome changed: say so (the statistics
+            # count a recorded but unsent message).
+            self._message_failed(outbox, row, account, None, "account_limited", error.reason, now)
         elif isinstance(error, AccountLimited):
             entered = await accounts.change_health(
                 connection, outbox, account.id, AccountHealth.LIMITED, error.reason, now
             )
             later = now + timedelta(seconds=pacing.limited_retry_s)
             await connection.execute(QUERIES["defer_execution"], row["id"], later, 0, now)
+            self._message_failed(outbox, row, account, None, "account_limited", error.reason, now)
         elif isinstance(error, AccountDead):
             health = AccountHealth(error.kind)
             entered = await accounts.change_health(
