@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -39,7 +38,6 @@ from shared.messaging.topics import Topic
 from shared.settings import Settings
 from tests.support import ServiceProcess
 
-MAX_RECORDS = int(os.environ.get("BENCH_MAX_RECORDS", "500"))
 SEED = """
 WITH campaigns_ AS (
     INSERT INTO campaigns (created_by, name, status, launched_at)
@@ -120,7 +118,6 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
             stats_port=free_port(),
             kafka_session_timeout_ms=1500,
             kafka_heartbeat_interval_ms=300,
-            kafka_max_records=MAX_RECORDS,
         )
         processes = {name: ServiceProcess(name, settings) for name in ("api", "stats")}
         try:

@@ -58,6 +58,7 @@ from shared.messaging.consumer import (
     AFTER_COMMIT_FAILURES,
     INFRASTRUCTURE_ERRORS,
     HandlerContext,
+    as_batch,
     takes_batches,
 )
 from shared.messaging.contracts import (
@@ -430,7 +431,7 @@ class Steps:
     @takes_batches
     async def on_due(self, context: HandlerContext, message: Decoded | Sequence[Decoded]) -> None:
         """Step the executions of these due events (one, or a batch's, in batch order)."""
-        messages = [message] if isinstance(message, Decoded) else message
+        messages = as_batch(message)
         dues: list[ExecutionDue] = []
         for decoded in messages:
             assert isinstance(decoded.payload, ExecutionDue)

@@ -10,7 +10,7 @@ from typing import get_args
 from prometheus_client import Counter
 
 from services.stats.refresh import QUERIES, touched
-from shared.messaging.consumer import HandlerContext, takes_batches
+from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
 from shared.messaging.contracts import (
     AccountHealthChanged,
     BulkActionProgress,
@@ -52,7 +52,7 @@ async def on_execution_events(
     context: HandlerContext, messages: Decoded | Sequence[Decoded]
 ) -> None:
     batch = touched(context)
-    for message in _many(messages):
+    for message in as_batch(messages):
         event = message.payload
         assert isinstance(event, ExecutionEvent)
         at = message.envelope.occurred_at
@@ -65,7 +65,7 @@ async def on_campaign_events(
     context: HandlerContext, messages: Decoded | Sequence[Decoded]
 ) -> None:
     batch = touched(context)
-    for message in _many(messages):
+    for message in as_batch(messages):
         event, at = message.payload, message.envelope.occurred_at
         batch.event(message.contract.topic.value, at)
         summary = _summary(message)
@@ -135,7 +135,7 @@ def _status_summary(event: CampaignStatusChanged) -> str:
 @takes_batches
 async def on_account_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
     batch = touched(context)
-    for message in _many(messages):
+    for message in as_batch(messages):
         event = message.payload
         assert isinstance(event, AccountHealthChanged)
         batch.event(message.contract.topic.value, message.envelope.occurred_at)
@@ -157,7 +157,7 @@ async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[D
     """A bulk action's batch changes executions without an event of their own;
     bulk operations over campaigns emit campaign.status_changed per campaign, counted there."""
     batch = touched(context)
-    for message in _many(messages):
+    for message in as_batch(messages):
         event, at = message.payload, message.envelope.occurred_at
         batch.event(message.contract.topic.value, at)
         if isinstance(event, BulkActionProgress) and event.batch_size > 0:
@@ -165,8 +165,3 @@ async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[D
                 QUERIES["bulk_action_executions"], event.action_id, event.batch
             ):
                 batch.execution(row["campaign_id"], row["execution_id"], at)
-
-
-def _many(messages: Sequence[Decoded] | Decoded) -> Sequence[Decoded]:
-    # A batch handler is also called with a single message when a batch is retried one by one.
-    return [messages] if isinstance(messages, Decoded) else messages

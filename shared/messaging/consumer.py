@@ -114,6 +114,12 @@ def takes_batches(handler: H) -> H:
     return handler
 
 
+def as_batch(messages: Decoded | Sequence[Decoded]) -> Sequence[Decoded]:
+    """What a `takes_batches` handler was given, as a batch: a batch retried one by one calls
+    it with a single message."""
+    return [messages] if isinstance(messages, Decoded) else messages
+
+
 def _takes_batches(handler: Handler) -> bool:
     return bool(getattr(handler, "takes_batches", False))
 
