@@ -262,24 +262,35 @@ FROM unnest($1::uuid[], $4::int[]) AS r (id, new_peers)
 WHERE a.id = r.id;
 
 -- name: mark_sent_many
--- mark_sent for many: each message leaves 'queued' once, so it is logged as sent once.
+-- mark_sent for many: each message leaves 'queued' once, so it is logged as sent once. Returns
+-- the records this answer changed: only those may move their executions (an answer to a record
+-- that is no longer queued is late, and another answer has already moved its execution on).
 WITH sent AS (
     UPDATE messages m SET status = 'sent', telegram_message_id = s.telegram_message_id,
                           sent_at = s.sent_at
     FROM unnest($1::uuid[], $2::bigint[], $3::timestamptz[])
          AS s (id, telegram_message_id, sent_at)
     WHERE m.id = s.id AND m.status = 'queued'
-    RETURNING m.id, m.campaign_id, m.execution_id, m.contact_id, m.node_id, m.variant, m.body,
-              m.sent_at
+    RETURNING m.id, m.campaign_id, m.execution_id, m.contact_id, m.telegram_account_id,
+              m.node_id, m.variant, m.body, m.sent_at, m.send_key
+), logged AS (
+    INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                                node_type, event, status, message, details, created_at)
+    SELECT s.campaign_id, s.execution_id, s.contact_id,
+           log_contact_text(c.first_name, c.last_name, c.telegram_username), s.node_id,
+           'send_message', 'message_sent', 'ok', s.body,
+           jsonb_build_object('message_id', s.id, 'variant', s.variant), s.sent_at
+    FROM sent s
+    JOIN contacts c ON c.id = s.contact_id
 )
-INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
-                            node_type, event, status, message, details, created_at)
-SELECT s.campaign_id, s.execution_id, s.contact_id,
-       log_contact_text(c.first_name, c.last_name, c.telegram_username), s.node_id,
-       'send_message', 'message_sent', 'ok', s.body,
-       jsonb_build_object('message_id', s.id, 'variant', s.variant), s.sent_at
-FROM sent s
-JOIN contacts c ON c.id = s.contact_id;
+SELECT id, campaign_id, execution_id, contact_id, telegram_account_id, node_id, variant,
+       send_key
+FROM sent;
+
+-- name: lock_send_record
+-- The send record an answer belongs to, locked (after its execution) while the answer is
+-- applied.
+SELECT id, status, node_id, send_key FROM messages WHERE id = $1 FOR UPDATE;
 
 -- name: save_executions
 -- save_execution for many (each execution once).

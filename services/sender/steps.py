@@ -366,7 +366,18 @@ def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
 def _send_key(loaded: Loaded, step: interpreter.Step) -> str:
     """The send record's unique key: execution, node, how many sends before."""
     assert isinstance(step.outcome, interpreter.Send)
-    return f"{loaded.row['id']}:{step.outcome.node_id}:{loaded.sends}"
+    return send_key_at(loaded.row["id"], step.outcome.node_id, loaded.sends)
+
+
+def send_key_at(execution_id: UUID, node_id: str, sends: int) -> str:
+    return f"{execution_id}:{node_id}:{sends}"
+
+
+def stands_on(loaded: Loaded, record: asyncpg.Record) -> bool:
+    """Does the execution stand where this send record left it: on the record's node, with the
+    same count of sends before? Only then may the record's answer move it."""
+    here = send_key_at(loaded.row["id"], loaded.row["current_node_id"] or "", loaded.sends)
+    return bool(record["send_key"] == here)
 
 
 @dataclass(frozen=True)
@@ -542,13 +553,22 @@ class Steps:
         assert isinstance(outcome, interpreter.Send)
         account = paces[row["account_id"]]
         send_key = _send_key(loaded, step)
+        record = records.get(send_key)
+        # A queued record is a send claimed before whose answer never came back (a crash, a
+        # stall): its pace was reserved then, so it is sent again at once to learn its fate.
+        resend = record is not None and record["status"] == "queued"
         new_peer = (row["account_id"], row["contact_id"]) not in known
         today = now.date()
         try:
             moment = next_send_at(
-                account.pacing, account.pace(today), now, new_peer=new_peer, key=send_key
+                account.pacing,
+                account.pace(today),
+                now,
+                new_peer=new_peer,
+                key=send_key,
+                reserved=resend,
             )
-            if window is not None:
+            if window is not None and not resend:
                 moment = next_allowed(window, moment)
         except CannotSend as exc:
             failed = interpreter.Step(
@@ -564,7 +584,6 @@ class Steps:
             stage(writes, outbox, loaded, standing, now, deferred_to=moment)
             return None
         stage(writes, outbox, loaded, standing, now, lease_until=row["lease_until"])
-        record = records.get(send_key)
         if record is not None and record["status"] != "queued":
             # Telegram's answer was recorded while the execution could not move on (it was
             # paused mid-send): move on now, from what was recorded.
@@ -579,7 +598,8 @@ class Steps:
             after = interpreter.advance(loaded.flow, standing.state, event)
             stage(writes, outbox, loaded, after, now, sends=sends)
             return None
-        account.reserve(now, today, new_peer)
+        if not resend:
+            account.reserve(now, today, new_peer)
         return loaded, standing, account, send_key
 
     async def _claim_sends(
@@ -698,48 +718,54 @@ class Steps:
         )
 
     async def _record_sent(self, accepted: list[tuple[PendingSend, Delivery]]) -> None:
+        """Record the sends Telegram accepted and move their executions on. An answer moves only
+        the execution its record belongs to, standing where the record left it (same node, same
+        count of sends), and only when it changed the record: a late answer (a stalled sender's,
+        after another sender re-sent and recorded the same message) changes nothing."""
         now = self.clock.now()
         async with self.pool.acquire() as connection, connection.transaction():
             outbox, writes = Outbox(), Writes()
-            await connection.execute(
-                QUERIES["mark_sent_many"],
-                [item.message_id for item, _ in accepted],
-                [delivery.telegram_message_id for _, delivery in accepted],
-                [delivery.sent_at for _, delivery in accepted],
-            )
+            # Executions first, then their records: the order the step's transaction takes.
             ids = list(dict.fromkeys(item.execution_id for item, _ in accepted))
             # No lease to match: the answers belong to these executions whatever their claim.
             no_leases = [None] * len(ids)
             rows = {r["id"]: r for r in await connection.fetch(
                 QUERIES["lock_due_executions"], ids, no_leases)}  # fmt: skip
+            changed = await connection.fetch(
+                QUERIES["mark_sent_many"],
+                [item.message_id for item, _ in accepted],
+                [delivery.telegram_message_id for _, delivery in accepted],
+                [delivery.sent_at for _, delivery in accepted],
+            )
             cache: CampaignCache = {}
             moved: set[UUID] = set()
-            for item, _ in accepted:
-                row = rows.get(item.execution_id)
-                if row is None or row["status"] not in UNFINISHED or row["id"] in moved:
-                    continue
-                moved.add(row["id"])
-                loaded = load(row, cache)
-                if loaded.flow is not None:
-                    step = interpreter.advance(loaded.flow, loaded.state, interpreter.Sent(now))
-                    stage(writes, outbox, loaded, step, now, sends=loaded.sends + 1)
+            for record in changed:
                 sent = MessageSent(
-                    message_id=item.message_id,
-                    execution_id=item.execution_id,
-                    campaign_id=row["campaign_id"],
-                    contact_id=row["contact_id"],
-                    telegram_account_id=item.account.id,
-                    node_id=row["current_node_id"] or "",
-                    variant=row["variant"],
+                    message_id=record["id"],
+                    execution_id=record["execution_id"],
+                    campaign_id=record["campaign_id"],
+                    contact_id=record["contact_id"],
+                    telegram_account_id=record["telegram_account_id"],
+                    node_id=record["node_id"] or "",
+                    variant=record["variant"],
                 )
                 emit(
                     outbox,
                     Topic.EXECUTION_EVENTS,
-                    row["campaign_id"],
+                    record["campaign_id"],
                     MessageType.MESSAGE_SENT,
                     sent,
                     now,
                 )
+                row = rows.get(record["execution_id"])
+                if row is None or row["status"] not in UNFINISHED:
+                    continue
+                loaded = load(row, cache)
+                if loaded.flow is None or row["id"] in moved or not stands_on(loaded, record):
+                    continue
+                moved.add(row["id"])
+                step = interpreter.advance(loaded.flow, loaded.state, interpreter.Sent(now))
+                stage(writes, outbox, loaded, step, now, sends=loaded.sends + 1)
             await writes.flush(connection)
             await outbox.flush(connection)
 
@@ -751,40 +777,73 @@ class Steps:
         error: GatewayError,
         pacing: Pacing,
     ) -> None:
+        """Apply a failed send's answer. What it says of the account (a flood wait, a limit, a
+        lost login) is applied whatever else happened; what it says of the message applies only
+        while the record is still queued, and it moves the execution only while the execution
+        stands where the record left it: a late answer to a message another sender has since
+        recorded changes neither."""
         now = self.clock.now()
         entered: AccountHealth | None = None
         async with self.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
             row = await connection.fetchrow(QUERIES["lock_execution"], execution_id)
             assert row is not None
+            record = await connection.fetchrow(QUERIES["lock_send_record"], message_id)
+            open_ = record is not None and record["status"] == "queued"
+            loaded = load(row)
+            standing = (
+                record is not None
+                and open_
+                and row["status"] in UNFINISHED
+                and stands_on(loaded, record)
+            )
+            if not open_:
+                log.info(
+                    "a late answer (%s) to send %s, already %s: the message stays as recorded",
+                    type(error).__name__,
+                    message_id,
+                    record["status"] if record is not None else "gone",
+                )
             if isinstance(error, Transient):
                 # Maybe sent, maybe not: the record stays; the next attempt resends with the
                 # same random_id, which cannot produce a second message.
-                await connection.execute(
-                    QUERIES["defer_execution"],
-                    execution_id,
-                    now + timedelta(seconds=TRANSIENT_BACKOFF_S),
-                    1,
-                    now,
-                )
-                self._message_failed(outbox, row, account, message_id, "unknown", error.reason, now)
+                if standing:
+                    await connection.execute(
+                        QUERIES["defer_execution"],
+                        execution_id,
+                        now + timedelta(seconds=TRANSIENT_BACKOFF_S),
+                        1,
+                        now,
+                    )
+                    self._message_failed(
+                        outbox, row, account, message_id, "unknown", error.reason, now
+                    )
             elif isinstance(error, ContactPermanent):
-                await connection.execute(
-                    QUERIES["mark_failed"], message_id, "contact_permanent", error.reason
-                )
-                loaded = load(row)
-                if loaded.flow is not None and row["status"] in UNFINISHED:
+                if open_:
+                    await connection.execute(
+                        QUERIES["mark_failed"], message_id, "contact_permanent", error.reason
+                    )
+                    self._message_failed(
+                        outbox, row, account, message_id, "contact_permanent", error.reason, now
+                    )
+                if standing and loaded.flow is not None:
                     step = interpreter.advance(
                         loaded.flow, loaded.state, interpreter.SendFailed(now, error.reason)
                     )
                     await save(connection, outbox, loaded, step, now)
-                self._message_failed(
-                    outbox, row, account, message_id, "contact_permanent", error.reason, now
-                )
             else:
-                await connection.execute(QUERIES["drop_send_record"], message_id)
+                if open_:
+                    await connection.execute(QUERIES["drop_send_record"], message_id)
                 entered = await self._account_failed(
-                    connection, outbox, row, account, error, pacing, now
+                    connection,
+                    outbox,
+                    row,
+                    account,
+                    error,
+                    pacing,
+                    now,
+                    dropped=open_,
+                    standing=standing,
                 )
             await outbox.flush(connection)
         accounts.count_transitions([entered])
@@ -798,8 +857,13 @@ class Steps:
         error: GatewayError,
         pacing: Pacing,
         now: datetime,
+        *,
+        dropped: bool,
+        standing: bool,
     ) -> AccountHealth | None:
-        """Apply an account's failure; returns the health status it entered, if it moved."""
+        """Apply an account's failure; returns the health status it entered, if it moved.
+        `dropped`: the send record was deleted (the message's outcome changed, so it is said);
+        `standing`: the execution stands on that send (so it waits or fails with it)."""
         entered: AccountHealth | None
         if isinstance(error, (RetryAfter, AccountLimited)):
             await connection.execute(QUERIES["record_flood"], account.id, now.date())
@@ -814,27 +878,36 @@ class Steps:
                 now,
                 cooldown_until=until,
             )
-            await connection.execute(QUERIES["defer_execution"], row["id"], until, 0, now)
-            # Its send record is gone, so the message's outcome changed: say so (the statistics
-            # count a recorded but unsent message).
-            self._message_failed(outbox, row, account, None, "account_limited", error.reason, now)
+            if standing:
+                await connection.execute(QUERIES["defer_execution"], row["id"], until, 0, now)
+            if dropped:
+                # The statistics count a recorded but unsent message: its outcome changed.
+                self._message_failed(
+                    outbox, row, account, None, "account_limited", error.reason, now
+                )
         elif isinstance(error, AccountLimited):
             entered = await accounts.change_health(
                 connection, outbox, account.id, AccountHealth.LIMITED, error.reason, now
             )
-            later = now + timedelta(seconds=pacing.limited_retry_s)
-            await connection.execute(QUERIES["defer_execution"], row["id"], later, 0, now)
-            self._message_failed(outbox, row, account, None, "account_limited", error.reason, now)
+            if standing:
+                later = now + timedelta(seconds=pacing.limited_retry_s)
+                await connection.execute(QUERIES["defer_execution"], row["id"], later, 0, now)
+            if dropped:
+                self._message_failed(
+                    outbox, row, account, None, "account_limited", error.reason, now
+                )
         elif isinstance(error, AccountDead):
             health = AccountHealth(error.kind)
             entered = await accounts.change_health(
                 connection, outbox, account.id, health, error.reason, now
             )
-            loaded = load(row)
-            reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
-            step = interpreter.Step(interpreter.Fail(row["current_node_id"], reason), loaded.state)
-            await save(connection, outbox, loaded, step, now)
-            self._message_failed(outbox, row, account, None, "account_dead", error.reason, now)
+            if standing:
+                loaded = load(row)
+                reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
+                failed = interpreter.Fail(row["current_node_id"], reason)
+                await save(connection, outbox, loaded, interpreter.Step(failed, loaded.state), now)
+            if dropped:
+                self._message_failed(outbox, row, account, None, "account_dead", error.reason, now)
         else:  # pragma: no cover - the gateway raises only the five categories
             raise error
         return entered

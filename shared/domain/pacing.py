@@ -69,9 +69,21 @@ def jitter(key: str, spread_s: float) -> float:
 
 
 def next_send_at(
-    pacing: Pacing, pace: AccountPace, now: datetime, *, new_peer: bool, key: str
+    pacing: Pacing,
+    pace: AccountPace,
+    now: datetime,
+    *,
+    new_peer: bool,
+    key: str,
+    reserved: bool = False,
 ) -> datetime:
-    """`now` if this send may go now, otherwise the earliest moment it may."""
+    """`now` if this send may go now, otherwise the earliest moment it may.
+
+    A `reserved` send is one whose record was claimed before (its gap and its share of the
+    budget were reserved then) and whose answer never came back, after a crash or a stall: it
+    is sent again with the same random_id to learn what became of it. Only the account's health
+    holds it back; the gap and the budget would charge it twice and put a message Telegram may
+    already hold off until tomorrow."""
     if pace.health in (AccountHealth.AUTH_LOST, AccountHealth.BANNED):
         raise CannotSend(f"the account is {pace.health.value}")
     moment = now
@@ -81,6 +93,8 @@ def next_send_at(
         moment = max(moment, now + timedelta(seconds=pacing.limited_retry_s / 12))
     if pace.health is AccountHealth.LIMITED and new_peer:
         moment = max(moment, now + timedelta(seconds=pacing.limited_retry_s))
+    if reserved:
+        return moment
     if pace.last_send_at is not None:
         gap = pacing.min_gap_s + jitter(key, pacing.jitter_s)
         moment = max(moment, pace.last_send_at + timedelta(seconds=gap))

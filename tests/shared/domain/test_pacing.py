@@ -34,10 +34,37 @@ def test_next_send_at(pace: AccountPace, new_peer: bool, moment: datetime) -> No
     assert next_send_at(PACING, pace, NOW, new_peer=new_peer, key="k") == moment
 
 
+RESERVED_CASES = [
+    # a send claimed before (gap and budget reserved then), sent again to learn its fate:
+    # pace, new peer -> the moment it may go
+    (AccountPace(H.ACTIVE, None, NOW - 20 * S, 0), True, NOW),  # no second gap
+    (AccountPace(H.ACTIVE, None, None, 10), True, NOW),  # no second charge to the budget
+    (AccountPace(H.ACTIVE, None, NOW, 10, flood_today=True), True, NOW),
+    (AccountPace(H.COOLDOWN, NOW + 300 * S, None, 0), True, NOW + 300 * S),  # health still holds
+    (AccountPace(H.LIMITED, None, None, 0), True, NOW + 3600 * S),
+    (AccountPace(H.DISCONNECTED, None, None, 0), False, NOW + 300 * S),
+]
+
+
+@pytest.mark.parametrize(("pace", "new_peer", "moment"), RESERVED_CASES)
+def test_a_reserved_send_is_held_back_only_by_health(
+    pace: AccountPace, new_peer: bool, moment: datetime
+) -> None:
+    assert next_send_at(PACING, pace, NOW, new_peer=new_peer, key="k", reserved=True) == moment
+
+
+@pytest.mark.parametrize("reserved", [False, True])
 @pytest.mark.parametrize("health", [H.AUTH_LOST, H.BANNED])
-def test_a_dead_account_cannot_send(health: H) -> None:
+def test_a_dead_account_cannot_send(health: H, reserved: bool) -> None:
     with pytest.raises(CannotSend):
-        next_send_at(PACING, AccountPace(health, None, None, 0), NOW, new_peer=False, key="k")
+        next_send_at(
+            PACING,
+            AccountPace(health, None, None, 0),
+            NOW,
+            new_peer=False,
+            key="k",
+            reserved=reserved,
+        )
 
 
 def test_jitter_is_deterministic_and_within_its_spread() -> None:
