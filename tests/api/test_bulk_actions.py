@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import Clock, Organization, Person, PersonFactory
+from tests.api.conftest import Clock, Organization, Person, PersonFactory, set_admin_view
 from tests.builders import FLOW, account, add_contacts, campaign, command, ok
 from tests.support import eventually
 
@@ -499,6 +499,8 @@ async def test_tracking_lists_actions_by_filter_and_by_who_may_see_them(
 ) -> None:
     org = organization.id
     owner, member = organization.owner.at(org), organization.member.at(org)
+    # Owners see members' actions only with admin view on (tests/api/test_bulk_visibility.py).
+    await set_admin_view(organization, True)
     mine = await people(member, "trk", 2)
     tagged = await start(
         member, name="Member tags", action="add_tags", params={"tags": ["t"]}, contact_ids=mine
