@@ -37,7 +37,7 @@ from services.api.sql import BULK_ACTIONS, TELEGRAM_ACCOUNTS
 from shared.db.pool import DbConnection
 from shared.domain import drip, flows
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan, Refusal
-from shared.domain.permissions import Action, can_manage_organization
+from shared.domain.permissions import Action, Ownership, can_view
 from shared.domain.windows import Window
 
 router = APIRouter(tags=["bulk actions"])
@@ -335,9 +335,10 @@ async def list_actions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> BulkActionPage:
-    """The caller's own actions; owners and admins see every member's (filter with `user`)."""
+    """The caller's own actions; owners and admins see every member's while the organization's
+    admin view is on (filter with `user`)."""
     caller = who.caller
-    everyone = caller.organization_id is not None and can_manage_organization(caller.role)
+    everyone = caller.sees_others  # the list's side of can_view, in SQL
     before: tuple[Any, Any] = (None, None)
     if cursor:
         position = cursors.decode(cursor, "c", "i")
@@ -608,21 +609,16 @@ async def _control(
 async def _read(
     request: Request, who: Principal, action_id: UUID, connection: DbConnection | None = None
 ) -> BulkAction:
-    """The action if the caller may see it: its creator, or an owner or admin of its
-    organization; 404 otherwise."""
+    """The action if the caller may see it, by the campaigns' rule (it names the creator's
+    contacts and campaigns): its creator, or an owner or admin of its organization while admin
+    view is on; 404 otherwise. Every read and change of an action or export starts here."""
     if connection is None:
         async with pool(request).acquire() as fresh:
             row = await fresh.fetchrow(BULK_ACTIONS["get"], action_id)
     else:
         row = await connection.fetchrow(BULK_ACTIONS["get"], action_id)
-    caller = who.caller
-    if (
-        row is None
-        or row["organization_id"] != caller.organization_id
-        or (
-            row["created_by"] != caller.user_id
-            and not (caller.organization_id is not None and can_manage_organization(caller.role))
-        )
+    if row is None or not can_view(
+        who.caller, Ownership(row["created_by"], row["organization_id"])
     ):
         raise not_found("bulk_action")
     return BulkAction.from_row(row, request.app.state.service.settings.contact_restore_days)

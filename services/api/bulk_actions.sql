@@ -55,8 +55,9 @@ SET skipped_count = skipped_count + $2, processed = processed + $2
 WHERE id = $1;
 
 -- name: list
--- Newest first, keyset on (created_at, id). $1/$2 the context; $3 only the caller's own
--- unless an owner or admin; filters $4 status, $5 action, $6 creator, $7/$8 created from/to.
+-- Newest first, keyset on (created_at, id). $1/$2 the context; $3 every member's (an owner or
+-- admin while admin view is on: permissions.can_view), else only the caller's own; filters
+-- $4 status, $5 action, $6 creator, $7/$8 created from/to.
 SELECT a.*, u.email AS created_by_email, NULL::timestamptz AS export_completed_at,
        NULL::timestamptz AS export_expires_at, NULL::integer AS export_rows,
        NULL::uuid AS restored_by

@@ -23,7 +23,7 @@ from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import not_found
 from services.api.sql import BULK_OPERATIONS
 from shared.domain.bulk import BulkAction, BulkStatus, CampaignFilter, ItemResult
-from shared.domain.permissions import ViewMode, can_manage_organization
+from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,
     BulkOperationRequest,
@@ -217,13 +217,10 @@ async def list_operations(
     cursor: str | None = None,
 ) -> BulkOperationPage:
     """The caller's own operations; owners and admins see every member's with view_mode=all
-    (the audit trail of who changed what)."""
+    while the organization's admin view is on (the audit trail of who changed what), as with
+    the campaign list."""
     caller = who.caller
-    everyone = (
-        view_mode is ViewMode.ALL
-        and caller.organization_id is not None
-        and can_manage_organization(caller.role)
-    )
+    everyone = effective_view_mode(caller, view_mode) is ViewMode.ALL
     before: tuple[Any, Any] = (None, None)
     if cursor:
         position = cursors.decode(cursor, "c", "i")
@@ -241,13 +238,9 @@ async def list_operations(
 
 
 def _visible(who: Principal, operation: BulkOperation) -> None:
-    """The requester sees their operation; owners and admins see those of their organization."""
-    caller = who.caller
-    if operation.organization_id != caller.organization_id:
-        raise not_found("bulk_operation")
-    if operation.requested_by != caller.user_id and not (
-        caller.organization_id is not None and can_manage_organization(caller.role)
-    ):
+    """By the campaigns' rule (its items name the requester's campaigns): the requester, and the
+    owners and admins of its organization while admin view is on; 404 for anyone else."""
+    if not can_view(who.caller, Ownership(operation.requested_by, operation.organization_id)):
         raise not_found("bulk_operation")
 
 

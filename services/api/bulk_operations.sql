@@ -36,7 +36,8 @@ LIMIT $4;
 
 -- name: list
 -- The caller's operations in this context ($1 organization or personal), or with $3 every
--- member's (owners and admins), newest first, before the cursor ($4, $5).
+-- member's (owners and admins with admin view on, asking for all), newest first, before the
+-- cursor ($4, $5).
 SELECT o.*, u.email AS requested_by_email
 FROM bulk_operations o
 JOIN users u ON u.id = o.requested_by

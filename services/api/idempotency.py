@@ -2,8 +2,10 @@
 
 The first request under a key claims it in the database before it runs, so a concurrent
 repeat is told to retry (409) rather than applied twice; its answer is stored and replayed,
-marked `Idempotent-Replayed: true`. The same key with a different request is refused (422). A
-5xx answer releases the key, so the client may retry. Keys last a day.
+marked `Idempotent-Replayed: true`. The same key with a different request is refused (422):
+different in body, method, path or query, or in the acting context (personal mode or the
+organization in X-Organization-Id), so a key never replays an answer given in another context.
+A 5xx answer releases the key, so the client may retry. Keys last a day.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from uuid import UUID
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -21,7 +24,38 @@ from services.api.problems import Problem
 from services.api.sql import QUERIES
 
 HEADER = "idempotency-key"
+ORGANIZATION_HEADER = "x-organization-id"
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def fingerprint(request: Request, body: bytes) -> str:
+    """What the request means, as one hash: the acting context (the organization it acts for;
+    the user is the key's scope), the method, the path and query, the body's media type, and
+    the body. Any difference makes it another request, which the same key refuses (422)."""
+    return hashlib.sha256(
+        json.dumps(
+            [
+                _organization(request.headers.get(ORGANIZATION_HEADER)),
+                request.method,
+                request.url.path,
+                request.url.query,
+                request.headers.get("content-type", "").split(";")[0].strip().lower(),
+            ]
+        ).encode()
+        + b"\n"
+        + body
+    ).hexdigest()
+
+
+def _organization(header: str | None) -> str | None:
+    """The organization as the API reads it: one UUID however it is spelled; a value that is
+    not a UUID is kept as sent (the endpoint refuses it, and that answer is what is stored)."""
+    if header is None:
+        return None
+    try:
+        return str(UUID(header))
+    except ValueError:
+        return header
 
 
 class IdempotencyMiddleware(BaseHTTPMiddleware):
@@ -47,17 +81,7 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
         user_id = await self._user(request, pool)
         if user_id is None:
             return await call_next(request)  # the endpoint answers 401
-        body = await request.body()
-        digest = hashlib.sha256(
-            b"\n".join(
-                [
-                    request.method.encode(),
-                    request.url.path.encode(),
-                    request.url.query.encode(),
-                    body,
-                ]
-            )
-        ).hexdigest()
+        digest = fingerprint(request, await request.body())
         async with pool.acquire() as connection:
             claimed = await connection.fetchval(
                 QUERIES["claim_idempotency_key"], user_id, key, digest

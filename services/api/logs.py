@@ -5,8 +5,6 @@ events, the search index and the export."""
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from services.api import cursors
 from services.api.auth import CurrentPrincipal, pool
 from services.api.campaign_access import authorized
 from services.api.problems import Problem, field_error, invalid
+from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where, like_pattern
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -264,23 +263,9 @@ CSV_COLUMNS = ("id", "executed_at", "execution_id", "contact_id", "contact_name"
                "node_type", "event", "status", "message", "details")  # fmt: skip
 
 
-# A cell a spreadsheet would run as a formula. Replies are written by strangers, so an export
-# opened in a spreadsheet must not execute them (OWASP "CSV injection"): such cells get a
-# leading apostrophe, which spreadsheets show as text.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str | None) -> str | None:
-    return f"'{value}" if value is not None and value.startswith(_FORMULA_STARTS) else value
-
-
 def _csv(rows: Sequence[asyncpg.Record], header: bool) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if header:
-        writer.writerow(CSV_COLUMNS)
-    writer.writerows([_cell(cell) for cell in row["cells"]] for row in rows)
-    return buffer.getvalue().encode()
+    cells = [row["cells"] for row in rows]
+    return csv_bytes([CSV_COLUMNS, *cells] if header else cells)
 
 
 def _jsonl(rows: Sequence[asyncpg.Record]) -> bytes:

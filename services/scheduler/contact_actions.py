@@ -10,8 +10,6 @@ the batch is done. So every batch is released exactly once.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from collections import defaultdict
@@ -25,6 +23,7 @@ from uuid import UUID
 from services.scheduler.actors import caller_of
 from services.scheduler.changes import Accepted, apply_changes
 from services.scheduler.metrics import ACTION_ITEMS, Tally
+from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where
 from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
@@ -223,7 +222,7 @@ async def _start(
         await connection.execute(
             QUERIES["open_export"], action["id"], now + timedelta(days=export_days)
         )
-        header = _csv([EXPORT_COLUMNS])
+        header = csv_bytes([EXPORT_COLUMNS])
         await connection.execute(QUERIES["export_chunk"], action["id"], 0, header)
         await connection.execute(QUERIES["count_export"], action["id"], 0, len(header))
     started: Mapping[str, Any] | None = await connection.fetchrow(
@@ -424,7 +423,7 @@ async def _restore(batch: Batch) -> dict[UUID, Outcome]:
 async def _export(batch: Batch) -> dict[UUID, Outcome]:
     connection, action, ids = batch.connection, batch.action, batch.ids
     rows = await connection.fetch(QUERIES["export_rows"], ids)
-    chunk = _csv([[_cell(row[column]) for column in EXPORT_COLUMNS] for row in rows])
+    chunk = csv_bytes([[_cell(row[column]) for column in EXPORT_COLUMNS] for row in rows])
     await connection.execute(QUERIES["export_chunk"], action["id"], action["batches"] + 1, chunk)
     await connection.execute(QUERIES["count_export"], action["id"], len(rows), len(chunk))
     found = {row["id"] for row in rows}
@@ -444,12 +443,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, (datetime, time)):
         return value.isoformat()
     return str(value)
-
-
-def _csv(rows: list[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue().encode()
 
 
 APPLY: dict[BulkActionType, Apply] = {

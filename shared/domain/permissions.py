@@ -71,9 +71,16 @@ class Caller:
 
 
 @dataclass(frozen=True)
-class CampaignOwnership:
+class Ownership:
+    """Who made something, in which context. A campaign, and also what a member makes over their
+    campaigns and contacts (bulk actions, exports, bulk operations): those name the campaigns
+    and contacts, so whoever may not see the campaigns may not see them either (`can_view`)."""
+
     created_by: UUID
     organization_id: UUID | None
+
+
+CampaignOwnership = Ownership
 
 
 # What an owner or admin may do to another member's campaign it can view. Launch and pause stay
@@ -97,11 +104,14 @@ OTHERS_ALLOWED: frozenset[Action] = frozenset(
 )
 
 
-def can_view(caller: Caller, campaign: CampaignOwnership) -> bool:
-    if campaign.organization_id != caller.organization_id:
+def can_view(caller: Caller, owned: Ownership) -> bool:
+    """The one visibility rule, for campaigns and for a member's bulk actions, exports and bulk
+    operations alike: one's own in the same context, and another member's only for an owner or
+    admin while admin view is on (`Caller.sees_others`, which lists filter on)."""
+    if owned.organization_id != caller.organization_id:
         return False  # personal and organization data never mix, nor do two organizations
-    if campaign.created_by == caller.user_id:
-        return campaign.organization_id is None or caller.role is not None
+    if owned.created_by == caller.user_id:
+        return owned.organization_id is None or caller.role is not None
     return caller.sees_others
 
 

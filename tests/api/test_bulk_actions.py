@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import Clock, Organization, Person, PersonFactory
+from tests.api.conftest import Clock, Organization, Person, PersonFactory, set_admin_view
 from tests.builders import FLOW, account, add_contacts, campaign, command, ok
 from tests.support import eventually
 
@@ -209,6 +210,47 @@ async def test_export_streams_a_csv_of_the_selection(ann: Person) -> None:
     assert {(r["tags"], r["custom_fields"]) for r in rows} == {("export", '{"tier": "gold"}')}
     stranger = await ann.client.get(f"/exports/{uuid.uuid4()}")
     assert stranger.status_code == 404
+
+
+async def test_a_contact_that_looks_like_a_formula_is_text_in_the_export(ann: Person) -> None:
+    """Contacts come from imports and from strangers' profiles: a CSV opened in a spreadsheet
+    must not run them (the same cells as the logs export, through the same function)."""
+    hostile = '=HYPERLINK("http://x","y")'
+    body = {
+        "telegram_username": "formula1",
+        "phone": "+4915123456789",
+        "first_name": hostile,
+        "last_name": "-1+1",
+        "tags": ["@cmd", "ok"],
+        "custom_fields": {"note": "+SUM(A1:A9)"},
+    }
+    mallory = ok(await ann.client.post("/contacts", json=body), 201)["id"]
+    tabbed = ok(
+        await ann.client.post(
+            "/contacts", json={"telegram_username": "formula2", "first_name": "\t=1+1"}
+        ),
+        201,
+    )["id"]
+    export = await start(
+        ann.client, name="Formulas", action="export_contacts", contact_ids=[mallory, tabbed]
+    )
+    done = await finished(ann.client, export["id"])
+    response = await ann.client.get(done["export_url"])
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    assert (rows[mallory]["first_name"], rows[mallory]["last_name"]) == ("'" + hostile, "'-1+1")
+    assert rows[mallory]["tags"] == "'@cmd ok"
+    assert rows[tabbed]["first_name"] == "'\t=1+1"
+    # A number is not a formula: phones stay as they are, so the file imports again.
+    assert rows[mallory]["phone"] == "+4915123456789"
+    # Custom fields are one JSON cell, which a spreadsheet shows as text: kept as written.
+    assert json.loads(rows[mallory]["custom_fields"]) == {"note": "+SUM(A1:A9)"}
+    # The JSON answers keep the names as they were written.
+    [item] = [
+        i
+        for i in ok(await ann.client.get(f"/bulk-actions/{export['id']}/items"))["items"]
+        if i["contact_id"] == mallory
+    ]
+    assert (item["first_name"], item["last_name"]) == (hostile, "-1+1")
 
 
 async def test_an_export_not_written_yet_is_not_ready(ann: Person, clock: Clock) -> None:
@@ -457,6 +499,8 @@ async def test_tracking_lists_actions_by_filter_and_by_who_may_see_them(
 ) -> None:
     org = organization.id
     owner, member = organization.owner.at(org), organization.member.at(org)
+    # Owners see members' actions only with admin view on (tests/api/test_bulk_visibility.py).
+    await set_admin_view(organization, True)
     mine = await people(member, "trk", 2)
     tagged = await start(
         member, name="Member tags", action="add_tags", params={"tags": ["t"]}, contact_ids=mine

@@ -62,3 +62,53 @@ async def test_errors_are_replayed_too_and_bad_keys_refused(person: PersonFactor
     )
     assert too_long.status_code == 422
     assert too_long.json()["errors"][0]["field"] == "header.Idempotency-Key"
+
+
+async def test_the_same_key_in_another_context_is_another_request(
+    person: PersonFactory, db: asyncpg.Pool[Any]
+) -> None:
+    """The acting organization belongs to the request: a key first used in personal mode must
+    not replay the personal contact to a call made for an organization."""
+    ann = await person("ann")
+    org = ok(await ann.client.post("/organizations", json={"name": "Keyed Ltd"}), 201)["id"]
+    headers = {"Idempotency-Key": "contact-1"}
+    body = {"telegram_username": "keyed_contact"}
+    personal = await ann.client.post("/contacts", json=body, headers=headers)
+    assert (personal.status_code, personal.json()["organization_id"]) == (201, None)
+    in_org = await ann.at(org).post("/contacts", json=body, headers=headers)
+    assert (in_org.status_code, in_org.json()["code"]) == (422, "idempotency_key_reused")
+    assert "idempotent-replayed" not in in_org.headers
+    # The same organization spelled in capitals is the same context: a replay.
+    again = await ann.at(org.upper()).post("/contacts", json=body, headers=headers)
+    assert (again.status_code, again.json()["code"]) == (422, "idempotency_key_reused")
+    first_org = await ann.at(org).post(
+        "/contacts", json=body, headers={"Idempotency-Key": "contact-2"}
+    )
+    assert (first_org.status_code, first_org.json()["organization_id"]) == (201, org)
+    replayed = await ann.at(org.upper()).post(
+        "/contacts", json=body, headers={"Idempotency-Key": "contact-2"}
+    )
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json() == first_org.json()
+    personal_again = await ann.client.post(
+        "/contacts", json=body, headers={"Idempotency-Key": "contact-2"}
+    )
+    assert (personal_again.status_code, personal_again.json()["code"]) == (
+        422,
+        "idempotency_key_reused",
+    )
+    stored = await db.fetch(
+        "SELECT organization_id FROM contacts WHERE owner_user_id = $1", ann.user_id
+    )
+    assert sorted(str(r["organization_id"]) for r in stored) == sorted(["None", org])
+
+
+async def test_the_same_key_on_another_path_is_another_request(person: PersonFactory) -> None:
+    ann = await person("ann")
+    headers = {"Idempotency-Key": "path-1"}
+    created = await ann.client.post(
+        "/contacts", json={"telegram_username": "pathy"}, headers=headers
+    )
+    assert created.status_code == 201
+    other = await ann.client.post("/campaign-flows", json={"name": "pathy"}, headers=headers)
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_key_reused")
