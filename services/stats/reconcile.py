@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from services.stats.refresh import QUERIES
 from services.stats.verify import Drift, drift, repair
-from shared.db.pool import DbConnection
 from shared.runtime import Service
 
 log = logging.getLogger(__name__)
@@ -42,44 +44,45 @@ class Reconciler:
         if time.monotonic() < self._next_run:
             return None
         settings = service.settings
-        async with service.pool.acquire() as connection:
-            fixed = await reconcile(
-                connection,
-                settle_s=settings.stats_reconcile_settle_s,
-                retention_s=settings.outbox_retention_s,
-            )
+        fixed = await reconcile(
+            service.pool,
+            settle_s=settings.stats_reconcile_settle_s,
+            retention_s=settings.outbox_retention_s,
+        )
         # Only after a run that completed: a failed one is retried on the next sweep.
         self._next_run = time.monotonic() + settings.stats_reconcile_interval_s
         return fixed
 
 
-async def reconcile(
-    connection: DbConnection, *, settle_s: float, retention_s: float
-) -> list[Drift]:
+async def reconcile(pool: asyncpg.Pool[Any], *, settle_s: float, retention_s: float) -> list[Drift]:
     """Compare the campaigns changed since the last reconciliation with a recount, repair what
     lastingly differs, and record how far the outbox was read. Returns what was repaired."""
-    window = await connection.fetchrow(QUERIES["reconcile_window"], settle_s, retention_s)
-    assert window is not None
-    if window["whole"]:
-        rows = await connection.fetch(QUERIES["every_campaign"])
-    else:
-        rows = await connection.fetch(
-            QUERIES["changed_campaigns"], window["since"], window["until"]
-        )
-    candidates: list[UUID] = [row["id"] for row in rows]
-    found: list[Drift] = []
-    for start in range(0, len(candidates), _COMPARE_CHUNK):
-        found.extend(await drift(connection, candidates[start : start + _COMPARE_CHUNK]))
+    async with pool.acquire() as connection:
+        window = await connection.fetchrow(QUERIES["reconcile_window"], settle_s, retention_s)
+        assert window is not None
+        if window["whole"]:
+            rows = await connection.fetch(QUERIES["every_campaign"])
+        else:
+            rows = await connection.fetch(
+                QUERIES["changed_campaigns"], window["since"], window["until"]
+            )
+        candidates: list[UUID] = [row["id"] for row in rows]
+        found: list[Drift] = []
+        for start in range(0, len(candidates), _COMPARE_CHUNK):
+            found.extend(await drift(connection, candidates[start : start + _COMPARE_CHUNK]))
     fixed: list[Drift] = []
     if found:
+        # Not holding a connection while waiting: the pool is the consumers' too.
         await asyncio.sleep(settle_s)
-        again = await drift(connection, sorted({d.campaign_id for d in found}))
-        lasting = {d.campaign_id for d in found if d in again}
-        if lasting:
-            fixed = await repair(connection, lasting)
+        async with pool.acquire() as connection:
+            again = await drift(connection, sorted({d.campaign_id for d in found}))
+            lasting = {d.campaign_id for d in found if d in again}
+            if lasting:
+                fixed = await repair(connection, lasting)
     for difference in fixed:
         log.warning("statistics drifted, %s", difference.repaired())
-    await connection.execute(QUERIES["record_reconciliation"], window["until"])
+    async with pool.acquire() as connection:
+        await connection.execute(QUERIES["record_reconciliation"], window["until"])
     log.info(
         "statistics reconciled: %d campaign(s) compared%s, %d repaired",
         len(candidates),
