@@ -123,10 +123,15 @@ def cmd_stats(args: argparse.Namespace) -> None:
         return
     from services.stats.verify import verify
 
-    drifted = asyncio.run(verify(get_settings().dsn, args.settle))
+    drifted = asyncio.run(verify(get_settings().dsn, args.settle, repair_drift=args.repair))
+    campaigns = len({d.campaign_id for d in drifted})
+    if args.repair:
+        for difference in drifted:
+            print(difference.repaired())
+        print(f"statistics verified: {campaigns} campaign(s) repaired to equal a recount")
+        sys.exit(0)
     for difference in drifted:
         print(difference)
-    campaigns = len({d.campaign_id for d in drifted})
     print(f"statistics verified: {campaigns} campaign(s) differ from a recount")
     sys.exit(1 if drifted else 0)
 
@@ -152,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("action", nargs="?", choices=["verify"], help="verify: recount and compare")
     stats.add_argument(
         "--settle", type=float, default=10.0, help="seconds a difference may last (the stats lag)"
+    )
+    stats.add_argument(
+        "--repair", action="store_true", help="replace drifted figures by the recount"
     )
     stats.set_defaults(func=cmd_stats)
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)

@@ -82,6 +82,24 @@ class Settings(BaseSettings):
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )
+    command_recovery_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long after the relay sent a campaign command the scheduler applies it "
+        "from its outbox record, if its message has not arrived (a broker lost it).",
+    )
+    stats_reconcile_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the stats service recounts the campaigns changed since its last "
+        "reconciliation and repairs figures that drifted (it also does at start-up).",
+    )
+    stats_reconcile_settle_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a difference from the recount must last before the stats "
+        "service's reconciliation repairs it (longer than the statistics' lag).",
+    )
     session_key: SecretStr | None = Field(
         default=None,
         description="Fernet key that encrypts Telegram session strings at rest; "

@@ -11,6 +11,7 @@ from services.scheduler import (
     dispatch,
     lifecycle,
     metrics,
+    recovery,
     runs,
 )
 from shared.messaging.contracts import MessageType, contracts_on
@@ -37,6 +38,7 @@ def create_service(settings: Settings) -> Service:
     service.every_sweep("dispatch_due")(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)
     service.every_sweep("bulk_gauges")(metrics.measure_unfinished)
+    service.every_sweep("lost_commands")(recovery.LostCommands())
     return service
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.stats import events
+from services.stats import events, reconcile
 from shared.messaging.consumer import Handler
 from shared.messaging.contracts import contracts_on
 from shared.messaging.topics import Topic
@@ -24,6 +24,7 @@ def create_service(settings: Settings) -> Service:
     for topic, handler in CONSUMES.items():
         for contract in contracts_on(topic):
             service.handle(topic, contract.type)(handler)
+    service.every_sweep("reconcile_statistics")(reconcile.Reconciler())
     return service
 
 

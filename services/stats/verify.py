@@ -1,18 +1,24 @@
 """Reconciliation: the materialized figures against a recount from the source tables.
 
-A difference that lasts longer than the stats service's lag means an event did not name a
-campaign it changed (or a change emitted no event): that is a bug to fix where the change is
-made, never something to paper over here. `dripline stats verify` and the end-to-end tests
+A difference that lasts longer than the stats service's lag means an event did not reach the
+stats service (a broker lost it after acknowledging it) or did not name a campaign it changed
+(or a change emitted no event). The second is a bug to fix where the change is made; either
+way `repair` replaces the drifted figures by the recount, safely beside the event-driven
+refresh, and counts what it found in dripline_stats_drift_total. `dripline stats verify
+[--repair]`, the stats service's own reconciliation (reconcile.py) and the end-to-end tests
 run this."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
+
+from prometheus_client import Counter
 
 from services.stats.refresh import QUERIES
 from shared.db.pool import DbConnection, connect
@@ -37,6 +43,24 @@ class Drift:
             f"campaign_stats, {self.recounted!r} when recounted"
         )
 
+    def repaired(self) -> str:
+        return (
+            f"repaired campaign {self.campaign_id}: {self.figure} "
+            f"{self.materialized} → {self.recounted}"
+        )
+
+
+DRIFT = Counter(
+    "dripline_stats_drift_total",
+    "Stored statistics found different from a recount and repaired, per campaign and figure",
+    ["figure"],
+)
+for _figure in FIGURES:
+    DRIFT.labels(_figure)  # from zero, so the first drift shows in rate()
+
+# Campaigns repaired per transaction: each holds its campaigns' statistics locks until commit.
+_REPAIR_CHUNK = 100
+
 
 _ZERO: Mapping[str, Any] = {
     name: {} if name in ("variants", "by_status") else 0 for name in FIGURES
@@ -53,6 +77,12 @@ async def drift(connection: DbConnection, campaign_ids: list[UUID] | None = None
             for r in await connection.fetch(QUERIES["materialized_figures"], campaign_ids)
         }
         counted = await connection.fetch(QUERIES["recounted_figures"], campaign_ids)
+    return _differences(stored, counted)
+
+
+def _differences(
+    stored: Mapping[UUID, Mapping[str, Any]], counted: Iterable[Mapping[str, Any]]
+) -> list[Drift]:
     found: list[Drift] = []
     for recount in counted:
         materialized: Mapping[str, Any] = stored.get(recount["campaign_id"]) or _ZERO
@@ -62,6 +92,32 @@ async def drift(connection: DbConnection, campaign_ids: list[UUID] | None = None
                     Drift(recount["campaign_id"], figure, materialized[figure], recount[figure])
                 )
     return found
+
+
+async def repair(
+    connection: DbConnection, campaign_ids: Iterable[UUID], now: datetime | None = None
+) -> list[Drift]:
+    """Replace these campaigns' stored figures (shares, totals, variants) by a recount; returns
+    what differed, as found under the campaigns' statistics locks.
+
+    The lock is the one every event-driven refresh takes (statistics_lock), so no refresh of
+    these campaigns runs meanwhile; the rebuild's snapshot is taken after the lock, so it sees
+    every refresh committed before; and a refresh after it recounts its executions against the
+    rebuilt shares. A campaign that was in fact equal to its recount by then is rewritten
+    unchanged and reported as nothing."""
+    now = now or datetime.now(UTC)
+    fixed: list[Drift] = []
+    ordered = sorted(set(campaign_ids))
+    for start in range(0, len(ordered), _REPAIR_CHUNK):
+        chunk = ordered[start : start + _REPAIR_CHUNK]
+        async with connection.transaction():
+            await connection.execute(QUERIES["lock_campaigns"], chunk)
+            rows = await connection.fetch(QUERIES["rebuild"], chunk, now)
+        before = {r["campaign_id"]: r for r in rows if not r["recounted"]}
+        fixed.extend(_differences(before, [r for r in rows if r["recounted"]]))
+    for difference in fixed:
+        DRIFT.labels(difference.figure).inc()
+    return fixed
 
 
 async def settled_drift(
@@ -77,9 +133,14 @@ async def settled_drift(
     return found
 
 
-async def verify(dsn: str, settle_s: float) -> list[Drift]:
+async def verify(dsn: str, settle_s: float, *, repair_drift: bool = False) -> list[Drift]:
+    """The drift that outlasts `settle_s`; repaired first with `repair_drift`, and then what the
+    repair found (what it changed) is returned."""
     connection = await connect(dsn)
     try:
-        return await settled_drift(connection, settle_s=settle_s)
+        found = await settled_drift(connection, settle_s=settle_s)
+        if repair_drift and found:
+            return await repair(connection, {d.campaign_id for d in found})
+        return found
     finally:
         await connection.close()

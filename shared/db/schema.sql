@@ -790,6 +790,14 @@ CREATE TABLE stats_progress (
     lag_seconds      double precision NOT NULL
 );
 
+-- How far the stats service's reconciliation has read the outbox: every campaign named by an
+-- outbox record up to outbox_id has been compared with a recount (and repaired if it differed).
+CREATE TABLE stats_reconciliation (
+    singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    outbox_id     bigint NOT NULL,
+    reconciled_at timestamptz NOT NULL
+);
+
 CREATE TABLE campaign_activities (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
@@ -817,6 +825,8 @@ CREATE TABLE outbox (
     sent_at    timestamptz
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
+-- The scheduler's sweep for lost commands walks the command records only.
+CREATE INDEX outbox_commands_idx ON outbox (id) WHERE topic = 'dripline.campaign.commands';
 
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

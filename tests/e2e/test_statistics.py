@@ -1,6 +1,7 @@
 """Statistics through the real services: an A/B campaign with replies, reads, contact faults and
 a removed contact ends with figures that are exactly what happened, equal to a recount, served
-by the API, compared across campaigns, and checked by `dripline stats verify`."""
+by the API, compared across campaigns, checked by `dripline stats verify` and repaired by
+`dripline stats verify --repair`."""
 
 from __future__ import annotations
 
@@ -180,9 +181,27 @@ async def test_statistics_are_exactly_what_happened_and_equal_a_recount(
     assert f"campaign {campaign_id}: messages_sent is 10 in campaign_stats, 9 when recounted" in (
         drifted.stdout
     )
+    # `--repair` replaces what drifted by the recount, says what it fixed, and exits 0; the
+    # shares it rebuilds are what later refreshes count against (a variant's stored figures and
+    # an execution's share are gone too here).
+    await pool.execute("DELETE FROM campaign_variant_stats WHERE campaign_id = $1", campaign_id)
     await pool.execute(
-        "UPDATE campaign_stats SET messages_sent = messages_sent - 1 WHERE campaign_id = $1",
+        "DELETE FROM execution_figures WHERE execution_id = (SELECT min(id::text)::uuid"
+        " FROM executions WHERE campaign_id = $1)",
         campaign_id,
+    )
+    repaired = await _run([*verify, "--repair"], env)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert f"repaired campaign {campaign_id}: messages_sent 10 → 9" in repaired.stdout
+    assert f"repaired campaign {campaign_id}: variants {{}} → " in repaired.stdout
+    assert "1 campaign(s) repaired" in repaired.stdout
+    clean = await _run(verify, env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    shares = await pool.fetchval(
+        "SELECT count(*) FROM execution_figures WHERE campaign_id = $1", campaign_id
+    )
+    assert shares == await pool.fetchval(
+        "SELECT count(*) FROM executions WHERE campaign_id = $1", campaign_id
     )
 
 

@@ -1,0 +1,118 @@
+"""Commands whose message was lost: applied from their outbox record.
+
+The relay marks a record sent once the broker acknowledged it, and a broker can still lose it
+(Tansu keeps messages in memory; a Kafka leader can die with unreplicated records). A lifecycle
+command the API answered with 202 would then never be applied or answered. This sweep finds
+command records the relay sent more than `command_recovery_after_s` ago whose message id is not
+in the scheduler's inbox, and hands them to the scheduler's own consumer, exactly as if they
+had been consumed: same handlers, same transaction with the inbox claim, same dead-lettering.
+The inbox claim makes it safe both ways: a message that arrives after the sweep applied its
+record is a duplicate, and a record the consumer applied meanwhile is skipped by the sweep.
+
+Bulk operations recover the same way from their own records (services/scheduler/bulk.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from prometheus_client import Counter
+
+from services.scheduler.lifecycle import QUERIES
+from shared.messaging.consumer import BatchConsumer
+from shared.messaging.topics import Topic, physical_name
+from shared.runtime import Service
+
+log = logging.getLogger(__name__)
+
+RECOVERED = Counter(
+    "dripline_scheduler_commands_recovered_total",
+    "Campaign commands applied from their outbox record because their message never arrived",
+)
+_PAGE = 500  # command records read per query
+
+
+@dataclass(frozen=True)
+class OutboxCommand:
+    """An outbox record in the shape of a consumed Kafka record (shared.messaging.consumer's
+    Record): partition -1 and the outbox id as offset say where it really came from, should
+    it have to be dead-lettered."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class LostCommands:
+    """The periodic job. It remembers how far every command record has been settled (consumed,
+    or applied here), so each sweep reads only the records after that: the first sweep of a
+    process reads the outbox's retention window once."""
+
+    def __init__(self) -> None:
+        self._settled_through = 0
+
+    async def __call__(self, service: Service) -> int:
+        consumer = BatchConsumer(
+            name=service.name,
+            topic=Topic.CAMPAIGN_COMMANDS,
+            handlers=service.handlers[Topic.CAMPAIGN_COMMANDS],
+            pool=service.pool,
+            clock=service.clock,
+        )
+        physical = physical_name(Topic.CAMPAIGN_COMMANDS.value, service.settings.topic_prefix)
+        recovered = 0
+        while True:
+            async with service.pool.acquire() as connection:
+                rows = await connection.fetch(
+                    QUERIES["lost_commands"],
+                    service.name,
+                    self._settled_through,
+                    _PAGE,
+                    service.settings.command_recovery_after_s,
+                )
+            lost, settled, blocked = _settle(rows, self._settled_through)
+            if lost:
+                for row in lost:
+                    log.warning(
+                        "campaign command record %d was sent but never consumed; applying it",
+                        row["id"],
+                    )
+                await consumer.process([_as_record(row, physical) for row in lost])
+                RECOVERED.inc(len(lost))
+                recovered += len(lost)
+            self._settled_through = settled
+            if blocked or len(rows) < _PAGE:
+                return recovered
+
+
+def _settle(rows: Sequence[asyncpg.Record], settled: int) -> tuple[list[asyncpg.Record], int, bool]:
+    """Walk the records in id order up to the first one still unsent or sent too recently (its
+    message may be on its way): the lost ones before it, the id settled through, and whether
+    the walk stopped early. Nothing after an unsettled record is settled, so none is skipped."""
+    lost: list[asyncpg.Record] = []
+    for row in rows:
+        if not row["consumed"]:
+            if not row["due"]:
+                return lost, settled, True
+            lost.append(row)
+        settled = row["id"]
+    return lost, settled, False
+
+
+def _as_record(row: asyncpg.Record, physical_topic: str) -> OutboxCommand:
+    headers: dict[str, Any] = row["headers"]  # the pool decodes jsonb
+    return OutboxCommand(
+        topic=physical_topic,
+        partition=-1,
+        offset=row["id"],
+        key=row["key"],
+        value=row["value"],
+        headers=[(str(k), str(v).encode()) for k, v in headers.items()],
+    )

@@ -1,0 +1,123 @@
+"""A lifecycle command the API accepted (202) whose message the broker lost after the relay had
+marked it sent is still applied: the scheduler's sweep applies it from its outbox record,
+through the consumer's own path, once."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from services.api.accounts import create_user_with_key
+from services.scheduler.app import create_service
+from shared.domain.clock import SystemClock
+from shared.messaging.contracts import CampaignCommand, MessageType
+from shared.messaging.envelope import Actor, new_envelope
+from shared.messaging.outbox import record_for
+from shared.messaging.topics import Topic
+from shared.settings import Settings
+from tests.builders import FLOW
+from tests.support import eventually
+
+
+async def an_active_campaign(pool: asyncpg.Pool[Any], user: UUID) -> UUID:
+    campaign: UUID = await pool.fetchval(
+        "INSERT INTO campaigns (created_by, name, status, flow, launched_at)"
+        " VALUES ($1, 'c', 'active', $2, now()) RETURNING id",
+        user,
+        FLOW,
+    )
+    return campaign
+
+
+async def command_record(
+    pool: asyncpg.Pool[Any],
+    user: UUID,
+    campaign: UUID,
+    kind: MessageType,
+    *,
+    sent_s_ago: float,
+) -> UUID:
+    """A command as the API writes it, already marked sent by the relay `sent_s_ago` seconds
+    ago; no broker ever carried it."""
+    envelope = new_envelope(
+        type=kind,
+        payload=CampaignCommand(campaign_id=campaign),
+        occurred_at=SystemClock().now(),
+        actor=Actor(user_id=user, organization_id=None),
+        correlation_id=uuid4(),
+    )
+    record = record_for(Topic.CAMPAIGN_COMMANDS, str(campaign), envelope)
+    await pool.execute(
+        "INSERT INTO outbox (topic, key, value, headers, message_id, created_at, sent_at)"
+        " VALUES ($1, $2, $3, $4, $5, now() - make_interval(secs => $6 + 1),"
+        "         now() - make_interval(secs => $6))",
+        record.topic,
+        record.key.encode() if record.key else None,
+        record.value,
+        record.headers,
+        envelope.message_id,
+        sent_s_ago,
+    )
+    return envelope.message_id
+
+
+async def test_a_command_lost_by_the_broker_is_applied_from_its_record(
+    settings: Settings, pool: asyncpg.Pool[Any]
+) -> None:
+    async with pool.acquire() as connection:
+        user = (await create_user_with_key(connection, "lost@example.com")).user_id
+    lost_pause = await an_active_campaign(pool, user)
+    consumed_stop = await an_active_campaign(pool, user)
+    fresh_stop = await an_active_campaign(pool, user)
+    pause_id = await command_record(
+        pool, user, lost_pause, MessageType.CAMPAIGN_PAUSE, sent_s_ago=60
+    )
+    # Consumed already (its id is in the scheduler's inbox): applying it again would be wrong.
+    stop_id = await command_record(
+        pool, user, consumed_stop, MessageType.CAMPAIGN_STOP, sent_s_ago=60
+    )
+    await pool.execute(
+        "INSERT INTO inbox (consumer, message_id, topic) VALUES ('scheduler', $1, $2)",
+        stop_id,
+        Topic.CAMPAIGN_COMMANDS.value,
+    )
+    # Sent a moment ago: its message may still be on its way, so it is not the sweep's yet.
+    await command_record(pool, user, fresh_stop, MessageType.CAMPAIGN_STOP, sent_s_ago=0)
+
+    service = create_service(settings)
+    async with service.running():
+
+        async def paused() -> bool:
+            status = await pool.fetchval("SELECT status FROM campaigns WHERE id = $1", lost_pause)
+            return bool(status == "paused")
+
+        await eventually(paused, timeout_s=20)
+        # Several more sweeps (every 0.2 s): nothing is applied twice, nothing else is applied.
+        await asyncio.sleep(1.5)
+
+    statuses = dict(
+        await pool.fetch(
+            "SELECT id, status FROM campaigns WHERE id = ANY($1)",
+            [lost_pause, consumed_stop, fresh_stop],
+        )
+    )
+    assert statuses == {lost_pause: "paused", consumed_stop: "active", fresh_stop: "active"}
+    # Answered as if consumed: one status change caused by the lost command, and its id is in
+    # the inbox, so the real message arriving late is a duplicate.
+    outcomes = await pool.fetch(
+        "SELECT value FROM outbox WHERE topic = $1 AND convert_from(value, 'UTF8')::jsonb"
+        " ->> 'causation_id' = $2",
+        Topic.CAMPAIGN_EVENTS.value,
+        str(pause_id),
+    )
+    assert len(outcomes) == 1
+    assert b'"campaign.status_changed"' in outcomes[0]["value"]
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE consumer = 'scheduler' AND message_id = $1", pause_id
+        )
+        == 1
+    )
