@@ -72,13 +72,14 @@ def interrupt(process: subprocess.Popen[str], lines: list[str]) -> None:
     assert process.wait(60) == 0, "".join(lines[-60:])
 
 
-def nothing_left(env: dict[str, str]) -> None:
+def nothing_left(env: dict[str, str], lines: list[str]) -> None:
     state = Path(env["DRIPLINE_STATE_DIR"])
+    output = "".join(lines[-30:])
     for name in ("API", "SCHEDULER", "SENDER", "STATS", "EMBEDDED_KAFKA"):
         port = int(env[f"DRIPLINE_{name}_PORT"])
-        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}"
+        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}\n{output}"
     postgres = EmbeddedPostgres(state / "postgres", int(env["DRIPLINE_EMBEDDED_POSTGRES_PORT"]))
-    assert not postgres.is_running()
+    assert not postgres.is_running(), output + postgres.log_file.read_text()[-3000:]
     assert EmbeddedBroker(state / "kafka", int(env["DRIPLINE_EMBEDDED_KAFKA_PORT"])).pid() is None
 
 
@@ -133,7 +134,7 @@ def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> Non
             assert moved >= 5, "the demo campaign is not progressing"
     finally:
         interrupt(process, lines)
-    nothing_left(run_env)
+    nothing_left(run_env, lines)
 
     process, key, startup_s, lines = start(run_env)
     print(f"second start-up: {startup_s:.1f}s")
@@ -145,4 +146,4 @@ def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> Non
         assert again[0]["status"] in ("active", "completed")
     finally:
         interrupt(process, lines)
-    nothing_left(run_env)
+    nothing_left(run_env, lines)
