@@ -26,7 +26,7 @@ class BenchInfra:
 @contextlib.asynccontextmanager
 async def embedded() -> AsyncIterator[BenchInfra]:
     state = Path(tempfile.mkdtemp(prefix="dripline-bench-"))
-    postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres")
+    postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres", durable=False)
     broker = EmbeddedBroker(state / "kafka", free_port())
     postgres.start()
     broker.start()

@@ -82,6 +82,9 @@ def cmd_infra(args: argparse.Namespace) -> None:
     from dripline import supervisor
 
     settings = get_settings()
+    # Starting PostgreSQL may warn (an old state directory secured, a server left running
+    # without durability); those warnings belong on the terminal like the rest.
+    logs.configure(settings.log_level)
     if args.action == "up":
         supervisor.infra_up(settings)
     elif args.action == "down":

@@ -4,14 +4,22 @@ Both run as detached servers whose state lives under the settings' state directo
 `dripline run` that started them can stop them, and `dripline infra up|down|status` can manage
 them by hand. PostgreSQL data survives restarts; Tansu keeps messages in memory only, which is
 why PostgreSQL (the outbox) is the source of truth.
+
+PostgreSQL is durable (fsync, full_page_writes, synchronous_commit on) unless a caller that
+can afford to lose its data (the tests, the benchmarks) asks otherwise, and it takes
+password connections only (scram-sha-256): the password is generated on the first start and
+kept in a 0600 file beside the data, where every process finds it (Settings.dsn).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import pwd
+import re
+import secrets
 import signal
 import socket
 import stat
@@ -20,7 +28,59 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.settings import embedded_dsn
+
 PG_SYSTEM_USER = "embedded_postgres"
+AUTH_METHOD = "scram-sha-256"
+_log = logging.getLogger(__name__)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Create a file only its owner can read; the mode is set at creation, so the secret is
+    never readable by others, not even for a moment. An existing file is never overwritten
+    (FileExistsError): it may be the only copy of a secret."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text + "\n")
+
+
+def _is_rule(line: str) -> bool:
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
+# The method is a word of its own (after the address, before any options); nothing else in a
+# rule is spelled `trust` unless a database or role is named so.
+_TRUST = re.compile(r"(?<=\s)trust(?=\s|$)")
+
+
+def hba_trusts(hba: str) -> bool:
+    """Whether a pg_hba.conf lets some connection in without a password (`trust`)."""
+    return any(_is_rule(line) and "trust" in line.split() for line in hba.splitlines())
+
+
+def hba_without_trust(hba: str) -> str:
+    """The same rules, each asking for a password where it trusted before."""
+    return "".join(
+        _TRUST.sub(AUTH_METHOD, line) if _is_rule(line) else line
+        for line in hba.splitlines(keepends=True)
+    )
+
+
+def _replace_file(path: Path, text: str) -> None:
+    """Rewrite a file whole or not at all (a crash leaves the old or the new one), keeping its
+    owner and mode: the server reads its own configuration as its own user."""
+    before = path.stat()
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.chown(temporary, before.st_uid, before.st_gid)
+    os.chmod(temporary, stat.S_IMODE(before.st_mode))
+    os.replace(temporary, path)
 
 
 def prepare_runtime_dir() -> None:
@@ -62,10 +122,23 @@ class EmbeddedPostgres:
     root: Path
     port: int
     database: str = "dripline"
+    # Off only where losing the data to an OS crash costs nothing (tests, benchmarks).
+    durable: bool = True
 
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
+
+    @property
+    def password_file(self) -> Path:
+        return self.root / "password"
+
+    @property
+    def _hba_file(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
 
     @property
     def log_file(self) -> Path:
@@ -133,16 +206,51 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(exist_ok=True)
         self._prepare_permissions()
         if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        elif not self.password_file.exists() and not hba_trusts(self._hba_file.read_text()):
+            raise RuntimeError(
+                f"{self.password_file} is missing: the server in {self.data_dir} asks for the "
+                "password it holds. Restore the file, or remove the state directory to start "
+                "afresh."
+            )
+        started = not self.is_running()
+        if started:
+            self._start_server()
+        self._require_password()
+        if not started:
+            self._warn_if_not_as_asked()
+        self._ensure_database()
+        return started
+
+    def _initdb(self) -> None:
+        if not self.password_file.exists():
+            write_secret(self.password_file, secrets.token_urlsafe(32))
+        # initdb runs as the server's user, who cannot read our 0600 file when we are root: it
+        # gets a copy of its own, removed once the cluster holds the password.
+        pwfile = self.password_file
+        user = self._run_as
+        if user is not None:
+            pwfile = self.root / ".initdb-password"
+            pwfile.unlink(missing_ok=True)
+            write_secret(pwfile, self.password())
+            entry = pwd.getpwnam(user)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        sync = () if self.durable else ("--no-sync",)
+        try:
             self._run(
-                self._bin("initdb"), "-D", str(self.data_dir), "--auth=trust",
-                "--encoding=utf8", "-U", "postgres",
+                self._bin("initdb"), "-D", str(self.data_dir), f"--auth={AUTH_METHOD}",
+                f"--pwfile={pwfile}", "--encoding=utf8", "-U", "postgres", *sync,
             )  # fmt: skip
-        if self.is_running():
-            return False
+        finally:
+            if pwfile != self.password_file:
+                pwfile.unlink(missing_ok=True)
+
+    def _start_server(self) -> None:
+        setting = "on" if self.durable else "off"
         options = (
             f"-h 127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-            "-c max_connections=300 -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off"
+            f"-c max_connections=300 -c password_encryption={AUTH_METHOD} "
+            f"-c fsync={setting} -c synchronous_commit={setting} -c full_page_writes={setting}"
         )
         try:
             self._run(
@@ -153,20 +261,59 @@ class EmbeddedPostgres:
             log = self.log_file.read_text() if self.log_file.exists() else ""
             raise RuntimeError(f"PostgreSQL failed to start: {exc.stderr}\n{log[-2000:]}") from exc
         _wait_until(lambda: port_open("127.0.0.1", self.port), 30, "PostgreSQL")
-        self._ensure_database()
-        return True
+
+    def _require_password(self) -> None:
+        """A data directory initialised with `--auth=trust` (before passwords, or by hand) is
+        secured once: the superuser gets the password of our file (trust still lets us in to
+        set it), then every trust rule asks for it, and the server reloads its rules."""
+        hba = self._hba_file.read_text()
+        if not hba_trusts(hba):
+            return
+        if not self.password_file.exists():
+            write_secret(self.password_file, secrets.token_urlsafe(32))
+        literal = self.password().replace("'", "''")
+        # On stdin, so the password shows in no process list.
+        self._psql(
+            "-v", "ON_ERROR_STOP=1", "-f", "-", stdin=f"ALTER ROLE postgres PASSWORD '{literal}';"
+        )
+        _replace_file(self._hba_file, hba_without_trust(hba))
+        self._run(self._bin("pg_ctl"), "-D", str(self.data_dir), "reload")
+        _log.warning(
+            "PostgreSQL in %s trusted every local connection; it now asks for the password in %s",
+            self.data_dir, self.password_file,
+        )  # fmt: skip
+
+    def _warn_if_not_as_asked(self) -> None:
+        """A server that was running already keeps the settings it was started with (an older
+        `dripline run` started it without durability): say so rather than pretend."""
+        wanted = "on" if self.durable else "off"
+        actual = self._psql("-tAc", "SHOW fsync").strip()
+        if actual != wanted:
+            _log.warning(
+                "PostgreSQL in %s runs with fsync=%s, not %s as asked; restart it "
+                "(dripline infra down, then up) to change that",
+                self.data_dir, actual, wanted,
+            )  # fmt: skip
+
+    def _psql(self, *args: str, stdin: str | None = None) -> str:
+        env = {**os.environ}
+        if self.password_file.exists():
+            env["PGPASSWORD"] = self.password()
+        try:
+            return subprocess.run(
+                [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                 "-d", "postgres", *args],
+                check=True, capture_output=True, text=True, input=stdin, env=env, timeout=60,
+            ).stdout  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"psql {args[0]} failed: {exc.stderr.strip()}") from exc
 
     def _ensure_database(self) -> None:
-        psql = [self._bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
-        exists = subprocess.run(
-            [*psql, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        exists = self._psql(
+            "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"
+        ).strip()
         if exists != "1":
-            subprocess.run(
-                [*psql, "-c", f'CREATE DATABASE "{self.database}"'],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
+            self._psql("-c", f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
         """Stop the server if it runs. pg_ctl is asked directly rather than after a status
@@ -183,7 +330,7 @@ class EmbeddedPostgres:
             raise RuntimeError(f"PostgreSQL did not stop: {result.stderr.strip()}")
 
     def dsn(self, database: str | None = None) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"
+        return embedded_dsn(self.port, database or self.database, self.password_file)
 
 
 @dataclass

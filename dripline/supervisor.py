@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from dripline.cli import SERVICES, service_port
-from dripline.infra import EmbeddedBroker, EmbeddedPostgres
+from dripline.infra import EmbeddedBroker, EmbeddedPostgres, write_secret
 from shared.crypto import SessionCipher
 from shared.settings import Settings
 
@@ -60,7 +60,10 @@ def say(source: str, line: str) -> None:
 def embedded_parts(settings: Settings) -> tuple[EmbeddedPostgres, EmbeddedBroker]:
     state = settings.state_dir.resolve()
     postgres = EmbeddedPostgres(
-        state / "postgres", settings.embedded_postgres_port, settings.embedded_database
+        settings.embedded_postgres_password_file.resolve().parent,
+        settings.embedded_postgres_port,
+        settings.embedded_database,
+        durable=settings.embedded_postgres_durable,
     )
     return postgres, EmbeddedBroker(state / "kafka", settings.embedded_kafka_port)
 
@@ -73,7 +76,12 @@ def infra_up(settings: Settings) -> list[EmbeddedPostgres | EmbeddedBroker]:
         if settings.embedded_postgres:
             if postgres.start():
                 started.append(postgres)
-            say("dripline", f"PostgreSQL ready at {settings.dsn} (data in {postgres.data_dir})")
+            durability = "" if postgres.durable else ", durability off"
+            say(
+                "dripline",
+                f"PostgreSQL ready at {settings.dsn_for_display} (data in {postgres.data_dir}, "
+                f"password in {postgres.password_file}{durability})",
+            )
         if settings.embedded_kafka:
             if broker.start():
                 started.append(broker)
@@ -112,7 +120,10 @@ def infra_status(settings: Settings) -> str:
         if not settings.embedded_kafka
         else ("running" if broker.is_running() else "stopped")
     )
-    return f"postgres: {pg} ({settings.dsn})\nbroker: {kafka} ({settings.bootstrap_servers})"
+    return (
+        f"postgres: {pg} ({settings.dsn_for_display})\n"
+        f"broker: {kafka} ({settings.bootstrap_servers})"
+    )
 
 
 @dataclass(frozen=True)
@@ -241,17 +252,17 @@ async def _supervise(settings: Settings, started_at: float, demo: Demo) -> int:
 
 
 def ensure_session_key(settings: Settings) -> None:
-    """Telegram sessions are stored encrypted: without a key from the environment, use (and
-    on the first run create) one in the state directory, readable by its owner only."""
-    if settings.session_key is not None:
+    """Telegram sessions are stored encrypted. Unless the key itself is configured, it lives in
+    a file (DRIPLINE_SESSION_KEY_FILE, by default session.key in the state directory) that the
+    first run creates, readable by its owner only. The services are told the file's name, not
+    the key, so the key stays out of their environment."""
+    if settings.session_key is not None:  # given, or read from an existing file
         return
-    path = settings.state_dir.resolve() / "session.key"
+    path = (settings.session_key_file or settings.state_dir / "session.key").resolve()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(SessionCipher.new_key())
-        say("dripline", f"created the session encryption key {path} (keep it with the data)")
-    os.environ["DRIPLINE_SESSION_KEY"] = path.read_text().strip()
+        write_secret(path, SessionCipher.new_key())
+        say("dripline", f"created the session encryption key {path} (back it up; README)")
+    os.environ["DRIPLINE_SESSION_KEY_FILE"] = str(path)
 
 
 def run_all(settings: Settings) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +29,11 @@ class Settings(BaseSettings):
 
     embedded_postgres_port: int = 54329
     embedded_database: str = "dripline"
+    embedded_postgres_durable: bool = Field(
+        default=True,
+        description="fsync, full_page_writes and synchronous_commit of the embedded PostgreSQL; "
+        "off is faster and loses data to an OS crash or power cut (tests, benchmarks).",
+    )
     embedded_kafka_port: int = 19092
 
     topic_prefix: str = Field(
@@ -103,7 +110,12 @@ class Settings(BaseSettings):
     session_key: SecretStr | None = Field(
         default=None,
         description="Fernet key that encrypts Telegram session strings at rest; "
-        "`dripline run` creates one in the state directory.",
+        "when unset, it is read from session_key_file.",
+    )
+    session_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the session key, so it can live apart from the data; "
+        "`dripline run` creates it (0600), by default as session.key in the state directory.",
     )
     telegram_api_id: int | None = Field(
         default=None, description="Telegram API id (my.telegram.org) for Telethon accounts."
@@ -125,6 +137,19 @@ class Settings(BaseSettings):
     )
     export_retention_days: int = Field(default=30, ge=1)
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _read_session_key_file(self) -> Self:
+        """A key given by itself wins; a named file must hold one (an empty file would leave
+        the sessions unreadable, so it is an error, not "no key"). A file that does not exist
+        yet means no key: `dripline run` creates it before its services start."""
+        path = self.session_key_file
+        if self.session_key is None and path is not None and path.exists():
+            key = path.read_text().strip()
+            if not key:
+                raise ValueError(f"the session key file {path} is empty")
+            self.session_key = SecretStr(key)
+        return self
 
     @property
     def telethon_ready(self) -> str | None:
@@ -149,13 +174,28 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap is None
 
     @property
+    def embedded_postgres_password_file(self) -> Path:
+        """Written by the embedded PostgreSQL's first start (dripline/infra.py)."""
+        return self.state_dir / "postgres" / "password"
+
+    @property
     def dsn(self) -> str:
         if self.database_url is not None:
             return self.database_url
-        return (
-            f"postgresql://postgres@127.0.0.1:{self.embedded_postgres_port}/"
-            f"{self.embedded_database}"
+        return embedded_dsn(
+            self.embedded_postgres_port,
+            self.embedded_database,
+            self.embedded_postgres_password_file,
         )
+
+    @property
+    def dsn_for_display(self) -> str:
+        """The DSN with its password masked, for terminals and logs."""
+        parts = urlsplit(self.dsn)
+        if parts.password is None:
+            return self.dsn
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -165,6 +205,15 @@ class Settings(BaseSettings):
 
     def group_id(self, service: str) -> str:
         return f"{self.topic_prefix}dripline.{service}"
+
+
+def embedded_dsn(port: int, database: str, password_file: Path) -> str:
+    """The embedded server's DSN: every process reads the password from the same file. Without
+    the file (a server that still trusts local connections) the DSN carries no password."""
+    credentials = "postgres"
+    if password_file.exists():
+        credentials += ":" + quote(password_file.read_text().strip(), safe="")
+    return f"postgresql://{credentials}@127.0.0.1:{port}/{database}"
 
 
 @lru_cache(maxsize=1)

@@ -47,7 +47,7 @@ def infra() -> Iterator[Infra]:
     try:
         admin_dsn = os.environ.get("DRIPLINE_TEST_DATABASE_URL")
         if admin_dsn is None:
-            postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres")
+            postgres = EmbeddedPostgres(state / "postgres", free_port(), "postgres", durable=False)
             postgres.start()
             started_parts.append(postgres)
             admin_dsn = postgres.dsn("postgres")

@@ -3,19 +3,23 @@ Ctrl-C stops everything and leaves no process behind; a second run keeps the dat
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
 from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port, port_open
+from shared.settings import Settings
 from tests.support import REPO
 
 KEY = re.compile(r"API key:\s+(dl_\S+)")
@@ -68,20 +72,44 @@ def interrupt(process: subprocess.Popen[str], lines: list[str]) -> None:
     assert process.wait(60) == 0, "".join(lines[-60:])
 
 
-def nothing_left(env: dict[str, str]) -> None:
+def nothing_left(env: dict[str, str], lines: list[str]) -> None:
     state = Path(env["DRIPLINE_STATE_DIR"])
+    output = "".join(lines[-30:])
     for name in ("API", "SCHEDULER", "SENDER", "STATS", "EMBEDDED_KAFKA"):
         port = int(env[f"DRIPLINE_{name}_PORT"])
-        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}"
+        assert not port_open("127.0.0.1", port), f"{name} still listens on {port}\n{output}"
     postgres = EmbeddedPostgres(state / "postgres", int(env["DRIPLINE_EMBEDDED_POSTGRES_PORT"]))
-    assert not postgres.is_running()
+    assert not postgres.is_running(), output + postgres.log_file.read_text()[-3000:]
     assert EmbeddedBroker(state / "kafka", int(env["DRIPLINE_EMBEDDED_KAFKA_PORT"])).pid() is None
+
+
+def secured(env: dict[str, str]) -> None:
+    """The database of `dripline run` keeps its data through a power cut and lets no one in
+    without the password; its secrets are its owner's alone."""
+    state = Path(env["DRIPLINE_STATE_DIR"])
+    port = int(env["DRIPLINE_EMBEDDED_POSTGRES_PORT"])
+    for secret in (state / "postgres" / "password", state / "session.key"):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+
+    async def check() -> None:
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{port}/dripline")
+        settings = Settings(state_dir=state, embedded_postgres_port=port)
+        connection = await asyncpg.connect(settings.dsn)
+        try:
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                assert await connection.fetchval(f"SHOW {name}") == "on", name
+        finally:
+            await connection.close()
+
+    asyncio.run(check())
 
 
 def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> None:
     api = f"http://127.0.0.1:{run_env['DRIPLINE_API_PORT']}"
     process, key, startup_s, lines = start(run_env)
     print(f"first start-up (initdb included): {startup_s:.1f}s")
+    secured(run_env)
     [organization] = [m.group(1) for line in lines if (m := ORG.search(line))]
     headers = {"Authorization": f"Bearer {key}", "X-Organization-Id": organization}
     try:
@@ -106,7 +134,7 @@ def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> Non
             assert moved >= 5, "the demo campaign is not progressing"
     finally:
         interrupt(process, lines)
-    nothing_left(run_env)
+    nothing_left(run_env, lines)
 
     process, key, startup_s, lines = start(run_env)
     print(f"second start-up: {startup_s:.1f}s")
@@ -118,4 +146,4 @@ def test_run_serves_stops_cleanly_and_keeps_data(run_env: dict[str, str]) -> Non
         assert again[0]["status"] in ("active", "completed")
     finally:
         interrupt(process, lines)
-    nothing_left(run_env)
+    nothing_left(run_env, lines)
