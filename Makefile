@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit asyncapi bench infra-up infra-down clean
+.PHONY: run test chaos lint typecheck unit asyncapi bench infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ run: $(STAMP)  ## embedded PostgreSQL and Kafka (Tansu), migrations, all four se
 test: $(STAMP) lint typecheck  ## the whole suite: lint, types, import boundaries, tests
 	scripts/fetch-prometheus.sh  # the Prometheus server tests/e2e/test_observability.py runs
 	$(BIN)/pytest
+
+chaos: $(STAMP)  ## faults: kill -9 and SIGSTOP of every service, PostgreSQL and the broker
+	$(BIN)/pytest -m chaos -s tests/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
