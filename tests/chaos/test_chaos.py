@@ -138,6 +138,8 @@ async def cluster() -> AsyncIterator[Cluster]:
         "lease_s": LEASE_S,
         "relay_lease_s": RELAY_LEASE_S,
         "stats_reconcile_interval_s": 10.0,
+        "stats_reconcile_settle_s": 3.0,
+        "command_recovery_after_s": 10.0,
         "db_pool_max": 8,
     }
     known = {k: v for k, v in wanted.items() if k in Settings.model_fields}
