@@ -388,6 +388,9 @@ class OutboxRelay:
         async with connection.transaction():
             if went_back:
                 await self._republish(connection, went_back, "its offsets went back")
+                # A broker that lost these partitions has likely lost others, which only the
+                # check can find (nothing may be published to them for a while).
+                self._next_loss_check = 0.0
             marked = await connection.fetchval(
                 QUERIES["mark_sent"], ids, partitions, offsets, self._epoch,
                 [tp[0] for tp in ends], [tp[1] for tp in ends], list(ends.values()),

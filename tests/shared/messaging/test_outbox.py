@@ -7,17 +7,20 @@ import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from dripline.infra import EmbeddedBroker, free_port
 from shared.db.pool import create_pool
 from shared.messaging.contracts import CampaignLaunch
 from shared.messaging.envelope import Actor, new_envelope
-from shared.messaging.kafka import relay_producer
-from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.kafka import ensure_topics, relay_producer
+from shared.messaging.outbox import REPUBLISHED, Outbox, OutboxRelay
 from shared.messaging.topics import Topic
 from shared.settings import Settings
 from tests.support import eventually, read_topic, topic
@@ -278,3 +281,70 @@ async def test_a_paused_leader_is_replaced_after_its_lease_and_publishes_nothing
         assert [json.loads(r.value)["message_id"] for r in records if r.key == key.encode()] == (
             expected
         )
+
+
+@pytest.mark.parametrize("noticed_by", ["the periodic check", "the acknowledgements"])
+async def test_the_relay_publishes_again_what_a_broker_lost_after_acknowledging_it(
+    pool: asyncpg.Pool[Any], settings: Settings, tmp_path: Path, noticed_by: str
+) -> None:
+    # A broker of this test's own: it is killed and replaced by an empty one on its port.
+    broker = EmbeddedBroker(tmp_path / "kafka", free_port())
+    broker.start()
+    own = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+    commands = topic(own, Topic.CAMPAIGN_COMMANDS)
+    producer: AIOKafkaProducer | None = None
+    relay: OutboxRelay | None = None
+    task: asyncio.Task[None] | None = None
+    try:
+        await ensure_topics(broker.bootstrap, own.topic_prefix)
+        producer = relay_producer(own)
+        await producer.start()
+        # Only the acknowledgements can notice when the periodic check does not come round.
+        check_s = 0.3 if noticed_by == "the periodic check" else 3600
+        relay = OutboxRelay(pool, producer, bootstrap_servers=broker.bootstrap,
+                            topic_prefix=own.topic_prefix, poll_interval_s=0.1,
+                            loss_check_s=check_s)  # fmt: skip
+        task = asyncio.create_task(relay.run())
+        keys = [str(uuid4()) for _ in range(3)]
+        before = [(keys[i % 3], launch_command(keys[i % 3])) for i in range(30)]
+        await write(pool, before)
+        await eventually(lambda: _zero(unsent(pool)))
+        assert len(await read_topic(broker.bootstrap, commands, expected=30)) == 30
+        republished = REPUBLISHED._value.get()
+
+        broker.stop()  # memory storage: everything it acknowledged is gone
+        broker.start()
+        after = [(keys[0], launch_command(keys[0]))]
+        if noticed_by == "the acknowledgements":
+            # As `dripline infra up` does; then a new record is acknowledged at offset 0.
+            await ensure_topics(broker.bootstrap, own.topic_prefix)
+            await write(pool, after)
+        else:
+            after = []
+        await eventually(lambda: _async(REPUBLISHED._value.get() >= republished + 30))
+        await eventually(lambda: _zero(unsent(pool)))
+        records = await read_topic(broker.bootstrap, commands, expected=len(before + after))
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if relay is not None:
+            await relay.drain()
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
+    seen = [json.loads(r.value)["message_id"] for r in records]
+    assert sorted(seen) == sorted(str(e.message_id) for _, e in before + after)
+    if not after:
+        # Found before anything new was published: republished in the order written.
+        for key in keys:
+            expected = [str(e.message_id) for k, e in before if k == key]
+            assert [
+                json.loads(r.value)["message_id"] for r in records if r.key == key.encode()
+            ] == (expected)
+    # What is recorded now is where the new broker has the records.
+    recorded = await pool.fetch("SELECT kafka_partition, kafka_offset, message_id FROM outbox")
+    where = {(r.partition, r.offset): json.loads(r.value)["message_id"] for r in records}
+    assert {
+        (r["kafka_partition"], r["kafka_offset"]): str(r["message_id"]) for r in recorded
+    } == where
