@@ -165,7 +165,8 @@ class OutboxRelay:
         self._lease_ends = 0.0
         self._renew_at = 0.0
         self._cluster_id: str | None = None
-        # (logical topic, partition) -> the offset after the last record the broker acknowledged
+        # (logical topic, partition) -> the first offset of the last batch the broker
+        # acknowledged there (migration 0010 says why the batch's first offset)
         self._acked: dict[tuple[str, int], int] = {}
         self._next_loss_check = 0.0
         self._watcher: AIOKafkaConsumer | None = None
@@ -245,8 +246,8 @@ class OutboxRelay:
             if row["backend_pid"] is not None:
                 await self._fence_out(connection, row["backend_pid"], row["backend_started"])
             self._acked = {
-                (r["topic"], r["kafka_partition"]): r["acked_end"]
-                for r in await connection.fetch(QUERIES["acked_ends"])
+                (r["topic"], r["kafka_partition"]): r["last_batch"]
+                for r in await connection.fetch(QUERIES["last_batches"])
             }
             await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except BaseException:
@@ -369,22 +370,23 @@ class OutboxRelay:
         self, connection: DbConnection, sent: list[_Sent], acks: list[RecordMetadata]
     ) -> None:
         """Mark the records sent with where the broker put them (a batch's acknowledgement
-        gives its first record's offset; the others follow it). An offset below one the
-        broker acknowledged before means the broker lost records: those are made unsent in
-        the same transaction, before the new ones are marked."""
+        gives its first record's offset; the others follow it). A batch acknowledged at or
+        below the first offset of the partition's last batch before means the broker lost
+        records: those are made unsent in the same transaction, before the new ones are
+        marked."""
         ids: list[int] = []
         partitions: list[int] = []
         offsets: list[int] = []
-        ends: dict[tuple[str, int], int] = {}
+        lasts: dict[tuple[str, int], int] = {}
         went_back: dict[tuple[str, int], int] = {}
         for batch, ack in zip(sent, acks, strict=True):
             tp = (batch.topic, batch.partition)
-            if tp not in ends and ack.offset < self._acked.get(tp, 0):
+            if tp not in lasts and ack.offset <= self._acked.get(tp, -1):
                 went_back[tp] = ack.offset
             ids.extend(batch.ids)
             partitions.extend([batch.partition] * len(batch.ids))
             offsets.extend(range(ack.offset, ack.offset + len(batch.ids)))
-            ends[tp] = max(ends.get(tp, 0), ack.offset + len(batch.ids))
+            lasts[tp] = max(lasts.get(tp, -1), ack.offset)
         async with connection.transaction():
             if went_back:
                 await self._republish(connection, went_back, "its offsets went back")
@@ -393,18 +395,19 @@ class OutboxRelay:
                 self._next_loss_check = 0.0
             marked = await connection.fetchval(
                 QUERIES["mark_sent"], ids, partitions, offsets, self._epoch,
-                [tp[0] for tp in ends], [tp[1] for tp in ends], list(ends.values()),
+                [tp[0] for tp in lasts], [tp[1] for tp in lasts], list(lasts.values()),
             )  # fmt: skip
         if not marked:
             raise LeadershipLost(
                 f"another relay took the lease while it published (epoch {self._epoch})"
             )
-        self._acked.update(ends)
+        self._acked.update(lasts)
 
     async def check_broker(self) -> int:
         """Compare the broker with what it acknowledged: a new cluster id, or a partition that
-        ends below an acknowledged offset, lost records; those still kept in the outbox are
-        made unsent, so the normal path publishes them again in id order. Returns how many."""
+        ends at or below the first offset of its last acknowledged batch, lost records; those
+        still kept in the outbox are made unsent, so the normal path publishes them again in
+        id order. Returns how many."""
         self._next_loss_check = time.monotonic() + self._loss_check_s
         if self._epoch is None:
             raise LeadershipLost("it does not hold the lease")
@@ -441,11 +444,11 @@ class OutboxRelay:
             if present:
                 for tp, end in (await watcher.end_offsets(present)).items():
                     ends[by_physical[tp]] = end
-            lost = {tp: end for tp, end in ends.items() if end < self._acked[tp]}
+            lost = {tp: end for tp, end in ends.items() if end <= self._acked[tp]}
             if not lost:
                 return 0
             return await self._republish(
-                connection, lost, "partitions end below offsets it acknowledged"
+                connection, lost, "partitions end before batches it acknowledged"
             )
 
     async def _republish(
@@ -464,7 +467,7 @@ class OutboxRelay:
         if republished is None:
             raise LeadershipLost("another relay took the lease")
         for tp, end in lost.items():
-            self._acked[tp] = end
+            self._acked[tp] = end - 1
         self._found_loss(
             republished, f"{why}: " + ", ".join(f"{t}[{p}] from {o}" for (t, p), o in lost.items())
         )

@@ -15,8 +15,8 @@ LIMIT 1000;
 -- name: mark_sent
 -- Fenced: marks only while the relay row still carries the caller's epoch ($4); the share lock
 -- makes a takeover wait for this statement, so the new leader reads what it wrote. Records
--- where the broker acknowledged them ($2, $3), and per partition the acknowledged end
--- ($5, $6, $7). Returns 1 when marked, 0 when another relay has taken over.
+-- where the broker acknowledged them ($2, $3), and per partition the first offset of the last
+-- batch acknowledged ($5, $6, $7). Returns 1 when marked, 0 when another relay has taken over.
 WITH fence AS (
     SELECT epoch FROM outbox_relay WHERE epoch = $4 FOR SHARE
 ), marked AS (
@@ -26,18 +26,18 @@ WITH fence AS (
          fence
     WHERE o.id = a.id
 ), acked AS (
-    INSERT INTO outbox_acked (topic, kafka_partition, acked_end)
-    SELECT e.topic, e.kafka_partition, e.acked_end
-    FROM unnest($5::text[], $6::integer[], $7::bigint[]) AS e(topic, kafka_partition, acked_end),
+    INSERT INTO outbox_acked (topic, kafka_partition, last_batch)
+    SELECT e.topic, e.kafka_partition, e.last_batch
+    FROM unnest($5::text[], $6::integer[], $7::bigint[]) AS e(topic, kafka_partition, last_batch),
          fence
-    ON CONFLICT (topic, kafka_partition) DO UPDATE SET acked_end = excluded.acked_end
+    ON CONFLICT (topic, kafka_partition) DO UPDATE SET last_batch = excluded.last_batch
 )
 SELECT count(*)::int FROM fence;
 
 -- name: republish_from
 -- A broker lost the records it had acknowledged at or after these offsets ($1 topics, $2
 -- partitions, $3 offsets): they become unsent again, so the relay publishes them again in id
--- order, and the partition's acknowledged end goes back with the broker. Fenced like
+-- order, and the partition's last batch goes back with the broker (to before the new end). Fenced like
 -- mark_sent; returns the records made unsent (NULL when fenced).
 WITH fence AS (
     SELECT epoch FROM outbox_relay WHERE epoch = $4 FOR SHARE
@@ -51,7 +51,7 @@ WITH fence AS (
       AND o.kafka_partition = lost.kafka_partition AND o.kafka_offset >= lost.from_offset
     RETURNING 1
 ), moved AS (
-    UPDATE outbox_acked a SET acked_end = lost.from_offset
+    UPDATE outbox_acked a SET last_batch = lost.from_offset - 1
     FROM lost, fence
     WHERE a.topic = lost.topic AND a.kafka_partition = lost.kafka_partition
 )
@@ -79,8 +79,8 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM fence) THEN (SELECT count(*)::int FROM re
 -- The first cluster id the relay sees is the one its acknowledged offsets belong to.
 UPDATE outbox_relay SET cluster_id = $1 WHERE epoch = $2 AND cluster_id IS NULL;
 
--- name: acked_ends
-SELECT topic, kafka_partition, acked_end FROM outbox_acked;
+-- name: last_batches
+SELECT topic, kafka_partition, last_batch FROM outbox_acked;
 
 -- name: count_unsent
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;

@@ -17,12 +17,14 @@ CREATE TABLE outbox_relay (
 );
 INSERT INTO outbox_relay DEFAULT VALUES;
 
--- Per partition (logical topic name), the offset after the last record the broker
--- acknowledged: a broker whose end offset is below it has lost records.
+-- Per partition (logical topic name), the offset of the first record of the last batch the
+-- broker acknowledged: a broker whose end offset is not above it has lost that batch at least.
+-- (A log is truncated at batch boundaries, and Tansu reports a partition's end as its last
+-- batch's first offset + 1, so the batch's first offset is the one to compare.)
 CREATE TABLE outbox_acked (
     topic           text NOT NULL,
     kafka_partition integer NOT NULL,
-    acked_end       bigint NOT NULL,
+    last_batch      bigint NOT NULL,
     PRIMARY KEY (topic, kafka_partition)
 );
 
