@@ -103,7 +103,10 @@ async def ours(pool: asyncpg.Pool[Any], settings: Settings, expected: int) -> fl
     service._pool = pool  # as if started: dispatch_due needs only the pool and the clock
     producer = relay_producer(settings)
     await producer.start()
-    relay = OutboxRelay(pool, producer, topic_prefix=settings.topic_prefix, poll_interval_s=0.05)
+    relay = OutboxRelay(
+        pool, producer, bootstrap_servers=settings.bootstrap_servers,
+        topic_prefix=settings.topic_prefix, poll_interval_s=0.05,
+    )  # fmt: skip
     relay_task = asyncio.create_task(relay.run())
     try:
         started = time.perf_counter()

@@ -121,8 +121,13 @@ class Service:
             self._relay = OutboxRelay(
                 self._pool,
                 producer,
+                bootstrap_servers=settings.bootstrap_servers,
                 topic_prefix=settings.topic_prefix,
                 poll_interval_s=settings.outbox_poll_interval_s,
+                lease_s=settings.relay_lease_s,
+                loss_check_s=settings.relay_loss_check_s,
+                create_topics=settings.create_topics,
+                holder=self.name,
                 outbox_retention_s=settings.outbox_retention_s,
                 inbox_retention_s=settings.inbox_retention_s,
             )

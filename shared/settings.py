@@ -67,6 +67,18 @@ class Settings(BaseSettings):
     inbox_retention_s: float = Field(
         default=7 * 86400.0, gt=0, description="How long consumed message ids are remembered."
     )
+    relay_lease_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long the outbox relay's leader may go without renewing its lease "
+        "before another service takes over publishing (a paused or cut-off leader).",
+    )
+    relay_loss_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the relay's leader checks that the broker still has what it "
+        "acknowledged (a new cluster id, partitions that went back) and publishes it again.",
+    )
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )

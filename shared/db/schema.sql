@@ -822,11 +822,39 @@ CREATE TABLE outbox (
     headers    jsonb NOT NULL DEFAULT '{}'::jsonb,
     message_id uuid NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
-    sent_at    timestamptz
+    sent_at    timestamptz,
+    -- Where the broker acknowledged the record: a broker that lost it is found out by these.
+    kafka_partition integer,
+    kafka_offset    bigint
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
 -- The scheduler's sweep for lost commands walks the command records only.
 CREATE INDEX outbox_commands_idx ON outbox (id) WHERE topic = 'dripline.campaign.commands';
+
+-- The relay's leadership: a lease the leader renews. epoch is the fencing token; a takeover
+-- increments it, and a leader whose epoch changed marks, renews and republishes nothing.
+CREATE TABLE outbox_relay (
+    singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch           bigint NOT NULL DEFAULT 0,
+    holder          text,
+    backend_pid     integer,
+    backend_started timestamptz,
+    renewed_at      timestamptz,
+    lease_until     timestamptz NOT NULL DEFAULT '-infinity',
+    cluster_id      text
+);
+INSERT INTO outbox_relay DEFAULT VALUES;
+
+-- Per partition (logical topic name), the offset of the first record of the last batch the
+-- broker acknowledged: a broker whose end offset is not above it has lost that batch at least.
+-- (A log is truncated at batch boundaries, and Tansu reports a partition's end as its last
+-- batch's first offset + 1, so the batch's first offset is the one to compare.)
+CREATE TABLE outbox_acked (
+    topic           text NOT NULL,
+    kafka_partition integer NOT NULL,
+    last_batch      bigint NOT NULL,
+    PRIMARY KEY (topic, kafka_partition)
+);
 
 CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

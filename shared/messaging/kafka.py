@@ -7,18 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from prometheus_client import Gauge
 
 from shared.messaging.consumer import BatchConsumer, Record
-from shared.messaging.topics import all_topic_partitions, physical_name
+from shared.messaging.topic_admin import ensure_topics
+from shared.messaging.topics import physical_name
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-_TOPIC_ALREADY_EXISTS = 36
+
+__all__ = ["LagMeter", "ensure_topics", "make_broker", "relay_producer", "subscribe"]
 
 LAG = Gauge(
     "dripline_consumer_lag_records",
@@ -54,31 +55,6 @@ class LagMeter:
             if highwater is not None:
                 lag += max(0, highwater - self._next[tp])
         self._gauge.set(lag)
-
-
-async def ensure_topics(bootstrap: str, prefix: str) -> list[str]:
-    """Create every topic that is missing, with its partition count; returns the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = {
-            physical_name(name, prefix): partitions
-            for name, partitions in all_topic_partitions().items()
-        }
-        missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
-        if not missing:
-            return []
-        response = await admin.create_topics(missing)
-        created = []
-        for name, code, message in (e[:3] for e in response.topic_errors):
-            if code == 0:
-                created.append(name)
-            elif code != _TOPIC_ALREADY_EXISTS:  # another process won the race: fine
-                raise RuntimeError(f"could not create topic {name}: {code} {message}")
-        return created
-    finally:
-        await admin.close()
 
 
 def relay_producer(settings: Settings) -> AIOKafkaProducer:
