@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -50,8 +51,9 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, "permission_denied", "Permission denied", detail)
 
 
-_STATUS_CODES = {401: "unauthorized", 403: "permission_denied", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 429: "rate_limited"}  # fmt: skip
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "permission_denied",
+                 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+                 413: "payload_too_large", 429: "rate_limited"}  # fmt: skip
 
 
 def install(app: FastAPI) -> None:
@@ -78,9 +80,30 @@ def install(app: FastAPI) -> None:
         ).response()  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        return Problem(exc.status_code, code, str(exc.detail), str(exc.detail)).response()
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; each method of
+            # a path is a route of its own here.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+        problem = Problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+        return problem.response(headers or None)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods some route answers on this path, asked of the router itself (included
+    routers hide their routes' methods)."""
+    routes = request.app.router.routes
+    return {
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in routes)
+    }  # fmt: skip
 
 
 def invalid(errors: list[dict[str, Any]]) -> Problem:
