@@ -388,3 +388,12 @@ async def test_a_405_names_the_allowed_methods(ann: Person) -> None:
     response = await ann.client.put(f"/telegram-accounts/{sender['id']}", json={})
     problem(response, 405, "method_not_allowed")
     assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PATCH"}
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+async def test_a_number_json_cannot_hold_is_422(ann: Person, number: str) -> None:
+    raw = '{"telegram_username": "nan_field", "custom_fields": {"k": ' + number + "}}"
+    response = await ann.client.post(
+        "/contacts", content=raw.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert fields(problem(response, 422, "validation_error")) == ["custom_fields.k"]
