@@ -34,6 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = build_app(service, title="Dripline API", version="1")
     app.state.replies = replies
     problems.install(app)
+    problems.document(app)
     # Middleware added last runs first. A handler's exception becomes a 500 answer before the
     # idempotency middleware sees it (so it releases the key); the outer ServerErrors catches
     # what the middleware themselves raise.

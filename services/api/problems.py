@@ -114,3 +114,70 @@ def invalid(errors: list[dict[str, Any]]) -> Problem:
 
 def field_error(field: str, message: str, type_: str = "value_error") -> dict[str, Any]:
     return {"field": field, "message": message, "type": type_}
+
+
+# Every status the API answers with a problem, declared on every operation: the guard's 413 and
+# 422 (NUL, size) and the authentication's 401/403 can come from any of them, and a client
+# generated from the document must know the media type of each.
+PROBLEM_STATUSES: dict[int, str] = {
+    400: "Malformed request, e.g. a body that is not JSON, or an invalid cursor",
+    401: "Missing or unknown API key",
+    403: "Not a member of the organization, or not allowed to change this",
+    404: "Not found, or not visible to the caller",
+    409: "Status conflict, or the same Idempotency-Key still running",
+    413: "Request body too large",
+    422: "Invalid input; `errors` names each field",
+    429: "Rate limited; see Retry-After",
+}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details with a stable machine `code`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_OPERATIONS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def document(app: FastAPI) -> None:
+    """Declare the problem answers on every operation of the OpenAPI document, in one place
+    rather than on each route (a route's own `responses` would shadow router defaults)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for method, operation in path_item.items():
+                if method not in _OPERATIONS:
+                    continue
+                responses = operation.setdefault("responses", {})
+                for status, description in PROBLEM_STATUSES.items():
+                    entry = responses.setdefault(str(status), {"description": description})
+                    # FastAPI's own 422 declares application/json; ours is a problem.
+                    entry["content"] = content
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
