@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test chaos lint typecheck unit asyncapi bench infra-up infra-down clean
+.PHONY: run test chaos fuzz lint typecheck unit asyncapi bench infra-up infra-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.contacts
 	$(BIN)/python -m bench.logs
 	$(BIN)/python -m bench.stats
+
+fuzz: $(STAMP)  ## schemathesis against the running API, all checks (DRIPLINE_FUZZ_SECONDS, 180)
+	DRIPLINE_FUZZ=1 $(BIN)/pytest tests/api/test_fuzz.py -m fuzz -s -q
 
 asyncapi: $(STAMP)  ## regenerate docs/asyncapi.json from the contracts
 	$(BIN)/dripline asyncapi --output docs/asyncapi.json

@@ -201,7 +201,12 @@ def build_app(service: Service, **fastapi_options: Any) -> FastAPI:
     async def live() -> dict[str, str]:
         return {"status": "ok", "service": service.name}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus exposition")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus exposition",
+        responses={200: {"content": {"text/plain": {}}}},  # declared, as clients see it
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -98,6 +98,16 @@ class Settings(BaseSettings):
         default=10, ge=1, description="Bulk requests a user may make per bulk_rate_window_s."
     )
     bulk_rate_window_s: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="The largest request body the API reads (413 above it); imports excepted.",
+    )
+    max_import_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="The largest CSV body POST /contacts/import reads (413 above it).",
+    )
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )

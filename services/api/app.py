@@ -16,6 +16,7 @@ from services.api import (
     statistics,
     telegram_accounts,
 )
+from services.api.guard import RequestGuard, ServerErrors
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
 from shared.runtime import Service, build_app
@@ -33,7 +34,18 @@ def create_app(settings: Settings) -> FastAPI:
     app = build_app(service, title="Dripline API", version="1")
     app.state.replies = replies
     problems.install(app)
+    problems.document(app)
+    # Middleware added last runs first. A handler's exception becomes a 500 answer before the
+    # idempotency middleware sees it (so it releases the key); the outer ServerErrors catches
+    # what the middleware themselves raise.
+    app.add_middleware(ServerErrors)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        larger={"/contacts/import": settings.max_import_bytes},
+    )
+    app.add_middleware(ServerErrors)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, telegram_accounts, contacts, bulk_operations,
                    bulk_actions, statistics, logs, campaigns):  # fmt: skip

@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -37,6 +36,7 @@ from services.api.sql import BULK_ACTIONS, TELEGRAM_ACCOUNTS
 from shared.db.pool import DbConnection
 from shared.domain import drip, flows
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan, Refusal
+from shared.domain.moments import Moment
 from shared.domain.permissions import Action, Ownership, can_view
 from shared.domain.windows import Window
 
@@ -61,7 +61,7 @@ class DripSettings(BaseModel):
     window_start: time | None = None
     window_end: time | None = None
     timezone: str = "UTC"
-    start_at: AwareDatetime | None = None
+    start_at: Moment | None = None
 
     @field_validator("allowed_days")
     @classmethod
@@ -148,7 +148,7 @@ class BulkActionCreate(BaseModel):
     )
     params: dict[str, Any] = Field(default_factory=dict)
     mode: Mode = Mode.ALL_AT_ONCE
-    start_at: AwareDatetime | None = Field(default=None, description="scheduled mode: when.")
+    start_at: Moment | None = Field(default=None, description="scheduled mode: when.")
     drip: DripSettings | None = None
 
     @model_validator(mode="after")
@@ -170,7 +170,7 @@ class BulkActionPatch(BaseModel):
     contact_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=MAX_CONTACT_IDS)
     filter: ContactFilter | None = None
     params: dict[str, Any] | None = None
-    start_at: AwareDatetime | None = None
+    start_at: Moment | None = None
     batch_size: int | None = Field(default=None, ge=1, le=MAX_CONTACT_IDS)
     every: int | None = Field(default=None, ge=1, le=10_000)
     unit: Literal["minutes", "hours", "days"] | None = None
@@ -330,8 +330,8 @@ async def list_actions(
     status: ActionStatus | None = None,
     action: BulkActionType | None = None,
     user: UUID | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    created_from: Moment | None = None,
+    created_to: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> BulkActionPage:
@@ -341,8 +341,8 @@ async def list_actions(
     everyone = caller.sees_others  # the list's side of can_view, in SQL
     before: tuple[Any, Any] = (None, None)
     if cursor:
-        position = cursors.decode(cursor, "c", "i")
-        before = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        position = cursors.decode(cursor, cursors.CreatedPosition)
+        before = (position.c, position.i)
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(
             BULK_ACTIONS["list"],
@@ -500,7 +500,7 @@ async def list_items(
     cursor: str | None = None,
 ) -> BulkActionItemPage:
     await _read(request, who, action_id)
-    after = UUID(cursors.decode(cursor, "i")["i"]) if cursor else None
+    after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(BULK_ACTIONS["items"], action_id, status, after, limit + 1)
     items = [BulkActionItem.model_validate(dict(r)) for r in rows[:limit]]

@@ -197,7 +197,7 @@ async def list_items(
     cursor: str | None = None,
 ) -> BulkItemPage:
     _visible(who, await _read(request, operation_id, problems=0))
-    after = UUID(cursors.decode(cursor, "i")["i"]) if cursor else None
+    after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["items"], operation_id, result.value if result else None, after,
@@ -223,8 +223,8 @@ async def list_operations(
     everyone = effective_view_mode(caller, view_mode) is ViewMode.ALL
     before: tuple[Any, Any] = (None, None)
     if cursor:
-        position = cursors.decode(cursor, "c", "i")
-        before = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        position = cursors.decode(cursor, cursors.CreatedPosition)
+        before = (position.c, position.i)
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["list"], caller.organization_id, caller.user_id, everyone, *before,

@@ -9,7 +9,6 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +28,7 @@ from shared.domain.campaigns import (
     LaunchType,
     display_status,
 )
+from shared.domain.moments import Moment
 from shared.messaging.contracts import MAX_CONTACTS_PER_COMMAND
 
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -100,9 +100,9 @@ class CampaignCreate(BaseModel):
     name: Name
     description: str | None = Field(default=None, max_length=5000)
     telegram_account_id: UUID | None = None
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", max_length=64)
     launch_type: LaunchType = LaunchType.MANUAL
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: Moment | None = None
     recurrence: str | None = Field(default=None, max_length=100)
     flow: dict[str, Any] = Field(
         default_factory=lambda: dict(EMPTY_FLOW),
@@ -127,9 +127,9 @@ class CampaignPatch(BaseModel):
     name: Name | None = None
     description: str | None = Field(default=None, max_length=5000)
     telegram_account_id: UUID | None = None
-    timezone: str | None = None
+    timezone: str | None = Field(default=None, max_length=64)
     launch_type: LaunchType | None = None
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: Moment | None = None
     recurrence: str | None = Field(default=None, max_length=100)
     flow: dict[str, Any] | None = None
     settings: SettingsPatch | None = None

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from services.api import commands, cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
@@ -40,6 +39,7 @@ from shared.domain import campaigns as rules
 from shared.domain import permissions, schedules
 from shared.domain.bulk import CampaignFilter
 from shared.domain.campaigns import CampaignStatus, FieldGroup, LaunchType
+from shared.domain.moments import Moment
 from shared.domain.permissions import Action, ViewMode
 from shared.messaging.contracts import (
     CampaignCommand,
@@ -151,7 +151,7 @@ async def list_campaigns(
     status: Annotated[list[CampaignStatus] | None, Query()] = None,
     enabled: bool | None = None,
     launch_type: Annotated[list[LaunchType] | None, Query()] = None,
-    tag: str | None = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
     channel: Channel | None = None,
     created_by: UUID | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
@@ -179,18 +179,14 @@ async def list_campaigns(
     add_filter(where, caller, selection, include_deleted=include_deleted)
     column, cast = _SORTS[sort]
     if cursor:
-        position = cursors.decode(cursor, "v", "i", "s", "o")
-        if (position["s"], position["o"]) != (sort, direction):
-            raise Problem(
-                422, "invalid_cursor", "Invalid cursor", "the cursor belongs to another sort order"
-            )
-        value: Any = position["v"]
-        if cast == "timestamptz":
-            value = datetime.fromisoformat(value)
+        position = cursors.decode(cursor, cursors.SortedPosition)
+        if (position.s, position.o) != (sort, direction):
+            raise cursors.invalid("the cursor belongs to another sort order")
+        value: Any = position.moment() if cast == "timestamptz" else position.v
         comparison = "<" if direction == "desc" else ">"
         where.add(
             f"({column}, c.id) {comparison} ({where.bind(value)}::{cast},"
-            f" {where.bind(UUID(position['i']))}::uuid)"
+            f" {where.bind(position.i)}::uuid)"
         )
     query = CAMPAIGNS["list"].format(
         where=where.sql,
@@ -217,8 +213,8 @@ MAX_CALENDAR_ENTRIES = 5000
 async def calendar(
     who: CurrentPrincipal,
     request: Request,
-    start: Annotated[AwareDatetime, Query(alias="from")],
-    end: Annotated[AwareDatetime, Query(alias="to")],
+    start: Annotated[Moment, Query(alias="from")],
+    end: Annotated[Moment, Query(alias="to")],
     view_mode: ViewMode = ViewMode.OWN,
 ) -> Calendar:
     """Scheduled launches, every occurrence of recurring campaigns in their time zone, and the
@@ -570,15 +566,15 @@ async def list_campaign_contacts(
     campaign_id: UUID,
     who: CurrentPrincipal,
     request: Request,
-    status: str | None = None,
+    status: Annotated[str | None, Query(max_length=50)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CampaignContactPage:
     after: tuple[datetime | None, UUID | None] = (None, None)
     if cursor:
-        position = cursors.decode(cursor, "c", "i")
-        after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        position = cursors.decode(cursor, cursors.CreatedPosition)
+        after = (position.c, position.i)
     async with pool(request).acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
         rows = await connection.fetch(

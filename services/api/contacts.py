@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -32,8 +33,8 @@ _PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
 _PHONE_NOISE = re.compile(r"[\s\-().]")
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FieldValue = str | int | float | bool | None
+MAX_FIELD_TEXT = 5000
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
-MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_IMPORT_ROWS = 50_000
 
 
@@ -60,9 +61,11 @@ def _phone(value: str | None) -> str | None:
 def _custom_fields(value: dict[str, FieldValue]) -> dict[str, FieldValue]:
     if len(value) > 50:
         raise ValueError("at most 50 custom fields")
-    for key in value:
+    for key, item in value.items():
         if not 1 <= len(key) <= 64:
             raise ValueError(f"custom field name {key!r} must be 1-64 characters")
+        if isinstance(item, str) and len(item) > MAX_FIELD_TEXT:
+            raise ValueError(f"custom field {key!r} is longer than {MAX_FIELD_TEXT} characters")
     return value
 
 
@@ -83,10 +86,8 @@ class ContactFields(BaseModel):
 
 
 class ContactPatch(ContactFields):
-    """Only the fields present change; null clears the optional ones."""
-
-    custom_fields: dict[str, FieldValue] | None = None  # type: ignore[assignment]
-    tags: list[Tag] | None = Field(default=None, max_length=100)  # type: ignore[assignment]
+    """Only the fields present change; null clears the optional ones. custom_fields and tags
+    are not optional: to clear them, send {} or [] (null is 422 naming the field)."""
 
 
 class Contact(BaseModel):
@@ -172,15 +173,15 @@ async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Re
 async def list_contacts(
     who: CurrentPrincipal,
     request: Request,
-    tag: str | None = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ContactPage:
     after: tuple[datetime | None, UUID | None] = (None, None)
     if cursor:
-        position = cursors.decode(cursor, "c", "i")
-        after = (datetime.fromisoformat(position["c"]), UUID(position["i"]))
+        position = cursors.decode(cursor, cursors.CreatedPosition)
+        after = (position.c, position.i)
     term = None
     if search:
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -213,30 +214,18 @@ async def list_contacts(
 async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResult:
     """A CSV body (Content-Type: text/csv) with a header. Known columns: telegram_username,
     phone, telegram_user_id, first_name, last_name, tags (separated by ';'); every other column
-    becomes a custom field. Good rows are imported; each bad row is reported with its errors."""
+    becomes a custom field. Good rows are imported; each bad row is reported with its errors.
+    A file the CSV reader cannot follow (an unclosed quote, a field over the reader's size
+    limit), a header with a column twice, and a body over max_import_bytes (413) are refused
+    whole, and nothing is imported."""
     raw = await request.body()
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise Problem(
-            413,
-            "payload_too_large",
-            "Payload too large",
-            f"an import is at most {MAX_IMPORT_BYTES // (1024 * 1024)} MB",
-        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise invalid([field_error("body", f"the CSV must be UTF-8: {exc}")]) from exc
-    reader = csv.DictReader(io.StringIO(text))
-    header = [name.strip() for name in reader.fieldnames or []]
-    if not any(name in IDENTIFIERS for name in header):
-        raise invalid(
-            [field_error("body", "the header needs at least one of " + ", ".join(IDENTIFIERS))]
-        )
     good: list[dict[str, Any]] = []
     bad: list[RowError] = []
-    for line, record in enumerate(reader, start=2):
-        if line - 1 > MAX_IMPORT_ROWS:
-            raise invalid([field_error("body", f"an import has at most {MAX_IMPORT_ROWS} rows")])
+    for line, record in _records(text):
         values, errors = _parse_row(record)
         if errors:
             bad.append(RowError(row=line, errors=errors))
@@ -250,20 +239,79 @@ async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResu
     return ImportResult(imported=len(good), failed=len(bad), errors=bad)
 
 
-def _parse_row(record: dict[str | None, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _whole_file(message: str) -> Problem:
+    return invalid([field_error("body", message)])
+
+
+def _records(text: str) -> list[tuple[int, dict[str | None, str]]]:
+    """The records of the file, each with the line it starts on, as header name -> cell (None
+    names the cells past the header's columns). Read in full before anything is imported, so a
+    file that breaks half-way imports nothing."""
+    # newline="" hands line endings to the reader: CR-only files (old Mac exports) read as
+    # lines, and quoted fields keep their own line breaks. strict: a stray or unclosed quote
+    # is an error, not a field that silently swallows the rest of the file.
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, dict[str | None, str]]] = []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if header is None:
+                header = _header(cells)
+                continue
+            if not cells:
+                continue  # a blank line
+            if len(records) >= MAX_IMPORT_ROWS:
+                raise _whole_file(f"an import has at most {MAX_IMPORT_ROWS} rows")
+            record: dict[str | None, str] = dict(zip(header, cells, strict=False))
+            record.pop("", None)  # columns without a name are ignored
+            if len(cells) > len(header):
+                record[None] = ",".join(cells[len(header) :])
+            records.append((line, record))
+    except csv.Error as exc:
+        hint = " (a quoted field is never closed)" if "end of data" in str(exc) else ""
+        raise _whole_file(f"line {start}: {exc}{hint}; nothing was imported") from exc
+    if header is None:
+        header = []
+    if not any(name in IDENTIFIERS for name in header):
+        raise _whole_file("the header needs at least one of " + ", ".join(IDENTIFIERS))
+    return records
+
+
+def _header(cells: list[str]) -> list[str]:
+    names = [cell.strip() for cell in cells]
+    if any("\x00" in name for name in names):
+        raise _whole_file("the header contains a NUL character")
+    twice = sorted(name for name, count in Counter(names).items() if name and count > 1)
+    if twice:
+        # Which of the two columns would win is a guess; the file must say.
+        raise _whole_file("the header names a column more than once: " + ", ".join(twice))
+    return names
+
+
+def _parse_row(record: dict[str | None, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     known = {"telegram_username", "phone", "telegram_user_id", "first_name", "last_name", "tags"}
     fields: dict[str, Any] = {"custom_fields": {}}
     if None in record:
         return {}, [field_error("row", "the row has more values than the header has columns")]
+    nul = [
+        field_error(key if key in known else f"custom_fields.{key}", "contains a NUL character",
+                    "string_nul")
+        for key, cell in record.items()
+        if key is not None and "\x00" in cell
+    ]  # fmt: skip
+    if nul:
+        return {}, nul  # PostgreSQL cannot store it
     for name, value in record.items():
         assert name is not None
-        key, cell = name.strip(), (value or "").strip()
+        key, cell = name, value.strip()
         if key in known:
             if key == "tags":
                 fields["tags"] = [t for t in (p.strip() for p in cell.split(";")) if t]
             elif cell:
                 fields[key] = cell
-        elif key and cell:
+        elif cell:
             fields["custom_fields"][key] = cell
     try:
         values = ContactFields.model_validate(fields).model_dump()
@@ -292,10 +340,7 @@ async def update_contact(
             for name in (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags")
         }
         for name in body.model_fields_set:
-            value = getattr(body, name)
-            if name in ("custom_fields", "tags") and value is None:
-                raise invalid([field_error(name, f"{name} cannot be null", "missing")])
-            values[name] = value
+            values[name] = getattr(body, name)
         if errors := _identity_errors(values):
             raise invalid(errors)
         updated = await connection.fetchrow(

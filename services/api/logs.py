@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, pool
 from services.api.campaign_access import authorized
-from services.api.problems import Problem, field_error, invalid
+from services.api.problems import field_error, invalid
 from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where, like_pattern
 from shared.db.pool import DbConnection
@@ -201,16 +201,8 @@ async def _page(
 def _position(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
-    raw = cursors.decode(cursor, "t", "i")
-    try:
-        at = datetime.fromisoformat(raw["t"])
-        if at.tzinfo is None or not isinstance(raw["i"], int):
-            raise ValueError("not a position")
-    except (TypeError, ValueError) as exc:
-        raise Problem(
-            422, "invalid_cursor", "Invalid cursor", "the cursor is not one this API returned"
-        ) from exc
-    return at, raw["i"]
+    position = cursors.decode(cursor, cursors.LogPosition)
+    return position.t, position.i
 
 
 def _contact(row: asyncpg.Record) -> dict[str, Any] | None:

@@ -61,9 +61,13 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
     asyncio.run(create())
     # Empty until a test moves it (the `clock` fixture): until then the services read real time.
     clock_file = Path(tempfile.mkdtemp(prefix="dripline-clock-")) / "now"
+    # A smaller import limit than the default, so that a test can go past it cheaply.
     settings = new_ports(
-        make_settings(infra.dsn(name), infra.bootstrap, prefix, clock_file=clock_file)
-    )
+        make_settings(
+            infra.dsn(name), infra.bootstrap, prefix, clock_file=clock_file,
+            max_import_bytes=4 * 1024 * 1024,
+        )
+    )  # fmt: skip
     processes = {service: ServiceProcess(service, settings) for service in SERVICES}
     for process in processes.values():
         process.start()

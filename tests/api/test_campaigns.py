@@ -290,7 +290,7 @@ async def test_keyset_pages_cover_everything_once(ann: Person, sort: str) -> Non
     assert seen == [c["id"] for c in everything["items"]]
     assert len(set(seen)) == 7
     other = await ann.client.get("/campaign-flows", params={"cursor": "garbage"})
-    assert (other.status_code, other.json()["code"]) == (422, "invalid_cursor")
+    assert (other.status_code, other.json()["code"]) == (400, "invalid_cursor")
 
 
 async def test_view_modes(organization: Organization) -> None:

@@ -58,7 +58,7 @@ async def test_lists_page_with_a_cursor(stack: Stack) -> None:
     assert [c["id"] for c in first["items"] + second["items"]] == ids[::-1]
     assert second["next_cursor"] is None
     bad = await stack.api.get("/campaign-flows", params={"cursor": "garbage"})
-    assert bad.status_code == 422
+    assert bad.status_code == 400
     assert bad.json()["code"] == "invalid_cursor"
 
 
