@@ -10,7 +10,7 @@ from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
 from shared.messaging.contracts import AccountHealthChanged, Decoded
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
 
 

@@ -10,7 +10,7 @@ from shared.db.sql import Queries
 from shared.domain import permissions
 from shared.messaging.envelope import Actor
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 async def caller_of(connection: DbConnection, actor: Actor) -> permissions.Caller:

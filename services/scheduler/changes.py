@@ -15,7 +15,7 @@ from shared.db.sql import Queries
 from shared.domain import schedules
 from shared.domain.campaigns import CampaignState, CampaignStatus, Change, ExecutionEffect
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 _EFFECT_QUERIES: dict[ExecutionEffect, tuple[str, ...]] = {
     ExecutionEffect.NONE: (),

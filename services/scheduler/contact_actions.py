@@ -39,9 +39,9 @@ from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 from shared.runtime import Service
 
-QUERIES = Queries.load(Path(__file__).with_name("contact_actions.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
-LIFECYCLE = Queries.load(Path(__file__).with_name("queries.sql"))
+ENROLMENT = Queries.load(Path(__file__).with_name("enrolment.sql"))  # shared with lifecycle
 EXPORT_COLUMNS = (
     "id",
     "first_name",
@@ -295,7 +295,7 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
     if isinstance(change, Refusal):  # pragma: no cover - only a deleted campaign refuses
         return dict.fromkeys(ids, Outcome("failed", change.code, change.detail))
     added = await connection.fetch(
-        LIFECYCLE["add_contacts"],
+        ENROLMENT["add_contacts"],
         campaign_id,
         ids,
         row["organization_id"],
@@ -397,7 +397,7 @@ async def _restore(batch: Batch) -> dict[UUID, Outcome]:
             continue
         owner = live[campaign]
         for row in await connection.fetch(
-            LIFECYCLE["add_contacts"],
+            ENROLMENT["add_contacts"],
             campaign,
             contacts,
             owner["organization_id"],

@@ -24,7 +24,7 @@ from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 from shared.runtime import Service
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 CLAIM_BATCH = 2000  # the literal LIMIT of claim_due
 SCHEDULED_LAUNCH = "campaign.scheduled_launch"
 

@@ -38,7 +38,8 @@ from shared.messaging.contracts import (
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+ENROLMENT = Queries.load(Path(__file__).with_name("enrolment.sql"))  # shared with contact_actions
 
 # Commands that only change the campaign's state: the permission each needs, and the rule.
 SIMPLE: dict[
@@ -212,7 +213,7 @@ async def _add_contacts(
     assert actor is not None
     now = context.clock.now()
     contacts = await context.connection.fetch(
-        QUERIES["add_contacts"],
+        ENROLMENT["add_contacts"],
         row["id"],
         payload.contact_ids,
         row["organization_id"],

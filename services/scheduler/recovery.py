@@ -17,16 +17,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from prometheus_client import Counter
 
-from services.scheduler.lifecycle import QUERIES
+from shared.db.sql import Queries
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.topics import Topic, physical_name
 from shared.runtime import Service
 
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
 
 RECOVERED = Counter(

@@ -12,7 +12,7 @@ from shared.domain import campaigns, schedules
 from shared.messaging.outbox import Outbox
 from shared.runtime import Service
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 BATCH = 500
 RUN_FINISHED = "campaign.run_finished"
 

@@ -36,7 +36,7 @@ from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
 
 TRANSITIONS = Counter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from datetime import timedelta
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -13,11 +14,14 @@ from services.sender.simulator import SimulatedTelegram
 from services.sender.steps import Steps
 from services.sender.telethon_gateway import TelethonTelegram
 from services.sender.updates import apply_updates
+from shared.db.sql import Queries
 from shared.messaging.contracts import MessageType
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
 from shared.settings import Settings
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 def create_service(settings: Settings) -> Service:
@@ -45,7 +49,7 @@ def create_service(settings: Settings) -> Service:
         stale = now - timedelta(seconds=settings.health_check_interval_s)
         async with service.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
-            rows = await connection.fetch(accounts.QUERIES["accounts_to_probe"], stale)
+            rows = await connection.fetch(QUERIES["accounts_to_probe"], stale)
             entered = [await accounts.check(connection, outbox, gateway, row, now) for row in rows]
             await outbox.flush(connection)
         accounts.count_transitions(entered)

@@ -75,7 +75,9 @@ from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 
 log = logging.getLogger(__name__)
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+# The execution a step runs on, in the shape `load` reads; updates.py locks it the same way.
+EXECUTIONS = Queries.load(Path(__file__).with_name("executions.sql"))
 UNFINISHED = ("pending", "waiting")
 TRANSIENT_BACKOFF_S = 30.0
 RECORD_STREAMS = 2  # concurrent transactions recording a batch's accepted sends
@@ -786,7 +788,7 @@ class Steps:
         entered: AccountHealth | None = None
         async with self.pool.acquire() as connection, connection.transaction():
             outbox = Outbox()
-            row = await connection.fetchrow(QUERIES["lock_execution"], execution_id)
+            row = await connection.fetchrow(EXECUTIONS["lock_execution"], execution_id)
             assert row is not None
             record = await connection.fetchrow(QUERIES["lock_send_record"], message_id)
             open_ = record is not None and record["status"] == "queued"

@@ -9,17 +9,23 @@ from __future__ import annotations
 from collections import Counter as Tally
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter
 
 from services.sender.gateway import Gateway, Incoming
-from services.sender.steps import QUERIES, UNFINISHED, emit, load, save
+from services.sender.steps import UNFINISHED, emit, load, save
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain import interpreter
 from shared.messaging.contracts import MessageDelivered, MessageType, ReplyReceived
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+# The execution a late answer moves on, in the shape steps.load reads (shared with steps.py).
+EXECUTIONS = Queries.load(Path(__file__).with_name("executions.sql"))
 
 REPLIES = Counter("dripline_replies_detected_total", "Replies to our messages, recorded")
 DELIVERIES = Counter(
@@ -112,7 +118,7 @@ async def apply(
         received,
         now,
     )
-    row = await connection.fetchrow(QUERIES["lock_execution"], sent["execution_id"])
+    row = await connection.fetchrow(EXECUTIONS["lock_execution"], sent["execution_id"])
     if row is None or row["status"] not in UNFINISHED:
         return
     await _steer(connection, outbox, row, update, now)

@@ -5,11 +5,13 @@ feed. Every type on a consumed topic has a handler, so none is dead-lettered as 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import get_args
 
 from prometheus_client import Counter
 
-from services.stats.refresh import QUERIES, touched
+from services.stats.refresh import touched
+from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
 from shared.messaging.contracts import (
     AccountHealthChanged,
@@ -29,6 +31,8 @@ from shared.messaging.contracts import (
     contracts_on,
 )
 from shared.messaging.topics import Topic
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 CAMPAIGN_TRANSITIONS = Counter(
     "dripline_campaign_transitions_total", "Campaign status changes", ["status", "cause"]

@@ -18,15 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from services.stats.refresh import QUERIES
 from services.stats.verify import Drift, drift, repair
+from shared.db.sql import Queries
 from shared.runtime import Service
 
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
 
 # Campaigns compared per snapshot: a whole reconciliation walks them all in slices.

@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
 
-QUERIES = Queries.load(Path(__file__).with_name("queries.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 LAG = Histogram(
     "dripline_stats_lag_seconds",

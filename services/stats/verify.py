@@ -15,13 +15,16 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prometheus_client import Counter
 
-from services.stats.refresh import QUERIES
 from shared.db.pool import DbConnection, connect
+from shared.db.sql import Queries
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 FIGURES = (
     "total_contacts", "contacts_started", "contacts_completed", "contacts_failed",

@@ -1,0 +1,17 @@
+-- name: fail_account_campaigns
+-- A dead account (auth lost, banned): its campaigns that could still send fail, with the reason.
+UPDATE campaigns c
+SET status = 'failed', failure_reason = $2, updated_at = $3
+FROM (SELECT id, status FROM campaigns
+      WHERE telegram_account_id = $1 AND deleted_at IS NULL
+        AND status IN ('active', 'scheduled', 'paused')
+      FOR UPDATE) before
+WHERE c.id = before.id
+RETURNING c.id, before.status AS previous_status, c.enabled;
+
+-- name: fail_account_executions
+UPDATE executions
+SET status = 'failed', completed_at = $3, error_message = $2, lease_until = NULL,
+    updated_at = $3
+WHERE campaign_id = ANY($1::uuid[]) AND deleted_at IS NULL
+  AND status IN ('pending', 'running', 'waiting', 'paused');

@@ -1,0 +1,45 @@
+-- name: claim_due
+-- Due executions of campaigns that may run, oldest first, leased until $2 so no other
+-- scheduler emits them again before the lease ends; a claim whose lease ran out (its event was
+-- lost, or the sender died) is claimed again. The limit is a literal on purpose: a bound LIMIT
+-- can make a prepared statement switch to a generic plan that scans the table.
+WITH due AS (
+    SELECT e.id
+    FROM executions e
+    JOIN campaigns c ON c.id = e.campaign_id
+    WHERE e.status IN ('pending', 'waiting')
+      AND e.next_execution_at <= $1
+      AND (e.lease_until IS NULL OR e.lease_until <= $1)
+      AND e.deleted_at IS NULL
+      AND c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
+      AND c.telegram_account_id IS NOT NULL
+    ORDER BY e.next_execution_at
+    LIMIT 2000
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE executions e
+SET lease_until = $2, dispatched_at = $1
+FROM due, campaigns c
+WHERE e.id = due.id AND c.id = e.campaign_id
+RETURNING e.id, e.campaign_id, c.telegram_account_id, e.next_execution_at;
+
+-- name: due_launches
+-- Scheduled campaigns whose time has come.
+SELECT id, status, enabled, launch_type, recurrence, timezone, scheduled_at
+FROM campaigns
+WHERE status = 'scheduled' AND enabled AND deleted_at IS NULL AND next_run_at <= $1
+ORDER BY next_run_at
+LIMIT 200
+FOR UPDATE SKIP LOCKED;
+
+-- name: start_run
+UPDATE campaigns SET status = 'active', launched_at = $2, next_run_at = NULL, updated_at = $2
+WHERE id = $1;
+
+-- name: restart_executions
+-- A recurring campaign's new run: every execution that finished starts the flow again.
+UPDATE executions
+SET status = 'pending', current_node_id = NULL, next_execution_at = $2, completed_at = NULL,
+    started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
+    context = context - 'flow', updated_at = $2
+WHERE campaign_id = $1 AND deleted_at IS NULL AND status IN ('completed', 'failed');

@@ -1,0 +1,35 @@
+-- name: lock_campaign
+-- The campaign a lifecycle command acts on, locked until the command's transaction ends.
+SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
+       recurrence, timezone, telegram_account_id, deleted_at
+FROM campaigns
+WHERE id = $1
+FOR UPDATE;
+
+-- name: duplicate_campaign
+-- Spec 001: the copy is a draft with the flow and settings, and no contacts. $3 duplicates it.
+INSERT INTO campaigns (id, organization_id, created_by, name, description, telegram_account_id,
+                       timezone, launch_type, scheduled_at, recurrence, flow, settings, tags,
+                       created_at, updated_at)
+SELECT $2, organization_id, $3, $4, description, telegram_account_id, timezone, launch_type,
+       scheduled_at, recurrence, flow, settings, tags, $5, $5
+FROM campaigns
+WHERE id = $1
+ON CONFLICT (id) DO NOTHING;
+
+-- name: remove_contacts
+-- Spec 001: the executions are soft-deleted (their progress is lost, their history kept).
+WITH removed AS (
+    UPDATE executions
+    SET deleted_at = $3,
+        status = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                      THEN 'cancelled' ELSE status END,
+        completed_at = coalesce(completed_at, $3),
+        error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+                             THEN 'Contact removed from campaign' ELSE error_message END,
+        updated_at = $3
+    WHERE campaign_id = $1 AND contact_id = ANY($2::uuid[]) AND deleted_at IS NULL
+    RETURNING 1
+)
+SELECT (SELECT count(DISTINCT x) FROM unnest($2::uuid[]) x) AS requested,
+       (SELECT count(*) FROM removed) AS removed;
