@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 from services.api import keys
-from services.api.sql import QUERIES
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 @dataclass(frozen=True)

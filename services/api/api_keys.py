@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -12,7 +13,11 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from services.api import keys
 from services.api.auth import CurrentPrincipal, pool
 from services.api.problems import not_found
-from services.api.sql import QUERIES
+from shared.db.sql import Queries
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+# A key is issued as accounts.py issues one (insert_api_key, in its file).
+ACCOUNTS = Queries.load(Path(__file__).with_name("accounts.sql"))
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -42,7 +47,7 @@ async def create_key(body: KeyCreate, who: CurrentPrincipal, request: Request) -
     new_key = keys.generate()
     async with pool(request).acquire() as connection:
         row = await connection.fetchrow(
-            QUERIES["insert_api_key"], who.caller.user_id, body.name, new_key.prefix, new_key.hash
+            ACCOUNTS["insert_api_key"], who.caller.user_id, body.name, new_key.prefix, new_key.hash
         )
     assert row is not None
     return NewApiKey(

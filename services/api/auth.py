@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,9 +12,11 @@ from fastapi import Depends, Header, Request
 
 from services.api import keys
 from services.api.problems import Problem
-from services.api.sql import QUERIES
+from shared.db.sql import Queries
 from shared.domain.permissions import Caller, Role
 from shared.messaging.envelope import Actor
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,13 +33,17 @@ from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.campaign_access import authorized
 from services.api.problems import Problem, field_error, invalid, not_found
-from services.api.sql import BULK_ACTIONS, TELEGRAM_ACCOUNTS
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain import drip, flows
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan, Refusal
 from shared.domain.moments import Moment
 from shared.domain.permissions import Action, Ownership, can_view
 from shared.domain.windows import Window
+
+BULK_ACTIONS = Queries.load(Path(__file__).with_suffix(".sql"))
+# The sending account must be one the caller sees, as telegram_accounts.py decides (get).
+TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).with_name("telegram_accounts.sql"))
 
 router = APIRouter(tags=["bulk actions"])
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.api import cursors, rate_limits
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import not_found
-from services.api.sql import BULK_OPERATIONS
+from shared.db.sql import Queries
 from shared.domain.bulk import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
 from shared.messaging.contracts import (
@@ -32,6 +33,8 @@ from shared.messaging.contracts import (
 from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
+
+BULK_OPERATIONS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(tags=["bulk operations"])
 

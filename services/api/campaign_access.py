@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
 from services.api.auth import Principal
 from services.api.problems import forbidden, not_found
-from services.api.sql import CAMPAIGNS
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain import permissions
+
+CAMPAIGNS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 async def authorized(

@@ -4,6 +4,7 @@ scheduler, answered through services.api.commands)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -32,9 +33,9 @@ from services.api.campaign_models import (
 )
 from services.api.commands import CommandAccepted
 from services.api.problems import Problem, field_error, invalid, not_found
-from services.api.sql import CAMPAIGNS
 from shared.db.campaign_filter import Where, add_filter, like_pattern
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain import campaigns as rules
 from shared.domain import permissions, schedules
 from shared.domain.bulk import CampaignFilter
@@ -49,6 +50,8 @@ from shared.messaging.contracts import (
     MessageType,
     Payload,
 )
+
+CAMPAIGNS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(prefix="/campaign-flows", tags=["campaigns"])
 

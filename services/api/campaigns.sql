@@ -1,13 +1,3 @@
--- Campaign definitions, owned by the API. Lifecycle columns (status, enabled, deleted_at) are
--- the scheduler's; the API only reads them, and locks the row while it edits a definition so
--- the status it checked cannot change under it.
-
--- name: get
-SELECT * FROM campaigns WHERE id = $1;
-
--- name: lock
-SELECT * FROM campaigns WHERE id = $1 FOR UPDATE;
-
 -- name: insert
 INSERT INTO campaigns (organization_id, created_by, name, description, telegram_account_id,
                        timezone, launch_type, scheduled_at, recurrence, flow, settings, tags)

@@ -7,6 +7,7 @@ import io
 import re
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -23,8 +24,10 @@ from pydantic import (
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, field_error, invalid, not_found
-from services.api.sql import CONTACTS
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+
+CONTACTS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 

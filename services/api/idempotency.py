@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +22,11 @@ from starlette.responses import JSONResponse, Response
 
 from services.api import keys
 from services.api.problems import Problem
-from services.api.sql import QUERIES
+from shared.db.sql import Queries
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+# Keys belong to the user, found before the endpoint's own auth runs, as auth.py finds it.
+AUTH = Queries.load(Path(__file__).with_name("auth.sql"))
 
 HEADER = "idempotency-key"
 ORGANIZATION_HEADER = "x-organization-id"
@@ -110,7 +115,7 @@ class IdempotencyMiddleware(BaseHTTPMiddleware):
             return None
         async with pool.acquire() as connection:
             user = await connection.fetchrow(
-                QUERIES["authenticate"], keys.hash_key(authorization[7:].strip())
+                AUTH["authenticate"], keys.hash_key(authorization[7:].strip())
             )
         return None if user is None else user["id"]
 

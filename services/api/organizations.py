@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,9 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, forbidden, not_found
-from services.api.sql import ORGANIZATIONS, QUERIES
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain.permissions import Role, can_manage_organization
+
+ORGANIZATIONS = Queries.load(Path(__file__).with_suffix(".sql"))
+# Inviting by e-mail creates the user as accounts.py does (upsert_user, in its file).
+ACCOUNTS = Queries.load(Path(__file__).with_name("accounts.sql"))
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
 
@@ -161,7 +166,7 @@ async def add_member(
         _require_manager(role)
         if body.role is Role.OWNER and role is not Role.OWNER:
             raise forbidden("only an owner may add another owner")
-        user = await connection.fetchrow(QUERIES["upsert_user"], str(body.email), None)
+        user = await connection.fetchrow(ACCOUNTS["upsert_user"], str(body.email), None)
         assert user is not None
         added = await connection.fetchval(
             ORGANIZATIONS["add_member"], organization_id, user["id"], body.role.value

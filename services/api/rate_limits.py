@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from services.api.problems import rate_limited
-from services.api.sql import RATE_LIMITS
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+
+RATE_LIMITS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 
 async def check(

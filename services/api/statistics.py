@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,9 +15,11 @@ from pydantic import BaseModel, Field
 
 from services.api.auth import CurrentPrincipal, pool
 from services.api.campaign_access import authorized
-from services.api.sql import STATISTICS
+from shared.db.sql import Queries
 from shared.domain import permissions
 from shared.domain.permissions import Action
+
+STATISTICS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(tags=["statistics"])
 

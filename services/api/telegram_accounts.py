@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -20,12 +21,14 @@ from telethon.sessions import StringSession
 
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, field_error, forbidden, invalid, not_found
-from services.api.sql import TELEGRAM_ACCOUNTS
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
+from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
 from shared.domain.permissions import can_manage_organization
 from shared.settings import Settings
+
+TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(prefix="/telegram-accounts", tags=["telegram accounts"])
 
