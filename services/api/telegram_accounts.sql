@@ -1,4 +1,6 @@
 -- Telegram accounts: the API writes their definition; the sender owns their health columns.
+-- Shared by telegram_accounts.py and bulk_actions.py (get: an account the caller sees). Listed
+-- in tests/shared/db/test_queries.py.
 
 -- name: insert
 -- $10 is the session string, already encrypted; it is never read back by the API.

@@ -13,8 +13,10 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 class Queries:
-    def __init__(self, blocks: dict[str, str]) -> None:
+    def __init__(self, blocks: dict[str, str], path: Path | None = None) -> None:
         self._blocks = blocks
+        # Where the blocks came from, so tests/shared/db/test_queries.py can find each file's owner.
+        self.path = path
 
     @classmethod
     def load(cls, path: Path) -> Queries:
@@ -29,10 +31,14 @@ class Queries:
             if match.group(1) in blocks:
                 raise ValueError(f"{path}: query {match.group(1)!r} is defined twice")
             blocks[match.group(1)] = body
-        return cls(blocks)
+        return cls(blocks, path)
 
     def __getitem__(self, name: str) -> str:
         return self._blocks[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._blocks
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._blocks)
