@@ -330,3 +330,21 @@ def test_sql_in_python_literals_is_only_where_listed() -> None:
 @pytest.mark.parametrize("path", sorted(SHARED))
 def test_a_shared_file_says_it_is_shared(path: str) -> None:
     assert "Shared by" in (ROOT / path).read_text().split("-- name:")[0]
+
+
+def test_every_literal_look_up_names_a_query_of_the_file_it_reads() -> None:
+    """`QUERIES["name"]` with a name its file does not hold fails only when that line runs."""
+    missing = []
+    for module in _modules():
+        path, tree = _source(module)
+        held = {k: v for k, v in vars(module).items() if isinstance(v, Queries)}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in held
+                and isinstance(node.slice, ast.Constant)
+                and node.slice.value not in held[node.value.id]
+            ):
+                missing.append(f"{path}:{node.lineno} {node.value.id}[{node.slice.value!r}]")
+    assert missing == []
