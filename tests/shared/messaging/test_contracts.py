@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from shared.messaging.contracts import CONTRACTS, Contract, ContractViolation, decode
+from shared.messaging.contracts import CONTRACTS, Contract, ContractViolation, Payload, decode
 from shared.messaging.topics import Topic
 
 ACTOR = {"user_id": "00000000-0000-0000-0000-000000000001", "organization_id": None}
 
 
-def envelope(contract: Contract, **changes: Any) -> dict[str, Any]:
+def envelope(contract: Contract[Payload], **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "message_id": "00000000-0000-0000-0000-0000000000aa",
         "type": contract.type.value,
@@ -28,7 +28,7 @@ def envelope(contract: Contract, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: f"{c.type}@v{c.version}")
-def test_every_example_fits_its_contract(contract: Contract) -> None:
+def test_every_example_fits_its_contract(contract: Contract[Payload]) -> None:
     decoded = decode(contract.topic, json.dumps(envelope(contract)).encode())
     assert decoded.contract is contract
     assert decoded.payload.model_dump(mode="json") == {**contract.example}
