@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI, Response
@@ -27,6 +27,7 @@ from shared.db.pool import create_pool
 from shared.domain.clock import Clock, SystemClock
 from shared.file_clock import FileClock
 from shared.messaging.consumer import BatchConsumer, Handler
+from shared.messaging.contracts import Contract, Payload
 from shared.messaging.kafka import ensure_topics, make_broker, relay_producer, subscribe
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.topics import Topic
@@ -47,6 +48,7 @@ HTTP_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 # Anything else a client sends is one label value, so a scanner cannot grow the series.
+P = TypeVar("P", bound=Payload)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -58,7 +60,7 @@ class Service:
     settings: Settings
     description: str
     clock: Clock = field(default_factory=SystemClock)
-    handlers: dict[Topic, dict[str, Handler]] = field(default_factory=dict)
+    handlers: dict[Topic, dict[str, Handler[Any]]] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     # Run when the service stops, after its jobs and before its pool closes.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -77,9 +79,17 @@ class Service:
             raise RuntimeError(f"{self.name} has not started")
         return self._pool
 
-    def handle(self, topic: Topic, message_type: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.handlers.setdefault(topic, {})[message_type] = handler
+    def handle(self, contract: Contract[P]) -> Callable[[Handler[P]], Handler[P]]:
+        """Consume `contract`'s messages with the handler: mypy refuses a handler that does not
+        take the contract's payload type. (Handlers are keyed by message type: when a type gets a
+        second version, its one handler must take both versions' payloads.)"""
+
+        def register(handler: Handler[P]) -> Handler[P]:
+            handlers = self.handlers.setdefault(contract.topic, {})
+            known = handlers.get(contract.type.value)
+            if known is not None and known != handler:
+                raise ValueError(f"{self.name} already handles {contract.type.value}")
+            handlers[contract.type.value] = handler
             return handler
 
         return register

@@ -44,7 +44,7 @@ async def send(
     payload: Payload,
     action: permissions.Action,
     outcome: MessageType,
-) -> Decoded | JSONResponse:
+) -> Decoded[Payload] | JSONResponse:
     """The event that answers the command, or a 202 response; a rejection raises a Problem."""
     service = request.app.state.service
     waiter: ReplyWaiter = request.app.state.replies

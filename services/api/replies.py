@@ -16,7 +16,7 @@ from faststream import Context
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 
-from shared.messaging.contracts import ContractViolation, Decoded, decode
+from shared.messaging.contracts import ContractViolation, Decoded, Payload, decode
 from shared.messaging.topics import Topic, physical_name
 from shared.settings import Settings
 
@@ -25,15 +25,15 @@ log = logging.getLogger(__name__)
 
 class ReplyWaiter:
     def __init__(self) -> None:
-        self._pending: dict[UUID, tuple[frozenset[str], asyncio.Future[Decoded]]] = {}
+        self._pending: dict[UUID, tuple[frozenset[str], asyncio.Future[Decoded[Payload]]]] = {}
 
     @contextlib.asynccontextmanager
     async def expect(
         self, correlation_id: UUID, outcomes: frozenset[str]
-    ) -> AsyncIterator[asyncio.Future[Decoded]]:
+    ) -> AsyncIterator[asyncio.Future[Decoded[Payload]]]:
         """Resolve with the first event under `correlation_id` whose type is one of `outcomes`
         (a command may cause several events; the caller names the one that answers it)."""
-        future: asyncio.Future[Decoded] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Decoded[Payload]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = (outcomes, future)
         try:
             yield future

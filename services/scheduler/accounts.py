@@ -18,9 +18,10 @@ def dead_account_reason(status: str, detail: str | None) -> str:
     return f"The Telegram account {DEAD[status]}: {detail or status}"
 
 
-async def on_health_changed(context: HandlerContext, message: Decoded) -> None:
+async def on_health_changed(
+    context: HandlerContext, message: Decoded[AccountHealthChanged]
+) -> None:
     event = message.payload
-    assert isinstance(event, AccountHealthChanged)
     if event.status not in DEAD:
         return
     now = context.clock.now()

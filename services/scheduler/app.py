@@ -14,8 +14,7 @@ from services.scheduler import (
     recovery,
     runs,
 )
-from shared.messaging.contracts import MessageType, contracts_on
-from shared.messaging.topics import Topic
+from shared.messaging.contracts import account_events, bulk_commands, campaign_commands
 from shared.runtime import Service, build_app
 from shared.settings import Settings
 
@@ -24,12 +23,10 @@ def create_service(settings: Settings) -> Service:
     service = Service(
         "scheduler", settings, description="Applies campaign lifecycle commands; owns status."
     )
-    for contract in contracts_on(Topic.CAMPAIGN_COMMANDS):
-        service.handle(Topic.CAMPAIGN_COMMANDS, contract.type)(lifecycle.on_command)
-    service.handle(Topic.ACCOUNT_EVENTS, MessageType.ACCOUNT_HEALTH_CHANGED)(
-        accounts.on_health_changed
-    )
-    service.handle(Topic.BULK_COMMANDS, MessageType.BULK_OPERATION_REQUESTED)(
+    for contract in campaign_commands.CONTRACTS:
+        service.handle(contract)(lifecycle.on_command)
+    service.handle(account_events.HEALTH_CHANGED)(accounts.on_health_changed)
+    service.handle(bulk_commands.OPERATION_REQUESTED)(
         bulk.request_handler(settings.bulk_batch_size)
     )
     service.every_sweep("bulk_operations")(bulk.advance)

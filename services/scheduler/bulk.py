@@ -49,17 +49,18 @@ log = logging.getLogger(__name__)
 STALE_AFTER_S = 30
 
 
-def request_handler(batch_size: int) -> Handler:
-    async def on_request(context: HandlerContext, message: Decoded) -> None:
+def request_handler(batch_size: int) -> Handler[BulkOperationRequest]:
+    async def on_request(context: HandlerContext, message: Decoded[BulkOperationRequest]) -> None:
         await accept_request(context, message, batch_size)
 
     return on_request
 
 
-async def accept_request(context: HandlerContext, message: Decoded, batch_size: int) -> None:
+async def accept_request(
+    context: HandlerContext, message: Decoded[BulkOperationRequest], batch_size: int
+) -> None:
     """Record (if it came from another system) and resolve a request; apply its first batch."""
     request = message.payload
-    assert isinstance(request, BulkOperationRequest)
     actor = message.envelope.actor
     assert actor is not None  # the contract requires one
     connection, now = context.connection, context.clock.now()

@@ -21,7 +21,7 @@ from shared.domain import campaigns, permissions
 from shared.domain.campaigns import Change, Refusal
 from shared.messaging.consumer import HandlerContext
 from shared.messaging.contracts import (
-    CampaignCommand,
+    CampaignCommandPayload,
     CampaignCommandRejected,
     CampaignContacts,
     CampaignContactsAdded,
@@ -65,10 +65,9 @@ class Rejected(Exception):
         self.code, self.detail, self.unmet = code, detail, unmet
 
 
-async def on_command(context: HandlerContext, message: Decoded) -> None:
+async def on_command(context: HandlerContext, message: Decoded[CampaignCommandPayload]) -> None:
     """Every campaign command; rejections become events, never dead letters."""
-    payload = message.payload
-    campaign_id: UUID = payload.campaign_id  # type: ignore[attr-defined]
+    campaign_id = message.payload.campaign_id
     try:
         await _apply(context, message, campaign_id)
     except Rejected as rejected:
@@ -82,7 +81,9 @@ async def on_command(context: HandlerContext, message: Decoded) -> None:
         _emit(context, message, campaign_id, MessageType.CAMPAIGN_COMMAND_REJECTED, event)
 
 
-async def _apply(context: HandlerContext, message: Decoded, campaign_id: UUID) -> None:
+async def _apply(
+    context: HandlerContext, message: Decoded[CampaignCommandPayload], campaign_id: UUID
+) -> None:
     kind = MessageType(message.envelope.type)
     row = await context.connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
     action = _action(kind)
@@ -105,8 +106,7 @@ async def _apply(context: HandlerContext, message: Decoded, campaign_id: UUID) -
         await _add_contacts(context, message, row, state, payload)
     elif isinstance(payload, CampaignContacts):
         await _remove_contacts(context, message, row, state, payload)
-    else:
-        assert isinstance(payload, CampaignCommand)
+    else:  # a CampaignCommand: the rule of its type decides
         await _change(context, message, row, state, _accepted(SIMPLE[kind][1](state)))
 
 
@@ -148,7 +148,7 @@ async def _authorize(
 
 async def _change(
     context: HandlerContext,
-    message: Decoded,
+    message: Decoded[CampaignCommandPayload],
     row: asyncpg.Record,
     state: campaigns.CampaignState,
     change: Change,
@@ -179,7 +179,7 @@ async def _change(
 
 async def _duplicate(
     context: HandlerContext,
-    message: Decoded,
+    message: Decoded[CampaignCommandPayload],
     row: asyncpg.Record,
     state: campaigns.CampaignState,
     payload: CampaignDuplicate,
@@ -203,7 +203,7 @@ async def _duplicate(
 
 async def _add_contacts(
     context: HandlerContext,
-    message: Decoded,
+    message: Decoded[CampaignCommandPayload],
     row: asyncpg.Record,
     state: campaigns.CampaignState,
     payload: CampaignContacts,
@@ -242,7 +242,7 @@ async def _add_contacts(
 
 async def _remove_contacts(
     context: HandlerContext,
-    message: Decoded,
+    message: Decoded[CampaignCommandPayload],
     row: asyncpg.Record,
     state: campaigns.CampaignState,
     payload: CampaignContacts,
@@ -263,7 +263,7 @@ async def _remove_contacts(
 
 def _emit(
     context: HandlerContext,
-    cause: Decoded,
+    cause: Decoded[CampaignCommandPayload],
     campaign_id: UUID,
     message_type: MessageType,
     payload: Payload,

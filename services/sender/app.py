@@ -15,9 +15,8 @@ from services.sender.steps import Steps
 from services.sender.telethon_gateway import TelethonTelegram
 from services.sender.updates import apply_updates
 from shared.db.sql import Queries
-from shared.messaging.contracts import MessageType
+from shared.messaging.contracts import executions_due
 from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
 from shared.runtime import Service, build_app
 from shared.settings import Settings
 
@@ -32,7 +31,7 @@ def create_service(settings: Settings) -> Service:
     service.closers.append(telethon.close)
     gateway = Gateways({"simulated": SimulatedTelegram(lambda: service.pool), "telethon": telethon})
     steps = Steps(gateway, lambda: service.pool, service.clock)
-    service.handle(Topic.EXECUTIONS_DUE, MessageType.EXECUTION_DUE)(steps.on_due)
+    service.handle(executions_due.DUE)(steps.on_due)
 
     @service.every_sweep("replies_and_reads")
     async def replies_and_reads(service: Service) -> int:

@@ -442,13 +442,13 @@ class Steps:
         return self._get_pool()
 
     @takes_batches
-    async def on_due(self, context: HandlerContext, message: Decoded | Sequence[Decoded]) -> None:
+    async def on_due(
+        self,
+        context: HandlerContext,
+        message: Decoded[ExecutionDue] | Sequence[Decoded[ExecutionDue]],
+    ) -> None:
         """Step the executions of these due events (one, or a batch's, in batch order)."""
-        messages = as_batch(message)
-        dues: list[ExecutionDue] = []
-        for decoded in messages:
-            assert isinstance(decoded.payload, ExecutionDue)
-            dues.append(decoded.payload)
+        dues = [decoded.payload for decoded in as_batch(message)]
         if not dues:
             return
         connection, now = context.connection, context.clock.now()

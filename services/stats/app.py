@@ -5,25 +5,27 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.stats import events, reconcile
-from shared.messaging.consumer import Handler
-from shared.messaging.contracts import contracts_on
-from shared.messaging.topics import Topic
+from shared.messaging.contracts import (
+    account_events,
+    bulk_events,
+    campaign_events,
+    execution_events,
+)
 from shared.runtime import Service, build_app
 from shared.settings import Settings
-
-CONSUMES: dict[Topic, Handler] = {
-    Topic.CAMPAIGN_EVENTS: events.on_campaign_events,
-    Topic.EXECUTION_EVENTS: events.on_execution_events,
-    Topic.ACCOUNT_EVENTS: events.on_account_events,
-    Topic.BULK_EVENTS: events.on_bulk_events,
-}
 
 
 def create_service(settings: Settings) -> Service:
     service = Service("stats", settings, description="Materializes statistics from events.")
-    for topic, handler in CONSUMES.items():
-        for contract in contracts_on(topic):
-            service.handle(topic, contract.type)(handler)
+    # Every type of each consumed topic, each topic's contracts with the handler of its payloads.
+    for contract in campaign_events.CONTRACTS:
+        service.handle(contract)(events.on_campaign_events)
+    for execution_contract in execution_events.CONTRACTS:
+        service.handle(execution_contract)(events.on_execution_events)
+    for account_contract in account_events.CONTRACTS:
+        service.handle(account_contract)(events.on_account_events)
+    for bulk_contract in bulk_events.CONTRACTS:
+        service.handle(bulk_contract)(events.on_bulk_events)
     service.every_sweep("reconcile_statistics")(reconcile.Reconciler())
     return service
 

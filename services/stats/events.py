@@ -16,18 +16,16 @@ from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
 from shared.messaging.contracts import (
     AccountHealthChanged,
     BulkActionProgress,
+    BulkEvent,
     CampaignCommandRejected,
     CampaignContactsAdded,
     CampaignContactsRemoved,
     CampaignDuplicated,
+    CampaignEvent,
     CampaignStatusChanged,
     CampaignStatusName,
     Decoded,
-    ExecutionProgressed,
-    MessageDelivered,
-    MessageFailed,
-    MessageSent,
-    ReplyReceived,
+    ExecutionEvent,
     contracts_on,
 )
 from shared.messaging.topics import Topic
@@ -46,19 +44,15 @@ for _command in contracts_on(Topic.CAMPAIGN_COMMANDS):
     for _status in get_args(CampaignStatusName):
         CAMPAIGN_TRANSITIONS.labels(_status, _command.type.value)
 
-ExecutionEvent = (
-    ExecutionProgressed | MessageSent | MessageFailed | MessageDelivered | ReplyReceived
-)
-
 
 @takes_batches
 async def on_execution_events(
-    context: HandlerContext, messages: Decoded | Sequence[Decoded]
+    context: HandlerContext,
+    messages: Decoded[ExecutionEvent] | Sequence[Decoded[ExecutionEvent]],
 ) -> None:
     batch = touched(context)
     for message in as_batch(messages):
         event = message.payload
-        assert isinstance(event, ExecutionEvent)
         at = message.envelope.occurred_at
         batch.event(message.contract.topic.value, at)
         batch.execution(event.campaign_id, event.execution_id, at)
@@ -66,7 +60,8 @@ async def on_execution_events(
 
 @takes_batches
 async def on_campaign_events(
-    context: HandlerContext, messages: Decoded | Sequence[Decoded]
+    context: HandlerContext,
+    messages: Decoded[CampaignEvent] | Sequence[Decoded[CampaignEvent]],
 ) -> None:
     batch = touched(context)
     for message in as_batch(messages):
@@ -76,7 +71,7 @@ async def on_campaign_events(
         if summary is not None:
             await context.connection.execute(
                 QUERIES["record_activity"],
-                getattr(event, "campaign_id"),  # noqa: B009 - every campaign event has one
+                event.campaign_id,
                 message.envelope.message_id,
                 message.envelope.type,
                 summary,
@@ -92,7 +87,7 @@ async def on_campaign_events(
                 continue
         if isinstance(event, CampaignDuplicated):
             batch.campaign(event.copy_id, at)
-        batch.campaign(getattr(event, "campaign_id"), at)  # noqa: B009
+        batch.campaign(event.campaign_id, at)
 
 
 def _changed_no_execution(event: CampaignStatusChanged) -> bool:
@@ -102,7 +97,7 @@ def _changed_no_execution(event: CampaignStatusChanged) -> bool:
     return command and event.executions_affected == 0
 
 
-def _summary(message: Decoded) -> str | None:
+def _summary(message: Decoded[CampaignEvent]) -> str | None:
     event = message.payload
     if isinstance(event, CampaignStatusChanged):
         return _status_summary(event)
@@ -137,11 +132,13 @@ def _status_summary(event: CampaignStatusChanged) -> str:
 
 
 @takes_batches
-async def on_account_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
+async def on_account_events(
+    context: HandlerContext,
+    messages: Decoded[AccountHealthChanged] | Sequence[Decoded[AccountHealthChanged]],
+) -> None:
     batch = touched(context)
     for message in as_batch(messages):
         event = message.payload
-        assert isinstance(event, AccountHealthChanged)
         batch.event(message.contract.topic.value, message.envelope.occurred_at)
         until = f" until {event.cooldown_until.isoformat()}" if event.cooldown_until else ""
         detail = f": {event.detail}" if event.detail else ""
@@ -157,7 +154,9 @@ async def on_account_events(context: HandlerContext, messages: Decoded | Sequenc
 
 
 @takes_batches
-async def on_bulk_events(context: HandlerContext, messages: Decoded | Sequence[Decoded]) -> None:
+async def on_bulk_events(
+    context: HandlerContext, messages: Decoded[BulkEvent] | Sequence[Decoded[BulkEvent]]
+) -> None:
     """A bulk action's batch changes executions without an event of their own;
     bulk operations over campaigns emit campaign.status_changed per campaign, counted there."""
     batch = touched(context)

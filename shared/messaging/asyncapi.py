@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
@@ -32,4 +34,20 @@ def document() -> str:
         version="1",
         description="Commands and events of Dripline. Every message is a JSON envelope.",
     ).to_specification()
-    return spec_doc.to_json()
+    return _in_stable_order(spec_doc.to_json())
+
+
+def _in_stable_order(text: str) -> str:
+    """FastStream lists channels, operations, messages and schemas in an order that changes
+    from run to run; sorted by name, `make asyncapi` writes the same bytes for the same
+    contracts, so a stale document shows as a diff."""
+    spec = json.loads(text)
+    components = spec["components"]
+    for parent, name in (
+        (spec, "channels"),
+        (spec, "operations"),
+        (components, "messages"),
+        (components, "schemas"),
+    ):
+        parent[name] = dict(sorted(parent[name].items()))
+    return json.dumps(spec, ensure_ascii=False, separators=(",", ":"))

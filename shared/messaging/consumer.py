@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from shared.db.pool import DbConnection
 from shared.domain.clock import Clock
 from shared.messaging import inbox
-from shared.messaging.contracts import ContractViolation, Decoded, decode
+from shared.messaging.contracts import ContractViolation, Decoded, Payload, decode
 from shared.messaging.outbox import Outbox, OutboxRecord
 from shared.messaging.topics import Topic
 
@@ -101,8 +101,12 @@ class HandlerContext:
     before_commit: dict[str, AfterCommit] = field(default_factory=dict)
 
 
-Handler = Callable[[HandlerContext, Decoded], Awaitable[None]]
-BatchHandler = Callable[[HandlerContext, Sequence[Decoded]], Awaitable[None]]
+P = TypeVar("P", bound=Payload)
+# A handler says which payloads it takes (a topic's union, or one payload type); registering it
+# for a contract (shared.runtime.Service.handle) checks that the contract's payload is one of
+# them, and decoding that contract yields an instance of it, so the handler needs no isinstance.
+Handler = Callable[[HandlerContext, Decoded[P]], Awaitable[None]]
+BatchHandler = Callable[[HandlerContext, Sequence[Decoded[P]]], Awaitable[None]]
 H = TypeVar("H")
 
 
@@ -114,13 +118,13 @@ def takes_batches(handler: H) -> H:
     return handler
 
 
-def as_batch(messages: Decoded | Sequence[Decoded]) -> Sequence[Decoded]:
+def as_batch(messages: Decoded[P] | Sequence[Decoded[P]]) -> Sequence[Decoded[P]]:
     """What a `takes_batches` handler was given, as a batch: a batch retried one by one calls
     it with a single message."""
     return [messages] if isinstance(messages, Decoded) else messages
 
 
-def _takes_batches(handler: Handler) -> bool:
+def _takes_batches(handler: Handler[Any]) -> bool:
     return bool(getattr(handler, "takes_batches", False))
 
 
@@ -134,7 +138,7 @@ class BatchConsumer:
         *,
         name: str,
         topic: Topic,
-        handlers: dict[str, Handler],
+        handlers: dict[str, Handler[Any]],
         pool: asyncpg.Pool[Any],
         clock: Clock,
     ) -> None:
@@ -166,14 +170,14 @@ class BatchConsumer:
                 await self._apply_alone(record)
         BATCH_SECONDS.labels(self.name, self.topic.value).observe(time.perf_counter() - started)
 
-    def _decode(self, record: Record) -> Decoded:
+    def _decode(self, record: Record) -> Decoded[Payload]:
         decoded = decode(self.topic, record.value)
         if decoded.envelope.type not in self._handlers:
             raise UnhandledType(f"{self.name} does not handle {decoded.envelope.type}")
         return decoded
 
     async def _apply(self, records: Sequence[Record]) -> None:
-        valid: list[Decoded] = []
+        valid: list[Decoded[Payload]] = []
         rejected: list[tuple[Record, str]] = []
         for record in records:
             try:
@@ -191,7 +195,7 @@ class BatchConsumer:
             context = HandlerContext(connection, outbox, self._clock, self.name)
             applied = duplicates = 0
             occurred: list[datetime] = []
-            batched: dict[str, list[Decoded]] = {}
+            batched: dict[str, list[Decoded[Payload]]] = {}
             for decoded in valid:
                 if decoded.envelope.message_id not in new_ids:
                     duplicates += 1
@@ -205,7 +209,7 @@ class BatchConsumer:
                 applied += 1
                 occurred.append(decoded.envelope.occurred_at)
             for type_, messages in batched.items():
-                await cast(BatchHandler, self._handlers[type_])(context, messages)
+                await cast(BatchHandler[Any], self._handlers[type_])(context, messages)
             for finish in context.before_commit.values():
                 await finish()
             for record, reason in rejected:

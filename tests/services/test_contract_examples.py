@@ -16,7 +16,7 @@ from services.sender.app import create_service as sender
 from services.stats.app import create_service as stats
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer
-from shared.messaging.contracts import CONTRACTS, Contract
+from shared.messaging.contracts import CONTRACTS, Contract, Payload
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.builders import FLOW
@@ -30,7 +30,7 @@ ACCOUNT = UUID("9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b")  # ... account
 EXECUTION_ID = UUID("5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50")  # ... and execution
 
 
-def handled() -> list[tuple[Contract, str]]:
+def handled() -> list[tuple[Contract[Payload], str]]:
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
     pairs = []
     for service in (scheduler(settings), sender(settings), stats(settings)):
@@ -91,7 +91,7 @@ async def seed_example_campaign(
         )
 
 
-def example_record(contract: Contract) -> FakeRecord:
+def example_record(contract: Contract[Payload]) -> FakeRecord:
     body = {
         "message_id": "00000000-0000-0000-0000-0000000000aa",
         "type": contract.type.value,
@@ -188,7 +188,7 @@ def test_every_handled_contract_has_an_expected_effect() -> None:
 @pytest.mark.parametrize(("contract", "service_name"), handled(),
                          ids=lambda v: v if isinstance(v, str) else v.type.value)  # fmt: skip
 async def test_example_through_its_handler(
-    pool: asyncpg.Pool[Any], contract: Contract, service_name: str
+    pool: asyncpg.Pool[Any], contract: Contract[Payload], service_name: str
 ) -> None:
     seed, expectations = EFFECTS[(service_name, contract.type.value)]
     await seed_example_campaign(pool, CAMPAIGN, **seed)

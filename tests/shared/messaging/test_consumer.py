@@ -42,8 +42,10 @@ def launch_bytes() -> bytes:
     ).to_bytes()
 
 
-def consumer(pool: asyncpg.Pool[Any], seen: list[Decoded], fail: bool = False) -> BatchConsumer:
-    async def handler(context: HandlerContext, message: Decoded) -> None:
+def consumer(
+    pool: asyncpg.Pool[Any], seen: list[Decoded[CampaignLaunch]], fail: bool = False
+) -> BatchConsumer:
+    async def handler(context: HandlerContext, message: Decoded[CampaignLaunch]) -> None:
         if fail:
             raise RuntimeError("boom")
         await context.connection.execute("SELECT 1")
@@ -62,7 +64,7 @@ async def dead_letters(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
 async def test_a_message_is_applied_once_however_often_it_arrives(
     pool: asyncpg.Pool[Any],
 ) -> None:
-    seen: list[Decoded] = []
+    seen: list[Decoded[CampaignLaunch]] = []
     value = launch_bytes()
     batch = [FakeRecord(value, 0), FakeRecord(value, 1)]  # a repeat inside one batch
     await consumer(pool, seen).process(batch)
@@ -74,7 +76,7 @@ async def test_a_message_is_applied_once_however_often_it_arrives(
 async def test_contract_violations_are_dead_lettered_with_the_reason(
     pool: asyncpg.Pool[Any],
 ) -> None:
-    seen: list[Decoded] = []
+    seen: list[Decoded[CampaignLaunch]] = []
     good = launch_bytes()
     bad = FakeRecord(b"{not json", 7, headers=[("trace", b"abc")])
     await consumer(pool, seen).process([FakeRecord(good, 6), bad])
@@ -106,7 +108,7 @@ async def test_a_poison_message_is_dead_lettered_and_does_not_block_the_batch(
     poison = launch_bytes()
     applied: list[bytes] = []
 
-    async def handler(context: HandlerContext, message: Decoded) -> None:
+    async def handler(context: HandlerContext, message: Decoded[CampaignLaunch]) -> None:
         if str(message.envelope.message_id) == json.loads(poison)["message_id"]:
             raise RuntimeError("cannot apply this one")
         applied.append(message.envelope.to_bytes())
@@ -127,7 +129,7 @@ async def test_a_poison_message_is_dead_lettered_and_does_not_block_the_batch(
 async def test_a_database_outage_is_raised_for_redelivery_not_dead_lettered(
     pool: asyncpg.Pool[Any],
 ) -> None:
-    async def handler(context: HandlerContext, message: Decoded) -> None:
+    async def handler(context: HandlerContext, message: Decoded[CampaignLaunch]) -> None:
         raise ConnectionResetError("database went away")
 
     flaky = BatchConsumer(name="flaky", topic=Topic.CAMPAIGN_COMMANDS,

@@ -7,13 +7,27 @@ from typing import Any
 
 import pytest
 
-from shared.messaging.contracts import CONTRACTS, Contract, ContractViolation, decode
+from shared.messaging.contracts import (
+    CONTRACTS,
+    Contract,
+    ContractViolation,
+    Payload,
+    account_events,
+    bulk_commands,
+    bulk_events,
+    campaign_commands,
+    campaign_events,
+    contracts_on,
+    decode,
+    execution_events,
+    executions_due,
+)
 from shared.messaging.topics import Topic
 
 ACTOR = {"user_id": "00000000-0000-0000-0000-000000000001", "organization_id": None}
 
 
-def envelope(contract: Contract, **changes: Any) -> dict[str, Any]:
+def envelope(contract: Contract[Payload], **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "message_id": "00000000-0000-0000-0000-0000000000aa",
         "type": contract.type.value,
@@ -28,10 +42,34 @@ def envelope(contract: Contract, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: f"{c.type}@v{c.version}")
-def test_every_example_fits_its_contract(contract: Contract) -> None:
+def test_every_example_fits_its_contract(contract: Contract[Payload]) -> None:
     decoded = decode(contract.topic, json.dumps(envelope(contract)).encode())
     assert decoded.contract is contract
     assert decoded.payload.model_dump(mode="json") == {**contract.example}
+
+
+# The module of each topic: its contracts, and only those, are the registry's for that topic.
+TOPIC_MODULES = {
+    Topic.CAMPAIGN_COMMANDS: campaign_commands,
+    Topic.CAMPAIGN_EVENTS: campaign_events,
+    Topic.EXECUTION_EVENTS: execution_events,
+    Topic.ACCOUNT_EVENTS: account_events,
+    Topic.EXECUTIONS_DUE: executions_due,
+    Topic.BULK_COMMANDS: bulk_commands,
+    Topic.BULK_EVENTS: bulk_events,
+}
+
+
+@pytest.mark.parametrize("topic", list(Topic), ids=str)
+def test_each_topic_has_its_module_and_the_registry_holds_it_whole(topic: Topic) -> None:
+    module = TOPIC_MODULES.get(topic)
+    declared = list(module.CONTRACTS) if module is not None else []
+    assert contracts_on(topic) == declared
+
+
+def test_no_contract_is_declared_twice() -> None:
+    keys = [(c.topic, c.type, c.version) for c in CONTRACTS]
+    assert len(keys) == len(set(keys))
 
 
 LAUNCH = next(c for c in CONTRACTS if c.type == "campaign.launch")

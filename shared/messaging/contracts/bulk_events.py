@@ -1,0 +1,145 @@
+"""dripline.bulk.events: the progress of bulk operations (over campaigns) and bulk actions
+(over contacts), keyed by the operation's or action's id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from shared.domain.bulk import BulkAction, BulkStatus, ItemResult
+from shared.messaging.contracts.base import (
+    EXAMPLE_CAMPAIGN,
+    EXAMPLE_COPY,
+    EXAMPLE_OPERATION,
+    Contract,
+    MessageType,
+    Payload,
+)
+from shared.messaging.topics import Topic
+
+
+class BulkItemOutcome(Payload):
+    campaign_id: UUID
+    result: ItemResult
+    code: str
+    message: str
+    cancelled_executions: int = 0
+
+
+class BulkOperationProgress(Payload):
+    """Where an operation stands; `items` are the outcomes of the batch just processed (empty
+    in bulk_operation.completed, which closes the operation)."""
+
+    operation_id: UUID
+    action: BulkAction
+    status: BulkStatus
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    cancelled_executions: int
+    error_message: str | None = None
+    items: list[BulkItemOutcome] = Field(default_factory=list)
+
+
+class BulkActionProgress(Payload):
+    """A bulk action over contacts after a batch (progressed) or at its end (completed)."""
+
+    action_id: UUID
+    name: str
+    action: str
+    status: str
+    batch: int = Field(description="Batches released so far.")
+    batch_size: int = Field(description="Contacts in the batch just processed.")
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    next_batch_at: datetime | None = None
+
+
+# What a consumer of this topic may be handed.
+BulkEvent = BulkOperationProgress | BulkActionProgress
+
+_PROGRESS: dict[str, Any] = {
+    "operation_id": EXAMPLE_OPERATION,
+    "action": "stop",
+    "status": "processing",
+    "total": 3,
+    "processed": 2,
+    "success_count": 1,
+    "skipped_count": 1,
+    "error_count": 0,
+    "cancelled_executions": 120,
+    "error_message": None,
+    "items": [],
+}
+_B = Topic.BULK_EVENTS
+CONTRACTS: tuple[Contract[BulkEvent], ...] = (
+    Contract(
+        _B,
+        MessageType.BULK_OPERATION_PROGRESSED,
+        1,
+        BulkOperationProgress,
+        False,
+        {
+            **_PROGRESS,
+            "items": [
+                {
+                    "campaign_id": EXAMPLE_CAMPAIGN,
+                    "result": "succeeded",
+                    "code": "stopped",
+                    "message": "campaign stopped",
+                    "cancelled_executions": 120,
+                },
+                {
+                    "campaign_id": EXAMPLE_COPY,
+                    "result": "skipped",
+                    "code": "invalid_status",
+                    "message": "only active and paused campaigns are stopped, not draft",
+                    "cancelled_executions": 0,
+                },
+            ],
+        },
+    ),
+    *(
+        Contract(
+            _B,
+            kind,
+            1,
+            BulkActionProgress,
+            False,
+            {
+                "action_id": EXAMPLE_OPERATION,
+                "name": "Spring outreach",
+                "action": "send_message",
+                "status": status,
+                "batch": 2,
+                "batch_size": 100,
+                "total": 250,
+                "processed": 200,
+                "success_count": 198,
+                "skipped_count": 1,
+                "error_count": 1,
+                "next_batch_at": next_at,
+            },
+        )
+        for kind, status, next_at in (
+            (MessageType.BULK_ACTION_PROGRESSED, "processing", "2026-11-22T15:00:00Z"),
+            (MessageType.BULK_ACTION_COMPLETED, "completed", None),
+        )
+    ),
+    Contract(
+        _B,
+        MessageType.BULK_OPERATION_COMPLETED,
+        1,
+        BulkOperationProgress,
+        False,
+        {**_PROGRESS, "status": "completed", "processed": 3, "error_count": 1},
+    ),
+)
