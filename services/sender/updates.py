@@ -14,12 +14,11 @@ from typing import Any
 from prometheus_client import Counter
 
 from services.sender.gateway import Gateway, Incoming
-from services.sender.steps import QUERIES, UNFINISHED, emit, load, save
+from services.sender.steps import QUERIES, UNFINISHED, load, save
 from shared.db.pool import DbConnection
 from shared.domain import interpreter
-from shared.messaging.contracts import MessageDelivered, MessageType, ReplyReceived
+from shared.messaging.contracts import MessageDelivered, ReplyReceived
 from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
 
 REPLIES = Counter("dripline_replies_detected_total", "Replies to our messages, recorded")
 DELIVERIES = Counter(
@@ -77,14 +76,7 @@ async def apply(
             message_ids=[r["id"] for r in confirmed],
             via=update.kind,
         )
-        emit(
-            outbox,
-            Topic.EXECUTION_EVENTS,
-            sent["campaign_id"],
-            MessageType.MESSAGE_DELIVERED,
-            delivered,
-            now,
-        )
+        outbox.emit(delivered, key=sent["campaign_id"], at=now)
     if update.kind != "reply":
         return
     reply_id = await connection.fetchval(
@@ -104,14 +96,7 @@ async def apply(
         contact_id=sent["contact_id"],
         telegram_account_id=update.account_id,
     )
-    emit(
-        outbox,
-        Topic.EXECUTION_EVENTS,
-        sent["campaign_id"],
-        MessageType.REPLY_RECEIVED,
-        received,
-        now,
-    )
+    outbox.emit(received, key=sent["campaign_id"], at=now)
     row = await connection.fetchrow(QUERIES["lock_execution"], sent["execution_id"])
     if row is None or row["status"] not in UNFINISHED:
         return
