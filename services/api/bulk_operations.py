@@ -28,11 +28,9 @@ from shared.domain.permissions import Ownership, ViewMode, can_view, effective_v
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,
     BulkOperationRequest,
-    MessageType,
 )
-from shared.messaging.envelope import new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.messaging.envelope import Cause
+from shared.messaging.transaction import transaction
 
 BULK_OPERATIONS = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -153,19 +151,13 @@ async def request_bulk(body: BulkRequest, who: CurrentPrincipal, request: Reques
     )
     selection = json.loads(command.model_dump_json(include={"campaign_ids", "filter"},
                                                    exclude_none=True))  # fmt: skip
-    async with pool(request).acquire() as connection, connection.transaction():
-        await connection.execute(
+    async with transaction(pool(request), service.clock) as tx:
+        await tx.connection.execute(
             BULK_OPERATIONS["insert"], operation_id, who.caller.organization_id,
             who.caller.user_id, body.action.value, selection,
             {"reset_completed": body.reset_completed}, correlation_id, now,
         )  # fmt: skip
-        outbox = Outbox()
-        envelope = new_envelope(
-            type=MessageType.BULK_OPERATION_REQUESTED, payload=command, occurred_at=now,
-            actor=who.actor, correlation_id=correlation_id,
-        )  # fmt: skip
-        outbox.add(Topic.BULK_COMMANDS, str(operation_id), envelope)
-        await outbox.flush(connection)
+        tx.outbox.emit(command, key=operation_id, cause=Cause(who.actor, correlation_id), at=now)
     await _wait_until_finished(request, operation_id, body.wait)
     operation = await _read(request, operation_id)
     return JSONResponse(

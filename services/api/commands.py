@@ -21,9 +21,8 @@ from services.api.problems import Problem
 from services.api.replies import ReplyWaiter
 from shared.domain import permissions
 from shared.messaging.contracts import CampaignCommandRejected, Decoded, MessageType, Payload
-from shared.messaging.envelope import new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.messaging.envelope import Cause
+from shared.messaging.transaction import transaction
 
 
 class CommandAccepted(BaseModel):
@@ -48,20 +47,17 @@ async def send(
     """The event that answers the command, or a 202 response; a rejection raises a Problem."""
     service = request.app.state.service
     waiter: ReplyWaiter = request.app.state.replies
-    envelope = new_envelope(
-        type=command,
-        payload=payload,
-        occurred_at=service.clock.now(),
-        actor=who.actor,
-        correlation_id=uuid4(),
-    )
+    correlation_id = uuid4()
     accepted = frozenset({outcome.value, MessageType.CAMPAIGN_COMMAND_REJECTED.value})
-    async with waiter.expect(envelope.correlation_id, accepted) as reply:
-        async with pool(request).acquire() as connection, connection.transaction():
-            await authorized(connection, who, campaign_id, action)
-            outbox = Outbox()
-            outbox.add(Topic.CAMPAIGN_COMMANDS, str(campaign_id), envelope)
-            await outbox.flush(connection)
+    async with waiter.expect(correlation_id, accepted) as reply:
+        async with transaction(pool(request), service.clock) as tx:
+            await authorized(tx.connection, who, campaign_id, action)
+            envelope = tx.outbox.emit(
+                payload,
+                key=campaign_id,
+                cause=Cause(who.actor, correlation_id),
+                type=command,
+            )
         try:
             decoded = await asyncio.wait_for(reply, service.settings.command_wait_s)
         except TimeoutError:

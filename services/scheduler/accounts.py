@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.scheduler import events
+from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
 from shared.messaging.contracts import AccountHealthChanged, Decoded
+from shared.messaging.envelope import Cause
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
@@ -35,12 +36,15 @@ async def on_health_changed(
         QUERIES["fail_account_executions"], [r["id"] for r in failed], reason, now
     )
     for row in failed:
-        events.status_changed(
+        status_changed(
             context.outbox,
-            row,
+            row["id"],
             previous_status=row["previous_status"],
             status="failed",
-            cause=message.envelope.type,
-            now=now,
-            causation_id=message.envelope.message_id,
+            previous_enabled=row["enabled"],
+            enabled=row["enabled"],
+            command=message.envelope.type,
+            # Its own conversation: the account's event was not a request for this.
+            cause=Cause(causation_id=message.envelope.message_id),
+            at=now,
         )

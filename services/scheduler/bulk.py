@@ -24,7 +24,6 @@ from services.scheduler.changes import Accepted, apply_changes
 from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
-from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import bulk, permissions
 from shared.domain.bulk import BulkAction, ItemOutcome, ItemResult
@@ -34,19 +33,18 @@ from shared.messaging.contracts import (
     BulkItemOutcome,
     BulkOperationProgress,
     BulkOperationRequest,
-    CampaignStatusChanged,
     Decoded,
     MessageType,
 )
-from shared.messaging.envelope import Actor, new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.messaging.envelope import Actor, Cause
+from shared.messaging.transaction import Transaction, transaction
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_name("bulk.sql"))
 log = logging.getLogger(__name__)
 # A request whose command has not started it within this time is started from its record.
 STALE_AFTER_S = 30
+COMPLETED = MessageType.BULK_OPERATION_COMPLETED
 
 
 def request_handler(batch_size: int) -> Handler[BulkOperationRequest]:
@@ -67,9 +65,8 @@ async def accept_request(
     operation = await connection.fetchrow(QUERIES["operation"], request.operation_id)
     if operation is None:
         if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
-            _emit(context.outbox, _unrecorded(request, "the actor is not a known user"), now,
-                  message.envelope.correlation_id,
-                  MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
+            _report(context, _unrecorded(request, "the actor is not a known user"),
+                  message.envelope.correlation_id, now, COMPLETED)  # fmt: skip
             return
         operation = await connection.fetchrow(
             QUERIES["record_operation"],
@@ -85,18 +82,17 @@ async def accept_request(
     assert operation is not None
     if operation["status"] != bulk.BulkStatus.QUEUED:
         # A repeated request: it was applied once; say where it stands.
-        _emit(context.outbox, progress(operation), now, operation["correlation_id"])
+        _report(context, progress(operation), operation["correlation_id"], now)
         return
     # The record is what is applied: an id reused by someone else changes nothing.
     tally = Tally(OPERATION_ITEMS)
-    await start(connection, context.outbox, operation, recorded_request(operation),
-                requester(operation), now, batch_size, tally)  # fmt: skip
+    await start(context, operation, recorded_request(operation), requester(operation), now,
+                batch_size, tally)  # fmt: skip
     context.after_commit.append(tally.committed)
 
 
 async def start(
-    connection: DbConnection,
-    outbox: Outbox,
+    tx: Transaction,
     operation: Mapping[str, Any],
     request: BulkOperationRequest,
     actor: Actor,
@@ -106,14 +102,14 @@ async def start(
 ) -> None:
     """Resolve the selection into items, as the actor sees it now, and apply the first batch
     (its items go into `tally`, for the caller to count once it has committed)."""
+    connection = tx.connection
     caller = await caller_of(connection, actor)
     if actor.organization_id is not None and caller.role is None:
         failed = await connection.fetchrow(
             QUERIES["fail"], operation["id"], "the actor is not a member of the organization", now
         )
         assert failed is not None
-        _emit(outbox, progress(failed), now, operation["correlation_id"],
-              MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
+        _report(tx, progress(failed), operation["correlation_id"], now, COMPLETED)
         return
     if request.campaign_ids is not None:
         await connection.execute(QUERIES["select_ids"], operation["id"], request.campaign_ids)
@@ -125,8 +121,8 @@ async def start(
         await connection.execute(QUERIES["select_matching"].format(where=where.sql), *where.values)
     started = await connection.fetchrow(QUERIES["start"], operation["id"], now)
     assert started is not None
-    _emit(outbox, progress(started), now, started["correlation_id"])
-    await apply_batch(connection, outbox, started, now, batch_size, tally)
+    _report(tx, progress(started), started["correlation_id"], now)
+    await apply_batch(tx, started, now, batch_size, tally)
 
 
 async def advance(service: Service) -> int:
@@ -145,12 +141,8 @@ async def _work(service: Service) -> int:
         applied = False
         for operation in running:
             tally = Tally(OPERATION_ITEMS)
-            async with service.pool.acquire() as connection, connection.transaction():
-                outbox = Outbox()
-                applied = await apply_batch(
-                    connection, outbox, operation, service.clock.now(), batch_size, tally
-                )
-                await outbox.flush(connection)
+            async with transaction(service.pool, service.clock) as tx:
+                applied = await apply_batch(tx, operation, service.clock.now(), batch_size, tally)
             tally.count()
             if applied:
                 batches += 1
@@ -158,18 +150,16 @@ async def _work(service: Service) -> int:
         if applied:
             continue
         now = service.clock.now()
-        async with service.pool.acquire() as connection, connection.transaction():
-            stale = await connection.fetchrow(
+        async with transaction(service.pool, service.clock) as tx:
+            stale = await tx.connection.fetchrow(
                 QUERIES["stale_queued"], now - timedelta(seconds=STALE_AFTER_S)
             )
             if stale is None:
                 return batches
             log.warning("bulk operation %s: starting it from its record", stale["id"])
-            outbox = Outbox()
             tally = Tally(OPERATION_ITEMS)
-            await start(connection, outbox, stale, recorded_request(stale), requester(stale),
-                        now, batch_size, tally)  # fmt: skip
-            await outbox.flush(connection)
+            await start(tx, stale, recorded_request(stale), requester(stale), now, batch_size,
+                        tally)  # fmt: skip
         tally.count()
         batches += 1
 
@@ -190,8 +180,7 @@ def recorded_request(operation: Mapping[str, Any]) -> BulkOperationRequest:
 
 
 async def apply_batch(
-    connection: DbConnection,
-    outbox: Outbox,
+    tx: Transaction,
     operation: Mapping[str, Any],
     now: datetime,
     batch_size: int,
@@ -200,10 +189,11 @@ async def apply_batch(
     """Apply the next batch of the operation; False when there was none to take (the rest is
     pending in another worker's hands, or the operation is finished). The batch's items go into
     `tally`."""
+    connection = tx.connection
     ids = [r["campaign_id"] for r in await connection.fetch(
         QUERIES["claim_items"], operation["id"], batch_size)]  # fmt: skip
     if not ids:
-        return await _complete_if_finished(connection, outbox, operation, now)
+        return await _complete_if_finished(tx, operation, now)
     action = BulkAction(operation["action"])
     outcomes: dict[UUID, ItemOutcome] = {}
     accepted: list[Accepted] = []
@@ -232,8 +222,10 @@ async def apply_batch(
         if outcome.change is not None:
             assert state is not None
             accepted.append(Accepted(row, state, outcome.change))
+    correlation_id = operation["correlation_id"]
     affected = await apply_changes(
-        connection, accepted, operation["requested_by"], now,
+        tx, accepted, operation["requested_by"], now, command=f"campaign.{action.value}",
+        cause=Cause(requester(operation), correlation_id, operation["id"]),
         launched=action is BulkAction.LAUNCH,
     )  # fmt: skip
     cancelled = {
@@ -241,24 +233,6 @@ async def apply_batch(
         for a in accepted
         if a.change.executions is ExecutionEffect.CANCEL
     }
-    correlation_id = operation["correlation_id"]
-    for a in accepted:
-        event = CampaignStatusChanged(
-            campaign_id=a.row["id"],
-            previous_status=a.state.status.value,
-            status=a.change.status.value,
-            enabled=a.change.enabled,
-            cause=f"campaign.{action.value}",
-            previous_enabled=a.state.enabled,
-            deleted=a.change.deleted,
-            executions_affected=affected[a.row["id"]],
-        )
-        envelope = new_envelope(
-            type=MessageType.CAMPAIGN_STATUS_CHANGED, payload=event, occurred_at=now,
-            actor=requester(operation),
-            correlation_id=correlation_id, causation_id=operation["id"],
-        )  # fmt: skip
-        outbox.add(Topic.CAMPAIGN_EVENTS, str(a.row["id"]), envelope)
     order = list(outcomes)
     await connection.execute(
         QUERIES["record_outcomes"], operation["id"], now, order,
@@ -281,17 +255,18 @@ async def apply_batch(
                         cancelled_executions=cancelled.get(i, 0))
         for i, o in outcomes.items()
     ]  # fmt: skip
-    _emit(outbox, progress(counted, items), now, correlation_id)
+    _report(tx, progress(counted, items), correlation_id, now)
     if not more:
-        _emit(outbox, progress(counted), now, correlation_id, MessageType.BULK_OPERATION_COMPLETED)
+        _report(tx, progress(counted), correlation_id, now, COMPLETED)
     return True
 
 
 async def _complete_if_finished(
-    connection: DbConnection, outbox: Outbox, operation: Mapping[str, Any], now: datetime
+    tx: Transaction, operation: Mapping[str, Any], now: datetime
 ) -> bool:
     """An operation with nothing left pending that is not closed yet (it selected no campaign
     at all) is closed here; one whose last items another worker holds is left to that one."""
+    connection = tx.connection
     locked = await connection.fetchrow(QUERIES["operation"], operation["id"])
     assert locked is not None
     if locked["status"] != bulk.BulkStatus.PROCESSING:
@@ -302,8 +277,7 @@ async def _complete_if_finished(
         QUERIES["count_batch"], operation["id"], 0, 0, 0, 0, 0, now, True
     )
     assert counted is not None
-    _emit(outbox, progress(counted), now, operation["correlation_id"],
-          MessageType.BULK_OPERATION_COMPLETED)  # fmt: skip
+    _report(tx, progress(counted), operation["correlation_id"], now, COMPLETED)
     return True
 
 
@@ -340,15 +314,13 @@ def _selection(request: BulkOperationRequest) -> dict[str, Any]:
     return {"filter": json.loads(request.filter.model_dump_json(exclude_none=True))}
 
 
-def _emit(
-    outbox: Outbox,
+def _report(
+    tx: Transaction,
     payload: BulkOperationProgress,
-    now: datetime,
     correlation_id: UUID | None,
+    now: datetime,
     message_type: MessageType = MessageType.BULK_OPERATION_PROGRESSED,
 ) -> None:
-    envelope = new_envelope(
-        type=message_type, payload=payload, occurred_at=now, actor=None,
-        correlation_id=correlation_id,
-    )  # fmt: skip
-    outbox.add(Topic.BULK_EVENTS, str(payload.operation_id), envelope)
+    """Progress answers the request: it carries the request's correlation id."""
+    tx.outbox.emit(payload, key=payload.operation_id, cause=Cause(correlation_id=correlation_id),
+                   type=message_type, at=now)  # fmt: skip

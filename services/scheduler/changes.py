@@ -1,5 +1,6 @@
 """Applying accepted state-machine changes to campaigns and their executions, set-based, for
-one campaign (a lifecycle command) or a batch of them (a bulk operation)."""
+one campaign (a lifecycle command) or a batch of them (a bulk operation), and announcing each:
+every campaign status event is built here."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import schedules
 from shared.domain.campaigns import CampaignState, CampaignStatus, Change, ExecutionEffect
+from shared.messaging.contracts import CampaignStatusChanged
+from shared.messaging.envelope import Cause, Envelope
+from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import Transaction
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -36,14 +40,68 @@ class Accepted:
 
 
 async def apply_changes(
-    connection: DbConnection,
+    tx: Transaction,
     accepted: list[Accepted],
     actor_id: UUID,
     now: datetime,
     *,
+    command: str,
+    cause: Cause | Envelope | None,
     launched: bool = False,
 ) -> dict[UUID, int]:
-    """Write every change; returns the executions each campaign's change affected."""
+    """Write every change and emit its status event (`command` names what changed it, `cause`
+    whom it answers); returns the executions each campaign's change affected."""
+    affected = await _write(tx, accepted, actor_id, now, launched=launched)
+    for a in accepted:
+        status_changed(
+            tx.outbox,
+            a.row["id"],
+            previous_status=a.state.status.value,
+            status=a.change.status.value,
+            previous_enabled=a.state.enabled,
+            enabled=a.change.enabled,
+            deleted=a.change.deleted,
+            executions_affected=affected[a.row["id"]],
+            command=command,
+            cause=cause,
+            at=now,
+        )
+    return affected
+
+
+def status_changed(
+    outbox: Outbox,
+    campaign_id: UUID,
+    *,
+    previous_status: str,
+    status: str,
+    previous_enabled: bool,
+    enabled: bool,
+    command: str,
+    cause: Cause | Envelope | None,
+    at: datetime,
+    deleted: bool = False,
+    executions_affected: int = 0,
+) -> None:
+    """A campaign's status event: by `apply_changes`, and by the sweeps that move a campaign
+    without the state machine (a run that starts or ends, a dead account)."""
+    event = CampaignStatusChanged(
+        campaign_id=campaign_id,
+        previous_status=previous_status,
+        status=status,
+        enabled=enabled,
+        cause=command,
+        previous_enabled=previous_enabled,
+        deleted=deleted,
+        executions_affected=executions_affected,
+    )
+    outbox.emit(event, key=campaign_id, cause=cause, at=at)
+
+
+async def _write(
+    tx: Transaction, accepted: list[Accepted], actor_id: UUID, now: datetime, *, launched: bool
+) -> dict[UUID, int]:
+    connection = tx.connection
     affected: dict[UUID, int] = defaultdict(int)
     if not accepted:
         return affected

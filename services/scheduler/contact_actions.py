@@ -33,10 +33,9 @@ from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType, R
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
-from shared.messaging.contracts import BulkActionProgress, CampaignStatusChanged, MessageType
-from shared.messaging.envelope import Actor, new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.messaging.contracts import BulkActionProgress, MessageType
+from shared.messaging.envelope import Actor, Cause
+from shared.messaging.transaction import Transaction, transaction_on
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -92,21 +91,18 @@ async def release_batches(service: Service) -> int:
         tally = Tally(ACTION_ITEMS)
         async with service.pool.acquire() as connection:
             try:
-                async with connection.transaction():
+                async with transaction_on(connection, service.clock) as tx:
                     action = await connection.fetchrow(QUERIES["due_action"], now)
                     if action is None:
                         return released
                     taken = action["id"]
-                    outbox = Outbox()
                     await release(
-                        connection,
-                        outbox,
+                        tx,
                         action,
                         now,
                         service.settings.export_retention_days,
                         tally,
                     )
-                    await outbox.flush(connection)
                 tally.count()
             except INFRASTRUCTURE_ERRORS:
                 raise  # the database is away: the job's next run tries again
@@ -118,7 +114,7 @@ async def release_batches(service: Service) -> int:
                 log.exception("bulk action %s: its batch failed", taken)
                 failed = (taken, exc)
             if failed is not None:
-                async with connection.transaction():
+                async with transaction_on(connection, service.clock) as tx:
                     row = await connection.fetchrow(
                         QUERIES["fail"],
                         failed[0],
@@ -126,15 +122,12 @@ async def release_batches(service: Service) -> int:
                         now,
                     )
                     assert row is not None
-                    outbox = Outbox()
-                    _emit(outbox, row, 0, now, MessageType.BULK_ACTION_COMPLETED)
-                    await outbox.flush(connection)
+                    _report(tx, row, 0, now, MessageType.BULK_ACTION_COMPLETED)
         released += 1
 
 
 async def release(
-    connection: DbConnection,
-    outbox: Outbox,
+    tx: Transaction,
     action: Mapping[str, Any],
     now: datetime,
     export_days: int = 30,
@@ -142,6 +135,7 @@ async def release(
 ) -> None:
     """Release the action's next batch; its contacts' outcomes go into `tally`, for the caller
     to count once it has committed."""
+    connection = tx.connection
     kind = BulkActionType(action["action"])
     if action["status"] == ActionStatus.QUEUED:
         action = await _start(connection, action, kind, now, export_days)
@@ -151,7 +145,7 @@ async def release(
     )
     ids = [row["contact_id"] for row in batch]
     details = {row["contact_id"]: row["details"] for row in batch}
-    batch_of = Batch(connection, outbox, action, ids, details, now)
+    batch_of = Batch(tx, action, ids, details, now)
     outcomes = await APPLY[kind](batch_of) if ids else {}
     order = list(outcomes)
     await connection.execute(
@@ -186,9 +180,9 @@ async def release(
     assert counted is not None
     if not more and kind is BulkActionType.EXPORT_CONTACTS:
         await connection.execute(QUERIES["close_export"], action["id"], now)
-    _emit(outbox, counted, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
+    _report(tx, counted, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
     if not more:
-        _emit(outbox, counted, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
+        _report(tx, counted, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
 
 
 async def _start(
@@ -237,12 +231,15 @@ class Batch:
     """One batch of an action: its contacts (with what earlier actions recorded of them, for a
     restore) and the transaction it is applied in."""
 
-    connection: DbConnection
-    outbox: Outbox
+    tx: Transaction
     action: Mapping[str, Any]
     ids: list[UUID]
     details: dict[UUID, Any]
     now: datetime
+
+    @property
+    def connection(self) -> DbConnection:
+        return self.tx.connection
 
 
 Apply = Callable[[Batch], Awaitable[dict[UUID, Outcome]]]
@@ -270,9 +267,7 @@ async def _send_message(batch: Batch) -> dict[UUID, Outcome]:
 
 async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, Outcome]:
     """Executions for these contacts, with the same rules as adding contacts by hand."""
-    connection, outbox, action, ids, now = (
-        batch.connection, batch.outbox, batch.action, batch.ids, batch.now
-    )  # fmt: skip
+    connection, action, ids, now = batch.connection, batch.action, batch.ids, batch.now
     row = await connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
     refusal: Outcome | None = None
     if row is None or row["deleted_at"] is not None:
@@ -304,22 +299,14 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
         now,
     )
     if change.status is not state.status:  # a completed campaign comes back to life
-        await apply_changes(connection, [Accepted(row, state, change)], action["created_by"], now)
-        event = CampaignStatusChanged(
-            campaign_id=campaign_id,
-            previous_status=state.status.value,
-            status=change.status.value,
-            enabled=change.enabled,
-            cause="bulk_action.add_contacts",
-            previous_enabled=state.enabled,
+        await apply_changes(
+            batch.tx,
+            [Accepted(row, state, change)],
+            action["created_by"],
+            now,
+            command="bulk_action.add_contacts",
+            cause=Cause(_actor(action)),
         )
-        envelope = new_envelope(
-            type=MessageType.CAMPAIGN_STATUS_CHANGED,
-            payload=event,
-            occurred_at=now,
-            actor=_actor(action),
-        )
-        outbox.add(Topic.CAMPAIGN_EVENTS, str(campaign_id), envelope)
     outcomes = {}
     for contact in added:
         if contact["added"]:
@@ -460,8 +447,8 @@ def _actor(action: Mapping[str, Any]) -> Actor:
     return Actor(user_id=action["created_by"], organization_id=action["organization_id"])
 
 
-def _emit(
-    outbox: Outbox, action: Mapping[str, Any], batch_size: int, now: datetime, kind: MessageType
+def _report(
+    tx: Transaction, action: Mapping[str, Any], batch_size: int, now: datetime, kind: MessageType
 ) -> None:
     progress = BulkActionProgress(
         action_id=action["id"],
@@ -477,5 +464,4 @@ def _emit(
         error_count=action["error_count"],
         next_batch_at=action["next_batch_at"],
     )
-    envelope = new_envelope(type=kind, payload=progress, occurred_at=now, actor=_actor(action))
-    outbox.add(Topic.BULK_EVENTS, str(action["id"]), envelope)
+    tx.outbox.emit(progress, key=action["id"], cause=Cause(_actor(action)), type=kind, at=now)

@@ -15,13 +15,11 @@ from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
-from services.scheduler import events
+from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.domain import campaigns
-from shared.messaging.contracts import ExecutionDue, MessageType
-from shared.messaging.envelope import new_envelope
-from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
+from shared.messaging.contracts import ExecutionDue
+from shared.messaging.transaction import transaction
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -42,9 +40,8 @@ async def dispatch_due(service: Service) -> int:
     while True:
         now = service.clock.now()
         lease_until = now + timedelta(seconds=service.settings.lease_s)
-        async with service.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(QUERIES["claim_due"], now, lease_until)
-            outbox = Outbox()
+        async with transaction(service.pool, service.clock) as tx:
+            rows = await tx.connection.fetch(QUERIES["claim_due"], now, lease_until)
             for row in rows:
                 due = ExecutionDue(
                     execution_id=row["id"],
@@ -52,12 +49,8 @@ async def dispatch_due(service: Service) -> int:
                     telegram_account_id=row["telegram_account_id"],
                     lease_until=lease_until,
                 )
-                envelope = new_envelope(
-                    type=MessageType.EXECUTION_DUE, payload=due, occurred_at=now, actor=None
-                )
-                outbox.add(Topic.EXECUTIONS_DUE, str(row["telegram_account_id"]), envelope)
+                tx.outbox.emit(due, key=row["telegram_account_id"], at=now)
                 DISPATCH_LAG.observe(max(0.0, (now - row["next_execution_at"]).total_seconds()))
-            await outbox.flush(connection)
         emitted += len(rows)
         DISPATCHED.inc(len(rows))
         if len(rows) < CLAIM_BATCH:
@@ -67,20 +60,22 @@ async def dispatch_due(service: Service) -> int:
 async def start_scheduled(service: Service) -> int:
     """Scheduled and recurring campaigns whose next run has come become active."""
     now = service.clock.now()
-    async with service.pool.acquire() as connection, connection.transaction():
+    async with transaction(service.pool, service.clock) as tx:
+        connection = tx.connection
         rows = await connection.fetch(QUERIES["due_launches"], now)
-        outbox = Outbox()
         for row in rows:
             await connection.execute(QUERIES["start_run"], row["id"], now)
             if campaigns.LaunchType(row["launch_type"]) is campaigns.LaunchType.RECURRING:
                 await connection.execute(QUERIES["restart_executions"], row["id"], now)
-            events.status_changed(
-                outbox,
-                row,
+            status_changed(
+                tx.outbox,
+                row["id"],
                 previous_status=row["status"],
                 status="active",
-                cause=SCHEDULED_LAUNCH,
-                now=now,
+                previous_enabled=row["enabled"],
+                enabled=row["enabled"],
+                command=SCHEDULED_LAUNCH,
+                cause=None,
+                at=now,
             )
-        await outbox.flush(connection)
     return len(rows)

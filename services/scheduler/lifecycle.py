@@ -29,14 +29,11 @@ from shared.messaging.contracts import (
     CampaignDuplicate,
     CampaignDuplicated,
     CampaignLaunch,
-    CampaignStatusChanged,
     Decoded,
     MessageType,
-    Payload,
     Unmet,
 )
-from shared.messaging.envelope import Actor, new_envelope
-from shared.messaging.topics import Topic
+from shared.messaging.envelope import Actor
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 ENROLMENT = Queries.load(Path(__file__).with_name("enrolment.sql"))  # shared with contact_actions
@@ -78,7 +75,7 @@ async def on_command(context: HandlerContext, message: Decoded[CampaignCommandPa
             detail=rejected.detail,
             unmet=[Unmet(code=u.code, detail=u.detail) for u in rejected.unmet],
         )
-        _emit(context, message, campaign_id, MessageType.CAMPAIGN_COMMAND_REJECTED, event)
+        context.outbox.emit(event, key=campaign_id, cause=message.envelope)
 
 
 async def _apply(
@@ -157,24 +154,15 @@ async def _change(
 ) -> None:
     actor = message.envelope.actor
     assert actor is not None
-    affected = await apply_changes(
-        context.connection,
+    await apply_changes(
+        context,
         [Accepted(row, state, change)],
         actor.user_id,
         context.clock.now(),
+        command=message.envelope.type,
+        cause=message.envelope,
         launched=launched,
     )
-    event = CampaignStatusChanged(
-        campaign_id=row["id"],
-        previous_status=state.status.value,
-        status=change.status.value,
-        enabled=change.enabled,
-        cause=message.envelope.type,
-        previous_enabled=state.enabled,
-        deleted=change.deleted,
-        executions_affected=affected[row["id"]],
-    )
-    _emit(context, message, row["id"], MessageType.CAMPAIGN_STATUS_CHANGED, event)
 
 
 async def _duplicate(
@@ -198,7 +186,7 @@ async def _duplicate(
         context.clock.now(),
     )
     event = CampaignDuplicated(campaign_id=row["id"], copy_id=payload.copy_id)
-    _emit(context, message, row["id"], MessageType.CAMPAIGN_DUPLICATED, event)
+    context.outbox.emit(event, key=row["id"], cause=message.envelope)
 
 
 async def _add_contacts(
@@ -237,7 +225,7 @@ async def _add_contacts(
         not_found=counts["requested"] - counts["visible"],
         reactivated=reactivated,
     )
-    _emit(context, message, row["id"], MessageType.CAMPAIGN_CONTACTS_ADDED, event)
+    context.outbox.emit(event, key=row["id"], cause=message.envelope)
 
 
 async def _remove_contacts(
@@ -258,22 +246,4 @@ async def _remove_contacts(
         removed=counts["removed"],
         not_in_campaign=counts["requested"] - counts["removed"],
     )
-    _emit(context, message, row["id"], MessageType.CAMPAIGN_CONTACTS_REMOVED, event)
-
-
-def _emit(
-    context: HandlerContext,
-    cause: Decoded[CampaignCommandPayload],
-    campaign_id: UUID,
-    message_type: MessageType,
-    payload: Payload,
-) -> None:
-    envelope = new_envelope(
-        type=message_type,
-        payload=payload,
-        occurred_at=context.clock.now(),
-        actor=cause.envelope.actor,
-        correlation_id=cause.envelope.correlation_id,
-        causation_id=cause.envelope.message_id,
-    )
-    context.outbox.add(Topic.CAMPAIGN_EVENTS, str(campaign_id), envelope)
+    context.outbox.emit(event, key=row["id"], cause=message.envelope)

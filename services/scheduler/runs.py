@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.scheduler import events
 from services.scheduler.accounts import DEAD, dead_account_reason
+from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.domain import campaigns, schedules
-from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import transaction
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -20,9 +20,9 @@ RUN_FINISHED = "campaign.run_finished"
 async def finish_runs(service: Service) -> int:
     """One pass; returns how many campaigns finished their run."""
     now = service.clock.now()
-    async with service.pool.acquire() as connection, connection.transaction():
+    async with transaction(service.pool, service.clock) as tx:
+        connection = tx.connection
         rows = await connection.fetch(QUERIES["finished_runs"], BATCH)
-        outbox = Outbox()
         for row in rows:
             launch_type = campaigns.LaunchType(row["launch_type"])
             status = campaigns.after_run(launch_type)
@@ -42,13 +42,15 @@ async def finish_runs(service: Service) -> int:
             await connection.execute(
                 QUERIES["finish_run"], row["id"], status.value, now, next_run, reason
             )
-            events.status_changed(
-                outbox,
-                row,
+            status_changed(
+                tx.outbox,
+                row["id"],
                 previous_status=row["status"],
                 status=status.value,
-                cause=RUN_FINISHED,
-                now=now,
+                previous_enabled=row["enabled"],
+                enabled=row["enabled"],
+                command=RUN_FINISHED,
+                cause=None,
+                at=now,
             )
-        await outbox.flush(connection)
     return len(rows)

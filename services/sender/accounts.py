@@ -31,10 +31,8 @@ from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
 from shared.domain.pacing import Pacing
-from shared.messaging.contracts import AccountHealthChanged, MessageType
-from shared.messaging.envelope import new_envelope
+from shared.messaging.contracts import AccountHealthChanged
 from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
@@ -92,13 +90,7 @@ async def change_health(
             detail=detail,
             cooldown_until=cooldown_until,
         )
-        outbox.add(
-            Topic.ACCOUNT_EVENTS,
-            str(account_id),
-            new_envelope(
-                type=MessageType.ACCOUNT_HEALTH_CHANGED, payload=event, occurred_at=now, actor=None
-            ),
-        )
+        outbox.emit(event, key=account_id, at=now)
     return health if current["health_status"] != health.value else None
 
 

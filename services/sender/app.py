@@ -16,7 +16,7 @@ from services.sender.telethon_gateway import TelethonTelegram
 from services.sender.updates import apply_updates
 from shared.db.sql import Queries
 from shared.messaging.contracts import executions_due
-from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import transaction
 from shared.runtime import Service, build_app
 from shared.settings import Settings
 
@@ -35,10 +35,8 @@ def create_service(settings: Settings) -> Service:
 
     @service.every_sweep("replies_and_reads")
     async def replies_and_reads(service: Service) -> int:
-        async with service.pool.acquire() as connection, connection.transaction():
-            outbox = Outbox()
-            detected = await apply_updates(connection, outbox, gateway, service.clock.now())
-            await outbox.flush(connection)
+        async with transaction(service.pool, service.clock) as tx:
+            detected = await apply_updates(tx.connection, tx.outbox, gateway, service.clock.now())
         detected.count()
         return detected.updates
 
@@ -46,11 +44,11 @@ def create_service(settings: Settings) -> Service:
     async def health_checks(service: Service) -> int:
         now = service.clock.now()
         stale = now - timedelta(seconds=settings.health_check_interval_s)
-        async with service.pool.acquire() as connection, connection.transaction():
-            outbox = Outbox()
-            rows = await connection.fetch(QUERIES["accounts_to_probe"], stale)
-            entered = [await accounts.check(connection, outbox, gateway, row, now) for row in rows]
-            await outbox.flush(connection)
+        async with transaction(service.pool, service.clock) as tx:
+            rows = await tx.connection.fetch(QUERIES["accounts_to_probe"], stale)
+            entered = [
+                await accounts.check(tx.connection, tx.outbox, gateway, row, now) for row in rows
+            ]
         accounts.count_transitions(entered)
         return len(rows)
 

@@ -67,12 +67,10 @@ from shared.messaging.contracts import (
     ExecutionProgressed,
     MessageFailed,
     MessageSent,
-    MessageType,
-    Payload,
 )
-from shared.messaging.envelope import new_envelope
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
+from shared.messaging.transaction import transaction
 
 log = logging.getLogger(__name__)
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -93,14 +91,6 @@ FLOOD_WAITS = Histogram(
     "Flood waits Telegram imposed on sends: how long it asked the account to wait",
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 86400),
 )
-
-
-def emit(
-    outbox: Outbox, topic: Topic, key: UUID, type_: MessageType, payload: Payload, now: datetime
-) -> None:
-    outbox.add(
-        topic, str(key), new_envelope(type=type_, payload=payload, occurred_at=now, actor=None)
-    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -311,14 +301,7 @@ def stage(
             node_id=step.state.node_id,
             detail=error or (visits[-1].detail if visits else ""),
         )
-        emit(
-            outbox,
-            Topic.EXECUTION_EVENTS,
-            row["campaign_id"],
-            MessageType.EXECUTION_PROGRESSED,
-            event,
-            now,
-        )
+        outbox.emit(event, key=row["campaign_id"], at=now)
 
 
 async def save(
@@ -725,8 +708,8 @@ class Steps:
         count of sends), and only when it changed the record: a late answer (a stalled sender's,
         after another sender re-sent and recorded the same message) changes nothing."""
         now = self.clock.now()
-        async with self.pool.acquire() as connection, connection.transaction():
-            outbox, writes = Outbox(), Writes()
+        async with transaction(self.pool, self.clock) as tx:
+            connection, outbox, writes = tx.connection, tx.outbox, Writes()
             # Executions first, then their records: the order the step's transaction takes.
             ids = list(dict.fromkeys(item.execution_id for item, _ in accepted))
             # No lease to match: the answers belong to these executions whatever their claim.
@@ -751,14 +734,7 @@ class Steps:
                     node_id=record["node_id"] or "",
                     variant=record["variant"],
                 )
-                emit(
-                    outbox,
-                    Topic.EXECUTION_EVENTS,
-                    record["campaign_id"],
-                    MessageType.MESSAGE_SENT,
-                    sent,
-                    now,
-                )
+                outbox.emit(sent, key=record["campaign_id"], at=now)
                 row = rows.get(record["execution_id"])
                 if row is None or row["status"] not in UNFINISHED:
                     continue
@@ -769,7 +745,6 @@ class Steps:
                 step = interpreter.advance(loaded.flow, loaded.state, interpreter.Sent(now))
                 stage(writes, outbox, loaded, step, now, sends=loaded.sends + 1)
             await writes.flush(connection)
-            await outbox.flush(connection)
 
     async def _failed(
         self,
@@ -786,8 +761,8 @@ class Steps:
         recorded changes neither."""
         now = self.clock.now()
         entered: AccountHealth | None = None
-        async with self.pool.acquire() as connection, connection.transaction():
-            outbox = Outbox()
+        async with transaction(self.pool, self.clock) as tx:
+            connection, outbox = tx.connection, tx.outbox
             row = await connection.fetchrow(EXECUTIONS["lock_execution"], execution_id)
             assert row is not None
             record = await connection.fetchrow(QUERIES["lock_send_record"], message_id)
@@ -847,7 +822,6 @@ class Steps:
                     dropped=open_,
                     standing=standing,
                 )
-            await outbox.flush(connection)
         accounts.count_transitions([entered])
 
     async def _account_failed(
@@ -934,11 +908,4 @@ class Steps:
             code=code,
             reason=reason,
         )
-        emit(
-            outbox,
-            Topic.EXECUTION_EVENTS,
-            row["campaign_id"],
-            MessageType.MESSAGE_FAILED,
-            event,
-            now,
-        )
+        outbox.emit(event, key=row["campaign_id"], at=now)

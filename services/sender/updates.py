@@ -15,13 +15,12 @@ from typing import Any
 from prometheus_client import Counter
 
 from services.sender.gateway import Gateway, Incoming
-from services.sender.steps import UNFINISHED, emit, load, save
+from services.sender.steps import UNFINISHED, load, save
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import interpreter
-from shared.messaging.contracts import MessageDelivered, MessageType, ReplyReceived
+from shared.messaging.contracts import MessageDelivered, ReplyReceived
 from shared.messaging.outbox import Outbox
-from shared.messaging.topics import Topic
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 # The execution a late answer moves on, in the shape steps.load reads (shared with steps.py).
@@ -83,14 +82,7 @@ async def apply(
             message_ids=[r["id"] for r in confirmed],
             via=update.kind,
         )
-        emit(
-            outbox,
-            Topic.EXECUTION_EVENTS,
-            sent["campaign_id"],
-            MessageType.MESSAGE_DELIVERED,
-            delivered,
-            now,
-        )
+        outbox.emit(delivered, key=sent["campaign_id"], at=now)
     if update.kind != "reply":
         return
     reply_id = await connection.fetchval(
@@ -110,14 +102,7 @@ async def apply(
         contact_id=sent["contact_id"],
         telegram_account_id=update.account_id,
     )
-    emit(
-        outbox,
-        Topic.EXECUTION_EVENTS,
-        sent["campaign_id"],
-        MessageType.REPLY_RECEIVED,
-        received,
-        now,
-    )
+    outbox.emit(received, key=sent["campaign_id"], at=now)
     row = await connection.fetchrow(EXECUTIONS["lock_execution"], sent["execution_id"])
     if row is None or row["status"] not in UNFINISHED:
         return

@@ -20,12 +20,12 @@ from typing import Any, Protocol, TypeVar, cast
 import asyncpg
 from prometheus_client import Counter, Histogram
 
-from shared.db.pool import DbConnection
 from shared.domain.clock import Clock
 from shared.messaging import inbox
 from shared.messaging.contracts import ContractViolation, Decoded, Payload, decode
-from shared.messaging.outbox import Outbox, OutboxRecord
+from shared.messaging.outbox import OutboxRecord
 from shared.messaging.topics import Topic
+from shared.messaging.transaction import Transaction, transaction
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 
 @dataclass
-class HandlerContext:
-    """What a handler may touch: the transaction's connection, its outbox, and the clock.
+class HandlerContext(Transaction):
+    """What a handler may touch: the batch's transaction (its connection, its outbox, the clock).
 
     Work that must not run inside the transaction (a network call) is registered with
     `after_commit`; it runs once the batch's transaction has committed. If it fails, the
@@ -93,9 +93,6 @@ class HandlerContext:
     refreshes each touched campaign once per batch) is registered with `before_commit`: it runs
     inside the transaction after every handler, once per registration key."""
 
-    connection: DbConnection
-    outbox: Outbox
-    clock: Clock
     consumer: str
     after_commit: list[AfterCommit] = field(default_factory=list)
     before_commit: dict[str, AfterCommit] = field(default_factory=dict)
@@ -184,15 +181,14 @@ class BatchConsumer:
                 valid.append(self._decode(record))
             except ContractViolation as exc:
                 rejected.append((record, exc.reason))
-        async with self._pool.acquire() as connection, connection.transaction():
-            outbox = Outbox()
+        async with transaction(self._pool, self._clock) as tx:
             new_ids = await inbox.claim(
-                connection,
+                tx.connection,
                 self.name,
                 self.topic.value,
                 [d.envelope.message_id for d in valid] + [_record_id(r) for r, _ in rejected],
             )
-            context = HandlerContext(connection, outbox, self._clock, self.name)
+            context = HandlerContext(tx.connection, tx.outbox, tx.clock, self.name)
             applied = duplicates = 0
             occurred: list[datetime] = []
             batched: dict[str, list[Decoded[Payload]]] = {}
@@ -214,8 +210,7 @@ class BatchConsumer:
                 await finish()
             for record, reason in rejected:
                 if _record_id(record) in new_ids:
-                    outbox.add_record(dead_letter(self.topic, record, reason, self.name))
-            await outbox.flush(connection)
+                    tx.outbox.add_record(dead_letter(self.topic, record, reason, self.name))
         now = self._clock.now()
         for moment in occurred:
             self._event_age.observe(max(0.0, (now - moment).total_seconds()))
@@ -250,13 +245,12 @@ class BatchConsumer:
                 self.name, record.topic, record.partition, record.offset,
             )  # fmt: skip
             reason = f"handler failed: {type(exc).__name__}: {exc}"
-            async with self._pool.acquire() as connection, connection.transaction():
+            async with transaction(self._pool, self._clock) as tx:
                 new = await inbox.claim(
-                    connection, self.name, self.topic.value, [_record_id(record)]
+                    tx.connection, self.name, self.topic.value, [_record_id(record)]
                 )
                 if new:
-                    outbox = Outbox([dead_letter(self.topic, record, reason, self.name)])
-                    await outbox.flush(connection)
+                    tx.outbox.add_record(dead_letter(self.topic, record, reason, self.name))
             CONSUMED.labels(self.name, self.topic.value, "dead_lettered").inc()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -66,3 +67,18 @@ def new_envelope(
         causation_id=causation_id,
         payload=payload.model_dump(mode="json"),
     )
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Where an emitted message comes from: who asked for it, the conversation it belongs to
+    (correlation) and the message that caused it. No correlation starts a new conversation."""
+
+    actor: Actor | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> Cause:
+        """An answer to `envelope` or a consequence of it: same actor, same conversation."""
+        return cls(envelope.actor, envelope.correlation_id, envelope.message_id)

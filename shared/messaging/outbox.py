@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -34,7 +35,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from shared.db.pool import DbConnection, PoolConnectionProxy
 from shared.db.sql import Queries
-from shared.messaging.envelope import Envelope
+from shared.domain.clock import Clock
+from shared.messaging.contracts import CONTRACTS, Contract, Payload
+from shared.messaging.envelope import Cause, Envelope, new_envelope
 from shared.messaging.topic_admin import ensure_topics
 from shared.messaging.topics import physical_name
 
@@ -84,11 +87,79 @@ def record_for(topic: str, key: str | None, envelope: Envelope) -> OutboxRecord:
     )
 
 
+class UnroutableMessage(Exception):
+    """A payload the contract registry does not name once: unregistered, or registered under
+    several types and emitted without saying which."""
+
+
+def _routes() -> dict[type[Payload], list[Contract[Any]]]:
+    routes: dict[type[Payload], list[Contract[Any]]] = {}
+    for contract in CONTRACTS:
+        routes.setdefault(contract.payload, []).append(contract)
+    return routes
+
+
+_ROUTES = _routes()
+
+
+def route(payload: type[Payload], type_: str | None = None) -> Contract[Any]:
+    """The one contract `payload` (with `type_`, when given) is emitted under."""
+    registered = _ROUTES.get(payload, [])
+    matching = [c for c in registered if type_ is None or c.type == type_]
+    if not matching:
+        as_type = f" as {str(type_)!r}" if type_ is not None else ""
+        known = ", ".join(sorted(c.type for c in registered)) or "nothing"
+        raise UnroutableMessage(
+            f"{payload.__name__} is not registered{as_type} in the contracts (registered as: "
+            f"{known})"
+        )
+    if len(matching) > 1:
+        pairs = ", ".join(sorted(f"{c.topic.value}/{c.type}@v{c.version}" for c in matching))
+        raise UnroutableMessage(
+            f"{payload.__name__} is registered as {pairs}: pass type= to say which"
+        )
+    return matching[0]
+
+
 @dataclass
 class Outbox:
-    """Collects the records one transaction causes; `flush` writes them in that transaction."""
+    """Collects the records one transaction causes; `flush` writes them in that transaction
+    (`shared.messaging.transaction` does, on a successful exit)."""
 
     records: list[OutboxRecord] = field(default_factory=list)
+    clock: Clock | None = None
+
+    def emit(
+        self,
+        payload: Payload,
+        *,
+        key: UUID | str | None,
+        cause: Cause | Envelope | None = None,
+        type: str | None = None,
+        at: datetime | None = None,
+    ) -> Envelope:
+        """Add one message: its topic, type and version come from the contract registry (`type`
+        picks one where a payload serves several), its actor and correlation from `cause`, and
+        its time from `at` or the outbox's clock. Returns the envelope written."""
+        contract = route(payload.__class__, type)
+        if isinstance(cause, Envelope):
+            cause = Cause.of(cause)
+        cause = cause or Cause()
+        if at is None:
+            if self.clock is None:
+                raise ValueError("an outbox without a clock needs the event's time (at=)")
+            at = self.clock.now()
+        envelope = new_envelope(
+            type=contract.type,
+            payload=payload,
+            occurred_at=at,
+            actor=cause.actor,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.causation_id,
+            version=contract.version,
+        )
+        self.add(contract.topic, str(key) if key is not None else None, envelope)
+        return envelope
 
     def add(self, topic: str, key: str | None, envelope: Envelope) -> None:
         self.records.append(record_for(topic, key, envelope))
