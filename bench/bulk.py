@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 
 from bench.infra import embedded
+from dripline.admin import create_user
 from dripline.infra import free_port
-from services.api.accounts import create_user_with_key
+from dripline.processes import ServiceProcess
 from shared.db.pool import connect
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 SEED_ACTIVE = """
 WITH campaigns_ AS (
@@ -55,7 +55,7 @@ WHERE campaign_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waitin
 async def main(campaigns: int, executions_each: int, enable: int) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
-        issued = await create_user_with_key(connection, "bench@example.com")
+        issued = await create_user(connection, "bench@example.com")
         print(f"seeding {campaigns} active campaigns x {executions_each} executions ...",
               flush=True)  # fmt: skip
         await connection.execute(SEED_ACTIVE, issued.user_id, campaigns, executions_each)

@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 
 from bench.infra import embedded
+from dripline.admin import create_user
 from dripline.infra import free_port
-from services.api.accounts import create_user_with_key
+from dripline.processes import ServiceProcess
 from shared.db.pool import connect
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 SEED = """
 INSERT INTO contacts (owner_user_id, telegram_username, first_name, tags, custom_fields)
@@ -54,7 +54,7 @@ def peak_kib(process: ServiceProcess) -> int:
 async def main(contacts: int) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
-        issued = await create_user_with_key(connection, "bench@example.com")
+        issued = await create_user(connection, "bench@example.com")
         print(f"seeding {contacts:,} contacts ...", flush=True)
         await connection.execute(SEED, issued.user_id, contacts)
         campaign = await connection.fetchval(

@@ -17,9 +17,9 @@ from typing import Any
 
 from bench.infra import embedded
 from dripline.infra import free_port
+from dripline.processes import ServiceProcess
 from shared.db.pool import connect
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 ACCOUNTS = 16
 FLOW = {

@@ -25,12 +25,12 @@ from uuid import UUID
 import httpx
 
 from bench.infra import embedded
+from dripline.admin import create_user
 from dripline.infra import free_port
-from services.api.accounts import create_user_with_key
+from dripline.processes import ServiceProcess
 from shared.db.campaign_filter import like_pattern
 from shared.db.pool import connect
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 FIRST = """Olivia Liam Emma Noah Amelia Oliver Sophia Elijah Isabella Mateo Mia Lucas Charlotte
 Levi Ava Ezra Luna Asher Harper Leo Evelyn James Gianna Luca Aurora Henry Ellie Hudson Sofia
@@ -392,7 +392,7 @@ async def exports(client: httpx.AsyncClient, api: ServiceProcess, path: str, tot
 async def main(rows: int, repeat: int) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
-        issued = await create_user_with_key(connection, "bench@example.com")
+        issued = await create_user(connection, "bench@example.com")
         print(f"seeding {rows:,} entries (and {rows // 4:,} in other campaigns) ...", flush=True)
         campaign, seed_s = await seed(connection, issued.user_id, rows)
         total = await connection.fetchval(

@@ -29,14 +29,14 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.infra import embedded
+from dripline.admin import create_user
 from dripline.infra import free_port
-from services.api.accounts import create_user_with_key
+from dripline.processes import ServiceProcess
 from shared.db.pool import connect
 from shared.messaging.contracts import ExecutionProgressed, MessageType
 from shared.messaging.envelope import new_envelope
 from shared.messaging.topics import Topic
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 SEED = """
 WITH campaigns_ AS (
@@ -88,7 +88,7 @@ WHERE id = ANY($1::uuid[])
 async def main(campaigns: int, executions_each: int, rate: int, seconds: int, reads: int) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
-        issued = await create_user_with_key(connection, "bench@example.com")
+        issued = await create_user(connection, "bench@example.com")
         total = campaigns * executions_each
         print(f"seeding {campaigns:,} campaigns x {executions_each} executions ({total:,}) ...",
               flush=True)  # fmt: skip

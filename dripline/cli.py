@@ -13,21 +13,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from dripline.processes import SERVICES, service_port
 from shared import logs
 from shared.settings import Settings, get_settings
-
-SERVICES: dict[str, str] = {
-    "api": "services.api.app",
-    "scheduler": "services.scheduler.app",
-    "sender": "services.sender.app",
-    "stats": "services.stats.app",
-}
-
-
-def service_port(settings: Settings, name: str) -> int:
-    ports = {"api": settings.api_port, "scheduler": settings.scheduler_port,
-             "sender": settings.sender_port, "stats": settings.stats_port}  # fmt: skip
-    return ports[name]
 
 
 def run_service(name: str) -> None:
@@ -94,13 +82,13 @@ def cmd_infra(args: argparse.Namespace) -> None:
 
 
 def cmd_admin_create_user(args: argparse.Namespace) -> None:
-    from services.api.accounts import create_user_with_key
+    from dripline.admin import create_user
     from shared.db.pool import connect
 
     async def create() -> None:
         connection = await connect(get_settings().dsn)
         try:
-            issued = await create_user_with_key(connection, args.email, name=args.name)
+            issued = await create_user(connection, args.email, name=args.name)
         finally:
             await connection.close()
         print(f"user {issued.email} ({issued.user_id})")

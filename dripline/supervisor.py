@@ -18,8 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from dripline.cli import SERVICES, service_port
 from dripline.infra import EmbeddedBroker, EmbeddedPostgres, write_secret
+from dripline.processes import SERVICES, service_command, service_port
 from shared.crypto import SessionCipher
 from shared.settings import Settings
 
@@ -134,7 +134,7 @@ class Demo:
 
 async def _prepare(settings: Settings) -> Demo:
     """Migrate, seed the demo data once and issue a fresh demo key."""
-    from services.api.accounts import create_user_with_key
+    from dripline.admin import create_user
     from shared.db.migrate import migrate
     from shared.db.pool import connect
     from shared.db.sql import Queries
@@ -144,7 +144,7 @@ async def _prepare(settings: Settings) -> Demo:
         say("dripline", "migrated: " + ", ".join(f"{m.version:04d}_{m.name}" for m in applied))
     connection = await connect(settings.dsn)
     try:
-        issued = await create_user_with_key(connection, DEMO_EMAIL, name="Demo", key_name="demo")
+        issued = await create_user(connection, DEMO_EMAIL, name="Demo", key_name="demo")
         demo = Queries.load(Path(__file__).with_name("demo.sql"))
         if await connection.fetch(demo["seed"], issued.user_id, DEMO_FLOW, DEMO_SIMULATION):
             say(
@@ -167,10 +167,7 @@ class Child:
 async def _spawn(name: str) -> Child:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dripline",
-        name,
+        *service_command(name),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,

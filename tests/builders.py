@@ -1,7 +1,10 @@
-"""Building test data through the HTTP API, the way a client would."""
+"""Test data that more than one test module uses: flows, consumed records, pacing, and building
+through the HTTP API the way a client would."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,6 +23,105 @@ FLOW: dict[str, Any] = {
         {"from": "wait", "to": "end", "when": "timed_out"},
     ],
 }
+
+
+# Both branches of a wait in a few seconds: a delay, a second send, a short reply timeout.
+BRANCHING_FLOW: dict[str, Any] = {
+    "start": "hello",
+    "nodes": [
+        {"id": "hello", "type": "send_message", "text": "Hi {first_name}!"},
+        {"id": "pause", "type": "delay", "seconds": 1},
+        {"id": "ask", "type": "send_message", "text": "Any thoughts, {first_name}?"},
+        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 3},
+        {"id": "thanks", "type": "send_message", "text": "Thanks!"},
+        {"id": "bye", "type": "send_message", "text": "Bye for now"},
+        {"id": "done", "type": "end"},
+    ],
+    "edges": [
+        {"from": "hello", "to": "pause"},
+        {"from": "pause", "to": "ask"},
+        {"from": "ask", "to": "wait"},
+        {"from": "wait", "to": "thanks", "when": "replied"},
+        {"from": "wait", "to": "bye", "when": "timed_out"},
+        {"from": "thanks", "to": "done"},
+        {"from": "bye", "to": "done"},
+    ],
+}
+
+# An account that sends as fast as it is asked to.
+FAST = {"min_gap_s": 0, "jitter_s": 0}
+
+SEND = {"id": "hello", "type": "send_message", "text": "Hi {first_name}!"}
+END = {"id": "end", "type": "end"}
+
+
+def flow(
+    nodes: list[dict[str, Any]], edges: list[dict[str, Any]], start: str = "hello"
+) -> dict[str, Any]:
+    return {"start": start, "nodes": nodes, "edges": edges}
+
+
+def edge(
+    source: str, target: str, when: str = "next", edge_id: str | None = None
+) -> dict[str, Any]:
+    out = {"from": source, "to": target, "when": when}
+    if edge_id:
+        out["id"] = edge_id
+    return out
+
+
+EVERY_TYPE = flow(
+    [
+        SEND,
+        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 86400},
+        {"id": "replied?", "type": "condition", "condition": {"kind": "replied"}},
+        {
+            "id": "vip?",
+            "type": "condition",
+            "condition": {"kind": "field_equals", "field": "tier", "value": "gold"},
+        },
+        {"id": "tagged?", "type": "condition", "condition": {"kind": "has_tag", "tag": "hot"}},
+        {
+            "id": "split",
+            "type": "ab_split",
+            "variants": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30}],
+        },
+        {"id": "tag", "type": "add_tag", "tag": "engaged"},
+        {"id": "untag", "type": "remove_tag", "tag": "cold"},
+        {"id": "pause", "type": "delay", "seconds": 3600},
+        {"id": "again", "type": "send_message", "text": "Still there, {first_name}?"},
+        END,
+    ],
+    [
+        edge("hello", "wait"),
+        edge("wait", "replied?", "replied"),
+        edge("wait", "pause", "timed_out"),
+        edge("pause", "again"),
+        edge("again", "end"),
+        edge("replied?", "vip?", "true"),
+        edge("replied?", "end", "false"),
+        edge("vip?", "tagged?", "true"),
+        edge("vip?", "split", "false"),
+        edge("tagged?", "tag", "true"),
+        edge("tagged?", "untag", "false"),
+        edge("split", "tag", "a"),
+        edge("split", "untag", "b"),
+        edge("tag", "end"),
+        edge("untag", "end"),
+    ],
+)
+
+
+@dataclass
+class FakeRecord:
+    """A consumed record as the broker hands it over (the Kafka part is not under test here)."""
+
+    value: bytes | None
+    offset: int
+    key: bytes | None = b"k"
+    topic: str = "dripline.campaign.commands"
+    partition: int = 0
+    headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
 
 
 def ok(response: httpx.Response, status: int = 200) -> Any:

@@ -1,21 +1,17 @@
-"""Test helpers: the infrastructure a session shares, and services run as real processes."""
+"""Test helpers: the infrastructure a session shares, settings for it, and reading topics.
+
+Services run as real processes through `dripline.processes` (ServiceProcess, settings_env).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import SecretStr
 
 from dripline.infra import free_port
 from shared.messaging.topics import physical_name
@@ -58,84 +54,6 @@ def make_settings(dsn: str, bootstrap: str, prefix: str, **overrides: Any) -> Se
     }
     values.update(overrides)
     return Settings(**values)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {}
-    for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is not None:
-            env[f"DRIPLINE_{name.upper()}"] = str(value)
-    return env
-
-
-@dataclass
-class ServiceProcess:
-    """One service as `python -m dripline <name>`, its output kept in a log file."""
-
-    name: str
-    settings: Settings
-    log_path: Path = field(init=False)
-    process: subprocess.Popen[bytes] | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self.log_path = Path(tempfile.mkstemp(prefix=f"dripline-{self.name}-", suffix=".log")[1])
-
-    @property
-    def port(self) -> int:
-        port: int = getattr(self.settings, f"{self.name}_port")
-        return port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dripline", self.name],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
-        )  # fmt: skip
-        log.close()
-
-    async def wait_healthy(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited early:\n{self.output()[-4000:]}")
-                try:
-                    if (await client.get(f"{self.url}/health")).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name} not healthy:\n{self.output()[-4000:]}")
-                await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        """SIGKILL: the crash a test wants, with nothing flushed."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        """SIGTERM, the graceful path; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-            raise
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def new_ports(settings: Settings) -> Settings:

@@ -18,12 +18,13 @@ import asyncpg
 import httpx
 import pytest
 
+from dripline.processes import ServiceProcess
 from services.api.accounts import create_user_with_key
 from shared.db.pool import connect, create_pool
 from shared.file_clock import FileClock
 from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
-from tests.support import Infra, ServiceProcess, make_settings, new_ports
+from tests.support import Infra, make_settings, new_ports
 
 SERVICES = ("api", "scheduler", "stats")
 

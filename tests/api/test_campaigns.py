@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from tests.api.conftest import Organization, Person, PersonFactory, set_admin_view
-from tests.builders import FLOW, account, campaign, command, launchable, ok
+from tests.builders import EVERY_TYPE, FLOW, account, campaign, command, launchable, ok
 
 
 @pytest.fixture
@@ -128,8 +128,6 @@ async def test_an_invalid_flow_reports_every_problem_with_its_node_or_edge(ann: 
 
 
 async def test_every_node_type_is_accepted(ann: Person) -> None:
-    from tests.shared.domain.test_flows import EVERY_TYPE
-
     created = await campaign(ann.client, "All nodes", flow=EVERY_TYPE)
     assert created["flow"] == EVERY_TYPE
 

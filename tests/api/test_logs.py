@@ -19,10 +19,11 @@ import asyncpg
 import httpx
 import pytest
 
+from dripline.processes import ServiceProcess
 from services.api import cursors
 from tests.api.conftest import Live, Organization, Person, PersonFactory, set_admin_view
 from tests.builders import FLOW, add_contacts, campaign, contact, ok
-from tests.support import ServiceProcess, eventually
+from tests.support import eventually
 
 SEED = """
 INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,

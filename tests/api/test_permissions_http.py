@@ -22,7 +22,7 @@ from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
 from tests.api.conftest import Live, Organization, PersonFactory, set_admin_view
 from tests.builders import campaign, ok
-from tests.shared.domain.test_permissions import expected
+from tests.permission_matrix import expected
 from tests.support import find_on_topic, produce, topic
 
 # Destructive actions last, so each call still meets a campaign it can act on.

@@ -35,13 +35,14 @@ import httpx
 import pytest
 
 from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from dripline.processes import ServiceProcess
 from services.api.accounts import create_user_with_key
 from services.stats.verify import settled_drift
 from shared.db.migrate import apply_migrations
 from shared.db.pool import connect
 from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
-from tests.support import ServiceProcess, make_settings, new_ports
+from tests.support import make_settings, new_ports
 
 pytestmark = pytest.mark.chaos
 

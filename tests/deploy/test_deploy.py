@@ -33,7 +33,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from dripline.cli import SERVICES, service_port
+from dripline.processes import SERVICES, service_port
 from shared.messaging.topics import DLQ_PARTITIONS, TOPICS
 from shared.settings import Settings
 

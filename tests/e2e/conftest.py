@@ -8,11 +8,10 @@ import asyncpg
 import httpx
 import pytest
 
-from dripline.cli import SERVICES
+from dripline.processes import SERVICES, ServiceProcess
 from services.api.accounts import create_user_with_key
 from services.stats.verify import settled_drift
 from shared.settings import Settings
-from tests.support import ServiceProcess
 
 
 @dataclass

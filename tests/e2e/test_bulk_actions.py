@@ -16,11 +16,12 @@ import asyncpg
 import pytest
 
 from dripline.infra import free_port
+from dripline.processes import ServiceProcess
 from shared.file_clock import FileClock
 from shared.messaging.topics import Topic
 from tests.builders import ok
 from tests.e2e.conftest import Stack
-from tests.support import ServiceProcess, eventually, find_on_topic, topic
+from tests.support import eventually, find_on_topic, topic
 
 CLOCK = Path(tempfile.mkdtemp(prefix="dripline-clock-")) / "now"
 

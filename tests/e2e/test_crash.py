@@ -10,10 +10,11 @@ import asyncpg
 import httpx
 import pytest
 
+from dripline.processes import ServiceProcess
 from shared.messaging.topics import Topic
 from tests.builders import launchable
 from tests.e2e.conftest import Stack
-from tests.support import ServiceProcess, eventually, produce, read_topic, topic
+from tests.support import eventually, produce, read_topic, topic
 
 
 async def consumed(process: ServiceProcess, outcome: str) -> float:

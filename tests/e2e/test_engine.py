@@ -9,39 +9,17 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from tests.builders import add_contacts, contact, ok
+from tests.builders import BRANCHING_FLOW, FAST, add_contacts, contact, ok
 from tests.e2e.conftest import Stack
 from tests.support import eventually
 
 # hello -> a pause -> a question -> wait for a reply: thanks, or a goodbye when it times out
-FLOW = {
-    "start": "hello",
-    "nodes": [
-        {"id": "hello", "type": "send_message", "text": "Hi {first_name}!"},
-        {"id": "pause", "type": "delay", "seconds": 1},
-        {"id": "ask", "type": "send_message", "text": "Any thoughts, {first_name}?"},
-        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 3},
-        {"id": "thanks", "type": "send_message", "text": "Thanks!"},
-        {"id": "bye", "type": "send_message", "text": "Bye for now"},
-        {"id": "done", "type": "end"},
-    ],
-    "edges": [
-        {"from": "hello", "to": "pause"},
-        {"from": "pause", "to": "ask"},
-        {"from": "ask", "to": "wait"},
-        {"from": "wait", "to": "thanks", "when": "replied"},
-        {"from": "wait", "to": "bye", "when": "timed_out"},
-        {"from": "thanks", "to": "done"},
-        {"from": "bye", "to": "done"},
-    ],
-}
 SIMULATION = {
     "contacts": {
         "ada_talks": {"reply_after_s": 0.5, "read_after_s": 0.2},
         "bob_silent": {"read_after_s": 0.2},
     }
 }
-FAST = {"min_gap_s": 0, "jitter_s": 0}
 
 
 async def test_a_campaign_runs_both_branches_to_completion(
@@ -61,7 +39,7 @@ async def test_a_campaign_runs_both_branches_to_completion(
             json={
                 "name": "Branches",
                 "telegram_account_id": account["id"],
-                "flow": FLOW,
+                "flow": BRANCHING_FLOW,
                 "settings": {"response_handling": {"stop_on_reply": False}},
             },
         ),
@@ -137,7 +115,7 @@ async def test_nothing_is_sent_outside_the_campaigns_active_hours(
             json={
                 "name": "Tomorrow",
                 "telegram_account_id": account["id"],
-                "flow": FLOW,
+                "flow": BRANCHING_FLOW,
                 "timezone": "Asia/Tokyo",
                 "settings": {"active_hours": hours},
             },

@@ -27,8 +27,8 @@ import httpx
 import pytest
 import yaml
 
-from dripline.cli import SERVICES, service_port
 from dripline.infra import free_port
+from dripline.processes import SERVICES, service_port
 from shared.settings import Settings
 from tests.builders import add_contacts, contact, ok
 from tests.e2e.conftest import Stack

@@ -14,9 +14,10 @@ from typing import Any
 
 import asyncpg
 
+from dripline.processes import settings_env
 from tests.builders import add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.support import eventually, settings_env
+from tests.support import eventually
 
 SPLIT_FLOW = {
     "start": "split",

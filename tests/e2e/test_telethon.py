@@ -9,9 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.builders import add_contacts, contact, ok
+from tests.builders import BRANCHING_FLOW, FAST, add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.e2e.test_engine import FAST, FLOW
 from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
@@ -62,7 +61,7 @@ async def test_a_campaign_runs_through_telethon_with_a_reply_steering_it(
             json={
                 "name": "Through Telethon",
                 "telegram_account_id": account["id"],
-                "flow": FLOW,
+                "flow": BRANCHING_FLOW,
                 "settings": {"response_handling": {"stop_on_reply": False}},
             },
         ),

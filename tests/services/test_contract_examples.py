@@ -19,8 +19,7 @@ from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import CONTRACTS, Contract, Payload
 from shared.runtime import Service
 from shared.settings import Settings
-from tests.builders import FLOW
-from tests.shared.messaging.test_consumer import FakeRecord
+from tests.builders import FLOW, FakeRecord
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CREATOR = UUID("00000000-0000-0000-0000-00000000000c")

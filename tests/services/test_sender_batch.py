@@ -12,7 +12,6 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from services.sender.app import create_service
 from services.sender.gateway import (
     Account,
     ContactPermanent,
@@ -27,9 +26,8 @@ from services.sender.simulator import SimulatedTelegram
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.topics import Topic
-from shared.settings import Settings
 from tests.builders import FLOW
-from tests.services.test_sender_crash import due_record
+from tests.services.builders import create_service_for, due_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LEASE = NOW + timedelta(seconds=60)
@@ -85,12 +83,6 @@ def consumer(pool: asyncpg.Pool[Any]) -> BatchConsumer:
         pool=pool,
         clock=FixedClock(NOW),
     )
-
-
-def create_service_for(pool: asyncpg.Pool[Any]) -> Any:
-    service = create_service(Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y"))
-    service._pool = pool  # as if started
-    return service
 
 
 async def test_a_batch_paces_each_account_in_batch_order(pool: asyncpg.Pool[Any]) -> None:

@@ -15,13 +15,12 @@ from services.sender.app import create_service
 from services.sender.gateway import Account, Peer
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer, HandlerContext
-from shared.messaging.contracts import ExecutionDue, MessageType, decode
-from shared.messaging.envelope import new_envelope
+from shared.messaging.contracts import MessageType, decode
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
 from shared.settings import Settings
 from tests.builders import FLOW
-from tests.shared.messaging.test_consumer import FakeRecord
+from tests.services.builders import due_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -55,21 +54,6 @@ async def seed(pool: asyncpg.Pool[Any], lease: datetime) -> tuple[UUID, UUID, UU
         lease,
     )
     return account, campaign, execution
-
-
-def due_record(execution: UUID, campaign: UUID, account: UUID, lease: datetime) -> FakeRecord:
-    envelope = new_envelope(
-        type=MessageType.EXECUTION_DUE,
-        occurred_at=NOW,
-        actor=None,
-        payload=ExecutionDue(
-            execution_id=execution,
-            campaign_id=campaign,
-            telegram_account_id=account,
-            lease_until=lease,
-        ),
-    )
-    return FakeRecord(envelope.to_bytes(), 0, topic=Topic.EXECUTIONS_DUE.value)
 
 
 @pytest.mark.parametrize("telegram_got_it", [False, True], ids=["before-send", "after-send"])

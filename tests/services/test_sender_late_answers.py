@@ -22,8 +22,7 @@ from shared.messaging.consumer import BatchConsumer, HandlerContext
 from shared.messaging.contracts import MessageType, decode
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
-from tests.services.test_sender_batch import create_service_for
-from tests.services.test_sender_crash import due_record
+from tests.services.builders import create_service_for, due_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FIRST_LEASE = NOW + timedelta(seconds=60)

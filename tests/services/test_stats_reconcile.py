@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from dripline.processes import settings_env
 from services.api.accounts import create_user_with_key
 from services.stats.app import create_service
 from services.stats.verify import drift
@@ -25,7 +26,7 @@ from shared.messaging.outbox import record_for
 from shared.messaging.topics import Topic
 from shared.settings import Settings
 from tests.builders import FLOW
-from tests.support import REPO, eventually, settings_env
+from tests.support import REPO, eventually
 
 
 async def a_campaign(pool: asyncpg.Pool[Any], user: UUID, name: str, sends: int) -> UUID:

@@ -7,66 +7,7 @@ from typing import Any
 import pytest
 
 from shared.domain.flows import NodeType, launch_problems, validate
-
-SEND = {"id": "hello", "type": "send_message", "text": "Hi {first_name}!"}
-END = {"id": "end", "type": "end"}
-
-
-def flow(
-    nodes: list[dict[str, Any]], edges: list[dict[str, Any]], start: str = "hello"
-) -> dict[str, Any]:
-    return {"start": start, "nodes": nodes, "edges": edges}
-
-
-def edge(
-    source: str, target: str, when: str = "next", edge_id: str | None = None
-) -> dict[str, Any]:
-    out = {"from": source, "to": target, "when": when}
-    if edge_id:
-        out["id"] = edge_id
-    return out
-
-
-EVERY_TYPE = flow(
-    [
-        SEND,
-        {"id": "wait", "type": "wait_for_reply", "timeout_seconds": 86400},
-        {"id": "replied?", "type": "condition", "condition": {"kind": "replied"}},
-        {
-            "id": "vip?",
-            "type": "condition",
-            "condition": {"kind": "field_equals", "field": "tier", "value": "gold"},
-        },
-        {"id": "tagged?", "type": "condition", "condition": {"kind": "has_tag", "tag": "hot"}},
-        {
-            "id": "split",
-            "type": "ab_split",
-            "variants": [{"name": "a", "weight": 70}, {"name": "b", "weight": 30}],
-        },
-        {"id": "tag", "type": "add_tag", "tag": "engaged"},
-        {"id": "untag", "type": "remove_tag", "tag": "cold"},
-        {"id": "pause", "type": "delay", "seconds": 3600},
-        {"id": "again", "type": "send_message", "text": "Still there, {first_name}?"},
-        END,
-    ],
-    [
-        edge("hello", "wait"),
-        edge("wait", "replied?", "replied"),
-        edge("wait", "pause", "timed_out"),
-        edge("pause", "again"),
-        edge("again", "end"),
-        edge("replied?", "vip?", "true"),
-        edge("replied?", "end", "false"),
-        edge("vip?", "tagged?", "true"),
-        edge("vip?", "split", "false"),
-        edge("tagged?", "tag", "true"),
-        edge("tagged?", "untag", "false"),
-        edge("split", "tag", "a"),
-        edge("split", "untag", "b"),
-        edge("tag", "end"),
-        edge("untag", "end"),
-    ],
-)
+from tests.builders import END, EVERY_TYPE, SEND, edge, flow
 
 
 def test_a_flow_with_every_node_type_is_valid() -> None:

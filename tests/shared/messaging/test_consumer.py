@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
@@ -17,20 +15,9 @@ from shared.messaging.consumer import BatchConsumer, HandlerContext
 from shared.messaging.contracts import CampaignLaunch, Decoded
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
+from tests.builders import FakeRecord
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-
-
-@dataclass
-class FakeRecord:
-    """A consumed record as the broker hands it over (the Kafka part is not under test here)."""
-
-    value: bytes | None
-    offset: int
-    key: bytes | None = b"k"
-    topic: str = "dripline.campaign.commands"
-    partition: int = 0
-    headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
 
 
 def launch_bytes() -> bytes:
