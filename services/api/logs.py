@@ -47,11 +47,14 @@ class LogEvent(StrEnum):
     MESSAGE_SENT = "message_sent"  # Telegram accepted a message (message: its text)
     DELIVERY_CONFIRMED = "delivery_confirmed"  # first read or reply after it (message: which)
     REPLY_RECEIVED = "reply_received"  # the contact wrote back (message: the reply)
+    # A send not made (message: why, e.g. contact_deleted, account_deleted; docs/engine.md)
+    SEND_SKIPPED = "send_skipped"
 
 
 class LogStatus(StrEnum):
     OK = "ok"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 class ActivityType(StrEnum):

@@ -1,18 +1,21 @@
 -- name: claim_due
 -- Due executions of campaigns that may run, oldest first, leased until $2 so no other
 -- scheduler emits them again before the lease ends; a claim whose lease ran out (its event was
--- lost, or the sender died) is claimed again. The limit is a literal on purpose: a bound LIMIT
+-- lost, or the sender died) is claimed again. A deleted account's executions are not claimed:
+-- they wait until the campaign has a live account (the sender checks again before each send).
+-- The limit is a literal on purpose: a bound LIMIT
 -- can make a prepared statement switch to a generic plan that scans the table.
 WITH due AS (
     SELECT e.id
     FROM executions e
     JOIN campaigns c ON c.id = e.campaign_id
+    JOIN telegram_accounts a ON a.id = c.telegram_account_id
     WHERE e.status IN ('pending', 'waiting')
       AND e.next_execution_at <= $1
       AND (e.lease_until IS NULL OR e.lease_until <= $1)
       AND e.deleted_at IS NULL
       AND c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
-      AND c.telegram_account_id IS NOT NULL
+      AND a.deleted_at IS NULL
     ORDER BY e.next_execution_at
     LIMIT 2000
     FOR UPDATE OF e SKIP LOCKED

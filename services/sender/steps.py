@@ -49,7 +49,7 @@ from services.sender.gateway import (
 )
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import flows, interpreter
+from shared.domain import flows, interpreter, reach
 from shared.domain.accounts import AccountHealth
 from shared.domain.clock import Clock
 from shared.domain.pacing import AccountPace, CannotSend, Pacing, next_send_at
@@ -195,11 +195,18 @@ class Writes:
     executions: dict[UUID, tuple[Any, ...]] = field(default_factory=dict)
     logs: list[tuple[Any, ...]] = field(default_factory=list)
     tags: dict[UUID, tuple[list[str], datetime]] = field(default_factory=dict)
+    skips: dict[UUID, tuple[Any, ...]] = field(default_factory=dict)  # sends not made
+    dropped: list[UUID] = field(default_factory=list)  # their queued records
 
     async def flush(self, connection: DbConnection) -> None:
         if self.executions:
             columns = list(zip(*self.executions.values(), strict=True))
             await connection.execute(QUERIES["save_executions"], *columns)
+        if self.skips:
+            columns = list(zip(*self.skips.values(), strict=True))
+            await connection.execute(QUERIES["skip_executions"], *columns)
+        if self.dropped:
+            await connection.execute(QUERIES["drop_send_records"], self.dropped)
         if self.logs:
             columns = list(zip(*self.logs, strict=True))
             await connection.execute(QUERIES["write_logs_many"], *columns)
@@ -211,6 +218,8 @@ class Writes:
         self.executions.clear()
         self.logs.clear()
         self.tags.clear()
+        self.skips.clear()
+        self.dropped.clear()
 
 
 def stage(
@@ -300,6 +309,57 @@ def stage(
             status=status,
             node_id=step.state.node_id,
             detail=error or (visits[-1].detail if visits else ""),
+        )
+        outbox.emit(event, key=row["campaign_id"], at=now)
+
+
+def skip(
+    writes: Writes,
+    outbox: Outbox,
+    loaded: Loaded,
+    step: interpreter.Step,
+    refused: reach.Skip,
+    record: asyncpg.Record | None,
+    now: datetime,
+) -> None:
+    """Gather a step that may not go on (reach.refusal): nothing of the walk is kept, the
+    execution stays where it stood and is cancelled or waits with the reason, the skip is logged
+    under the node it stopped at, and a queued record of an ended execution's send goes."""
+    row, outcome = loaded.row, step.outcome
+    node_id = outcome.node_id if isinstance(outcome, interpreter.Send) else row["current_node_id"]
+    node = loaded.flow.nodes.get(node_id or "") if loaded.flow is not None else None
+    if refused.ends:
+        status, next_at, completed_at = "cancelled", None, now
+    else:
+        # Due at once: dispatch leaves it until the campaign has a live account again.
+        status, next_at, completed_at = "waiting", now, None
+    reason = refused.reason.value
+    writes.skips[row["id"]] = (row["id"], status, next_at, completed_at, reason, now)
+    node_type = node.type.value if node is not None else flows.NodeType.END.value
+    writes.logs.append(
+        (
+            row["campaign_id"],
+            row["id"],
+            row["contact_id"],
+            node_id,
+            node_type,
+            "send_skipped",
+            "skipped",
+            reason,
+            now,
+        )
+    )
+    if refused.ends and record is not None and record["status"] == "queued":
+        writes.dropped.append(record["id"])
+    if status != row["status"]:
+        event = ExecutionProgressed(
+            execution_id=row["id"],
+            campaign_id=row["campaign_id"],
+            contact_id=row["contact_id"],
+            previous_status=row["status"],
+            status=status,
+            node_id=row["current_node_id"],
+            detail=reason,
         )
         outbox.emit(event, key=row["campaign_id"], at=now)
 
@@ -490,7 +550,11 @@ class Steps:
         writes, outbox = Writes(), context.outbox
         claims: list[tuple[Loaded, interpreter.Step, _Pace, str]] = []
         for loaded, step in stepped:
-            if isinstance(step.outcome, interpreter.Send):
+            refused = self._refusal(loaded, step, paces)
+            if refused is not None:
+                key = _send_key(loaded, step) if isinstance(step.outcome, interpreter.Send) else ""
+                skip(writes, outbox, loaded, step, refused, records.get(key), now)
+            elif isinstance(step.outcome, interpreter.Send):
                 window = campaign_of(loaded.row, cache).window
                 claim = self._pace_send(
                     writes, outbox, loaded, step, window, paces, known, records, now
@@ -519,6 +583,23 @@ class Steps:
                 await self.send_batch(pending, consumer)
 
             context.after_commit.append(send)
+
+    @staticmethod
+    def _refusal(
+        loaded: Loaded, step: interpreter.Step, paces: dict[UUID, _Pace]
+    ) -> reach.Skip | None:
+        """May this step go on? Checked in the step's transaction, right before a send is
+        reserved: the account row is locked (lock_accounts), and the execution's lock orders
+        this step after a deletion that cancelled it. A deleted contact's execution stops
+        whatever its step; a deleted account only stops sends."""
+        row = loaded.row
+        account_deleted = False
+        if isinstance(step.outcome, interpreter.Send):
+            account_deleted = paces[row["account_id"]].row["deleted_at"] is not None
+        return reach.refusal(
+            contact_deleted=row["contact_deleted_at"] is not None,
+            account_deleted=account_deleted,
+        )
 
     def _pace_send(
         self,

@@ -11,6 +11,22 @@ DELETE FROM messages WHERE id = $1 AND status = 'queued';
 -- A flood error today: the rest of today's budget of new peers is cut.
 UPDATE telegram_accounts SET flood_on = $2 WHERE id = $1;
 
+-- name: drop_send_records
+-- drop_send_record for many: the queued records of sends that will not be made (their contact
+-- was deleted), so the statistics do not count them in flight for ever.
+DELETE FROM messages WHERE id = ANY($1::uuid[]) AND status = 'queued';
+
+-- name: skip_executions
+-- Sends not made (reach.refusal): each execution is cancelled or waits, with the reason, and
+-- stays where it stood. started_at is left alone: a step that sent nothing started nothing.
+UPDATE executions e
+SET status = s.status, next_execution_at = s.next_at, completed_at = s.completed_at,
+    error_message = s.reason, lease_until = NULL, updated_at = s.now
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+            $6::timestamptz[])
+     AS s (id, status, next_at, completed_at, reason, now)
+WHERE e.id = s.id;
+
 -- name: defer_execution
 -- Not now (pacing, a cooldown, a transient failure): due again at $2, nothing else changes.
 UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = attempts + $3,
@@ -32,7 +48,7 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
-       ct.custom_fields, ct.first_name, ct.last_name
+       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at
 FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id
@@ -45,7 +61,7 @@ FOR UPDATE OF e;
 -- name: lock_accounts
 -- lock_account for many, locked in id order.
 SELECT id, session_kind, simulation, pacing, health_status, cooldown_until, last_send_at,
-       daily_quota, sent_today, quota_day, flood_on, created_at
+       daily_quota, sent_today, quota_day, flood_on, created_at, deleted_at
 FROM telegram_accounts
 WHERE id = ANY($1::uuid[])
 ORDER BY id
