@@ -196,6 +196,11 @@ class Campaign(BaseModel):
     channel: Literal["telegram"] = "telegram"
     telegram_account_id: UUID | None
     telegram_account: AccountSummary | None
+    sending_blocked: Literal["account_deleted"] | None = Field(
+        description="Why nothing is sent for this campaign now, whatever its status:"
+        " `account_deleted`, its Telegram account was deleted (its executions wait until it"
+        " gets another one)"
+    )
     timezone: str
     launch_type: LaunchType
     scheduled_at: datetime | None
@@ -234,6 +239,9 @@ class Campaign(BaseModel):
             if row["account_name"] is not None
             else None
         )
+        # The list joins only live accounts: an account named but not found was deleted.
+        deleted = row["telegram_account_id"] is not None and row["account_name"] is None
+        values["sending_blocked"] = "account_deleted" if deleted else None
         return cls.model_validate(values)
 
 

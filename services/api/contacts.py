@@ -26,6 +26,10 @@ from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain.reach import SkipReason
+from shared.messaging.contracts import ExecutionProgressed
+from shared.messaging.envelope import Cause
+from shared.messaging.transaction import transaction
 
 CONTACTS = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -360,7 +364,23 @@ async def update_contact(
 
 @router.delete("/{contact_id}", status_code=204, summary="Delete a contact (soft)")
 async def delete_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> None:
-    """The contact disappears from lists and selections; its campaign history stays."""
-    async with pool(request).acquire() as connection:
-        await _get(connection, who, contact_id)
-        await connection.execute(CONTACTS["soft_delete"], contact_id)
+    """The contact disappears from lists and selections and leaves every campaign it was in:
+    its unfinished executions are cancelled (`contact_deleted`); its campaign history stays."""
+    service = request.app.state.service
+    now = service.clock.now()
+    async with transaction(pool(request), service.clock) as tx:
+        await _get(tx.connection, who, contact_id)
+        # In the deletion's transaction, not through the scheduler: a command would leave the
+        # contact live in its campaigns until it was applied (docs/architecture.md).
+        await tx.connection.execute(CONTACTS["lock_memberships"], contact_id)
+        for row in await tx.connection.fetch(CONTACTS["delete_contact"], contact_id, now):
+            event = ExecutionProgressed(
+                execution_id=row["id"],
+                campaign_id=row["campaign_id"],
+                contact_id=row["contact_id"],
+                previous_status=row["previous_status"],
+                status=row["status"],
+                node_id=row["current_node_id"],
+                detail=SkipReason.CONTACT_DELETED.value,
+            )
+            tx.outbox.emit(event, key=row["campaign_id"], cause=Cause(who.actor), at=now)

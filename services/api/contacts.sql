@@ -32,8 +32,38 @@ SET telegram_username = $2, phone = $3, telegram_user_id = $4, first_name = $5, 
 WHERE id = $1
 RETURNING *;
 
--- name: soft_delete
-UPDATE contacts SET deleted_at = now(), updated_at = now() WHERE id = $1;
+-- name: lock_memberships
+-- Before the contact: the order a step takes (its execution, then a tag node's contact row), so
+-- a deletion and a step cannot deadlock; the step that holds one finishes first.
+SELECT id FROM executions WHERE contact_id = $1 AND deleted_at IS NULL ORDER BY id FOR UPDATE;
+
+-- name: delete_contact
+-- Soft delete; the contact also leaves every campaign it was in, as the delete_contacts bulk
+-- action does (scheduler/contact_actions.sql): its executions are removed, history kept, and
+-- the unfinished ones cancelled with the reason contact_deleted. Answers each execution it
+-- changed with the status it had, for their execution.progressed events.
+WITH target AS (
+    SELECT id FROM contacts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE
+), before AS (
+    SELECT e.id, e.status FROM executions e
+    WHERE e.contact_id IN (SELECT id FROM target) AND e.deleted_at IS NULL
+), left_campaigns AS (
+    UPDATE executions e
+    SET deleted_at = $2,
+        status = CASE WHEN e.status IN ('pending', 'running', 'waiting', 'paused')
+                      THEN 'cancelled' ELSE e.status END,
+        completed_at = coalesce(e.completed_at, $2),
+        error_message = CASE WHEN e.status IN ('pending', 'running', 'waiting', 'paused')
+                             THEN 'contact_deleted' ELSE e.error_message END,
+        lease_until = NULL, updated_at = $2
+    FROM before b
+    WHERE e.id = b.id
+    RETURNING e.id, e.campaign_id, e.contact_id, e.current_node_id, e.status,
+              b.status AS previous_status
+), deleted AS (
+    UPDATE contacts SET deleted_at = $2, updated_at = $2 WHERE id IN (SELECT id FROM target)
+)
+SELECT id, campaign_id, contact_id, current_node_id, status, previous_status FROM left_campaigns;
 
 -- name: list
 -- Newest first; keyset on (created_at, id). $4 a tag; $5 a search over names, username, phone.

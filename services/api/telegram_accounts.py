@@ -212,9 +212,13 @@ async def update_account(
 
 @router.delete("/{account_id}", status_code=204, summary="Remove an account (soft)")
 async def delete_account(account_id: UUID, who: CurrentPrincipal, request: Request) -> None:
-    """Campaigns that use it can no longer launch until they get another account."""
+    """Nothing more is sent from it: its campaigns' unfinished executions wait (reason
+    `account_deleted`), and those campaigns can no longer launch until they get another
+    account."""
     async with pool(request).acquire() as connection, connection.transaction():
         _may_manage(who, await _get(connection, who, account_id))
+        # Executions first: the order a step takes (its executions, then the account row).
+        await connection.execute(TELEGRAM_ACCOUNTS["hold_executions"], account_id)
         await connection.execute(TELEGRAM_ACCOUNTS["soft_delete"], account_id)
 
 

@@ -33,6 +33,23 @@ RETURNING *;
 -- name: soft_delete
 UPDATE telegram_accounts SET deleted_at = now(), updated_at = now() WHERE id = $1;
 
+-- name: hold_executions
+-- A deleted account's unfinished executions wait, with the reason: their status stays (so the
+-- statistics do not change and need no event), dispatch no longer claims them, and a claim in
+-- flight is released so its due event is stale. Locked in id order, as the sender locks them.
+WITH held AS (
+    SELECT e.id FROM executions e
+    JOIN campaigns c ON c.id = e.campaign_id
+    WHERE c.telegram_account_id = $1 AND e.deleted_at IS NULL
+      AND e.status IN ('pending', 'running', 'waiting')
+    ORDER BY e.id
+    FOR UPDATE OF e
+)
+UPDATE executions e
+SET error_message = 'account_deleted', lease_until = NULL, updated_at = now()
+FROM held h
+WHERE e.id = h.id;
+
 -- name: request_check
 -- Ask the sender for a health check: it probes accounts never (or no longer) checked first.
 UPDATE telegram_accounts SET last_checked_at = NULL

@@ -132,7 +132,7 @@ WITH target AS (
                       THEN 'cancelled' ELSE status END,
         completed_at = coalesce(completed_at, $2),
         error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
-                             THEN 'Contact deleted' ELSE error_message END,
+                             THEN 'contact_deleted' ELSE error_message END,
         lease_until = NULL, updated_at = $2
     WHERE contact_id IN (SELECT id FROM target) AND deleted_at IS NULL
     RETURNING contact_id, campaign_id

@@ -3,6 +3,7 @@ contact, duplicates skipped and counted) and removing (soft delete)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,3 +252,50 @@ async def test_contacts_given_at_creation_are_added_when_the_campaign_is_saved(
     assert created["has_contacts"] is True
     listed = ok(await ann.client.get(f"/campaign-flows/{created['id']}/contacts"))["items"]
     assert sorted(c["contact_id"] for c in listed) == sorted(people)
+
+
+async def test_deleting_a_contact_takes_it_out_of_every_campaign_in_the_same_transaction(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    """Issue 15, item 1: its unfinished executions are cancelled with the reason in every
+    campaign, a finished one keeps its outcome, all leave their campaigns (as the bulk delete
+    does), and each is named by an execution.progressed event for the statistics."""
+    first = await launchable(ann.client, "DelFirst", contacts=1)
+    second = await launchable(ann.client, "DelSecond", contacts=1)
+    doomed = await contact(ann.client, "doomedcontact")
+    for created in (first, second):
+        await add_contacts(ann.client, created["id"], [doomed["id"]])
+    await db.execute(
+        "UPDATE executions SET status = 'completed', completed_at = now()"
+        " WHERE campaign_id = $1 AND contact_id = $2",
+        second["id"],
+        doomed["id"],
+    )
+
+    assert (await ann.client.delete(f"/contacts/{doomed['id']}")).status_code == 204
+
+    gone = await db.fetch(
+        "SELECT id, campaign_id::text, status, error_message, deleted_at, lease_until"
+        " FROM executions WHERE contact_id = $1",
+        doomed["id"],
+    )
+    assert {(r["campaign_id"], r["status"], r["error_message"]) for r in gone} == {
+        (first["id"], "cancelled", "contact_deleted"),
+        (second["id"], "completed", None),
+    }
+    assert all(r["deleted_at"] is not None and r["lease_until"] is None for r in gone)
+    for created in (first, second):  # the other contacts stay
+        rows = await executions(db, created["id"])
+        assert [r["deleted_at"] for r in rows if r["contact_id"] != doomed["id"]] == [None]
+        listed = ok(await ann.client.get(f"/campaign-flows/{created['id']}/contacts"))["items"]
+        assert doomed["id"] not in {c["contact_id"] for c in listed}
+    events = await db.fetch(
+        "SELECT value FROM outbox WHERE headers->>'message-type' = 'execution.progressed'"
+        " AND convert_from(value, 'UTF8')::jsonb->'payload'->>'contact_id' = $1",
+        doomed["id"],
+    )
+    payloads = [json.loads(bytes(e["value"]))["payload"] for e in events]
+    assert sorted(
+        (p["campaign_id"], p["previous_status"], p["status"]) for p in payloads
+    ) == sorted([(first["id"], "pending", "cancelled"), (second["id"], "completed", "completed")])
+    assert {p["detail"] for p in payloads} == {"contact_deleted"}

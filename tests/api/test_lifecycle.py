@@ -252,6 +252,50 @@ async def test_a_deleted_account_fails_the_launch(ann: Person) -> None:
     assert [e["code"] for e in response.json()["errors"]] == ["account_missing"]
 
 
+async def test_a_deleted_accounts_executions_wait_and_its_campaigns_show_why(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    """Issue 15, item 1: deleting the account holds its unfinished executions (status kept,
+    reason account_deleted, any claim released so an in-flight due event is stale) and the
+    campaign says what blocks it; a finished execution keeps its outcome."""
+    ready = await launchable(ann.client, "Held", contacts=2)
+    assert ready["sending_blocked"] is None
+    done, held = [
+        str(r["contact_id"])
+        for r in await db.fetch(
+            "SELECT contact_id FROM executions WHERE campaign_id = $1 ORDER BY contact_id",
+            ready["id"],
+        )
+    ]
+    await db.execute(
+        "UPDATE executions SET status = 'completed' WHERE campaign_id = $1 AND contact_id = $2",
+        ready["id"],
+        done,
+    )
+    await db.execute(
+        "UPDATE executions SET lease_until = now() + interval '1 minute'"
+        " WHERE campaign_id = $1 AND contact_id = $2",
+        ready["id"],
+        held,
+    )
+    gone = await ann.client.delete(f"/telegram-accounts/{ready['telegram_account_id']}")
+    assert gone.status_code == 204
+
+    after = {
+        str(r["contact_id"]): r
+        for r in await db.fetch(
+            "SELECT contact_id, status, error_message, lease_until FROM executions"
+            " WHERE campaign_id = $1",
+            ready["id"],
+        )
+    }
+    assert (after[held]["status"], after[held]["error_message"]) == ("pending", "account_deleted")
+    assert after[held]["lease_until"] is None
+    assert (after[done]["status"], after[done]["error_message"]) == ("completed", None)
+    shown = ok(await ann.client.get(f"/campaign-flows/{ready['id']}"))
+    assert shown["sending_blocked"] == "account_deleted"
+
+
 async def test_an_invalid_flow_blocks_the_launch(ann: Person, db: asyncpg.Pool[Any]) -> None:
     sender = await account(ann.client)
     draft = await campaign(ann.client, "No flow", telegram_account_id=sender["id"])
