@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-import asyncpg
 from fastapi import Depends, Header, Request
 
 from services.api import keys
+from services.api.deps import pool as pool
 from services.api.problems import Problem
 from shared.db.sql import Queries
 from shared.domain.permissions import Caller, Role
@@ -27,11 +27,6 @@ class Principal:
     @property
     def actor(self) -> Actor:
         return Actor(user_id=self.caller.user_id, organization_id=self.caller.organization_id)
-
-
-def pool(request: Request) -> asyncpg.Pool[Any]:
-    service = request.app.state.service
-    return service.pool  # type: ignore[no-any-return]
 
 
 async def principal(

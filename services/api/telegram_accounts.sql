@@ -1,5 +1,5 @@
 -- Telegram accounts: the API writes their definition; the sender owns their health columns.
--- Shared by telegram_accounts.py and bulk_actions.py (get: an account the caller sees). Listed
+-- Shared by telegram_accounts.py and bulk_actions/ (get: an account the caller sees). Listed
 -- in tests/shared/db/test_queries.py.
 
 -- name: insert

@@ -17,7 +17,7 @@ WHERE id = $1;
 -- The campaign list, and (with where c.id = $1) the detail view: each campaign with its
 -- creator, its account's name and health, and whether any contact is in it (what the display
 -- status and the overview tab need). {where}, {order} and {limit} are filled from fixed
--- fragments in campaigns.py (the filters the caller gave, the sort column with its keyset
+-- fragments in definitions.py (the filters the caller gave, the sort column with its keyset
 -- condition); values are bound.
 SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
        a.health_status AS account_health,
@@ -29,38 +29,6 @@ LEFT JOIN telegram_accounts a ON a.id = c.telegram_account_id AND a.deleted_at I
 WHERE {where}
 ORDER BY {order}
 LIMIT {limit};
-
--- name: calendar
--- Campaigns with a launch time in the caller's view: scheduled and recurring ones, and those
--- launched now or by hand; drafts have no launch time (spec 004).
-SELECT id, name, description, status, launch_type, scheduled_at, recurrence, timezone,
-       launched_at
-FROM campaigns c
-WHERE c.organization_id IS NOT DISTINCT FROM $1
-  AND ($2::uuid IS NULL OR c.created_by = $2)
-  AND c.deleted_at IS NULL
-  AND c.status <> 'draft'
-  AND ((c.launch_type = 'schedule' AND c.scheduled_at >= $3 AND c.scheduled_at < $4)
-       OR (c.launch_type = 'recurring' AND c.status IN ('scheduled', 'active'))
-       OR (c.launch_type IN ('now', 'manual') AND c.launched_at >= $3 AND c.launched_at < $4))
-ORDER BY c.id
-LIMIT 5000;
-
--- name: executions
--- The contacts tab: one row per contact in the campaign, with its execution's status.
-SELECT e.id AS execution_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
-       e.error_message, e.created_at, e.updated_at, e.completed_at,
-       c.first_name, c.last_name, c.telegram_username, c.phone
-FROM executions e
-JOIN contacts c ON c.id = e.contact_id
-WHERE e.campaign_id = $1
-  AND e.deleted_at IS NULL
-  AND ($2::text IS NULL OR e.status = $2)
-  AND ($3::text IS NULL OR concat_ws(' ', c.first_name, c.last_name, c.telegram_username)
-                           ILIKE '%' || $3 || '%')
-  AND ($4::timestamptz IS NULL OR (e.created_at, e.id) > ($4, $5::uuid))
-ORDER BY e.created_at, e.id
-LIMIT $6;
 
 -- name: account_in_context
 -- A Telegram account the campaign may use: same organization, or the caller's own personal one.

@@ -103,6 +103,3 @@ FROM campaigns k
 JOIN executions e ON e.campaign_id = k.id
 WHERE k.bulk_action_id = $1
 GROUP BY e.status;
-
--- name: export_chunks
-SELECT seq, data FROM export_chunks WHERE export_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;

@@ -1,0 +1,211 @@
+"""What a bulk action's request means: its action's params (validated, and checked against
+what the caller may use), its selection of contacts, and its plan (all at once, scheduled, or
+drip) as the row's columns hold it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from services.api.auth import Principal
+from services.api.bulk_actions.models import (
+    BulkActionPatch,
+    DripSettings,
+    Tag,
+)
+from services.api.campaign_access import authorized
+from services.api.problems import Problem, field_error, invalid, not_found
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain import flows
+from shared.domain.drip import BulkActionType, ContactFilter, Mode, Plan
+from shared.domain.permissions import Action
+from shared.domain.windows import Window
+
+# The sending account must be one the caller sees, as telegram_accounts.py decides (get).
+TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).parent.with_name("telegram_accounts.sql"))
+
+UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+
+
+class AddToCampaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: UUID
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    telegram_account_id: UUID
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class AddTags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tags: list[Tag] = Field(min_length=1, max_length=50)
+
+
+class RemoveTags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tags: list[Tag] | None = Field(default=None, min_length=1, max_length=50)
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _which(self) -> RemoveTags:
+        if (self.tags is None) == (not self.all):
+            raise ValueError("give tags to remove, or all: true, not both")
+        return self
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+PARAMS: dict[BulkActionType, type[BaseModel]] = {
+    BulkActionType.ADD_TO_CAMPAIGN: AddToCampaign,
+    BulkActionType.SEND_MESSAGE: SendMessage,
+    BulkActionType.ADD_TAGS: AddTags,
+    BulkActionType.REMOVE_TAGS: RemoveTags,
+    BulkActionType.DELETE_CONTACTS: NoParams,
+    BulkActionType.EXPORT_CONTACTS: NoParams,
+}
+
+
+def validated_params(kind: BulkActionType, raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        model = TypeAdapter(PARAMS[kind]).validate_python(raw)
+    except ValidationError as exc:
+        raise invalid(
+            [
+                field_error(
+                    ".".join(["params", *(str(p) for p in error["loc"])]),
+                    error["msg"],
+                    error["type"],
+                )
+                for error in exc.errors()
+            ]
+        ) from None
+    return json.loads(model.model_dump_json(exclude_defaults=False))  # type: ignore[no-any-return]
+
+
+async def check_params(
+    connection: DbConnection, who: Principal, kind: BulkActionType, params: dict[str, Any]
+) -> None:
+    """What the action points at must be the caller's to use: 404/403 as for the thing itself."""
+    if kind is BulkActionType.ADD_TO_CAMPAIGN:
+        campaign = await authorized(
+            connection, who, UUID(params["campaign_id"]), Action.ADD_CONTACTS
+        )
+        if campaign["deleted_at"] is not None:
+            raise Problem(
+                409,
+                "campaign_deleted",
+                "Campaign deleted",
+                "contacts cannot be added to a deleted campaign",
+            )
+    if kind is BulkActionType.SEND_MESSAGE:
+        account = await connection.fetchrow(
+            TELEGRAM_ACCOUNTS["get"],
+            UUID(params["telegram_account_id"]),
+            who.caller.organization_id,
+            who.caller.user_id,
+        )
+        if account is None:
+            raise not_found("telegram_account")
+        _, problems = flows.validate(message_flow(params["text"]))
+        if problems:
+            raise invalid([field_error("params.text", p.message) for p in problems])
+
+
+def message_flow(text: str) -> dict[str, Any]:
+    return {
+        "start": "message",
+        "nodes": [
+            {"id": "message", "type": "send_message", "text": text},
+            {"id": "end", "type": "end"},
+        ],
+        "edges": [{"from": "message", "to": "end"}],
+    }
+
+
+def selection_of(contact_ids: list[UUID] | None, selection: ContactFilter | None) -> dict[str, Any]:
+    if contact_ids is not None:
+        return {"contact_ids": [str(i) for i in dict.fromkeys(contact_ids)]}
+    assert selection is not None
+    return {"filter": json.loads(selection.model_dump_json(exclude_none=True))}
+
+
+def plan_of(mode: Mode, start_at: datetime | None, settings: DripSettings | None) -> Plan:
+    if mode is not Mode.DRIP:
+        return Plan(mode, start_at=start_at)
+    assert settings is not None
+    window = Window(
+        settings.timezone,
+        frozenset(settings.allowed_days or range(1, 8)),
+        settings.window_start,
+        settings.window_end,
+    )
+    return Plan(
+        mode,
+        settings.start_at,
+        settings.batch_size,
+        timedelta(seconds=settings.every * UNIT_SECONDS[settings.unit]),
+        window,
+    )
+
+
+def plan_columns(plan: Plan) -> tuple[Any, ...]:
+    """batch_size, interval_seconds, allowed_days, window_start, window_end, timezone, start_at."""
+    window = plan.window
+    return (
+        plan.batch_size,
+        int(plan.every.total_seconds()) if plan.every else None,
+        sorted(window.days) if window else None,
+        window.start if window else None,
+        window.end if window else None,
+        window.timezone if window else "UTC",
+        plan.start_at,
+    )
+
+
+def edited_plan(row: Any, body: BulkActionPatch) -> Plan:
+    """The action's plan with the patch applied; 422 if the result is not a plan."""
+    mode = Mode(row["mode"])
+    start_at = body.start_at if body.start_at is not None else row["start_at"]
+    if mode is not Mode.DRIP:
+        return Plan(mode, start_at=start_at)
+    every = row["interval_seconds"]
+    if body.every is not None or body.unit is not None:
+        if body.every is None or body.unit is None:
+            raise invalid([field_error("every", "give every and unit together")])
+        every = body.every * UNIT_SECONDS[body.unit]
+    try:
+        settings = DripSettings(
+            batch_size=body.batch_size or row["batch_size"],
+            every=1,
+            unit="minutes",
+            allowed_days=body.allowed_days
+            if body.allowed_days is not None
+            else row["allowed_days"],
+            window_start=body.window_start
+            if "window_start" in body.model_fields_set
+            else row["window_start"],
+            window_end=body.window_end
+            if "window_end" in body.model_fields_set
+            else row["window_end"],
+            timezone=body.timezone or row["timezone"],
+            start_at=start_at,
+        )
+    except ValidationError as exc:
+        raise invalid(
+            [
+                field_error(".".join(str(p) for p in e["loc"]) or "drip", e["msg"])
+                for e in exc.errors()
+            ]
+        ) from None
+    plan = plan_of(mode, None, settings)
+    return Plan(mode, start_at, plan.batch_size, timedelta(seconds=every), plan.window)
