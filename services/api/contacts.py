@@ -23,6 +23,7 @@ from pydantic import (
 
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.deps import CurrentClock, Database
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -363,12 +364,13 @@ async def update_contact(
 
 
 @router.delete("/{contact_id}", status_code=204, summary="Delete a contact (soft)")
-async def delete_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> None:
+async def delete_contact(
+    contact_id: UUID, who: CurrentPrincipal, database: Database, clock: CurrentClock
+) -> None:
     """The contact disappears from lists and selections and leaves every campaign it was in:
     its unfinished executions are cancelled (`contact_deleted`); its campaign history stays."""
-    service = request.app.state.service
-    now = service.clock.now()
-    async with transaction(pool(request), service.clock) as tx:
+    now = clock.now()
+    async with transaction(database, clock) as tx:
         await _get(tx.connection, who, contact_id)
         # In the deletion's transaction, not through the scheduler: a command would leave the
         # contact live in its campaigns until it was applied (docs/architecture.md).
