@@ -124,6 +124,18 @@ class FakeRecord:
     headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
 
 
+# start -> send s1 -> send s2 -> end: a step after a send is another send
+TWO_SENDS: dict[str, Any] = {
+    "start": "s1",
+    "nodes": [
+        {"id": "s1", "type": "send_message", "text": "first"},
+        {"id": "s2", "type": "send_message", "text": "second"},
+        {"id": "end", "type": "end"},
+    ],
+    "edges": [{"from": "s1", "to": "s2"}, {"from": "s2", "to": "end"}],
+}
+
+
 def ok(response: httpx.Response, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json()

@@ -895,7 +895,7 @@ class Steps:
                 entered = await self._account_failed(
                     connection,
                     outbox,
-                    row,
+                    loaded,
                     account,
                     error,
                     pacing,
@@ -909,7 +909,7 @@ class Steps:
         self,
         connection: DbConnection,
         outbox: Outbox,
-        row: asyncpg.Record,
+        loaded: Loaded,
         account: Account,
         error: GatewayError,
         pacing: Pacing,
@@ -922,6 +922,7 @@ class Steps:
         `dropped`: the send record was deleted (the message's outcome changed, so it is said);
         `standing`: the execution stands on that send (so it waits or fails with it)."""
         entered: AccountHealth | None
+        row = loaded.row
         if isinstance(error, (RetryAfter, AccountLimited)):
             await connection.execute(QUERIES["record_flood"], account.id, now.date())
         if isinstance(error, RetryAfter):
@@ -959,7 +960,6 @@ class Steps:
                 connection, outbox, account.id, health, error.reason, now
             )
             if standing:
-                loaded = load(row)
                 reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
                 failed = interpreter.Fail(row["current_node_id"], reason)
                 await save(connection, outbox, loaded, interpreter.Step(failed, loaded.state), now)

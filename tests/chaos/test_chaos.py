@@ -28,7 +28,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -42,6 +41,7 @@ from shared.db.migrate import apply_migrations
 from shared.db.pool import connect
 from shared.messaging.kafka import ensure_topics
 from shared.settings import Settings
+from tests.builders import TWO_SENDS
 from tests.support import make_settings, new_ports
 
 pytestmark = pytest.mark.chaos
@@ -52,16 +52,6 @@ CAMPAIGNS = 10
 LEASE_S = 5.0
 RELAY_LEASE_S = 5.0
 FINISH_TIMEOUT_S = 900
-
-TWO_SENDS: dict[str, Any] = {
-    "start": "s1",
-    "nodes": [
-        {"id": "s1", "type": "send_message", "text": "first {first_name}"},
-        {"id": "s2", "type": "send_message", "text": "second {first_name}"},
-        {"id": "end", "type": "end"},
-    ],
-    "edges": [{"from": "s1", "to": "s2"}, {"from": "s2", "to": "end"}],
-}
 
 
 @dataclass

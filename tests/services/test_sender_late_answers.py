@@ -22,22 +22,13 @@ from shared.messaging.consumer import BatchConsumer, HandlerContext
 from shared.messaging.contracts import MessageType, decode
 from shared.messaging.outbox import Outbox
 from shared.messaging.topics import Topic
+from tests.builders import TWO_SENDS
 from tests.services.builders import create_service_for, due_record
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FIRST_LEASE = NOW + timedelta(seconds=60)
 SECOND_LEASE = NOW + timedelta(seconds=180)
 LATER = NOW + timedelta(seconds=120)  # the first lease has run out
-
-TWO_SENDS: dict[str, Any] = {
-    "start": "s1",
-    "nodes": [
-        {"id": "s1", "type": "send_message", "text": "first"},
-        {"id": "s2", "type": "send_message", "text": "second"},
-        {"id": "end", "type": "end"},
-    ],
-    "edges": [{"from": "s1", "to": "s2"}, {"from": "s2", "to": "end"}],
-}
 
 
 async def seed(
