@@ -8,6 +8,9 @@ auth_lost and banned stop for good and need a person. Every transition is an
 A transition is counted (dripline_telegram_account_transitions_total) once the transaction that
 made it has committed, so a rolled-back and retried one counts once: the functions that change
 health return the status entered, for their caller to count after its commit.
+
+The periodic jobs: `health_checks` probes the accounts due a check, `account_gauges` sets the
+accounts-by-health gauge.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from shared.domain.accounts import AccountHealth
 from shared.domain.pacing import Pacing
 from shared.messaging.contracts import AccountHealthChanged
 from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import transaction
+from shared.runtime import Job, Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
@@ -54,6 +59,28 @@ def count_transitions(entered: list[AccountHealth | None]) -> None:
     for health in entered:
         if health is not None:
             TRANSITIONS.labels(health.value).inc()
+
+
+def health_checks(gateway: Gateway) -> Job:
+    """The periodic job: probe the accounts not checked for `health_check_interval_s` (and
+    those in a cooldown), in one transaction; returns how many were probed."""
+
+    async def job(service: Service) -> int:
+        now = service.clock.now()
+        stale = now - timedelta(seconds=service.settings.health_check_interval_s)
+        async with transaction(service.pool, service.clock) as tx:
+            rows = await tx.connection.fetch(QUERIES["accounts_to_probe"], stale)
+            entered = [await check(tx.connection, tx.outbox, gateway, row, now) for row in rows]
+        count_transitions(entered)
+        return len(rows)
+
+    return job
+
+
+async def account_gauges(service: Service) -> None:
+    """The periodic job that keeps dripline_telegram_accounts current."""
+    async with service.pool.acquire() as connection:
+        await measure(connection)
 
 
 async def measure(connection: DbConnection) -> None:

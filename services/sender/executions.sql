@@ -1,5 +1,4 @@
--- Shared by steps.py (a step) and updates.py (a late answer moves an execution on): both hand
--- the row to steps.load, so one query keeps its shape. Listed in tests/shared/db/test_queries.py.
+-- The executions a step or an answer locks, in the shape staging.load reads.
 
 -- name: lock_execution
 -- An execution with what a step needs: its campaign's flow and settings, the account, and the
@@ -14,4 +13,26 @@ FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id
 WHERE e.id = $1
+FOR UPDATE OF e;
+
+-- name: lock_due_executions
+-- lock_execution for many, locked in id order ($1 the executions, $2 the leases their events
+-- carry): an execution whose lease is not its event's (a stale event: its claim ran out and it
+-- was claimed again) is neither returned nor locked; a null lease always matches. The flow and
+-- settings come as text: they are the same for a campaign's executions, so they are decoded
+-- (and checked) once per campaign.
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
+       e.lease_until, e.variant, e.context, e.started_at,
+       c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,
+       c.status AS campaign_status, c.enabled AS campaign_enabled,
+       c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
+       ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
+       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at
+FROM executions e
+JOIN campaigns c ON c.id = e.campaign_id
+JOIN contacts ct ON ct.id = e.contact_id
+WHERE e.id = ANY($1::uuid[])
+  AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::timestamptz[]) AS d (id, lease_until)
+              WHERE d.id = e.id AND (d.lease_until IS NULL OR d.lease_until = e.lease_until))
+ORDER BY e.id
 FOR UPDATE OF e;

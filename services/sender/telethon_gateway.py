@@ -10,7 +10,8 @@ What TELEGRAM.md asks of it, and where:
   recognised by Telegram (RANDOM_ID_DUPLICATE) and answered from the dialog's history;
 - health is probed with GetStateRequest, which raises the exact error class;
 - replies (NewMessage) and reads (MessageRead) are written to telegram_updates as they arrive,
-  and missed ones are found again by reading recent dialogs (reconcile);
+  and missed ones are found again by reading recent dialogs (reconcile, the periodic job
+  `reconcile_dialogs`);
 - a session is used by one process at a time, held by an advisory lock.
 """
 
@@ -47,6 +48,7 @@ from shared.crypto import SessionCipher, SessionKeyError
 from shared.db.pool import DbConnection, connect
 from shared.db.sql import Queries
 from shared.domain.clock import Clock
+from shared.runtime import Job, Service
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,22 @@ HISTORY_LIMIT = 30
 RECONCILE_DAYS = 7
 # What Telethon raises for a failed call: RPC errors, a lost connection, a timeout.
 TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound)
+
+
+def reconcile_dialogs(telethon: TelethonTelegram, started: datetime) -> Job:
+    """The periodic job: reconcile the dialogs once every telegram_reconcile_interval_s (the
+    first time that long after `started`); returns the replies found."""
+    last = [started]
+
+    async def job(service: Service) -> int:
+        now = service.clock.now()
+        interval = service.settings.telegram_reconcile_interval_s
+        if (now - last[0]).total_seconds() < interval:
+            return 0
+        last[0] = now
+        return await telethon.reconcile(now)
+
+    return job
 
 
 @dataclass(frozen=True)

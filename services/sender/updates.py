@@ -2,7 +2,8 @@
 wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives.
 
 What was detected is returned as a Detected, for the caller to count once its transaction has
-committed (a rolled-back transaction gets the same updates again)."""
+committed (a rolled-back transaction gets the same updates again). `replies_and_reads` is the
+periodic job that does both."""
 
 from __future__ import annotations
 
@@ -14,17 +15,19 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from services.sender import executions
 from services.sender.gateway import Gateway, Incoming
-from services.sender.steps import UNFINISHED, load, save
+from services.sender.staging import UNFINISHED, load
+from services.sender.writer import save
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import interpreter
 from shared.messaging.contracts import MessageDelivered, ReplyReceived
 from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import transaction
+from shared.runtime import Job, Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-# The execution a late answer moves on, in the shape steps.load reads (shared with steps.py).
-EXECUTIONS = Queries.load(Path(__file__).with_name("executions.sql"))
 
 REPLIES = Counter("dripline_replies_detected_total", "Replies to our messages, recorded")
 DELIVERIES = Counter(
@@ -47,6 +50,19 @@ class Detected:
         REPLIES.inc(self.replies)
         for via, messages in self.delivered.items():
             DELIVERIES.labels(via).inc(messages)
+
+
+def replies_and_reads(gateway: Gateway) -> Job:
+    """The periodic job: the updates each adapter has gathered, applied in one transaction and
+    counted once it has committed. Returns how many there were."""
+
+    async def job(service: Service) -> int:
+        async with transaction(service.pool, service.clock) as tx:
+            detected = await apply_updates(tx.connection, tx.outbox, gateway, service.clock.now())
+        detected.count()
+        return detected.updates
+
+    return job
 
 
 async def apply_updates(
@@ -103,7 +119,7 @@ async def apply(
         telegram_account_id=update.account_id,
     )
     outbox.emit(received, key=sent["campaign_id"], at=now)
-    row = await connection.fetchrow(EXECUTIONS["lock_execution"], sent["execution_id"])
+    row = await executions.lock(connection, sent["execution_id"])
     if row is None or row["status"] not in UNFINISHED:
         return
     await _steer(connection, outbox, row, update, now)

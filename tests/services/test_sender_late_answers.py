@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.sender.due import Steps
 from services.sender.gateway import Account, AccountDead, ContactPermanent, RetryAfter, Transient
-from services.sender.steps import Steps
 from shared.domain.clock import FixedClock
 from shared.domain.pacing import Pacing
 from shared.messaging.consumer import BatchConsumer, HandlerContext
@@ -183,7 +183,7 @@ async def test_a_late_failure_for_a_recorded_send_changes_nothing(
         ContactPermanent("UserPrivacyRestrictedError"),
         RetryAfter(30, "FloodWaitError"),
     ):
-        await steps._failed(gateway_account, message["id"], executions[0], error, Pacing())
+        await steps.answers.failed(gateway_account, message["id"], executions[0], error, Pacing())
 
     after = await pool.fetchrow("SELECT status, current_node_id, next_execution_at FROM executions")
     assert after is not None
@@ -193,7 +193,7 @@ async def test_a_late_failure_for_a_recorded_send_changes_nothing(
 
     # A dead account is still the account's truth (its health moves), but the execution on s2
     # is not failed by an answer that belongs to s1.
-    await steps._failed(
+    await steps.answers.failed(
         gateway_account,
         message["id"],
         executions[0],

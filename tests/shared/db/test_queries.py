@@ -40,10 +40,6 @@ PACKAGES = ("services", "shared", "dripline")
 
 # Files two modules load, and why they are not two copies.
 SHARED: dict[str, tuple[set[str], str]] = {
-    "services/sender/executions.sql": (
-        {"services.sender.steps", "services.sender.updates"},
-        "a late answer moves its execution on with steps.load, which reads this row's shape",
-    ),
     "services/scheduler/enrolment.sql": (
         {"services.scheduler.lifecycle", "services.scheduler.contact_actions"},
         "the add_contacts command and the add-to-campaign bulk action enrol contacts alike",
@@ -125,7 +121,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("services/scheduler/contact_actions.sql", "contacts"): (
         "the add/remove-tags and delete/undelete-contacts bulk actions change contacts in batches"
     ),
-    ("services/sender/steps.sql", "contacts"): (
+    ("services/sender/writer.sql", "contacts"): (
         "a flow's tag node sets contacts.tags (only that column) in the step's transaction"
     ),
 }
