@@ -20,14 +20,14 @@ from typing import Any
 from uuid import UUID
 
 from services.scheduler.actors import caller_of
-from services.scheduler.changes import Accepted, apply_changes
+from services.scheduler.changes import Accepted, apply_changes, lock
 from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
 from shared.db.sql import Queries
 from shared.domain import bulk, permissions
 from shared.domain.bulk import BulkAction, ItemOutcome, ItemResult
-from shared.domain.campaigns import CampaignState, CampaignStatus, ExecutionEffect, LaunchType
+from shared.domain.campaigns import ExecutionEffect
 from shared.messaging.consumer import Handler, HandlerContext
 from shared.messaging.contracts import (
     BulkItemOutcome,
@@ -198,30 +198,24 @@ async def apply_batch(
     outcomes: dict[UUID, ItemOutcome] = {}
     accepted: list[Accepted] = []
     caller = await caller_of(connection, requester(operation))
-    rows = {r["id"]: r for r in await connection.fetch(QUERIES["lock_campaigns"], ids)}
+    locked = await lock(connection, ids)
     readiness = {}
     if action is BulkAction.LAUNCH:
-        readiness = await campaign_reads.readiness_of_many(connection, list(rows))
+        readiness = await campaign_reads.readiness_of_many(connection, list(locked))
     reset = bool(operation["options"].get("reset_completed", False))
     for campaign_id in ids:
-        row = rows.get(campaign_id)
+        campaign = locked.get(campaign_id)
         state, decision = None, permissions.Decision.INVISIBLE
-        if row is not None:
-            state = CampaignState(
-                status=CampaignStatus(row["status"]),
-                enabled=row["enabled"],
-                launch_type=LaunchType(row["launch_type"]),
-                deleted=row["deleted_at"] is not None,
-            )
-            ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-            decision = permissions.decide(caller, ownership, bulk.PERMISSION[action])
+        if campaign is not None:
+            state = campaign.state
+            decision = permissions.decide(caller, campaign.ownership, bulk.PERMISSION[action])
         outcome = bulk.outcome(
             action, state, decision, readiness.get(campaign_id), reset_completed=reset
         )
         outcomes[campaign_id] = outcome
         if outcome.change is not None:
-            assert state is not None
-            accepted.append(Accepted(row, state, outcome.change))
+            assert campaign is not None
+            accepted.append(Accepted(campaign, outcome.change))
     correlation_id = operation["correlation_id"]
     affected = await apply_changes(
         tx, accepted, operation["requested_by"], now, command=f"campaign.{action.value}",

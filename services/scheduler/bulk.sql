@@ -66,16 +66,6 @@ ORDER BY campaign_id
 LIMIT $2
 FOR UPDATE SKIP LOCKED;
 
--- name: lock_campaigns
--- Locked in id order, so operations over the same campaigns wait for each other (one after the
--- other within a campaign) and never deadlock.
-SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
-       timezone, deleted_at
-FROM campaigns
-WHERE id = ANY($1::uuid[])
-ORDER BY id
-FOR UPDATE;
-
 -- name: record_outcomes
 -- Each item's outcome: code and message for every result (error_* name the columns of old).
 UPDATE bulk_operation_items i

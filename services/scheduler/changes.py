@@ -1,6 +1,13 @@
-"""Applying accepted state-machine changes to campaigns and their executions, set-based, for
-one campaign (a lifecycle command) or a batch of them (a bulk operation), and announcing each:
-every campaign status event is built here."""
+"""Every change of a campaign's state goes one way, for one campaign (a lifecycle command, a bulk
+action's enrolment or carrier) or a batch of them (a bulk operation):
+
+    lock (`lock`, `lock_one`) -> decide (shared/domain/campaigns.py, pure, on `Locked.state`)
+    -> apply and emit (`apply_changes`: campaigns and executions set-based, then one
+    campaign.status_changed per campaign)
+
+The callers decide (with what else they need: permission, launch readiness, a bulk item's
+outcome); locking, writing and announcing are only here. Every campaign status event is built
+here (`status_changed`; the sweeps that move a campaign without the state machine use it too)."""
 
 from __future__ import annotations
 
@@ -11,9 +18,18 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import schedules
-from shared.domain.campaigns import CampaignState, CampaignStatus, Change, ExecutionEffect
+from shared.domain import permissions, schedules
+from shared.domain.campaigns import (
+    CampaignState,
+    CampaignStatus,
+    Change,
+    ExecutionEffect,
+    LaunchType,
+)
 from shared.messaging.contracts import CampaignStatusChanged
 from shared.messaging.envelope import Cause, Envelope
 from shared.messaging.outbox import Outbox
@@ -31,12 +47,55 @@ _EFFECT_QUERIES: dict[ExecutionEffect, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class Accepted:
-    """A campaign (its locked row), the state it was in, and the change it goes through."""
+class Locked:
+    """A campaign locked for a change: its row (lock_campaigns), and what the rules read of it."""
 
-    row: Any
-    state: CampaignState
+    row: asyncpg.Record
+
+    @property
+    def id(self) -> UUID:
+        campaign_id: UUID = self.row["id"]
+        return campaign_id
+
+    @property
+    def state(self) -> CampaignState:
+        row = self.row
+        return CampaignState(
+            status=CampaignStatus(row["status"]),
+            enabled=row["enabled"],
+            launch_type=LaunchType(row["launch_type"]),
+            deleted=row["deleted_at"] is not None,
+        )
+
+    @property
+    def ownership(self) -> permissions.CampaignOwnership:
+        return permissions.CampaignOwnership(self.row["created_by"], self.row["organization_id"])
+
+
+async def lock(connection: DbConnection, campaign_ids: list[UUID]) -> dict[UUID, Locked]:
+    """These campaigns, locked in id order until the transaction ends; missing ones are absent."""
+    rows = await connection.fetch(QUERIES["lock_campaigns"], campaign_ids)
+    return {row["id"]: Locked(row) for row in rows}
+
+
+async def lock_one(connection: DbConnection, campaign_id: UUID) -> Locked | None:
+    return (await lock(connection, [campaign_id])).get(campaign_id)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A locked campaign and the change the rules accepted for it."""
+
+    campaign: Locked
     change: Change
+
+    @property
+    def row(self) -> asyncpg.Record:
+        return self.campaign.row
+
+    @property
+    def state(self) -> CampaignState:
+        return self.campaign.state
 
 
 async def apply_changes(

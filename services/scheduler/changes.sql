@@ -1,3 +1,14 @@
+-- name: lock_campaigns
+-- The campaigns a change is decided on, locked in id order until the transaction ends, so the
+-- changes over the same campaigns (lifecycle commands, bulk operations' batches, bulk actions'
+-- enrolments) wait for each other, one after the other within a campaign, and never deadlock.
+SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
+       recurrence, timezone, telegram_account_id, deleted_at
+FROM campaigns
+WHERE id = ANY($1::uuid[])
+ORDER BY id
+FOR UPDATE;
+
 -- name: apply_changes
 -- Each campaign's new state, set-based ($1 ids, $2 statuses, $3 enabled, $4 deleted; one entry
 -- per campaign); $5: the actor, recorded as deleted_by when the command deletes.

@@ -21,7 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from services.scheduler.actors import caller_of
-from services.scheduler.changes import Accepted, apply_changes
+from services.scheduler.changes import Accepted, apply_changes, lock_one
 from services.scheduler.metrics import ACTION_ITEMS, Tally
 from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where
@@ -29,7 +29,7 @@ from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import campaigns, drip, permissions
-from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType, Refusal
+from shared.domain.campaigns import Refusal
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
@@ -138,7 +138,7 @@ async def release(
     connection = tx.connection
     kind = BulkActionType(action["action"])
     if action["status"] == ActionStatus.QUEUED:
-        action = await _start(connection, action, kind, now, export_days)
+        action = await _start(tx, action, kind, now, export_days)
     plan = plan_of(action)
     batch = await connection.fetch(
         QUERIES["claim_batch"], action["id"], plan.batch_limit, action["last_contact_id"]
@@ -186,13 +186,14 @@ async def release(
 
 
 async def _start(
-    connection: DbConnection,
+    tx: Transaction,
     action: Mapping[str, Any],
     kind: BulkActionType,
     now: datetime,
     export_days: int,
 ) -> Mapping[str, Any]:
     """The first batch: resolve the selection as the actor sees it now."""
+    connection = tx.connection
     selection = action["selection"]
     if kind is BulkActionType.RESTORE_CONTACTS:
         await connection.execute(
@@ -211,7 +212,7 @@ async def _start(
             query = QUERIES["select_matching"]
         await connection.execute(query.format(where=where.sql), *where.values)
     if kind is BulkActionType.SEND_MESSAGE:
-        await connection.execute(QUERIES["launch_carrier"], action["id"], now)
+        await _start_carrier(tx, action, now)
     if kind is BulkActionType.EXPORT_CONTACTS:
         await connection.execute(
             QUERIES["open_export"], action["id"], now + timedelta(days=export_days)
@@ -224,6 +225,29 @@ async def _start(
     )
     assert started is not None
     return started
+
+
+async def _start_carrier(tx: Transaction, action: Mapping[str, Any], now: datetime) -> None:
+    """A send_message action's own campaign starts with its first batch, the way every campaign
+    changes (changes.py): locked, decided by the state machine, applied and announced, so the
+    statistics and the activity feed see it start. One that is no longer a draft stays as it is."""
+    carrier_id = await tx.connection.fetchval(QUERIES["carrier_campaign"], action["id"])
+    carrier = await lock_one(tx.connection, carrier_id) if carrier_id is not None else None
+    if carrier is None:
+        return
+    change = campaigns.start_carrier(carrier.state)
+    if isinstance(change, Refusal):
+        log.info("bulk action %s: its campaign is not started: %s", action["id"], change.detail)
+        return
+    await apply_changes(
+        tx,
+        [Accepted(carrier, change)],
+        action["created_by"],
+        now,
+        command="bulk_action.send_message",
+        cause=Cause(_actor(action)),
+        launched=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -268,24 +292,21 @@ async def _send_message(batch: Batch) -> dict[UUID, Outcome]:
 async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, Outcome]:
     """Executions for these contacts, with the same rules as adding contacts by hand."""
     connection, action, ids, now = batch.connection, batch.action, batch.ids, batch.now
-    row = await connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
+    campaign = await lock_one(connection, campaign_id)
     refusal: Outcome | None = None
-    if row is None or row["deleted_at"] is not None:
+    if campaign is None or campaign.state.deleted:
         refusal = Outcome("failed", "campaign_not_found", "the campaign no longer exists")
     elif check:
         caller = await caller_of(connection, _actor(action))
-        ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-        decision = permissions.decide(caller, ownership, permissions.Action.ADD_CONTACTS)
+        decision = permissions.decide(caller, campaign.ownership, permissions.Action.ADD_CONTACTS)
         if decision is not permissions.Decision.ALLOWED:
             refusal = Outcome(
                 "failed", "permission_denied", "the creator may not add contacts to the campaign"
             )
     if refusal is not None:
         return dict.fromkeys(ids, refusal)
-    assert row is not None
-    state = CampaignState(
-        CampaignStatus(row["status"]), row["enabled"], LaunchType(row["launch_type"]), deleted=False
-    )
+    assert campaign is not None
+    row, state = campaign.row, campaign.state
     change = campaigns.add_contacts(state)
     if isinstance(change, Refusal):  # pragma: no cover - only a deleted campaign refuses
         return dict.fromkeys(ids, Outcome("failed", change.code, change.detail))
@@ -301,7 +322,7 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
     if change.status is not state.status:  # a completed campaign comes back to life
         await apply_changes(
             batch.tx,
-            [Accepted(row, state, change)],
+            [Accepted(campaign, change)],
             action["created_by"],
             now,
             command="bulk_action.add_contacts",

@@ -73,18 +73,9 @@ RETURNING *;
 SELECT EXISTS (SELECT 1 FROM bulk_action_items
                WHERE bulk_action_id = $1 AND status = 'pending' AND contact_id > $2);
 
--- name: lock_campaign
-SELECT id, organization_id, created_by, status, enabled, launch_type, scheduled_at, recurrence,
-       timezone, telegram_account_id, deleted_at
-FROM campaigns WHERE id = $1 FOR UPDATE;
-
 -- name: carrier_campaign
+-- A send_message action's own campaign (created by the API with the action).
 SELECT id FROM campaigns WHERE bulk_action_id = $1;
-
--- name: launch_carrier
--- A send_message action's own campaign starts with its first batch.
-UPDATE campaigns SET status = 'active', launched_at = $2, updated_at = $2
-WHERE bulk_action_id = $1 AND status = 'draft';
 
 -- name: add_tags
 WITH target AS (

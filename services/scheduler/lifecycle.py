@@ -1,8 +1,9 @@
 """Lifecycle commands on campaigns, applied by the scheduler (the single writer of status).
 
-Each command runs in the consumer's transaction: lock the campaign, check the actor's permission
-(exactly as the API does), ask the state machine, apply the change to the campaign and its
-executions, and emit the outcome, or a rejection, with the command's correlation id.
+Each command runs in the consumer's transaction, the one way of changes.py: lock the campaign,
+check the actor's permission (exactly as the API does), ask the state machine, apply the change
+to the campaign and its executions and emit its status event, and emit the command's outcome,
+or a rejection, with the command's correlation id.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
-import asyncpg
-
 from services.scheduler.actors import caller_of
-from services.scheduler.changes import Accepted, apply_changes
+from services.scheduler.changes import Accepted, Locked, apply_changes, lock_one
 from shared.db import campaigns as campaign_reads
 from shared.db.sql import Queries
 from shared.domain import campaigns, permissions
@@ -82,29 +81,24 @@ async def _apply(
     context: HandlerContext, message: Decoded[CampaignCommandPayload], campaign_id: UUID
 ) -> None:
     kind = MessageType(message.envelope.type)
-    row = await context.connection.fetchrow(QUERIES["lock_campaign"], campaign_id)
+    campaign = await lock_one(context.connection, campaign_id)
     action = _action(kind)
-    await _authorize(context, message.envelope.actor, row, action)
-    assert row is not None
-    state = campaigns.CampaignState(
-        status=campaigns.CampaignStatus(row["status"]),
-        enabled=row["enabled"],
-        launch_type=campaigns.LaunchType(row["launch_type"]),
-        deleted=row["deleted_at"] is not None,
-    )
+    await _authorize(context, message.envelope.actor, campaign, action)
+    assert campaign is not None
+    state = campaign.state
     payload = message.payload
     if isinstance(payload, CampaignLaunch):
         readiness = await campaign_reads.readiness(context.connection, campaign_id)
         outcome = campaigns.launch(state, readiness, reset_completed=payload.reset_completed)
-        await _change(context, message, row, state, _accepted(outcome), launched=True)
+        await _change(context, message, campaign, _accepted(outcome), launched=True)
     elif isinstance(payload, CampaignDuplicate):
-        await _duplicate(context, message, row, state, payload)
+        await _duplicate(context, message, campaign, payload)
     elif isinstance(payload, CampaignContacts) and kind is MessageType.CAMPAIGN_ADD_CONTACTS:
-        await _add_contacts(context, message, row, state, payload)
+        await _add_contacts(context, message, campaign, payload)
     elif isinstance(payload, CampaignContacts):
-        await _remove_contacts(context, message, row, state, payload)
+        await _remove_contacts(context, message, campaign, payload)
     else:  # a CampaignCommand: the rule of its type decides
-        await _change(context, message, row, state, _accepted(SIMPLE[kind][1](state)))
+        await _change(context, message, campaign, _accepted(SIMPLE[kind][1](state)))
 
 
 def _action(kind: MessageType) -> permissions.Action:
@@ -127,15 +121,14 @@ def _accepted(outcome: Change | Refusal) -> Change:
 async def _authorize(
     context: HandlerContext,
     actor: Actor | None,
-    row: asyncpg.Record | None,
+    campaign: Locked | None,
     action: permissions.Action,
 ) -> None:
     assert actor is not None  # every command contract requires one
-    if row is None:
+    if campaign is None:
         raise Rejected("campaign_not_found", "no such campaign")
     caller = await caller_of(context.connection, actor)
-    ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-    decision = permissions.decide(caller, ownership, action)
+    decision = permissions.decide(caller, campaign.ownership, action)
     if decision is permissions.Decision.INVISIBLE:
         raise Rejected("campaign_not_found", "no such campaign")
     if decision is permissions.Decision.FORBIDDEN:
@@ -146,8 +139,7 @@ async def _authorize(
 async def _change(
     context: HandlerContext,
     message: Decoded[CampaignCommandPayload],
-    row: asyncpg.Record,
-    state: campaigns.CampaignState,
+    campaign: Locked,
     change: Change,
     *,
     launched: bool = False,
@@ -156,7 +148,7 @@ async def _change(
     assert actor is not None
     await apply_changes(
         context,
-        [Accepted(row, state, change)],
+        [Accepted(campaign, change)],
         actor.user_id,
         context.clock.now(),
         command=message.envelope.type,
@@ -168,11 +160,11 @@ async def _change(
 async def _duplicate(
     context: HandlerContext,
     message: Decoded[CampaignCommandPayload],
-    row: asyncpg.Record,
-    state: campaigns.CampaignState,
+    campaign: Locked,
     payload: CampaignDuplicate,
 ) -> None:
-    refusal = campaigns.duplicate(state)
+    row = campaign.row
+    refusal = campaigns.duplicate(campaign.state)
     if refusal is not None:
         raise Rejected(refusal.code, refusal.detail)
     actor = message.envelope.actor
@@ -192,10 +184,10 @@ async def _duplicate(
 async def _add_contacts(
     context: HandlerContext,
     message: Decoded[CampaignCommandPayload],
-    row: asyncpg.Record,
-    state: campaigns.CampaignState,
+    campaign: Locked,
     payload: CampaignContacts,
 ) -> None:
+    row, state = campaign.row, campaign.state
     change = _accepted(campaigns.add_contacts(state))
     actor = message.envelope.actor
     assert actor is not None
@@ -216,7 +208,7 @@ async def _add_contacts(
     }
     reactivated = change.status is not state.status
     if reactivated:
-        await _change(context, message, row, state, change)
+        await _change(context, message, campaign, change)
     event = CampaignContactsAdded(
         campaign_id=row["id"],
         requested=counts["requested"],
@@ -231,11 +223,11 @@ async def _add_contacts(
 async def _remove_contacts(
     context: HandlerContext,
     message: Decoded[CampaignCommandPayload],
-    row: asyncpg.Record,
-    state: campaigns.CampaignState,
+    campaign: Locked,
     payload: CampaignContacts,
 ) -> None:
-    _accepted(campaigns.remove_contacts(state))
+    row = campaign.row
+    _accepted(campaigns.remove_contacts(campaign.state))
     counts = await context.connection.fetchrow(
         QUERIES["remove_contacts"], row["id"], payload.contact_ids, context.clock.now()
     )

@@ -1,11 +1,3 @@
--- name: lock_campaign
--- The campaign a lifecycle command acts on, locked until the command's transaction ends.
-SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
-       recurrence, timezone, telegram_account_id, deleted_at
-FROM campaigns
-WHERE id = $1
-FOR UPDATE;
-
 -- name: duplicate_campaign
 -- Spec 001: the copy is a draft with the flow and settings, and no contacts. $3 duplicates it.
 INSERT INTO campaigns (id, organization_id, created_by, name, description, telegram_account_id,

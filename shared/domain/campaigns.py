@@ -212,6 +212,20 @@ def add_contacts(state: CampaignState) -> Change | Refusal:
     return _same(state)
 
 
+def start_carrier(state: CampaignState) -> Change | Refusal:
+    """A send-message bulk action's own campaign (hidden, created by the API as a manual draft)
+    starts with the action's first batch. No launch requirements: the action checked its account
+    and text when it was created, and its contacts arrive batch by batch after the start."""
+    if state.deleted:
+        return _deleted("started")
+    if state.status is not CampaignStatus.DRAFT:
+        return Refusal(
+            "invalid_status",
+            f"a bulk action's campaign starts from draft, not from {state.status.value}",
+        )
+    return _same(state, status=CampaignStatus.ACTIVE)
+
+
 def remove_contacts(state: CampaignState) -> Change | Refusal:
     if state.deleted:
         return _deleted("changed")

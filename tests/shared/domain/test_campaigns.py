@@ -32,6 +32,7 @@ from shared.domain.campaigns import (
     launch,
     pause,
     restore,
+    start_carrier,
     stop,
 )
 
@@ -164,6 +165,12 @@ COMMANDS = [
     (add_contacts, state(S.ACTIVE), (S.ACTIVE, True, False, E.NONE, None)),
     (add_contacts, state(S.DRAFT), (S.DRAFT, True, False, E.NONE, None)),
     (add_contacts, state(S.DRAFT, deleted=True), "campaign_deleted"),
+    (start_carrier, state(S.DRAFT), (S.ACTIVE, True, False, E.NONE, None)),
+    (start_carrier, state(S.DRAFT, enabled=False), (S.ACTIVE, False, False, E.NONE, None)),
+    (start_carrier, state(S.ACTIVE), "invalid_status"),
+    (start_carrier, state(S.PAUSED), "invalid_status"),
+    (start_carrier, state(S.COMPLETED), "invalid_status"),
+    (start_carrier, state(S.DRAFT, deleted=True), "campaign_deleted"),
 ]
 
 
