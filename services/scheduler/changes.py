@@ -53,11 +53,6 @@ class Locked:
     row: asyncpg.Record
 
     @property
-    def id(self) -> UUID:
-        campaign_id: UUID = self.row["id"]
-        return campaign_id
-
-    @property
     def state(self) -> CampaignState:
         row = self.row
         return CampaignState(
