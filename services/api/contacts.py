@@ -25,6 +25,7 @@ from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.deps import CurrentClock, Database
 from services.api.problems import Problem, field_error, invalid, not_found
+from shared.csv_export import restored
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain.reach import SkipReason
@@ -313,7 +314,8 @@ def _parse_row(record: dict[str | None, str]) -> tuple[dict[str, Any], list[dict
         return {}, nul  # PostgreSQL cannot store it
     for name, value in record.items():
         assert name is not None
-        key, cell = name, value.strip()
+        # An exported file imports again unchanged: take off the apostrophe the export added.
+        key, cell = name, restored(value).strip()
         if key in known:
             if key == "tags":
                 fields["tags"] = [t for t in (p.strip() for p in cell.split(";")) if t]

@@ -56,23 +56,47 @@ KEPT = {name: STORED[name] for name in edits.EDITABLE}
             {
                 "settings": {
                     **STORED["settings"],
-                    "response_handling": {"reply_tag": "replied"},
+                    "response_handling": {"stop_on_reply": False, "reply_tag": "replied"},
                 }
             },
-            # As built: a group is replaced by the fields the patch set in it, so the stored
-            # stop_on_reply=False is dropped and reads back as its default (reported on
-            # issue 18; a refactor keeps it).
-            id="settings merge one level: ab_test kept, response_handling replaced",
+            # Reported on issue 18: the group used to be replaced by the fields the patch set
+            # in it, so the stored stop_on_reply=False read back as its default True.
+            id="a settings group merges field by field: stop_on_reply kept",
         ),
         pytest.param(
             {"settings": {"ab_test": {"enabled": False}}},
             {
                 "settings": {
                     **STORED["settings"],
-                    "ab_test": {"enabled": False},
+                    "ab_test": {"enabled": False, "metric": "delivery_rate"},
                 }
             },
-            id="a settings group is replaced by the fields set in it",
+            id="ab_test merges field by field: the metric kept",
+        ),
+        pytest.param(
+            {"settings": {"active_hours": {"start": "09:00", "end": "17:00"}}},
+            {
+                "settings": {
+                    **STORED["settings"],
+                    "active_hours": {
+                        "days": [1, 2, 3, 4, 5, 6, 7],
+                        "start": "09:00:00",
+                        "end": "17:00:00",
+                    },
+                }
+            },
+            id="active_hours is one window: replaced whole",
+        ),
+        pytest.param(
+            {"settings": {"response_handling": None, "active_hours": None}},
+            {
+                "settings": {
+                    **STORED["settings"],
+                    "response_handling": {"stop_on_reply": True, "reply_tag": None},
+                    "active_hours": None,
+                }
+            },
+            id="null resets a group to its defaults, and clears the active hours",
         ),
         pytest.param(
             {"settings": {}}, {"settings": STORED["settings"]}, id="empty settings keep all"

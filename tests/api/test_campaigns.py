@@ -205,6 +205,20 @@ async def test_a_patch_changes_only_what_it_names(ann: Person) -> None:
     assert [e["field"] for e in nulled.json()["errors"]] == ["name"]
 
 
+async def test_a_settings_patch_keeps_the_rest_of_its_group(ann: Person) -> None:
+    """Reported on issue 18: a patch of reply_tag reset the stored stop_on_reply to True."""
+    created = await campaign(ann.client, "Quiet")
+    path = f"/campaign-flows/{created['id']}"
+    ok(
+        await ann.client.patch(
+            path, json={"settings": {"response_handling": {"stop_on_reply": False}}}
+        )
+    )
+    ok(await ann.client.patch(path, json={"settings": {"response_handling": {"reply_tag": "hot"}}}))
+    read = ok(await ann.client.get(path))
+    assert read["settings"]["response_handling"] == {"stop_on_reply": False, "reply_tag": "hot"}
+
+
 async def test_rescheduling_a_waiting_campaign_moves_its_next_run(
     ann: Person, db: asyncpg.Pool[Any]
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from shared.csv_export import csv_bytes
 from tests.api.conftest import Organization, Person, PersonFactory
 from tests.builders import add_contacts, campaign, command, contact, launchable, ok
 
@@ -113,6 +114,20 @@ async def test_csv_import_reports_bad_rows_and_imports_the_good_ones(ann: Person
         "/contacts/import", content=b"name\nx\n", headers={"Content-Type": "text/csv"}
     )
     assert no_header.status_code == 422
+
+
+async def test_an_exported_row_imports_again_unchanged(ann: Person) -> None:
+    """The export writes every cell through csv_export.neutralised (a leading apostrophe on a
+    cell a spreadsheet would run); the import takes exactly that apostrophe off again."""
+    names = {"formula_ann": "=cmd()", "quoted_bob": "'=quoted", "plain_cy": "it's", "num_di": "-12"}
+    rows = [("telegram_username", "first_name"), *names.items()]
+    response = await ann.client.post(
+        "/contacts/import", content=csv_bytes(rows), headers={"Content-Type": "text/csv"}
+    )
+    assert ok(response)["imported"] == len(names)
+    for username, first_name in names.items():
+        [found] = ok(await ann.client.get("/contacts", params={"search": username}))["items"]
+        assert found["first_name"] == first_name, username
 
 
 async def executions(db: asyncpg.Pool[Any], campaign_id: str) -> list[asyncpg.Record]:

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from shared.csv_export import csv_bytes, neutralised
+from shared.csv_export import csv_bytes, neutralised, restored
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,8 @@ from shared.csv_export import csv_bytes, neutralised
         "-1-1",
         "+\uff11\uff12",  # full-width digits are not a number to a spreadsheet
         "-12\n=1",  # a number on the first line only
+        "'=already text",  # one more apostrophe: the spreadsheet hides the first
+        "'",
     ],
 )
 def test_a_cell_a_spreadsheet_would_run_becomes_text(cell: str) -> None:
@@ -31,7 +33,7 @@ def test_a_cell_a_spreadsheet_would_run_becomes_text(cell: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "cell", ["", "fine, thanks", "+4915123456789", "-12.50", "12", "a=b", "'=already text"]
+    "cell", ["", "fine, thanks", "+4915123456789", "-12.50", "12", "a=b", "it's"]
 )
 def test_text_and_plain_numbers_stay_as_written(cell: str) -> None:
     assert neutralised(cell) == cell
@@ -44,3 +46,11 @@ def test_rows_are_csv_with_every_cell_neutralised() -> None:
         ["'=cmd()", ""],
         ["Ann", "'-1+1"],
     ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "Ann", "=cmd()", "'=cmd()", "''", "'", "+4915123456789", "-1+1", "it's", "'quoted'", "@x"],
+)
+def test_restored_reads_back_what_neutralised_wrote(value: str) -> None:
+    assert restored(neutralised(value)) == value

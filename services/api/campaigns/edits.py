@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.api.campaigns.models import NOT_NULL, CampaignPatch, flow_errors, plan_errors
+from services.api.campaigns.models import (
+    NOT_NULL,
+    CampaignPatch,
+    CampaignSettings,
+    SettingsPatch,
+    flow_errors,
+    plan_errors,
+)
 from services.api.problems import field_error
 from shared.domain.campaigns import CampaignStatus, FieldGroup, LaunchType
 
@@ -27,6 +34,8 @@ EDITABLE = (
     "tags",
 )
 _PLAN = {"launch_type", "scheduled_at", "recurrence"}
+# Settings groups that are one value, not a set of independent options.
+WHOLE_GROUPS = frozenset({"active_hours"})
 
 
 def null_errors(patch: CampaignPatch) -> list[dict[str, Any]]:
@@ -41,18 +50,31 @@ def null_errors(patch: CampaignPatch) -> list[dict[str, Any]]:
 
 def merge(stored: Mapping[str, Any], patch: CampaignPatch) -> dict[str, Any]:
     """The definition with the patch applied: a field present replaces the stored one (null
-    clears it), an absent one stays; settings merge one level deep, so a patch of
-    `response_handling` keeps the stored `ab_test`."""
+    clears it), an absent one stays. Settings merge field by field inside each group, so a
+    patch of `response_handling.reply_tag` keeps the stored `stop_on_reply` and `ab_test`;
+    `active_hours` is one window, replaced whole (null clears it); null for another group
+    resets it to its defaults."""
     merged = {name: stored[name] for name in EDITABLE}
     for name in patch.model_fields_set - {"settings"}:
         value = getattr(patch, name)
         merged[name] = value.value if isinstance(value, LaunchType) else value
     if patch.settings is not None:
-        merged["settings"] = {
-            **merged["settings"],
-            **patch.settings.model_dump(mode="json", exclude_unset=True),
-        }
+        merged["settings"] = merge_settings(merged["settings"] or {}, patch.settings)
     return merged
+
+
+def merge_settings(stored: Mapping[str, Any], patch: SettingsPatch) -> dict[str, Any]:
+    settings = dict(stored)
+    defaults = CampaignSettings().model_dump(mode="json")
+    for group, value in patch.model_dump(mode="json", exclude_unset=True).items():
+        if group in WHOLE_GROUPS:
+            whole = getattr(patch, group)
+            settings[group] = None if whole is None else whole.model_dump(mode="json")
+        elif value is None:
+            settings[group] = defaults[group]
+        else:
+            settings[group] = {**(stored.get(group) or defaults[group]), **value}
+    return settings
 
 
 def merged_errors(
