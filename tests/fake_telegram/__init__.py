@@ -8,9 +8,22 @@ TcpFull framing, MTProto 2.0 encryption, the sender, update handling and error m
 
 What it simplifies, on purpose:
 
-- No auth-key (Diffie-Hellman) exchange: the server creates each 256-byte auth key itself and
-  hands it out in a StringSession (`FakeTelegram.session_string`). A key it does not know gets
-  the transport error -404, as from Telegram; an unencrypted message closes the connection.
+- Two ways to an auth key: `FakeTelegram.session_string` creates a logged-in key itself and
+  hands it out in a StringSession; or a client with an empty session runs the real exchange
+  (handshake.py: req_pq_multi, req_DH_params, set_client_DH_params) against the server's test
+  RSA key, which `fake_rsa_key()` registers with this process's Telethon. Such a key belongs to
+  nobody until a login on it completes: auth.sendCode (the code is read with `last_code`),
+  auth.signIn, and for an account with a password SESSION_PASSWORD_NEEDED, account.getPassword
+  and auth.checkPassword with real SRP (srp.py). Until then Telegram's 401
+  AUTH_KEY_UNREGISTERED answers everything but help.getConfig and the login calls. A key the
+  server does not know gets the transport error -404, as from Telegram.
+- Scripted account states: `revoke` (the account's keys so far: 401), `ban` (every key, and
+  PHONE_NUMBER_BANNED at login), `freeze` (help.getAppConfig's freeze_* fields, sends answer
+  FROZEN_METHOD_INVALID), `spambot_says` (@SpamBot's answer to /start: SPAMBOT_FREE or
+  `spambot_limited(until)`), `expire_codes`.
+- Scripted faults: `fail` (an rpc_error), `drop` (close the connection before a call is
+  handled, or after it took effect so its answer is lost), `delay` (answer late while the
+  connection serves others; optionally drop then), `drop_connections` (now).
 - One data centre (2), TcpFull framing only (TelegramClient's default connection), no checks
   of server salt or seq_no, and the server never re-sends: it ignores acknowledgements.
 - A handful of RPCs (`FakeTelegram._handlers` in server.py); any other answers
@@ -34,6 +47,13 @@ like Telegram, which starts sending updates after the first such call.
 mtproto.py is the wire protocol of one connection; server.py is the fake Telegram behind it.
 """
 
-from tests.fake_telegram.server import Call, FakeTelegram, SentMessage
+from tests.fake_telegram.server import (
+    SPAMBOT_FREE,
+    SPAMBOT_ID,
+    Call,
+    FakeTelegram,
+    SentMessage,
+    spambot_limited,
+)
 
-__all__ = ["Call", "FakeTelegram", "SentMessage"]
+__all__ = ["SPAMBOT_FREE", "SPAMBOT_ID", "Call", "FakeTelegram", "SentMessage", "spambot_limited"]

@@ -16,7 +16,8 @@ import os
 import struct
 import time
 import zlib
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from telethon.crypto import AES, AuthKey
 from telethon.errors import TypeNotFoundError
@@ -24,6 +25,8 @@ from telethon.extensions import BinaryReader
 from telethon.network.mtprotostate import MTProtoState
 from telethon.tl import TLRequest, functions, types
 from telethon.tl.core import GzipPacked, MessageContainer, RpcResult
+
+from tests.fake_telegram.handshake import FakeRsaKey, Handshake, HandshakeError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,20 @@ class RpcError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class Fault:
+    """What to do instead of answering a call at once: wait `delay` seconds first, and/or close
+    the connection before the call is handled ("before") or after it took effect but before
+    its answer left ("after"), as a connection that breaks at that moment."""
+
+    delay: float = 0.0
+    drop: Literal["before", "after"] | None = None
+
+
+class _Dropped(Exception):
+    """A scripted drop: close the connection without another word."""
+
+
 class ProtocolError(Exception):
     """The client broke the protocol: log it and close the connection."""
 
@@ -55,6 +72,15 @@ class Backend(Protocol):
     """What a Connection needs from the fake Telegram behind it."""
 
     errors: list[BaseException]  # exceptions that are bugs in the fake, for tests to check
+    rsa_key: FakeRsaKey  # the key the auth-key exchange is signed with
+
+    def add_auth_key(self, key: AuthKey) -> None:
+        """A client created this key with the exchange; it belongs to no account yet."""
+        ...
+
+    def fault(self, connection: Connection, query: Any) -> Fault | None:
+        """A scripted drop or delay for this call, if any."""
+        ...
 
     def auth_key(self, key_id: int) -> AuthKey | None:
         """The key with that id, or None: the client then gets -404."""
@@ -102,6 +128,8 @@ class Connection:
         self._salt = struct.unpack("<q", os.urandom(8))[0]
         self._last_msg_id = 0
         self._content_messages = 0
+        self._handshake: Handshake | None = None
+        self._delayed: set[asyncio.Task[None]] = set()
         self.receives_updates = False
 
     async def serve(self) -> None:
@@ -113,6 +141,8 @@ class Connection:
                     return  # the client hung up
                 self._handle_packet(packet)
                 await self.drain()
+        except _Dropped:
+            log.info("fake telegram: dropping %s as scripted", self._name)
         except ProtocolError as e:
             log.warning("fake telegram: closing %s: %s", self._name, e)
         except Exception as e:
@@ -122,6 +152,8 @@ class Connection:
             self.close()
 
     def close(self) -> None:
+        for task in self._delayed:
+            task.cancel()
         self._backend.detach(self)
         self._writer.close()
 
@@ -154,7 +186,8 @@ class Connection:
             raise ProtocolError(f"packet of {len(payload)} bytes")
         (key_id,) = struct.unpack_from("<Q", payload)
         if key_id == 0:
-            raise ProtocolError("unencrypted message: no auth key exchange, use session_string")
+            self._handle_plain(payload)
+            return
         key = self._backend.auth_key(key_id)
         if key is None:
             # What Telegram answers for a key it forgot; Telethon raises AuthKeyNotFound.
@@ -177,6 +210,28 @@ class Connection:
         except TypeNotFoundError as e:
             raise ProtocolError(f"unknown constructor {e.invalid_constructor_id:08x}") from e
         self._handle_message(msg_id, obj)
+
+    def _handle_plain(self, payload: bytes) -> None:
+        """An unencrypted message: only the auth-key exchange is sent so."""
+        if len(payload) < 20:
+            raise ProtocolError(f"plain message of {len(payload)} bytes")
+        _key_id, _msg_id, length = struct.unpack_from("<qqi", payload)
+        try:
+            request = BinaryReader(payload[20 : 20 + length]).tgread_object()
+        except TypeNotFoundError as e:
+            raise ProtocolError(f"unknown constructor {e.invalid_constructor_id:08x}") from e
+        if self._handshake is None:
+            self._handshake = Handshake(self._backend.rsa_key)
+        try:
+            answer, key = self._handshake.answer(request)
+        except HandshakeError as e:
+            raise ProtocolError(f"auth-key exchange: {e}") from e
+        if key is not None:
+            self._backend.add_auth_key(key)
+            self._handshake = None
+        body = bytes(answer)
+        msg_id = self._next_msg_id(response=True)
+        self._write_packet(struct.pack("<qqi", 0, msg_id, len(body)) + body)
 
     def _decrypt(self, key: bytes, payload: bytes) -> tuple[int, int, bytes]:
         msg_key, encrypted = payload[8:24], payload[24:]
@@ -202,13 +257,13 @@ class Connection:
         elif isinstance(obj, functions.PingRequest | functions.PingDelayDisconnectRequest):
             self.send(bytes(types.Pong(msg_id=msg_id, ping_id=obj.ping_id)), response=True)
         elif isinstance(obj, TLRequest):
-            self.send(self._rpc_result(msg_id, obj), response=True)
+            self._answer(msg_id, obj)
         elif isinstance(obj, types.MsgsAck):
             pass  # the server never re-sends, so acknowledgements change nothing
         else:
             log.warning("fake telegram: ignoring %s from %s", type(obj).__name__, self._name)
 
-    def _rpc_result(self, msg_id: int, request: Any) -> bytes:
+    def _answer(self, msg_id: int, request: Any) -> None:
         query, with_updates = request, True
         while True:
             if isinstance(query, functions.InvokeWithoutUpdatesRequest):
@@ -218,6 +273,37 @@ class Connection:
             query = query.query
         if with_updates:
             self.receives_updates = True
+        fault = self._backend.fault(self, query)
+        if fault is None:
+            self.send(self._rpc_result(msg_id, query), response=True)
+        elif fault.delay > 0:
+            # Answered later while the connection goes on serving, as Telegram may answer
+            # out of order.
+            task = asyncio.create_task(self._answer_later(msg_id, query, fault))
+            self._delayed.add(task)
+            task.add_done_callback(self._delayed.discard)
+        else:
+            self._faulty_answer(msg_id, query, fault)
+
+    async def _answer_later(self, msg_id: int, query: Any, fault: Fault) -> None:
+        await asyncio.sleep(fault.delay)
+        try:
+            self._faulty_answer(msg_id, query, fault)
+        except _Dropped:
+            log.info("fake telegram: dropping %s as scripted", self._name)
+            self.close()
+            return
+        await self.drain()
+
+    def _faulty_answer(self, msg_id: int, query: Any, fault: Fault) -> None:
+        if fault.drop == "before":
+            raise _Dropped
+        result = self._rpc_result(msg_id, query)
+        if fault.drop == "after":
+            raise _Dropped
+        self.send(result, response=True)
+
+    def _rpc_result(self, msg_id: int, query: Any) -> bytes:
         try:
             body = _serialize(self._backend.call(self, query))
         except RpcError as e:
@@ -230,17 +316,21 @@ class Connection:
             body = bytes(types.RpcError(error_code=400, error_message="FAKE_TELEGRAM_BUG"))
         return struct.pack("<Iq", RpcResult.CONSTRUCTOR_ID, msg_id) + body
 
+    def _next_msg_id(self, *, response: bool) -> int:
+        # Server msg_ids are 1 mod 4 for answers and 3 mod 4 otherwise, increasing.
+        kind = 1 if response else 3
+        candidate = max(int(time.time() * 2**32), self._last_msg_id + 1)
+        msg_id = candidate + (kind - candidate) % 4
+        self._last_msg_id = msg_id
+        return msg_id
+
     def send(self, body: bytes, *, response: bool) -> None:
         """Encrypt and queue one message; synchronous, so messages leave in call order."""
         # Only reachable after the first message was decrypted, which sets both.
         assert self._auth_key is not None
         assert self._session_id is not None
         key = self._auth_key.key
-        # Server msg_ids are 1 mod 4 for answers and 3 mod 4 otherwise, increasing.
-        kind = 1 if response else 3
-        candidate = max(int(time.time() * 2**32), self._last_msg_id + 1)
-        msg_id = candidate + (kind - candidate) % 4
-        self._last_msg_id = msg_id
+        msg_id = self._next_msg_id(response=response)
         self._content_messages += 1
         seq_no = self._content_messages * 2 - 1
         plain = struct.pack("<qqqii", self._salt, self._session_id, msg_id, seq_no, len(body))

@@ -6,21 +6,48 @@ import asyncio
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from telethon.crypto import AuthKey
 from telethon.sessions import StringSession
 from telethon.tl import TLRequest, types
 from telethon.tl.alltlobjects import tlobjects
 
-from tests.fake_telegram.mtproto import Connection, RpcError, method_name
+from tests.fake_telegram import srp
+from tests.fake_telegram.handshake import FakeRsaKey, fake_rsa_key
+from tests.fake_telegram.mtproto import Connection, Fault, RpcError, method_name
 
 DC_ID = 2
 MESSAGE_LENGTH_MAX = 4096
+SPAMBOT_ID = 178220800  # @SpamBot's id on Telegram
+LOGIN_CODE_LENGTH = 5
+# Methods a key that is not logged in may call (Telegram answers the rest 401).
+_WITHOUT_LOGIN = frozenset(
+    {"help.GetConfig", "auth.SendCode", "auth.SignIn", "account.GetPassword", "auth.CheckPassword"}
+)
+
+# @SpamBot's answers to /start, worded as reported by people whose accounts it judged.
+SPAMBOT_FREE = "Good news, no limits are currently applied to your account. You're free as a bird!"
+_SPAMBOT_LIMITED = (
+    "I'm very sorry that you had to contact me. Unfortunately, some actions can trigger a harsh "
+    "response from our anti-spam systems. If you think this is the case with you, you can submit "
+    "a complaint to our moderators.\n\nWhile the account is limited, you will not be able to send "
+    "messages to people who do not have your number in their phone contacts or add them to "
+    "groups and channels. Of course, when people contact you first, you can always reply to them."
+)
+
+
+def spambot_limited(until: datetime | None = None) -> str:
+    """@SpamBot's answer for a limited account, with the release date when it gives one."""
+    if until is None:
+        return _SPAMBOT_LIMITED
+    when = until.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
+    return f"{_SPAMBOT_LIMITED}\n\nYour account will be automatically released on {when}."
 
 
 @dataclass(frozen=True)
@@ -39,7 +66,7 @@ class SentMessage:
 class Call:
     """One RPC as the server saw it (after unwrapping InvokeWithLayer and the like)."""
 
-    account_id: int
+    account_id: int | None  # None: a key that is not logged in
     method: str
 
 
@@ -50,6 +77,7 @@ class _User:
     first_name: str
     username: str | None = None
     phone: str | None = None
+    bot: bool = False
 
     def tl(self, *, is_self: bool = False) -> Any:
         return types.User(
@@ -59,6 +87,8 @@ class _User:
             first_name=self.first_name,
             username=self.username,
             phone=self.phone,
+            bot=self.bot,
+            bot_info_version=1 if self.bot else None,
         )
 
 
@@ -71,6 +101,43 @@ class _Failure:
     user_id: int | None
 
 
+@dataclass
+class _Fault:
+    method: str
+    fault: Fault
+    times: int
+    user_id: int | None
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """What help.getAppConfig says of a frozen account."""
+
+    since: datetime
+    until: datetime
+    appeal_url: str
+
+
+@dataclass(eq=False)
+class _Key:
+    """An auth key: made by session_string() for an account, or by a client's exchange, when it
+    belongs to no account until a login completes on it."""
+
+    key: AuthKey
+    user_id: int | None = None
+    revoked: tuple[int, str] | None = None
+    password_for: int | None = None  # the code was right; the 2FA password is still due
+    challenge: srp.Challenge | None = None
+
+
+@dataclass
+class _Code:
+    phone: str
+    code: str
+    key_id: int  # a code is signed in with on the key that asked for it
+    expired: bool = False
+
+
 @dataclass(eq=False)
 class _Account:
     user: _User
@@ -79,8 +146,11 @@ class _Account:
     random_ids: set[int] = field(default_factory=set)
     messages: list[Any] = field(default_factory=list)  # types.Message, oldest first
     events: list[Any] = field(default_factory=list)  # every pts-carrying update, for GetDifference
-    revoked: tuple[int, str] | None = None
     connections: set[Connection] = field(default_factory=set)
+    password: srp.Verifier | None = None
+    banned: bool = False
+    freeze: Freeze | None = None
+    spambot_answer: str = SPAMBOT_FREE
 
 
 def _now() -> datetime:
@@ -90,6 +160,12 @@ def _now() -> datetime:
 
 def _digits(phone: str) -> str:
     return re.sub(r"\D", "", phone)
+
+
+def _as_peer(user: Any) -> Any:
+    if isinstance(user, types.InputUser):
+        return types.InputPeerUser(user.user_id, user.access_hash)
+    return types.InputPeerSelf() if isinstance(user, types.InputUserSelf) else user
 
 
 def _default_access_hash(user_id: int) -> int:
@@ -115,6 +191,7 @@ class FakeTelegram:
 
     def __init__(self) -> None:
         self.port = 0
+        self.rsa_key: FakeRsaKey = fake_rsa_key()
         self.sent: list[SentMessage] = []
         self.calls: list[Call] = []
         self.errors: list[BaseException] = []  # bugs in the fake itself; tests should see none
@@ -122,14 +199,24 @@ class FakeTelegram:
         self._accounts: dict[int, _Account] = {}
         self._usernames: dict[str, int] = {}
         self._phones: dict[str, int] = {}
-        self._keys: dict[int, tuple[AuthKey, int]] = {}  # key_id -> (key, account's user id)
-        self._connected: dict[Connection, _Account] = {}
+        self._keys: dict[int, _Key] = {}
+        self._connected: dict[Connection, _Key] = {}
         self._failures: list[_Failure] = []
+        self._faults: list[_Fault] = []
+        self._codes: dict[str, _Code] = {}  # phone_code_hash -> the code sent
+        self._last_codes: dict[str, str] = {}  # phone digits -> the last code sent to it
         self._server: asyncio.Server | None = None
         self._serving: dict[asyncio.Task[Any], Connection] = {}
+        self._login_handlers: dict[str, Callable[[_Key, Any], Any]] = {
+            "auth.SendCode": self._send_code,
+            "auth.SignIn": self._sign_in,
+            "account.GetPassword": self._get_password,
+            "auth.CheckPassword": self._check_password,
+        }
         self._handlers: dict[str, Callable[[_Account, Any, Connection], Any]] = {
-            "help.GetConfig": self._get_config,
+            "help.GetAppConfig": self._get_app_config,
             "users.GetUsers": self._get_users,
+            "users.GetFullUser": self._get_full_user,
             "updates.GetState": self._get_state,
             "updates.GetDifference": self._get_difference,
             "contacts.ResolveUsername": self._resolve_username,
@@ -137,6 +224,8 @@ class FakeTelegram:
             "messages.SendMessage": self._send_message,
             "messages.GetHistory": self._get_history,
         }
+        self.add_user(SPAMBOT_ID, username="SpamBot", first_name="Spam Info Bot")
+        self._users[SPAMBOT_ID].bot = True
 
     # Lifecycle
 
@@ -168,12 +257,22 @@ class FakeTelegram:
 
     # Scenario set-up
 
-    def add_account(self, user_id: int, *, phone: str = "", first_name: str = "Sender") -> None:
+    def add_account(
+        self,
+        user_id: int,
+        *,
+        phone: str = "",
+        first_name: str = "Sender",
+        password: str | None = None,
+    ) -> None:
+        """An account; with a phone it can log in (auth.sendCode), with a password that login
+        asks for it too (SESSION_PASSWORD_NEEDED, then SRP)."""
         user = _User(
             user_id, _default_access_hash(user_id), first_name, phone=_digits(phone) or None
         )
         self._add(user)
-        self._accounts[user_id] = _Account(user)
+        verifier = None if password is None else srp.Verifier.for_password(password)
+        self._accounts[user_id] = _Account(user, password=verifier)
 
     def add_user(
         self,
@@ -206,7 +305,7 @@ class FakeTelegram:
         if not self.port:
             raise RuntimeError("start() the server first: the session names its port")
         key = AuthKey(os.urandom(256))
-        self._keys[key.key_id] = (key, user_id)
+        self._keys[key.key_id] = _Key(key, user_id)
         session = StringSession()
         session.set_dc(DC_ID, "127.0.0.1", self.port)
         session.auth_key = key
@@ -224,26 +323,101 @@ class FakeTelegram:
         self._failures.append(_Failure(method, error, code, times, user_id))
 
     def revoke(self, user_id: int, error: str = "AUTH_KEY_UNREGISTERED", code: int = 401) -> None:
-        """Every later call of that account fails so, except help.getConfig."""
-        self._accounts[user_id].revoked = (code, error)
+        """Every later call on the account's keys so far fails so, except help.getConfig; a
+        new login (a new key) works, as after Telegram ends a session."""
+        for key in self._keys.values():
+            if key.user_id == user_id:
+                key.revoked = (code, error)
+
+    def ban(self, user_id: int) -> None:
+        """The account is banned: every call on any of its keys is USER_DEACTIVATED_BAN and a
+        login is refused with PHONE_NUMBER_BANNED."""
+        self._accounts[user_id].banned = True
+
+    def last_code(self, phone: str) -> str:
+        """The last login code sent to that phone (what the Telegram app would show)."""
+        return self._last_codes[_digits(phone)]
+
+    def expire_codes(self) -> None:
+        """Every login code sent so far is expired (PHONE_CODE_EXPIRED)."""
+        for code in self._codes.values():
+            code.expired = True
+
+    def freeze(
+        self,
+        user_id: int,
+        *,
+        since: datetime,
+        until: datetime,
+        appeal_url: str = "https://t.me/spambot",
+    ) -> None:
+        """The account is frozen: help.getAppConfig says so, and sends answer
+        FROZEN_METHOD_INVALID (420), as Telegram does since 2025."""
+        self._accounts[user_id].freeze = Freeze(since, until, appeal_url)
+
+    def unfreeze(self, user_id: int) -> None:
+        self._accounts[user_id].freeze = None
+
+    def spambot_says(self, user_id: int, answer: str) -> None:
+        """What @SpamBot answers that account's /start from now on (SPAMBOT_FREE by default,
+        spambot_limited(until) for a limited one)."""
+        self._accounts[user_id].spambot_answer = answer
+
+    # Faults of the connection
+
+    def drop(
+        self,
+        method: str,
+        *,
+        when: Literal["before", "after"] = "before",
+        times: int = 1,
+        user_id: int | None = None,
+    ) -> None:
+        """The next `times` calls of `method` close their connection instead of answering:
+        before the call is handled, or after it took effect (its answer is lost)."""
+        self._add_fault(method, Fault(drop=when), times, user_id)
+
+    def delay(
+        self,
+        method: str,
+        seconds: float,
+        *,
+        times: int = 1,
+        user_id: int | None = None,
+        then_drop: Literal["before", "after"] | None = None,
+    ) -> None:
+        """The next `times` calls of `method` are answered `seconds` late (the connection
+        serves other calls meanwhile), or dropped after that wait."""
+        if seconds <= 0:
+            raise ValueError(f"a delay must be positive, not {seconds}")
+        self._add_fault(method, Fault(delay=seconds, drop=then_drop), times, user_id)
+
+    def drop_connections(self, user_id: int | None = None) -> int:
+        """Close the live connections (of one account, or all) now; returns how many."""
+        dropped = [
+            connection
+            for connection, key in list(self._connected.items())
+            if user_id is None or key.user_id == user_id
+        ]
+        for connection in dropped:
+            connection.close()
+        return len(dropped)
+
+    def _add_fault(self, method: str, fault: Fault, times: int, user_id: int | None) -> None:
+        if method not in _known_methods():
+            raise ValueError(f"{method!r} is not a TL method name like 'messages.SendMessage'")
+        if times < 1:
+            raise ValueError(f"times must be at least 1, not {times}")
+        self._faults.append(_Fault(method, fault, times, user_id))
 
     # Server-initiated updates
 
     async def push_reply(self, account_id: int, from_user_id: int, text: str) -> int:
         """A private message from that user to the account; returns its message id."""
         account = self._accounts[account_id]
-        sender = self._users[from_user_id]
-        message = types.Message(
-            id=self._next_message_id(account),
-            peer_id=types.PeerUser(sender.id),
-            date=_now(),
-            message=text,
-            out=False,
-        )
-        account.messages.append(message)
-        account.pts += 1
-        update = types.UpdateNewMessage(message=message, pts=account.pts, pts_count=1)
-        await self._push_and_drain(account, update, [sender])
+        message = self._incoming(account, self._users[from_user_id], text)
+        for connection in list(account.connections):
+            await connection.drain()
         return int(message.id)
 
     async def push_read(self, account_id: int, peer_user_id: int, max_id: int) -> None:
@@ -255,6 +429,23 @@ class FakeTelegram:
         )
         peer = self._users.get(peer_user_id)
         await self._push_and_drain(account, update, [peer] if peer else [])
+
+    def _spambot_replies(self, account: _Account) -> None:
+        self._incoming(account, self._users[SPAMBOT_ID], account.spambot_answer)
+
+    def _incoming(self, account: _Account, sender: _User, text: str) -> types.Message:
+        message = types.Message(
+            id=self._next_message_id(account),
+            peer_id=types.PeerUser(sender.id),
+            date=_now(),
+            message=text,
+            out=False,
+        )
+        account.messages.append(message)
+        account.pts += 1
+        update = types.UpdateNewMessage(message=message, pts=account.pts, pts_count=1)
+        self._push(account, update, [sender])
+        return message
 
     async def _push_and_drain(self, account: _Account, update: Any, users: list[_User]) -> None:
         self._push(account, update, users)
@@ -283,37 +474,190 @@ class FakeTelegram:
 
     def auth_key(self, key_id: int) -> AuthKey | None:
         known = self._keys.get(key_id)
-        return None if known is None else known[0]
+        return None if known is None else known.key
+
+    def add_auth_key(self, key: AuthKey) -> None:
+        self._keys[key.key_id] = _Key(key)
 
     def attach(self, connection: Connection, key_id: int) -> None:
-        account = self._accounts[self._keys[key_id][1]]
-        account.connections.add(connection)
-        self._connected[connection] = account
+        key = self._keys[key_id]
+        self._connected[connection] = key
+        if key.user_id is not None:
+            self._accounts[key.user_id].connections.add(connection)
 
     def detach(self, connection: Connection) -> None:
-        account = self._connected.pop(connection, None)
-        if account is not None:
-            account.connections.discard(connection)
+        key = self._connected.pop(connection, None)
+        if key is not None and key.user_id is not None:
+            self._accounts[key.user_id].connections.discard(connection)
+
+    def fault(self, connection: Connection, query: Any) -> Fault | None:
+        key = self._connected[connection]
+        method = method_name(type(query))
+        for scripted in self._faults:
+            if scripted.method == method and scripted.user_id in (None, key.user_id):
+                scripted.times -= 1
+                if scripted.times <= 0:
+                    self._faults.remove(scripted)
+                return scripted.fault
+        return None
 
     def call(self, connection: Connection, query: Any) -> Any:
-        account = self._connected[connection]
+        key = self._connected[connection]
+        account = None if key.user_id is None else self._accounts[key.user_id]
         method = method_name(type(query))
-        self.calls.append(Call(account.user.id, method))
+        self.calls.append(Call(key.user_id, method))
         # Telegram serves help.getConfig without a login; Telethon sends it on every connect.
-        if account.revoked is not None and method != "help.GetConfig":
-            raise RpcError(*account.revoked)
+        if method == "help.GetConfig":
+            return self._get_config()
+        if key.revoked is not None:
+            raise RpcError(*key.revoked)
+        if account is not None and account.banned:
+            raise RpcError(401, "USER_DEACTIVATED_BAN")
         for failure in self._failures:
-            if failure.method == method and failure.user_id in (None, account.user.id):
+            if failure.method == method and failure.user_id in (None, key.user_id):
                 failure.times -= 1
                 if failure.times <= 0:
                     self._failures.remove(failure)
                 raise RpcError(failure.code, failure.error)
+        if method in self._login_handlers:
+            return self._login_handlers[method](key, query)
+        if account is None:
+            raise RpcError(401, "AUTH_KEY_UNREGISTERED")
         handler = self._handlers.get(method)
         if handler is None:
             raise RpcError(400, "METHOD_NOT_IMPLEMENTED_IN_FAKE")
         return handler(account, query, connection)
 
-    def _get_config(self, account: _Account, request: Any, connection: Connection) -> Any:
+    # Logging in
+
+    def _send_code(self, key: _Key, request: Any) -> Any:
+        account = self._account_by_phone(request.phone_number)
+        if account is None:
+            raise RpcError(400, "PHONE_NUMBER_INVALID")
+        if account.banned:
+            raise RpcError(400, "PHONE_NUMBER_BANNED")
+        phone = _digits(request.phone_number)
+        code = "".join(secrets.choice("0123456789") for _ in range(LOGIN_CODE_LENGTH))
+        phone_code_hash = secrets.token_hex(9)
+        self._codes[phone_code_hash] = _Code(phone, code, key.key.key_id)
+        self._last_codes[phone] = code
+        return types.auth.SentCode(
+            type=types.auth.SentCodeTypeApp(length=LOGIN_CODE_LENGTH),
+            phone_code_hash=phone_code_hash,
+        )
+
+    def _sign_in(self, key: _Key, request: Any) -> Any:
+        sent = self._codes.get(request.phone_code_hash)
+        # A hash Telegram does not know (any more), or from another key or phone: Telegram
+        # answers PHONE_CODE_EXPIRED, and the login starts again with a new code.
+        if (
+            sent is None
+            or sent.expired
+            or sent.key_id != key.key.key_id
+            or sent.phone != _digits(request.phone_number)
+        ):
+            raise RpcError(400, "PHONE_CODE_EXPIRED")
+        if not request.phone_code:
+            raise RpcError(400, "PHONE_CODE_EMPTY")
+        if request.phone_code != sent.code:
+            raise RpcError(400, "PHONE_CODE_INVALID")
+        del self._codes[request.phone_code_hash]
+        account = self._account_by_phone(sent.phone)
+        assert account is not None  # a code is only sent to an account's phone
+        if account.banned:
+            raise RpcError(400, "PHONE_NUMBER_BANNED")
+        if account.password is not None:
+            key.password_for = account.user.id
+            raise RpcError(401, "SESSION_PASSWORD_NEEDED")
+        return self._authorize(key, account)
+
+    def _password_account(self, key: _Key) -> _Account:
+        user_id = key.user_id if key.user_id is not None else key.password_for
+        if user_id is None:
+            raise RpcError(401, "AUTH_KEY_UNREGISTERED")
+        return self._accounts[user_id]
+
+    def _get_password(self, key: _Key, request: Any) -> Any:
+        account = self._password_account(key)
+        new_algo = srp.Verifier.for_password("").algo
+        common = {
+            "new_algo": new_algo,
+            "new_secure_algo": types.SecurePasswordKdfAlgoSHA512(os.urandom(8)),
+            "secure_random": os.urandom(32),
+        }
+        if account.password is None:
+            return types.account.Password(has_password=False, **common)
+        key.challenge = srp.challenge(account.password)
+        return types.account.Password(
+            has_password=True,
+            current_algo=account.password.algo,
+            srp_B=key.challenge.srp_b,
+            srp_id=key.challenge.srp_id,
+            **common,
+        )
+
+    def _check_password(self, key: _Key, request: Any) -> Any:
+        account = self._password_account(key)
+        check = request.password
+        challenge, key.challenge = key.challenge, None  # one answer per challenge
+        if account.password is None or not isinstance(check, types.InputCheckPasswordSRP):
+            raise RpcError(400, "PASSWORD_HASH_INVALID")
+        if challenge is None or check.srp_id != challenge.srp_id:
+            raise RpcError(400, "SRP_ID_INVALID")
+        if not srp.verify(account.password, challenge, check.A, check.M1):
+            raise RpcError(400, "PASSWORD_HASH_INVALID")
+        key.password_for = None
+        return self._authorize(key, account)
+
+    def _authorize(self, key: _Key, account: _Account) -> Any:
+        key.user_id = account.user.id
+        for connection, connected in self._connected.items():
+            if connected is key:
+                account.connections.add(connection)
+        return types.auth.Authorization(user=account.user.tl(is_self=True))
+
+    def _account_by_phone(self, phone: str) -> _Account | None:
+        user_id = self._phones.get(_digits(phone))
+        return None if user_id is None else self._accounts.get(user_id)
+
+    # The logged-in account's RPCs
+
+    def _get_app_config(self, account: _Account, request: Any, connection: Connection) -> Any:
+        values: list[Any] = [
+            types.JsonObjectValue("message_length_max", types.JsonNumber(MESSAGE_LENGTH_MAX))
+        ]
+        if account.freeze is not None:
+            values += [
+                types.JsonObjectValue(
+                    "freeze_since_date", types.JsonNumber(account.freeze.since.timestamp())
+                ),
+                types.JsonObjectValue(
+                    "freeze_until_date", types.JsonNumber(account.freeze.until.timestamp())
+                ),
+                types.JsonObjectValue(
+                    "freeze_appeal_url", types.JsonString(account.freeze.appeal_url)
+                ),
+            ]
+        config = types.JsonObject(values)
+        digest = hashlib.sha256(bytes(config)).digest()
+        return types.help.AppConfig(
+            hash=int.from_bytes(digest[:4], "little", signed=True), config=config
+        )
+
+    def _get_full_user(self, account: _Account, request: Any, connection: Connection) -> Any:
+        user = self._peer_user(account, _as_peer(request.id))
+        return types.users.UserFull(
+            full_user=types.UserFull(
+                id=user.id,
+                settings=types.PeerSettings(),
+                notify_settings=types.PeerNotifySettings(),
+                common_chats_count=0,
+            ),
+            chats=[],
+            users=[self._user_tl(account, user)],
+        )
+
+    def _get_config(self) -> Any:
         now = _now()
         return types.Config(
             date=now,
@@ -399,6 +743,8 @@ class FakeTelegram:
         )
 
     def _send_message(self, account: _Account, request: Any, connection: Connection) -> Any:
+        if account.freeze is not None:
+            raise RpcError(420, "FROZEN_METHOD_INVALID")
         peer = self._peer_user(account, request.peer)
         if not request.message.strip():
             raise RpcError(400, "MESSAGE_EMPTY")
@@ -429,6 +775,9 @@ class FakeTelegram:
         account.pts += 1
         update = types.UpdateNewMessage(message=message, pts=account.pts, pts_count=1)
         self._push(account, update, [peer], exclude=connection)
+        if peer.id == SPAMBOT_ID and request.message.strip() == "/start":
+            # After this answer has left: the bot's reply is a later update, as on Telegram.
+            asyncio.get_running_loop().call_soon(self._spambot_replies, account)
         return types.UpdateShortSentMessage(
             id=message.id, pts=account.pts, pts_count=1, date=message.date, out=True
         )

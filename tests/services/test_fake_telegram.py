@@ -370,9 +370,16 @@ async def test_revoked_account_fails_every_call(telegram: FakeTelegram, connect:
         await client(functions.updates.GetStateRequest())
     assert await client.get_me() is None  # Telethon turns 401s in get_me() into None
 
-    # A new client still connects (help.getConfig needs no login) but is not authorised.
+    # The same session still connects (help.getConfig needs no login) but is not authorised.
+    again = TelegramClient(StringSession(client.session.save()), api_id=1, api_hash="x")
+    await again.connect()
+    try:
+        assert not await again.is_user_authorized()
+    finally:
+        await again.disconnect()
+    # Another login of the account (a new key) works: revoking ends sessions, not the account.
     fresh = await connect()
-    assert not await fresh.is_user_authorized()
+    assert await fresh.is_user_authorized()
 
 
 async def test_revoke_with_another_error(telegram: FakeTelegram, connect: Connect) -> None:
@@ -401,7 +408,7 @@ async def test_unknown_methods_say_so(connect: Connect) -> None:
     client = await connect()
 
     with pytest.raises(BadRequestError, match="METHOD_NOT_IMPLEMENTED_IN_FAKE"):
-        await client(functions.account.GetPasswordRequest())
+        await client(functions.account.GetAuthorizationsRequest())
 
 
 def test_fail_rejects_a_misspelt_method() -> None:
