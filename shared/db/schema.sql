@@ -923,7 +923,7 @@ CREATE INDEX pipeline_stages_pipeline_idx ON pipeline_stages (pipeline_id, posit
 CREATE TABLE opportunities (
     id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     pipeline_id   uuid NOT NULL REFERENCES pipelines (id) ON DELETE CASCADE,
-    contact_id    uuid NOT NULL REFERENCES contacts (id),
+    contact_id    uuid NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
     stage_id      uuid NOT NULL REFERENCES pipeline_stages (id),
     name          text NOT NULL,
     value         numeric(16, 2) CHECK (value >= 0),
