@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from shared.domain.permissions import Action, Decision, Role
+from shared.domain.permissions import Action, Decision, RecordAction, Role
 
 A = Decision.ALLOWED
 F = Decision.FORBIDDEN
@@ -68,4 +68,30 @@ def cells() -> list[tuple[str, Role | None, bool, bool, Action]]:
         ["organization"], list(Role), [True, False], [True, False], list(Action)
     )
     personal = itertools.product(["personal"], [None], [True, False], [True, False], list(Action))
+    return [*organization, *personal]
+
+
+# Companies and pipelines (and the opportunities in them) follow the contacts' rule, not the
+# campaigns' (issue 19, item 6): an organization's are every member's, whatever admin view says;
+# personal ones are their owner's alone; deleting another member's is for owners and admins.
+RECORD_ACTIONS = list(RecordAction)
+
+
+def expected_record(
+    mode: str, role: Role | None, admin_view: bool, own: bool, action: RecordAction
+) -> tuple[Decision, str]:
+    if own:
+        return A, "issue 19: one's own companies and pipelines, in either mode"
+    if mode == "personal":
+        return I, "contacts: personal mode shows only one's own"
+    if action is RecordAction.DELETE and role is Role.MEMBER:
+        return F, "issue 19 item 6: deleting across owners is for owners and admins"
+    return A, "contacts: an organization's are shared by every member (admin view or not)"
+
+
+def record_cells() -> list[tuple[str, Role | None, bool, bool, RecordAction]]:
+    organization = itertools.product(
+        ["organization"], list(Role), [True, False], [True, False], RECORD_ACTIONS
+    )
+    personal = itertools.product(["personal"], [None], [True, False], [True, False], RECORD_ACTIONS)
     return [*organization, *personal]

@@ -9,9 +9,11 @@ from services.api import (
     bulk_actions,
     bulk_operations,
     campaigns,
+    companies,
     contacts,
     logs,
     organizations,
+    pipelines,
     problems,
     statistics,
     telegram_accounts,
@@ -47,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(ServerErrors)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
-    for module in (organizations, api_keys, telegram_accounts, contacts, bulk_operations,
-                   bulk_actions, statistics, logs, campaigns):  # fmt: skip
+    for module in (organizations, api_keys, telegram_accounts, contacts, companies, pipelines,
+                   bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

@@ -45,6 +45,8 @@ FieldValue = str | int | float | bool | None
 MAX_FIELD_TEXT = 5000
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
 MAX_IMPORT_ROWS = 50_000
+# What PATCH may change, in the order the update query binds it.
+EDITABLE = (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags", "company_id")
 
 
 def _username(value: str | None) -> str | None:
@@ -78,6 +80,10 @@ def _custom_fields(value: dict[str, FieldValue]) -> dict[str, FieldValue]:
     return value
 
 
+# For the other records with custom fields (companies, opportunities): the same limits.
+check_custom_fields = _custom_fields
+
+
 class ContactFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,6 +94,9 @@ class ContactFields(BaseModel):
     last_name: str | None = Field(default=None, max_length=200)
     custom_fields: dict[str, FieldValue] = Field(default_factory=dict)
     tags: list[Tag] = Field(default_factory=list, max_length=100)
+    company_id: UUID | None = Field(
+        default=None, description="The company the contact belongs to (at most one)."
+    )
 
     _username = field_validator("telegram_username")(_username)
     _phone = field_validator("phone")(_phone)
@@ -110,6 +119,7 @@ class Contact(BaseModel):
     last_name: str | None
     custom_fields: dict[str, Any]
     tags: list[str]
+    company_id: UUID | None
     created_at: datetime
     updated_at: datetime
 
@@ -142,6 +152,14 @@ def _identity_errors(values: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+async def _check_company(connection: DbConnection, who: Principal, company_id: UUID | None) -> None:
+    """A contact joins only a company of its own context (404 as for the company itself)."""
+    if company_id is not None and not await connection.fetchval(
+        CONTACTS["company_in_context"], company_id, who.caller.organization_id, who.caller.user_id
+    ):
+        raise not_found("company")
+
+
 async def _get(connection: DbConnection, who: Principal, contact_id: UUID) -> Any:
     row = await connection.fetchrow(
         CONTACTS["get"], contact_id, who.caller.organization_id, who.caller.user_id
@@ -157,6 +175,7 @@ async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Re
     if errors := _identity_errors(values):
         raise invalid(errors)
     async with pool(request).acquire() as connection:
+        await _check_company(connection, who, body.company_id)
         row = await connection.fetchrow(
             CONTACTS["insert"],
             who.caller.organization_id,
@@ -171,6 +190,7 @@ async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Re
                     "last_name",
                     "custom_fields",
                     "tags",
+                    "company_id",
                 )
             ),
         )
@@ -184,6 +204,7 @@ async def list_contacts(
     request: Request,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
+    company_id: Annotated[UUID | None, Query(description="Only the company's contacts.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ContactPage:
@@ -204,6 +225,7 @@ async def list_contacts(
             term,
             after[1],
             limit + 1,
+            company_id,
         )
     items = [Contact.model_validate(dict(row)) for row in rows[:limit]]
     next_cursor = None
@@ -345,21 +367,17 @@ async def update_contact(
 ) -> Contact:
     async with pool(request).acquire() as connection, connection.transaction():
         row = await _get(connection, who, contact_id)
-        values = {
-            name: row[name]
-            for name in (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags")
-        }
+        values = {name: row[name] for name in EDITABLE}
         for name in body.model_fields_set:
             values[name] = getattr(body, name)
         if errors := _identity_errors(values):
             raise invalid(errors)
+        if "company_id" in body.model_fields_set:
+            await _check_company(connection, who, body.company_id)
         updated = await connection.fetchrow(
             CONTACTS["update"],
             contact_id,
-            *(
-                values[name]
-                for name in (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags")
-            ),
+            *(values[name] for name in EDITABLE),
         )
     assert updated is not None
     return Contact.model_validate(dict(updated))

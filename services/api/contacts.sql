@@ -3,9 +3,16 @@
 
 -- name: insert
 INSERT INTO contacts (organization_id, owner_user_id, telegram_username, phone,
-                      telegram_user_id, first_name, last_name, custom_fields, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                      telegram_user_id, first_name, last_name, custom_fields, tags, company_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 RETURNING *;
+
+-- name: company_in_context
+-- A company a contact of this context may join: the organization's ($2), or in personal mode
+-- the user's own ($3).
+SELECT EXISTS (SELECT 1 FROM companies
+               WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2
+                 AND ($2::uuid IS NOT NULL OR owner_user_id = $3));
 
 -- name: insert_many
 -- A CSV import's good rows in one statement.
@@ -28,7 +35,7 @@ WHERE id = $1 AND deleted_at IS NULL
 -- name: update
 UPDATE contacts
 SET telegram_username = $2, phone = $3, telegram_user_id = $4, first_name = $5, last_name = $6,
-    custom_fields = $7, tags = $8, updated_at = now()
+    custom_fields = $7, tags = $8, company_id = $9, updated_at = now()
 WHERE id = $1
 RETURNING *;
 
@@ -66,7 +73,8 @@ WITH target AS (
 SELECT id, campaign_id, contact_id, current_node_id, status, previous_status FROM left_campaigns;
 
 -- name: list
--- Newest first; keyset on (created_at, id). $4 a tag; $5 a search over names, username, phone.
+-- Newest first; keyset on (created_at, id). $4 a tag; $5 a search over names, username, phone;
+-- $8 a company.
 SELECT * FROM contacts
 WHERE deleted_at IS NULL
   AND organization_id IS NOT DISTINCT FROM $1
@@ -75,5 +83,6 @@ WHERE deleted_at IS NULL
   AND ($4::text IS NULL OR tags @> ARRAY[$4])
   AND ($5::text IS NULL OR concat_ws(' ', first_name, last_name, telegram_username, phone)
                            ILIKE '%' || $5 || '%')
+  AND ($8::uuid IS NULL OR company_id = $8)
 ORDER BY created_at DESC, id DESC
 LIMIT $7;

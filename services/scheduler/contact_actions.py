@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,12 +29,12 @@ from shared.db.campaign_filter import Where
 from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import campaigns, drip, permissions
+from shared.domain import campaigns, crm, drip, permissions
 from shared.domain.campaigns import Refusal
 from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
-from shared.messaging.contracts import BulkActionProgress, MessageType
+from shared.messaging.contracts import BulkActionProgress, MessageType, OpportunityStageChanged
 from shared.messaging.envelope import Actor, Cause
 from shared.messaging.transaction import Transaction, transaction_on
 from shared.runtime import Service
@@ -453,6 +454,179 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+async def _company_refusal(batch: Batch) -> Outcome | None:
+    """The company must still exist in the action's context (it may be deleted after the
+    action was created); its right to it was checked then, and companies are the context's."""
+    action = batch.action
+    found = await batch.connection.fetchval(
+        QUERIES["company_of_action"],
+        UUID(action["params"]["company_id"]),
+        action["organization_id"],
+        action["created_by"],
+    )
+    if found is None:
+        return Outcome("failed", "company_not_found", "the company no longer exists")
+    return None
+
+
+async def _add_to_company(batch: Batch) -> dict[UUID, Outcome]:
+    """Spec 003's "Add/Update to company": a contact in another company moves (a contact
+    belongs to at most one), recorded with the company it left."""
+    if (refusal := await _company_refusal(batch)) is not None:
+        return dict.fromkeys(batch.ids, refusal)
+    company = UUID(batch.action["params"]["company_id"])
+    rows = {
+        r["id"]: r["previous"]
+        for r in await batch.connection.fetch(
+            QUERIES["join_company"], batch.ids, company, batch.now
+        )
+    }
+    outcomes: dict[UUID, Outcome] = {}
+    for contact in batch.ids:
+        if contact not in rows:
+            outcomes[contact] = _GONE
+        elif rows[contact] == company:
+            outcomes[contact] = Outcome(
+                "skipped", "already_in_company", "the contact is already in the company"
+            )
+        elif rows[contact] is None:
+            outcomes[contact] = Outcome("succeeded", "added_to_company", "added to the company")
+        else:
+            outcomes[contact] = Outcome(
+                "succeeded",
+                "moved_to_company",
+                "moved from another company",
+                {"previous_company_id": str(rows[contact])},
+            )
+    return outcomes
+
+
+async def _remove_from_company(batch: Batch) -> dict[UUID, Outcome]:
+    if (refusal := await _company_refusal(batch)) is not None:
+        return dict.fromkeys(batch.ids, refusal)
+    company = UUID(batch.action["params"]["company_id"])
+    rows = {
+        r["id"]: r["member"]
+        for r in await batch.connection.fetch(
+            QUERIES["leave_company"], batch.ids, company, batch.now
+        )
+    }
+    return {
+        contact: _GONE
+        if contact not in rows
+        else Outcome("succeeded", "removed_from_company", "removed from the company")
+        if rows[contact]
+        else Outcome("skipped", "not_in_company", "the contact was not in the company")
+        for contact in batch.ids
+    }
+
+
+async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
+    """Spec 003's "Manage Opportunities": each contact's opportunity in the pipeline is created
+    in the stage or moved there, with the action's optional fields (shared/domain/crm.upsert).
+    Every opportunity that enters a stage is an opportunity.stage_changed event, in the
+    batch's transaction."""
+    connection, action, now = batch.connection, batch.action, batch.now
+    params = action["params"]
+    pipeline_id, stage_id = UUID(params["pipeline_id"]), UUID(params["stage_id"])
+    stage = await connection.fetchrow(
+        QUERIES["pipeline_of_action"],
+        pipeline_id,
+        action["organization_id"],
+        action["created_by"],
+        stage_id,
+    )
+    if stage is None:
+        gone = Outcome("failed", "stage_not_found", "the pipeline or its stage no longer exists")
+        return dict.fromkeys(batch.ids, gone)
+    update = crm.OpportunityUpdate(
+        stage_id,
+        params.get("name"),
+        Decimal(params["value"]) if params.get("value") is not None else None,
+        crm.OpportunityStatus(params["status"]) if params.get("status") else None,
+        params.get("custom_fields") or {},
+    )
+    contacts = {
+        r["id"]: r for r in await connection.fetch(QUERIES["opportunity_contacts"], batch.ids)
+    }
+    current = {
+        r["contact_id"]: r
+        for r in await connection.fetch(
+            QUERIES["current_opportunities"], pipeline_id, list(contacts)
+        )
+    }
+    decided: dict[UUID, crm.Upsert] = {}
+    for contact_id, contact in contacts.items():
+        row = current.get(contact_id)
+        existing = (
+            crm.Opportunity(
+                row["stage_id"],
+                row["name"],
+                row["value"],
+                crm.OpportunityStatus(row["status"]),
+                row["custom_fields"],
+            )
+            if row is not None
+            else None
+        )
+        default_name = crm.display_name(
+            contact["first_name"], contact["last_name"], contact["telegram_username"],
+            contact["phone"],
+        )  # fmt: skip
+        decided[contact_id] = crm.upsert(existing, update, default_name)
+    written = [c for c, d in decided.items() if d.outcome is not crm.Outcome.UNCHANGED]
+    ids = {
+        r["contact_id"]: r["id"]
+        for r in await connection.fetch(
+            QUERIES["upsert_opportunities"],
+            pipeline_id,
+            action["created_by"],
+            now,
+            written,
+            [decided[c].result.stage_id for c in written],
+            [decided[c].result.name for c in written],
+            [decided[c].result.value for c in written],
+            [decided[c].result.status.value for c in written],
+            [decided[c].result.custom_fields for c in written],
+        )
+    }
+    for contact_id in written:
+        result = decided[contact_id].result
+        if decided[contact_id].stage_changed:
+            previous = current.get(contact_id)
+            event = OpportunityStageChanged(
+                opportunity_id=ids[contact_id],
+                pipeline_id=pipeline_id,
+                contact_id=contact_id,
+                previous_stage_id=previous["stage_id"] if previous is not None else None,
+                stage_id=result.stage_id,
+                stage_name=stage["stage_name"],
+                status=result.status,
+                value=result.value,
+                source="bulk_action",
+                bulk_action_id=action["id"],
+            )
+            batch.tx.outbox.emit(event, key=ids[contact_id], cause=Cause(_actor(action)), at=now)
+    outcomes: dict[UUID, Outcome] = {}
+    for contact_id in batch.ids:
+        if contact_id not in decided:
+            outcomes[contact_id] = _GONE
+            continue
+        outcome = decided[contact_id].outcome
+        opportunity = ids.get(contact_id) or current[contact_id]["id"]
+        details = {"opportunity_id": str(opportunity)}
+        if outcome is crm.Outcome.CREATED:
+            message = f"opportunity created in {stage['stage_name']}"
+            outcomes[contact_id] = Outcome("succeeded", "created", message, details)
+        elif outcome is crm.Outcome.UPDATED:
+            message = f"opportunity updated, in {stage['stage_name']}"
+            outcomes[contact_id] = Outcome("succeeded", "updated", message, details)
+        else:
+            message = "the opportunity already had these values"
+            outcomes[contact_id] = Outcome("skipped", "unchanged", message, details)
+    return outcomes
+
+
 APPLY: dict[BulkActionType, Apply] = {
     BulkActionType.ADD_TO_CAMPAIGN: _add_to_campaign,
     BulkActionType.SEND_MESSAGE: _send_message,
@@ -461,6 +635,9 @@ APPLY: dict[BulkActionType, Apply] = {
     BulkActionType.DELETE_CONTACTS: _delete,
     BulkActionType.RESTORE_CONTACTS: _restore,
     BulkActionType.EXPORT_CONTACTS: _export,
+    BulkActionType.ADD_TO_COMPANY: _add_to_company,
+    BulkActionType.REMOVE_FROM_COMPANY: _remove_from_company,
+    BulkActionType.UPSERT_OPPORTUNITIES: _upsert_opportunities,
 }
 
 

@@ -167,3 +167,74 @@ UPDATE exports SET rows = rows + $2, bytes = bytes + $3, chunks = chunks + 1 WHE
 
 -- name: close_export
 UPDATE exports SET completed_at = $2 WHERE id = $1;
+
+-- Companies and opportunities (issue 19) ---------------------------------------------------
+
+-- name: company_of_action
+-- The company an add_to_company or remove_from_company action names, in the action's own
+-- context ($2 organization, or $3 the personal owner): one deleted since is gone.
+SELECT id FROM companies
+WHERE id = $1 AND organization_id IS NOT DISTINCT FROM $2
+  AND ($2::uuid IS NOT NULL OR owner_user_id = $3)
+FOR SHARE;
+
+-- name: join_company
+-- Each live contact of the batch with the company it was in before; the ones in another
+-- company (or none) move to $2.
+WITH target AS (
+    SELECT id, company_id AS previous FROM contacts
+    WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+    FOR UPDATE
+), changed AS (
+    UPDATE contacts c SET company_id = $2, updated_at = $3
+    FROM target
+    WHERE c.id = target.id AND target.previous IS DISTINCT FROM $2
+    RETURNING c.id
+)
+SELECT id, previous FROM target;
+
+-- name: leave_company
+-- Each live contact of the batch and whether it was in company $2, which it leaves.
+WITH target AS (
+    SELECT id, coalesce(company_id = $2, false) AS member FROM contacts
+    WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+    FOR UPDATE
+), changed AS (
+    UPDATE contacts c SET company_id = NULL, updated_at = $3
+    FROM target
+    WHERE c.id = target.id AND target.member
+    RETURNING c.id
+)
+SELECT id, member FROM target;
+
+-- name: pipeline_of_action
+-- The pipeline and stage an upsert_opportunities action names, in the action's context (as
+-- company_of_action); nothing if either is gone.
+SELECT p.id, s.name AS stage_name FROM pipelines p
+JOIN pipeline_stages s ON s.pipeline_id = p.id AND s.id = $4
+WHERE p.id = $1 AND p.organization_id IS NOT DISTINCT FROM $2
+  AND ($2::uuid IS NOT NULL OR p.owner_user_id = $3)
+FOR SHARE OF p;
+
+-- name: opportunity_contacts
+-- The batch's live contacts, with what a new opportunity is named after.
+SELECT id, first_name, last_name, telegram_username, phone FROM contacts
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+FOR KEY SHARE;
+
+-- name: current_opportunities
+SELECT * FROM opportunities
+WHERE pipeline_id = $1 AND contact_id = ANY($2::uuid[])
+FOR UPDATE;
+
+-- name: upsert_opportunities
+-- The batch's new and changed opportunities in one statement.
+INSERT INTO opportunities (pipeline_id, contact_id, stage_id, name, value, status,
+                           custom_fields, created_by, created_at, updated_at)
+SELECT $1, v.contact_id, v.stage_id, v.name, v.value, v.status, v.custom_fields, $2, $3, $3
+FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::numeric[], $8::text[], $9::jsonb[])
+     AS v(contact_id, stage_id, name, value, status, custom_fields)
+ON CONFLICT (pipeline_id, contact_id) DO UPDATE
+SET stage_id = excluded.stage_id, name = excluded.name, value = excluded.value,
+    status = excluded.status, custom_fields = excluded.custom_fields, updated_at = $3
+RETURNING id, contact_id;

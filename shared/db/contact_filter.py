@@ -23,3 +23,5 @@ def add_contact_filter(where: Where, caller: Caller, selection: ContactFilter) -
         )
     if selection.custom_fields:
         where.add(f"c.custom_fields @> {where.bind(selection.custom_fields)}::jsonb")
+    if selection.company_id is not None:
+        where.add(f"c.company_id = {where.bind(selection.company_id)}::uuid")

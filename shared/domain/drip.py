@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,9 @@ class BulkActionType(StrEnum):
     DELETE_CONTACTS = "delete_contacts"
     RESTORE_CONTACTS = "restore_contacts"
     EXPORT_CONTACTS = "export_contacts"
+    ADD_TO_COMPANY = "add_to_company"
+    REMOVE_FROM_COMPANY = "remove_from_company"
+    UPSERT_OPPORTUNITIES = "upsert_opportunities"
 
 
 class Mode(StrEnum):
@@ -55,12 +59,13 @@ CHUNK = 1000
 
 class ContactFilter(BaseModel):
     """Select all: every contact the caller sees that has all these tags, matches the search
-    (names, username, phone) and has these custom field values."""
+    (names, username, phone), has these custom field values and belongs to the company."""
 
     model_config = ConfigDict(extra="forbid")
     tags: list[str] | None = Field(default=None, max_length=50)
     search: str | None = Field(default=None, max_length=200)
     custom_fields: dict[str, str] | None = None
+    company_id: UUID | None = None
 
 
 @dataclass(frozen=True)

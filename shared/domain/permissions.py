@@ -133,3 +133,29 @@ def effective_view_mode(caller: Caller, requested: ViewMode) -> ViewMode:
 def can_manage_organization(role: Role | None) -> bool:
     """Organization settings and membership: owners and admins."""
     return role in (Role.OWNER, Role.ADMIN)
+
+
+class RecordAction(StrEnum):
+    VIEW = "view"
+    EDIT = "edit"
+    DELETE = "delete"
+
+
+def decide_record(caller: Caller, owned: Ownership, action: RecordAction) -> Decision:
+    """Companies and pipelines (and the opportunities in them) follow the contacts' rule, not
+    the campaigns': an organization's are every member's to see and change, whatever admin
+    view says, and personal ones are their owner's alone. Deleting another member's is for
+    owners and admins (issue 19: "deleting across owners is for owners and admins")."""
+    if owned.organization_id != caller.organization_id:
+        return Decision.INVISIBLE
+    if owned.organization_id is None:
+        return Decision.ALLOWED if owned.created_by == caller.user_id else Decision.INVISIBLE
+    if caller.role is None:
+        return Decision.INVISIBLE
+    if (
+        action is RecordAction.DELETE
+        and owned.created_by != caller.user_id
+        and caller.role is Role.MEMBER
+    ):
+        return Decision.FORBIDDEN
+    return Decision.ALLOWED

@@ -19,6 +19,7 @@ class Topic(StrEnum):
     EXECUTION_EVENTS = "dripline.execution.events"
     ACCOUNT_EVENTS = "dripline.account.events"
     BULK_EVENTS = "dripline.bulk.events"
+    OPPORTUNITY_EVENTS = "dripline.opportunity.events"
 
     @property
     def dlq(self) -> str:
@@ -46,6 +47,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               "execution progress, message sent / failed / delivered, reply detected"),
     TopicSpec(Topic.ACCOUNT_EVENTS, 4, "account id", "health changes, flood waits"),
     TopicSpec(Topic.BULK_EVENTS, 4, "bulk operation id", "progress and per-item results"),
+    TopicSpec(Topic.OPPORTUNITY_EVENTS, 4, "opportunity id",
+              "an opportunity entered a pipeline stage (created there or moved)"),
 )  # fmt: skip
 
 DLQ_PARTITIONS = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +23,8 @@ from shared.domain.moments import Moment
 MAX_CONTACT_IDS = 100_000
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# An opportunity's lead value: in the account's currency, two decimals.
+Money = Annotated[Decimal, Field(ge=0, lt=Decimal("1e14"), decimal_places=2)]
 
 
 class DripSettings(BaseModel):
@@ -70,6 +73,9 @@ Requestable = Literal[
     "remove_tags",
     "delete_contacts",
     "export_contacts",
+    "add_to_company",
+    "remove_from_company",
+    "upsert_opportunities",
 ]
 
 

@@ -10,25 +10,39 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.api.auth import Principal
 from services.api.bulk_actions.models import (
     BulkActionPatch,
     DripSettings,
+    Money,
+    Name,
     Tag,
 )
 from services.api.campaign_access import authorized
+from services.api.contacts import FieldValue, check_custom_fields
 from services.api.problems import Problem, field_error, invalid, not_found
+from services.api.records import authorize_record
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import flows
+from shared.domain.crm import OpportunityStatus
 from shared.domain.drip import BulkActionType, ContactFilter, Mode, Plan
-from shared.domain.permissions import Action
+from shared.domain.permissions import Action, RecordAction
 from shared.domain.windows import Window
 
 # The sending account must be one the caller sees, as telegram_accounts.py decides (get).
 TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).parent.with_name("telegram_accounts.sql"))
+PARAMETERS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 
@@ -65,6 +79,30 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CompanyParams(BaseModel):
+    """add_to_company (a contact in another company moves) and remove_from_company."""
+
+    model_config = ConfigDict(extra="forbid")
+    company_id: UUID
+
+
+class UpsertOpportunities(BaseModel):
+    """Spec 003's "Add/Update Opportunity" modal: a pipeline and a stage, and optionally the
+    opportunity's name, lead value, status and custom fields. A contact without an opportunity
+    in the pipeline gets one (named after the contact unless `name` is given); one with an
+    opportunity has it moved to the stage and the given fields changed (custom fields merge)."""
+
+    model_config = ConfigDict(extra="forbid")
+    pipeline_id: UUID
+    stage_id: UUID
+    name: Name | None = None
+    value: Money | None = None
+    status: OpportunityStatus | None = None
+    custom_fields: dict[str, FieldValue] = Field(default_factory=dict)
+
+    _custom = field_validator("custom_fields")(check_custom_fields)
+
+
 PARAMS: dict[BulkActionType, type[BaseModel]] = {
     BulkActionType.ADD_TO_CAMPAIGN: AddToCampaign,
     BulkActionType.SEND_MESSAGE: SendMessage,
@@ -72,6 +110,9 @@ PARAMS: dict[BulkActionType, type[BaseModel]] = {
     BulkActionType.REMOVE_TAGS: RemoveTags,
     BulkActionType.DELETE_CONTACTS: NoParams,
     BulkActionType.EXPORT_CONTACTS: NoParams,
+    BulkActionType.ADD_TO_COMPANY: CompanyParams,
+    BulkActionType.REMOVE_FROM_COMPANY: CompanyParams,
+    BulkActionType.UPSERT_OPPORTUNITIES: UpsertOpportunities,
 }
 
 
@@ -119,6 +160,17 @@ async def check_params(
         _, problems = flows.validate(message_flow(params["text"]))
         if problems:
             raise invalid([field_error("params.text", p.message) for p in problems])
+    if kind in (BulkActionType.ADD_TO_COMPANY, BulkActionType.REMOVE_FROM_COMPANY):
+        company = await connection.fetchrow(PARAMETERS["company"], UUID(params["company_id"]))
+        authorize_record(who, company, "company", RecordAction.EDIT)
+    if kind is BulkActionType.UPSERT_OPPORTUNITIES:
+        pipeline = await connection.fetchrow(
+            PARAMETERS["pipeline_stage"], UUID(params["pipeline_id"]), UUID(params["stage_id"])
+        )
+        authorize_record(who, pipeline, "pipeline", RecordAction.EDIT)
+        assert pipeline is not None
+        if not pipeline["has_stage"]:
+            raise not_found("stage")
 
 
 def message_flow(text: str) -> dict[str, Any]:

@@ -107,6 +107,7 @@ async def list_campaign_contacts(
     database: Database,
     status: Annotated[str | None, Query(max_length=50)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
+    company_id: Annotated[UUID | None, Query(description="Only the company's contacts.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CampaignContactPage:
@@ -124,6 +125,7 @@ async def list_campaign_contacts(
             like_pattern(search) if search else None,
             *after,
             keyset.fetch,
+            company_id,
         )
     items, next_cursor = keyset.page(
         rows,

@@ -282,6 +282,7 @@ class CampaignContact(BaseModel):
     last_name: str | None
     telegram_username: str | None
     phone: str | None
+    company_id: UUID | None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None

@@ -46,6 +46,7 @@ from shared.messaging.contracts.execution_events import (
     ReplyReceived,
 )
 from shared.messaging.contracts.executions_due import ExecutionDue
+from shared.messaging.contracts.opportunity_events import OpportunityStageChanged
 from shared.messaging.contracts.registry import (
     CONTRACTS,
     ContractViolation,
@@ -88,6 +89,7 @@ __all__ = [
     "MessageFailed",
     "MessageSent",
     "MessageType",
+    "OpportunityStageChanged",
     "Payload",
     "PayloadT_co",
     "ReplyReceived",

@@ -50,6 +50,7 @@ class MessageType(StrEnum):
     BULK_OPERATION_COMPLETED = "bulk_operation.completed"
     BULK_ACTION_PROGRESSED = "bulk_action.progressed"
     BULK_ACTION_COMPLETED = "bulk_action.completed"
+    OPPORTUNITY_STAGE_CHANGED = "opportunity.stage_changed"
 
 
 @dataclass(frozen=True)

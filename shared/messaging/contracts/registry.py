@@ -16,6 +16,7 @@ from shared.messaging.contracts import (
     campaign_events,
     execution_events,
     executions_due,
+    opportunity_events,
 )
 from shared.messaging.contracts.base import Contract, Payload, PayloadT_co
 from shared.messaging.envelope import Envelope
@@ -29,6 +30,7 @@ CONTRACTS: tuple[Contract[Payload], ...] = (
     *executions_due.CONTRACTS,
     *bulk_commands.CONTRACTS,
     *bulk_events.CONTRACTS,
+    *opportunity_events.CONTRACTS,
 )
 
 _BY_KEY: dict[tuple[str, str, int], Contract[Payload]] = {

@@ -68,6 +68,10 @@ OWNERS: dict[str, set[str]] = {
     "idempotency_keys": {"api"},
     "rate_limits": {"api"},
     "contacts": {"api"},
+    "companies": {"api"},
+    "pipelines": {"api"},
+    "pipeline_stages": {"api"},
+    "opportunities": {"api", "scheduler"},  # one at a time; the upsert_opportunities batches
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
     "telegram_accounts": {"api", "sender"},  # definitions; health, pacing and quota
     "executions": {"scheduler", "sender"},  # lifecycle; progress
@@ -119,7 +123,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         " error_message account_deleted and lease_until only, never the status"
     ),
     ("services/scheduler/contact_actions.sql", "contacts"): (
-        "the add/remove-tags and delete/undelete-contacts bulk actions change contacts in batches"
+        "the add/remove-tags, delete/undelete-contacts and add-to/remove-from-company bulk"
+        " actions change contacts in batches"
     ),
     ("services/sender/writer.sql", "contacts"): (
         "a flow's tag node sets contacts.tags (only that column) in the step's transaction"

@@ -16,12 +16,23 @@ from shared.domain.permissions import (
     Action,
     Caller,
     CampaignOwnership,
+    Ownership,
+    RecordAction,
     Role,
     ViewMode,
     decide,
+    decide_record,
     effective_view_mode,
 )
-from tests.permission_matrix import OTHERS_VISIBLE, OWN, I, cells, expected
+from tests.permission_matrix import (
+    OTHERS_VISIBLE,
+    OWN,
+    I,
+    cells,
+    expected,
+    expected_record,
+    record_cells,
+)
 
 ME = UUID(int=1)
 OTHER = UUID(int=2)
@@ -93,3 +104,42 @@ def test_view_mode(
     organization = None if role is None else ORG
     caller = Caller(ME, organization, role, admin_view_enabled=admin_view)
     assert effective_view_mode(caller, requested) is effective, source
+
+
+RECORD_CELLS = record_cells()
+
+
+def test_the_record_matrix_is_complete() -> None:
+    # 3 actions x 2 owners x (3 roles x 2 settings in organizations + 2 settings in personal).
+    assert len(RECORD_CELLS) == 3 * 2 * (3 * 2 + 2) == 48
+
+
+@pytest.mark.parametrize(
+    ("mode", "role", "admin_view", "own", "action"),
+    RECORD_CELLS,
+    ids=[
+        f"{m}-{r}-view{'On' if v else 'Off'}-{'own' if o else 'others'}-{a}"
+        for m, r, v, o, a in RECORD_CELLS
+    ],
+)
+def test_record_cell(
+    mode: str, role: Role | None, admin_view: bool, own: bool, action: RecordAction
+) -> None:
+    organization = ORG if mode == "organization" else None
+    caller = Caller(ME, organization, role, admin_view_enabled=admin_view)
+    record = Ownership(ME if own else OTHER, organization)
+    decision, source = expected_record(mode, role, admin_view, own, action)
+    assert decide_record(caller, record, action) is decision, source
+
+
+@pytest.mark.parametrize("action", list(RecordAction))
+@pytest.mark.parametrize(
+    ("caller_org", "role", "record_org"),
+    [(None, None, ORG), (ORG, Role.OWNER, None), (ORG, Role.OWNER, OTHER_ORG)],
+)
+def test_records_of_another_context_are_invisible(
+    action: RecordAction, caller_org: UUID | None, role: Role | None, record_org: UUID | None
+) -> None:
+    caller = Caller(ME, caller_org, role, admin_view_enabled=True)
+    assert decide_record(caller, Ownership(ME, record_org), action) is I
+    assert decide_record(caller, Ownership(OTHER, record_org), action) is I

@@ -21,6 +21,7 @@ from shared.messaging.contracts import (
     decode,
     execution_events,
     executions_due,
+    opportunity_events,
 )
 from shared.messaging.topics import Topic
 
@@ -57,6 +58,7 @@ TOPIC_MODULES = {
     Topic.EXECUTIONS_DUE: executions_due,
     Topic.BULK_COMMANDS: bulk_commands,
     Topic.BULK_EVENTS: bulk_events,
+    Topic.OPPORTUNITY_EVENTS: opportunity_events,
 }
 
 
