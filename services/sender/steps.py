@@ -598,6 +598,7 @@ class Steps:
             account_deleted = paces[row["account_id"]].row["deleted_at"] is not None
         return reach.refusal(
             contact_deleted=row["contact_deleted_at"] is not None,
+            do_not_contact=row["do_not_contact"],
             account_deleted=account_deleted,
         )
 
