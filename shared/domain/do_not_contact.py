@@ -136,8 +136,8 @@ _WORD = re.compile(r"\w+")
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded. Cyrillic
-    й and ё fold to и and е, on both sides, so they still match each other."""
+    """Case- and accent-insensitive form: NFKD, combining marks dropped, casefolded. The Cyrillic
+    short i and yo lose their marks too, on both sides, so they still match each other."""
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 

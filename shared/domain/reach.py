@@ -2,8 +2,9 @@
 own transaction right before it reserves a send (issue 15). Pure; the sender supplies the facts.
 
 A deleted contact ends the execution for good: nobody is to message a person removed from the
-address book; nor a person on the do-not-contact list (shared.domain.do_not_contact). A deleted account only stops its own sends: the execution waits, so that giving
-the campaign another account (or a person undoing the deletion) resumes it where it stood.
+address book, nor a person on the do-not-contact list (shared.domain.do_not_contact). A deleted
+account only stops its own sends: the execution waits, so that giving the campaign another
+account (or a person undoing the deletion) resumes it where it stood.
 """
 
 from __future__ import annotations
