@@ -13,15 +13,18 @@ from uuid import UUID
 import pytest
 
 from shared.domain.permissions import (
+    CONTACT_REFUSALS,
     Action,
     Caller,
     CampaignOwnership,
+    ContactAction,
     Role,
     ViewMode,
     decide,
+    decide_contacts,
     effective_view_mode,
 )
-from tests.permission_matrix import OTHERS_VISIBLE, OWN, I, cells, expected
+from tests.permission_matrix import CONTACT_CELLS, OTHERS_VISIBLE, OWN, I, cells, expected
 
 ME = UUID(int=1)
 OTHER = UUID(int=2)
@@ -93,3 +96,29 @@ def test_view_mode(
     organization = None if role is None else ORG
     caller = Caller(ME, organization, role, admin_view_enabled=admin_view)
     assert effective_view_mode(caller, requested) is effective, source
+
+
+def test_the_contact_cells_are_complete() -> None:
+    # 3 actions x own or not x (3 roles + personal mode).
+    assert len(CONTACT_CELLS) == 3 * 2 * 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "role", "own", "action"),
+    list(CONTACT_CELLS),
+    ids=[f"{m}-{r}-{'own' if o else 'others'}-{a}" for m, r, o, a in CONTACT_CELLS],
+)
+def test_contact_cell(mode: str, role: Role | None, own: bool, action: ContactAction) -> None:
+    caller = Caller(ME, ORG if mode == "organization" else None, role)
+    decision, source = CONTACT_CELLS[(mode, role, own, action)]
+    assert decide_contacts(caller, action, only_own=own) is decision, source
+
+
+def test_a_non_member_is_refused_every_contact_action() -> None:
+    for action in ContactAction:
+        decision = decide_contacts(Caller(ME, ORG, None), action, only_own=True)
+        assert decision is I
+
+
+def test_every_contact_refusal_has_a_code() -> None:
+    assert set(CONTACT_REFUSALS) == set(ContactAction)

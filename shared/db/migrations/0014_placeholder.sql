@@ -1,0 +1,2 @@
+-- local placeholder for another branch's migration (not committed)
+SELECT 1;
