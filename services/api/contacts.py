@@ -233,7 +233,7 @@ async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResu
         raise invalid([field_error("body", f"the CSV must be UTF-8: {exc}")]) from exc
     good: list[dict[str, Any]] = []
     bad: list[RowError] = []
-    for line, record in _records(text):
+    for line, record in csv_records(text):
         values, errors = _parse_row(record)
         if errors:
             bad.append(RowError(row=line, errors=errors))
@@ -251,7 +251,7 @@ def _whole_file(message: str) -> Problem:
     return invalid([field_error("body", message)])
 
 
-def _records(text: str) -> list[tuple[int, dict[str | None, str]]]:
+def csv_records(text: str) -> list[tuple[int, dict[str | None, str]]]:
     """The records of the file, each with the line it starts on, as header name -> cell (None
     names the cells past the header's columns). Read in full before anything is imported, so a
     file that breaks half-way imports nothing."""

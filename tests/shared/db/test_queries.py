@@ -72,6 +72,7 @@ OWNERS: dict[str, set[str]] = {
     "idempotency_keys": {"api"},
     "rate_limits": {"api"},
     "contacts": {"api"},
+    "do_not_contact": {"api"},  # the list, and the consumer of dripline.contact.commands
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
     "telegram_accounts": {"api", "sender"},  # definitions; health, pacing and quota
     "executions": {"scheduler", "sender"},  # lifecycle; progress
