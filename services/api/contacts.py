@@ -27,6 +27,7 @@ from services.api.deps import CurrentClock, Database
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
 from shared.domain.reach import SkipReason
 from shared.messaging.contracts import ExecutionProgressed
 from shared.messaging.envelope import Cause
@@ -371,7 +372,17 @@ async def delete_contact(
     its unfinished executions are cancelled (`contact_deleted`); its campaign history stays."""
     now = clock.now()
     async with transaction(database, clock) as tx:
-        await _get(tx.connection, who, contact_id)
+        found = await _get(tx.connection, who, contact_id)
+        only_own = found["owner_user_id"] == who.caller.user_id
+        if decide_contacts(who.caller, ContactAction.DELETE_CONTACTS, only_own=only_own) is not (
+            Decision.ALLOWED
+        ):
+            raise Problem(
+                403,
+                CONTACT_REFUSALS[ContactAction.DELETE_CONTACTS],
+                "Permission denied",
+                "a member may delete only the contacts they created",
+            )
         # In the deletion's transaction, not through the scheduler: a command would leave the
         # contact live in its campaigns until it was applied (docs/architecture.md).
         await tx.connection.execute(CONTACTS["lock_memberships"], contact_id)

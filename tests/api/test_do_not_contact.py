@@ -209,3 +209,18 @@ async def test_only_owners_and_admins_edit_an_organizations_list(
     assert ok(await organization.owner.client.get("/do-not-contact"))["items"] == []
     assert (await dora.client.delete(f"/do-not-contact/{entry['id']}")).status_code == 404
     assert (await admin.delete(f"/do-not-contact/{entry['id']}")).status_code == 204
+
+
+async def test_a_member_deletes_only_the_contacts_they_created(
+    organization: Organization,
+) -> None:
+    org = organization.id
+    member, other, admin = (p.at(org) for p in (organization.member, organization.other_member,
+                                                 organization.admin))  # fmt: skip
+    mine = await contact(member, "members_own")
+    theirs = await contact(other, "someone_elses")
+    refused = await member.delete(f"/contacts/{theirs['id']}")
+    assert (refused.status_code, refused.json()["code"]) == (403, "contacts_not_own")
+    assert ok(await other.get(f"/contacts/{theirs['id']}"))["id"] == theirs["id"]
+    assert (await member.delete(f"/contacts/{mine['id']}")).status_code == 204
+    assert (await admin.delete(f"/contacts/{theirs['id']}")).status_code == 204
