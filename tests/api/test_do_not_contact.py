@@ -224,3 +224,22 @@ async def test_a_member_deletes_only_the_contacts_they_created(
     assert ok(await other.get(f"/contacts/{theirs['id']}"))["id"] == theirs["id"]
     assert (await member.delete(f"/contacts/{mine['id']}")).status_code == 204
     assert (await admin.delete(f"/contacts/{theirs['id']}")).status_code == 204
+
+
+async def test_an_organization_sets_its_opt_out_phrases(organization: Organization) -> None:
+    path = f"/organizations/{organization.id}"
+    owner = organization.owner.client
+    shown = ok(await owner.get(path))
+    assert {"stop", "отписаться", "baja"} <= set(shown["opt_out_phrases"])
+    changed = ok(await owner.patch(path, json={"opt_out_phrases": [" leave me alone ", "halt"]}))
+    assert changed["opt_out_phrases"] == ["leave me alone", "halt"]
+    assert ok(await owner.get(path))["opt_out_phrases"] == ["leave me alone", "halt"]
+    renamed = ok(await owner.patch(path, json={"name": "Acme 2"}))
+    assert renamed["opt_out_phrases"] == ["leave me alone", "halt"]  # untouched
+    bad = await owner.patch(path, json={"opt_out_phrases": ["ok", "?!"]})
+    assert bad.status_code == 422
+    assert "no word" in bad.text
+    member = await organization.member.client.patch(path, json={"opt_out_phrases": ["x"]})
+    assert member.status_code == 403
+    restored = ok(await owner.patch(path, json={"opt_out_phrases": None}))
+    assert restored["opt_out_phrases"] == shown["opt_out_phrases"]
