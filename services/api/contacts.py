@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -252,7 +253,9 @@ def _whole_file(message: str) -> Problem:
     return invalid([field_error("body", message)])
 
 
-def csv_records(text: str) -> list[tuple[int, dict[str | None, str]]]:
+def csv_records(
+    text: str, identifiers: Sequence[str] = IDENTIFIERS
+) -> list[tuple[int, dict[str | None, str]]]:
     """The records of the file, each with the line it starts on, as header name -> cell (None
     names the cells past the header's columns). Read in full before anything is imported, so a
     file that breaks half-way imports nothing."""
@@ -283,8 +286,8 @@ def csv_records(text: str) -> list[tuple[int, dict[str | None, str]]]:
         raise _whole_file(f"line {start}: {exc}{hint}; nothing was imported") from exc
     if header is None:
         header = []
-    if not any(name in IDENTIFIERS for name in header):
-        raise _whole_file("the header needs at least one of " + ", ".join(IDENTIFIERS))
+    if not any(name in identifiers for name in header):
+        raise _whole_file("the header needs at least one of " + ", ".join(identifiers))
     return records
 
 

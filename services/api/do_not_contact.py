@@ -134,7 +134,9 @@ async def add_entries(
     added_by: UUID | None,
 ) -> list[Any]:
     """Add (kind, normalised value, reason, note, contact) entries to the caller's list, and
-    emit do_not_contact.added for each one that was not there. Returns the rows added."""
+    emit do_not_contact.added for each one that was not there. Returns the rows added. The
+    contact reference is for entries taken from a known contact (an opt-out); an entry by
+    contact id names it in its value, which may be an id no row has (yet, or any more)."""
     rows = await connection.fetch(
         QUERIES["add_many"],
         caller.organization_id,
@@ -237,14 +239,13 @@ async def add_entry(
     """201 with the new entry; 200 with the entry already there (its reason stands)."""
     _require_editor(who.caller)
     value = _stored(body.kind, body.value, "value")
-    contact = UUID(value) if body.kind is Kind.CONTACT else None
     async with transaction(database, clock) as tx:
         added = await add_entries(
             tx.connection,
             tx.outbox,
             who.caller,
             Source.API,
-            [(body.kind, value, body.reason, body.note, contact)],
+            [(body.kind, value, body.reason, body.note, None)],
             clock.now(),
             Cause(who.actor),
             who.caller.user_id,
@@ -304,7 +305,7 @@ async def import_entries(
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise invalid([field_error("body", f"the CSV must be UTF-8: {exc}")]) from exc
-    records = csv_records(text)
+    records = csv_records(text, identifiers=("kind", *_COLUMN_KINDS))
     if len(records) > MAX_IMPORT_ROWS:
         raise invalid([field_error("body", f"at most {MAX_IMPORT_ROWS} rows per import")])
     entries: dict[tuple[Kind, str], tuple[Kind, str, Reason, str | None, UUID | None]] = {}
@@ -378,7 +379,7 @@ def _parse_row(
         except InvalidIdentifier as exc:
             errors.append(field_error(column, str(exc)))
             continue
-        entries.append((kind, stored, reason, note, UUID(stored) if kind is Kind.CONTACT else None))
+        entries.append((kind, stored, reason, note, None))
     return entries, errors
 
 
@@ -412,8 +413,7 @@ async def on_command(context: HandlerContext, message: Decoded[ContactCommand]) 
         context.outbox.emit(refused, key=list_id(caller), cause=cause, at=now)
         return
     if isinstance(payload, DoNotContactAdd):
-        contact = UUID(payload.value) if payload.kind is Kind.CONTACT else None
-        entry = (payload.kind, payload.value, payload.reason, payload.note, contact)
+        entry = (payload.kind, payload.value, payload.reason, payload.note, None)
         await add_entries(
             connection, context.outbox, caller, Source.KAFKA, [entry], now, cause, actor.user_id
         )

@@ -154,6 +154,12 @@ async def test_a_csv_import_adds_good_rows_and_reports_bad_ones(dora: Person) ->
         headers={"Content-Type": "text/csv"},
     )
     assert broken.status_code == 422
+    assert "never closed" in broken.text
+    headless = await dora.client.post(
+        "/do-not-contact/import", content="name\nx\n", headers={"Content-Type": "text/csv"}
+    )
+    assert headless.status_code == 422
+    assert "kind, telegram_username" in headless.text
 
 
 async def test_enrolment_skips_a_listed_contact_and_counts_it(
@@ -243,3 +249,20 @@ async def test_an_organization_sets_its_opt_out_phrases(organization: Organizati
     assert member.status_code == 403
     restored = ok(await owner.patch(path, json={"opt_out_phrases": None}))
     assert restored["opt_out_phrases"] == shown["opt_out_phrases"]
+
+
+async def test_an_entry_by_an_unknown_contact_id_is_kept_not_a_500(dora: Person) -> None:
+    """The value names the contact; no reference is made to a contact row that may not exist
+    (or be another list's), so nothing breaks on it."""
+    unknown = "00000000-0000-4000-8000-000000000001"
+    added = ok(
+        await dora.client.post("/do-not-contact", json={"kind": "contact", "value": unknown}), 201
+    )
+    assert (added["value"], added["contact_id"]) == (unknown, None)
+    csv = f"kind,value\ncontact,{unknown.replace('1', '2')}\n"
+    imported = ok(
+        await dora.client.post(
+            "/do-not-contact/import", content=csv, headers={"Content-Type": "text/csv"}
+        )
+    )
+    assert imported["added"] == 1
