@@ -372,7 +372,7 @@ def _parse_row(
         errors.append(
             field_error("value", "give kind and value, or telegram_username, phone or user id")
         )
-    entries = []
+    entries: list[tuple[Kind, str, Reason, str | None, UUID | None]] = []
     for column, kind, value in pairs:
         try:
             stored = normalise(kind, value)
