@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from shared.domain.permissions import Action, Decision, RecordAction, Role
+from shared.domain.permissions import Action, ContactAction, Decision, RecordAction, Role
 
 A = Decision.ALLOWED
 F = Decision.FORBIDDEN
@@ -95,3 +95,28 @@ def record_cells() -> list[tuple[str, Role | None, bool, bool, RecordAction]]:
     )
     personal = itertools.product(["personal"], [None], [True, False], [True, False], RECORD_ACTIONS)
     return [*organization, *personal]
+
+
+# Contacts' destructive actions (issue 15, item 5), by mode, role and whether every contact the
+# action touches is the caller's own. Source "issue 15": the issue's item 5.
+CONTACT_CELLS: dict[tuple[str, Role | None, bool, ContactAction], tuple[Decision, str]] = {}
+for _action in ContactAction:
+    for _own in (True, False):
+        CONTACT_CELLS[("personal", None, _own, _action)] = (
+            A,
+            "issue 15: in personal mode every contact and the list are one's own",
+        )
+        for _role in (Role.OWNER, Role.ADMIN):
+            CONTACT_CELLS[("organization", _role, _own, _action)] = (
+                A,
+                "issue 15: owners and admins edit the list, delete and export any contact",
+            )
+    CONTACT_CELLS[("organization", Role.MEMBER, True, _action)] = (
+        (F, "issue 15: members may not edit the do-not-contact list")
+        if _action is ContactAction.EDIT_DO_NOT_CONTACT
+        else (A, "issue 15: a member may delete and export the contacts they created")
+    )
+    CONTACT_CELLS[("organization", Role.MEMBER, False, _action)] = (
+        F,
+        "issue 15: members may not edit the list, nor delete or export others' contacts",
+    )

@@ -11,6 +11,7 @@ from services.api import (
     campaigns,
     companies,
     contacts,
+    do_not_contact,
     logs,
     organizations,
     pipelines,
@@ -21,12 +22,17 @@ from services.api import (
 from services.api.guard import RequestGuard, ServerErrors
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
+from shared.messaging.contracts import contact_commands
 from shared.runtime import Service, build_app
 from shared.settings import Settings
 
 
 def create_service(settings: Settings) -> Service:
-    return Service("api", settings, description="HTTP API; publishes commands.")
+    service = Service("api", settings, description="HTTP API; publishes commands.")
+    # Other systems edit the do-not-contact list the API owns (group dripline.api).
+    for contract in contact_commands.CONTRACTS:
+        service.handle(contract)(do_not_contact.on_command)
+    return service
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,11 +51,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,
-        larger={"/contacts/import": settings.max_import_bytes},
+        larger={
+            "/contacts/import": settings.max_import_bytes,
+            "/do-not-contact/import": settings.max_import_bytes,
+        },
     )
     app.add_middleware(ServerErrors)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, telegram_accounts, contacts, companies, pipelines,
+                   do_not_contact,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

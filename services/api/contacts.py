@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from services.api.problems import Problem, field_error, invalid, not_found
 from shared.csv_export import restored
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
 from shared.domain.reach import SkipReason
 from shared.messaging.contracts import ExecutionProgressed
 from shared.messaging.envelope import Cause
@@ -256,7 +258,7 @@ async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResu
         raise invalid([field_error("body", f"the CSV must be UTF-8: {exc}")]) from exc
     good: list[dict[str, Any]] = []
     bad: list[RowError] = []
-    for line, record in _records(text):
+    for line, record in csv_records(text):
         values, errors = _parse_row(record)
         if errors:
             bad.append(RowError(row=line, errors=errors))
@@ -274,7 +276,9 @@ def _whole_file(message: str) -> Problem:
     return invalid([field_error("body", message)])
 
 
-def _records(text: str) -> list[tuple[int, dict[str | None, str]]]:
+def csv_records(
+    text: str, identifiers: Sequence[str] = IDENTIFIERS
+) -> list[tuple[int, dict[str | None, str]]]:
     """The records of the file, each with the line it starts on, as header name -> cell (None
     names the cells past the header's columns). Read in full before anything is imported, so a
     file that breaks half-way imports nothing."""
@@ -305,8 +309,8 @@ def _records(text: str) -> list[tuple[int, dict[str | None, str]]]:
         raise _whole_file(f"line {start}: {exc}{hint}; nothing was imported") from exc
     if header is None:
         header = []
-    if not any(name in IDENTIFIERS for name in header):
-        raise _whole_file("the header needs at least one of " + ", ".join(IDENTIFIERS))
+    if not any(name in identifiers for name in header):
+        raise _whole_file("the header needs at least one of " + ", ".join(identifiers))
     return records
 
 
@@ -391,7 +395,17 @@ async def delete_contact(
     its unfinished executions are cancelled (`contact_deleted`); its campaign history stays."""
     now = clock.now()
     async with transaction(database, clock) as tx:
-        await _get(tx.connection, who, contact_id)
+        found = await _get(tx.connection, who, contact_id)
+        only_own = found["owner_user_id"] == who.caller.user_id
+        if decide_contacts(who.caller, ContactAction.DELETE_CONTACTS, only_own=only_own) is not (
+            Decision.ALLOWED
+        ):
+            raise Problem(
+                403,
+                CONTACT_REFUSALS[ContactAction.DELETE_CONTACTS],
+                "Permission denied",
+                "a member may delete only the contacts they created",
+            )
         # In the deletion's transaction, not through the scheduler: a command would leave the
         # contact live in its campaigns until it was applied (docs/architecture.md).
         await tx.connection.execute(CONTACTS["lock_memberships"], contact_id)

@@ -49,6 +49,9 @@ class LogEvent(StrEnum):
     REPLY_RECEIVED = "reply_received"  # the contact wrote back (message: the reply)
     # A send not made (message: why, e.g. contact_deleted, account_deleted; docs/engine.md)
     SEND_SKIPPED = "send_skipped"
+    # An opt-out reply ended it (message: opted_out for the execution replied to,
+    # do_not_contact for the person's others; docs/do-not-contact.md)
+    OPTED_OUT = "opted_out"
 
 
 class LogStatus(StrEnum):

@@ -8,12 +8,20 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, forbidden, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain.do_not_contact import DEFAULT_OPT_OUT_PHRASES, check_phrases
 from shared.domain.permissions import Role, can_manage_organization
 
 ORGANIZATIONS = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -39,15 +47,37 @@ class OrganizationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: OrgName | None = None
     admin_view_enabled: bool | None = None
+    opt_out_phrases: list[str] | None = Field(
+        default=None,
+        description="Replies that opt a person out (whole words, any case or accent); they "
+        "replace the defaults. null restores the defaults.",
+    )
+
+    @field_validator("opt_out_phrases")
+    @classmethod
+    def _phrases(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_phrases(value)
 
 
 class Organization(BaseModel):
     id: UUID
     name: str
     admin_view_enabled: bool
+    opt_out_phrases: list[str] = Field(
+        default_factory=list,
+        description="The phrases an opt-out reply is recognised by (the defaults unless set).",
+    )
     role: Role = Field(description="The caller's role in it.")
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "settings" in data:
+            settings = data.pop("settings") or {}
+            data["opt_out_phrases"] = settings.get("opt_out_phrases", DEFAULT_OPT_OUT_PHRASES)
+        return data
 
 
 class MemberCreate(BaseModel):
@@ -122,7 +152,7 @@ async def get_organization(
 @router.patch(
     "/{organization_id}",
     response_model=Organization,
-    summary="Change an organization's name or admin_view_enabled",
+    summary="Change an organization's name, admin_view_enabled or opt-out phrases",
 )
 async def update_organization(
     organization_id: UUID, body: OrganizationPatch, who: CurrentPrincipal, request: Request
@@ -138,6 +168,8 @@ async def update_organization(
             body.admin_view_enabled
             if body.admin_view_enabled is not None
             else current["admin_view_enabled"],
+            "opt_out_phrases" in body.model_fields_set,
+            body.opt_out_phrases,
         )
     assert row is not None
     return Organization.model_validate({**dict(row), "role": current["role"]})

@@ -20,7 +20,12 @@ WHERE m.user_id = $1
 ORDER BY o.created_at, o.id;
 
 -- name: update
-UPDATE organizations SET name = $2, admin_view_enabled = $3, updated_at = now()
+-- $4: replace the opt-out phrases with $5 (null: back to the defaults).
+UPDATE organizations
+SET name = $2, admin_view_enabled = $3, updated_at = now(),
+    settings = CASE WHEN NOT $4::boolean THEN settings
+                    WHEN $5::jsonb IS NULL THEN settings - 'opt_out_phrases'
+                    ELSE jsonb_set(settings, '{opt_out_phrases}', $5::jsonb) END
 WHERE id = $1
 RETURNING *;
 

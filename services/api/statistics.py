@@ -26,7 +26,7 @@ router = APIRouter(tags=["statistics"])
 COUNTS = (
     "total_contacts", "contacts_started", "contacts_completed", "contacts_failed",
     "contacts_active", "contacts_responded", "messages_sent", "messages_failed",
-    "messages_delivered", "messages_not_sent",
+    "messages_delivered", "messages_not_sent", "contacts_opted_out",
 )  # fmt: skip
 RATES = ("completion_rate", "response_rate", "delivery_rate")
 MAX_COMPARED = 100
@@ -58,6 +58,10 @@ class Figures(BaseModel):
     completion_rate: float = Field(description="completed / total * 100; 0 when total is 0")
     response_rate: float = Field(description="responded / delivered * 100; 0 when none delivered")
     delivery_rate: float = Field(description="delivered / sent * 100; 0 when none sent")
+    contacts_opted_out: int = Field(description="Leads whose reply opted them out")
+    opt_out_rate: float = Field(
+        description="opted out / delivered * 100 (as response_rate); 0 when none delivered"
+    )
     variants: dict[str, VariantFigures] = Field(description="Per A/B variant")
     executions_by_status: dict[str, int] = Field(description="Executions per status")
 
@@ -79,12 +83,18 @@ def _figures(row: asyncpg.Record) -> dict[str, Any]:
     """Counts as stored or recounted, with the spec's rates (here and per variant)."""
     figures: dict[str, Any] = {name: row[name] for name in COUNTS}
     figures.update(_rates(figures, total="total_contacts"))
+    figures["opt_out_rate"] = _opt_out_rate(figures)
     figures["variants"] = {
         name: {**counts, **_rates(counts, total="contacts")}
         for name, counts in row["variants"].items()
     }
     figures["executions_by_status"] = row["by_status"]
     return figures
+
+
+def _opt_out_rate(counts: dict[str, Any]) -> float:
+    """Campaign-wide only: variants do not count opt-outs."""
+    return rate(counts["contacts_opted_out"], counts["messages_delivered"])
 
 
 def _rates(counts: dict[str, Any], *, total: str) -> dict[str, float]:
@@ -154,6 +164,8 @@ class Totals(BaseModel):
     completion_rate: float
     response_rate: float
     delivery_rate: float
+    contacts_opted_out: int
+    opt_out_rate: float
 
 
 class Comparison(BaseModel):
@@ -219,7 +231,7 @@ def _compared(campaign_id: UUID, row: asyncpg.Record, figures: asyncpg.Record) -
 
 def _totals(campaigns: list[ComparedCampaign]) -> Totals:
     sums = {name: sum(getattr(c, name) for c in campaigns) for name in COUNTS}
-    return Totals(**sums, **_rates(sums, total="total_contacts"))
+    return Totals(**sums, **_rates(sums, total="total_contacts"), opt_out_rate=_opt_out_rate(sums))
 
 
 def rate(numerator: int, denominator: int) -> float:

@@ -333,6 +333,10 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
     for contact in added:
         if contact["added"]:
             outcomes[contact["contact_id"]] = Outcome("succeeded", "added", "added to the campaign")
+        elif contact["do_not_contact"]:
+            outcomes[contact["contact_id"]] = Outcome(
+                "skipped", "do_not_contact", "the contact is on the do-not-contact list"
+            )
         elif contact["visible"]:
             outcomes[contact["contact_id"]] = Outcome(
                 "skipped", "already_in_campaign", "the contact is already in the campaign"

@@ -3,14 +3,16 @@
 
 -- name: add_contacts
 -- One pending execution per contact the actor can see, due now, its context taken from the
--- contact. A contact already in the campaign is skipped; one removed earlier comes back fresh.
+-- contact. A contact already in the campaign is skipped; one removed earlier comes back fresh;
+-- one on the do-not-contact list is skipped (do_not_contact) and never enrolled.
 -- $3/$4: the campaign's organization, or the personal owner when that is null.
 WITH wanted AS (
     SELECT DISTINCT unnest($2::uuid[]) AS contact_id
 ), visible AS (
     -- By primary key: joined with `wanted` instead, the planner misjudges the context filter
     -- (IS NOT DISTINCT FROM) and scans every contact once per contact asked for.
-    SELECT c.*
+    SELECT c.*, do_not_contact_listed(c.organization_id, c.owner_user_id, c.id,
+                                      c.telegram_user_id, c.telegram_username, c.phone) AS listed
     FROM contacts c
     WHERE c.id = ANY($2::uuid[])
       AND c.deleted_at IS NULL
@@ -27,6 +29,7 @@ WITH wanted AS (
                'custom_fields', v.custom_fields)),
            $6, $6
     FROM visible v
+    WHERE NOT v.listed
     ON CONFLICT (campaign_id, contact_id) DO UPDATE
     SET status = 'pending', deleted_at = NULL, current_node_id = NULL, variant = NULL,
         next_execution_at = excluded.next_execution_at, context = excluded.context,
@@ -36,8 +39,10 @@ WITH wanted AS (
     WHERE executions.deleted_at IS NOT NULL
     RETURNING contact_id
 )
--- One row per contact asked for: whether the actor can see it, and whether it was added.
-SELECT w.contact_id, v.id IS NOT NULL AS visible, a.contact_id IS NOT NULL AS added
+-- One row per contact asked for: whether the actor can see it, whether it is on the
+-- do-not-contact list, and whether it was added.
+SELECT w.contact_id, v.id IS NOT NULL AS visible, coalesce(v.listed, false) AS do_not_contact,
+       a.contact_id IS NOT NULL AS added
 FROM wanted w
 LEFT JOIN visible v ON v.id = w.contact_id
 LEFT JOIN added a ON a.contact_id = w.contact_id;

@@ -205,6 +205,7 @@ async def _add_contacts(
         "requested": len(contacts),
         "visible": sum(1 for c in contacts if c["visible"]),
         "added": sum(1 for c in contacts if c["added"]),
+        "listed": sum(1 for c in contacts if c["do_not_contact"]),
     }
     reactivated = change.status is not state.status
     if reactivated:
@@ -213,7 +214,8 @@ async def _add_contacts(
         campaign_id=row["id"],
         requested=counts["requested"],
         added=counts["added"],
-        skipped_duplicates=counts["visible"] - counts["added"],
+        skipped_duplicates=counts["visible"] - counts["added"] - counts["listed"],
+        skipped_do_not_contact=counts["listed"],
         not_found=counts["requested"] - counts["visible"],
         reactivated=reactivated,
     )

@@ -8,7 +8,9 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        c.flow, c.settings, c.timezone, c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
-       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at
+       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
+       do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
+                             ct.telegram_username, ct.phone) AS do_not_contact
 FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id
@@ -27,7 +29,9 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
-       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at
+       ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
+       do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
+                             ct.telegram_username, ct.phone) AS do_not_contact
 FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id

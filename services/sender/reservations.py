@@ -126,6 +126,7 @@ def refusal(loaded: Loaded, step: interpreter.Step, paces: dict[UUID, Pace]) -> 
         account_deleted = paces[row["account_id"]].row["deleted_at"] is not None
     return reach.refusal(
         contact_deleted=row["contact_deleted_at"] is not None,
+        do_not_contact=row["do_not_contact"],
         account_deleted=account_deleted,
     )
 

@@ -3,7 +3,7 @@
 Its behaviour is configured per account in telegram_accounts.simulation (JSON):
 
     {"seed": 7,
-     "contacts": {"ada": {"reply_after_s": 30, "read_after_s": 5},
+     "contacts": {"ada": {"reply_after_s": 30, "read_after_s": 5, "reply_text": "STOP"},
                   "ghost": {"deleted": true}, "shy": {"privacy_restricted": true}},
      "default": {"read_after_s": 5, "reply_ratio": 0.3, "reply_after_s": 60},
      "burst": {"sends": 20, "window_s": 60, "flood_wait_s": 30},
@@ -203,11 +203,20 @@ class SimulatedTelegram:
                         row["account_id"],
                         row["random_id"],
                         row["reply_at"],
-                        "Thanks, sounds good",
+                        reply_text(row["simulation"] or {}, row["peer"]),
                     )
                 )
         found.sort(key=lambda incoming: incoming.at)
         return found
+
+
+DEFAULT_REPLY = "Thanks, sounds good"
+
+
+def reply_text(simulation: dict[str, Any], peer: str) -> str:
+    """What the contact writes back: its entry's (or the default entry's) reply_text, so a run
+    can have someone opt out ("reply_text": "STOP")."""
+    return str(behaviour(simulation, peer).get("reply_text", DEFAULT_REPLY))
 
 
 _NO_COUNTS = {"total": 0, "recent": 0, "peers_today": 0, "known_peer": True}

@@ -21,7 +21,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $6::timestamptz IS NULL, $7::timestamptz IS 
 RETURNING message_id;
 
 -- name: due_updates
--- Reads and replies whose time has come, marked reported in the caller's transaction.
+-- Reads and replies whose time has come, marked reported in the caller's transaction, with the
+-- account's simulation (a contact's reply_text).
 WITH due AS (
     SELECT account_id, random_id,
            (read_at IS NOT NULL AND read_at <= $1 AND NOT read_reported) AS read_due,
@@ -39,7 +40,8 @@ SET read_reported = s.read_reported OR due.read_due,
     reply_reported = s.reply_reported OR due.reply_due
 FROM due
 WHERE s.account_id = due.account_id AND s.random_id = due.random_id
-RETURNING s.account_id, s.random_id, due.read_due, due.reply_due, s.read_at, s.reply_at;
+RETURNING s.account_id, s.random_id, due.read_due, due.reply_due, s.read_at, s.reply_at, s.peer,
+          (SELECT a.simulation FROM telegram_accounts a WHERE a.id = s.account_id) AS simulation;
 
 -- name: total
 SELECT count(*) FROM simulator_messages WHERE account_id = $1;

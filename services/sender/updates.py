@@ -1,5 +1,8 @@
 """Replies and read receipts: a reply marks the contact as responded and wakes its
-wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives.
+wait_for_reply; a read or a reply is the only delivery confirmation Telegram gives. A reply
+that says one of the organization's opt-out phrases (shared.domain.do_not_contact) lists the
+person on the do-not-contact list and ends every execution of theirs, in the transaction that
+records the reply (docs/do-not-contact.md).
 
 What was detected is returned as a Detected, for the caller to count once its transaction has
 committed (a rolled-back transaction gets the same updates again). `replies_and_reads` is the
@@ -22,7 +25,20 @@ from services.sender.writer import save
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import interpreter
-from shared.messaging.contracts import MessageDelivered, ReplyReceived
+from shared.domain.do_not_contact import (
+    DEFAULT_OPT_OUT_PHRASES,
+    Kind,
+    Reason,
+    Source,
+    contact_keys,
+    opts_out,
+)
+from shared.messaging.contracts import (
+    DoNotContactAdded,
+    ExecutionProgressed,
+    MessageDelivered,
+    ReplyReceived,
+)
 from shared.messaging.outbox import Outbox
 from shared.messaging.transaction import transaction
 from shared.runtime import Job, Service
@@ -37,17 +53,20 @@ DELIVERIES = Counter(
 )
 for _via in ("read", "reply"):
     DELIVERIES.labels(_via)
+OPT_OUTS = Counter("dripline_opt_outs_detected_total", "Replies that opted out, recorded")
 
 
 @dataclass
 class Detected:
     updates: int = 0
     replies: int = 0
+    opt_outs: int = 0
     delivered: Tally[str] = field(default_factory=Tally)
 
     def count(self) -> None:
         """Into the metrics: call once the transaction that recorded them has committed."""
         REPLIES.inc(self.replies)
+        OPT_OUTS.inc(self.opt_outs)
         for via, messages in self.delivered.items():
             DELIVERIES.labels(via).inc(messages)
 
@@ -119,6 +138,11 @@ async def apply(
         telegram_account_id=update.account_id,
     )
     outbox.emit(received, key=sent["campaign_id"], at=now)
+    phrases = sent["opt_out_phrases"]
+    if opts_out(update.text, DEFAULT_OPT_OUT_PHRASES if phrases is None else phrases):
+        await _opt_out(connection, outbox, sent, now)
+        detected.opt_outs += 1
+        return
     row = await executions.lock(connection, sent["execution_id"])
     if row is None or row["status"] not in UNFINISHED:
         return
@@ -148,3 +172,51 @@ async def _steer(
     # Even when nothing is to be done now (Stay), the reply is saved: conditions and later
     # waits read it.
     await save(connection, outbox, loaded, step, now)
+
+
+async def _opt_out(connection: DbConnection, outbox: Outbox, sent: Any, now: datetime) -> None:
+    """List the person under each of their identifiers (reason request), complete the execution
+    replied to with opted_out and cancel their other unfinished executions (do_not_contact),
+    with an event for each change (the statistics recount what the events name)."""
+    keys = contact_keys(
+        contact_id=sent["contact_id"],
+        telegram_user_id=sent["telegram_user_id"],
+        username=sent["telegram_username"],
+        phone=sent["phone"],
+    )
+    listed = await connection.fetch(
+        QUERIES["list_opt_out"],
+        sent["organization_id"],
+        sent["owner_user_id"],
+        sent["contact_id"],
+        now,
+        [kind.value for kind, _ in keys],
+        [value for _, value in keys],
+    )
+    for entry in listed:
+        added = DoNotContactAdded(
+            entry_id=entry["id"],
+            organization_id=entry["organization_id"],
+            user_id=entry["user_id"],
+            kind=Kind(entry["kind"]),
+            value=entry["value"],
+            reason=Reason(entry["reason"]),
+            source=Source(entry["source"]),
+            contact_id=entry["contact_id"],
+            added_by=entry["added_by"],
+        )
+        outbox.emit(added, key=entry["list_id"], at=now)
+    await connection.fetch(QUERIES["lock_person"], sent["contact_id"], sent["execution_id"])
+    for row in await connection.fetch(
+        QUERIES["opt_out"], sent["contact_id"], sent["execution_id"], now
+    ):
+        event = ExecutionProgressed(
+            execution_id=row["id"],
+            campaign_id=row["campaign_id"],
+            contact_id=row["contact_id"],
+            previous_status=row["previous_status"],
+            status=row["status"],
+            node_id=row["current_node_id"],
+            detail=row["reason"],
+        )
+        outbox.emit(event, key=row["campaign_id"], at=now)

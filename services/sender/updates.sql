@@ -1,8 +1,13 @@
 -- name: message_by_random_id
--- Our outgoing message behind a reply or read, with its execution.
+-- Our outgoing message behind a reply or read, with its execution, and what an opt-out needs:
+-- the contact's identifiers and list, and its organization's opt-out phrases (null: defaults).
 SELECT m.id, m.execution_id, m.campaign_id, m.contact_id, m.telegram_account_id,
-       m.telegram_message_id, m.sent_at
+       m.telegram_message_id, m.sent_at,
+       ct.organization_id, ct.owner_user_id, ct.telegram_user_id, ct.telegram_username,
+       ct.phone, o.settings -> 'opt_out_phrases' AS opt_out_phrases
 FROM messages m
+JOIN contacts ct ON ct.id = m.contact_id
+LEFT JOIN organizations o ON o.id = ct.organization_id
 WHERE m.telegram_account_id = $1 AND m.random_id = $2 AND m.direction = 'outgoing';
 
 -- name: confirm_delivery
@@ -59,3 +64,66 @@ WITH reply AS (
     LEFT JOIN campaigns cp ON cp.id = r.campaign_id
 )
 SELECT id FROM reply;
+
+-- name: list_opt_out
+-- An opt-out reply lists the person under each identifier the contact has ($6/$7: kinds and
+-- normalised values), in the contact's list, reason request, source reply. An identifier
+-- already listed keeps its entry. Returns the entries added.
+INSERT INTO do_not_contact (organization_id, user_id, kind, value, reason, source, contact_id,
+                            created_at)
+SELECT $1, CASE WHEN $1::uuid IS NULL THEN $2::uuid END, k.kind, k.value, 'request', 'reply',
+       $3, $4
+FROM unnest($5::text[], $6::text[]) AS k (kind, value)
+ON CONFLICT (list_id, kind, value) DO NOTHING
+RETURNING id, list_id, organization_id, user_id, kind, value, reason, source, contact_id,
+          added_by;
+
+-- name: lock_person
+-- The executions an opt-out ends, locked in id order (the order the sender's steps lock them,
+-- so the two cannot deadlock): the contact's unfinished ones in every campaign, and the one
+-- replied to.
+SELECT id FROM executions
+WHERE contact_id = $1 AND deleted_at IS NULL
+  AND (id = $2 OR status IN ('pending', 'running', 'waiting', 'paused'))
+ORDER BY id
+FOR UPDATE;
+
+-- name: opt_out
+-- The execution replied to ($2) is completed with opted_out (also one that had already
+-- completed: the opt-out still counts); the contact's other unfinished executions are cancelled
+-- with do_not_contact. Each is logged (opted_out); their queued sends go, so the statistics do
+-- not count them in flight for ever. Returns what changed, for the events.
+WITH target AS (
+    SELECT e.id, e.campaign_id, e.contact_id, e.status AS previous_status, e.current_node_id,
+           CASE WHEN e.id = $2 THEN 'completed' ELSE 'cancelled' END AS status,
+           CASE WHEN e.id = $2 THEN 'opted_out' ELSE 'do_not_contact' END AS reason
+    FROM executions e
+    WHERE e.contact_id = $1 AND e.deleted_at IS NULL
+      AND (e.status IN ('pending', 'running', 'waiting', 'paused')
+           OR (e.id = $2 AND e.status = 'completed'))
+), changed AS (
+    UPDATE executions e
+    SET status = t.status, error_message = t.reason, completed_at = coalesce(e.completed_at, $3),
+        next_execution_at = NULL, lease_until = NULL, updated_at = $3
+    FROM target t
+    WHERE e.id = t.id
+    RETURNING e.id
+), dropped AS (
+    DELETE FROM messages m
+    USING target t
+    WHERE m.execution_id = t.id AND m.direction = 'outgoing' AND m.status = 'queued'
+), logged AS (
+    INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                                node_type, event, status, message, details, created_at)
+    SELECT t.campaign_id, t.id, t.contact_id,
+           log_contact_text(c.first_name, c.last_name, c.telegram_username), t.current_node_id,
+           (SELECT n ->> 'type' FROM jsonb_array_elements(cp.flow -> 'nodes') AS n
+            WHERE n ->> 'id' = t.current_node_id LIMIT 1),
+           'opted_out', 'ok', t.reason, jsonb_build_object('replied_execution_id', $2::uuid), $3
+    FROM target t
+    JOIN contacts c ON c.id = t.contact_id
+    JOIN campaigns cp ON cp.id = t.campaign_id
+)
+SELECT t.id, t.campaign_id, t.contact_id, t.previous_status, t.status, t.current_node_id,
+       t.reason
+FROM target t;

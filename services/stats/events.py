@@ -107,7 +107,8 @@ def _summary(message: Decoded[CampaignEvent]) -> str | None:
         reactivated = "; the campaign is active again" if event.reactivated else ""
         return (
             f"{event.added} of {event.requested} contacts added "
-            f"({event.skipped_duplicates} already in, {event.not_found} not found){reactivated}"
+            f"({event.skipped_duplicates} already in, {event.skipped_do_not_contact} on the "
+            f"do-not-contact list, {event.not_found} not found){reactivated}"
         )
     if isinstance(event, CampaignContactsRemoved):
         return f"{event.removed} of {event.requested} contacts removed"

@@ -29,7 +29,7 @@ QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 FIGURES = (
     "total_contacts", "contacts_started", "contacts_completed", "contacts_failed",
     "contacts_active", "contacts_responded", "messages_sent", "messages_failed",
-    "messages_delivered", "messages_not_sent", "variants", "by_status",
+    "messages_delivered", "messages_not_sent", "variants", "by_status", "contacts_opted_out",
 )  # fmt: skip
 
 

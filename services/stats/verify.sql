@@ -26,13 +26,14 @@ WITH fresh AS MATERIALIZED (
     ON CONFLICT (execution_id) DO UPDATE
     SET variant = excluded.variant, status = excluded.status, started = excluded.started,
         responded = excluded.responded, sent = excluded.sent, failed = excluded.failed,
-        delivered = excluded.delivered, not_sent = excluded.not_sent
+        delivered = excluded.delivered, not_sent = excluded.not_sent,
+        opted_out = excluded.opted_out
     WHERE (execution_figures.variant, execution_figures.status, execution_figures.started,
            execution_figures.responded, execution_figures.sent, execution_figures.failed,
-           execution_figures.delivered, execution_figures.not_sent)
+           execution_figures.delivered, execution_figures.not_sent, execution_figures.opted_out)
           IS DISTINCT FROM (excluded.variant, excluded.status, excluded.started,
                             excluded.responded, excluded.sent, excluded.failed,
-                            excluded.delivered, excluded.not_sent)
+                            excluded.delivered, excluded.not_sent, excluded.opted_out)
     RETURNING 1
 ), orphans AS (
     DELETE FROM execution_figures f
@@ -40,7 +41,12 @@ WITH fresh AS MATERIALIZED (
       AND f.execution_id NOT IN (SELECT (c).execution_id FROM fresh, unnest(fresh.shares) c)
     RETURNING 1
 ), totals AS (
-    INSERT INTO campaign_stats AS s
+    INSERT INTO campaign_stats AS s (
+        campaign_id, total_contacts, contacts_started, contacts_completed, contacts_failed,
+        contacts_active, contacts_responded, messages_sent, messages_failed,
+        messages_delivered, messages_not_sent, executions_pending, executions_running,
+        executions_waiting, executions_paused, executions_cancelled, as_of, last_event_at,
+        refreshes, contacts_opted_out)
     SELECT c.id,
            coalesce(t.total_contacts, 0), coalesce(t.contacts_started, 0),
            coalesce(t.contacts_completed, 0), coalesce(t.contacts_failed, 0),
@@ -50,7 +56,7 @@ WITH fresh AS MATERIALIZED (
            coalesce(t.executions_pending, 0), coalesce(t.executions_running, 0),
            coalesce(t.executions_waiting, 0), coalesce(t.executions_paused, 0),
            coalesce(t.executions_cancelled, 0),
-           $2::timestamptz, NULL, 1
+           $2::timestamptz, NULL, 1, coalesce(t.contacts_opted_out, 0)
     FROM campaigns c
     LEFT JOIN sums t ON t.campaign_id = c.id AND NOT t.per_variant
     WHERE c.id = ANY($1::uuid[])
@@ -70,6 +76,7 @@ WITH fresh AS MATERIALIZED (
         executions_waiting = excluded.executions_waiting,
         executions_paused = excluded.executions_paused,
         executions_cancelled = excluded.executions_cancelled,
+        contacts_opted_out = excluded.contacts_opted_out,
         as_of = excluded.as_of,
         refreshes = s.refreshes + 1
     RETURNING 1

@@ -103,6 +103,48 @@ CREATE INDEX contacts_owner_idx ON contacts (owner_user_id, created_at)
     WHERE organization_id IS NULL AND deleted_at IS NULL;
 CREATE INDEX contacts_tags_idx ON contacts USING gin (tags);
 
+-- One identifier of a person not to be messaged, in one list: an organization's, or a user's in
+-- personal mode (list_id is whichever of the two it is). Values are normalised as
+-- shared/domain/do_not_contact.py `normalise` does: usernames lower-case without @, phones the
+-- digits of the international number, user ids and contact ids as text.
+CREATE TABLE do_not_contact (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id         uuid REFERENCES users (id) ON DELETE CASCADE,
+    list_id         uuid NOT NULL GENERATED ALWAYS AS (coalesce(organization_id, user_id)) STORED,
+    kind            text NOT NULL
+                    CHECK (kind IN ('contact', 'telegram_user_id', 'username', 'phone')),
+    value           text NOT NULL CHECK (length(value) BETWEEN 1 AND 64),
+    reason          text NOT NULL CHECK (reason IN ('request', 'complaint', 'manual', 'imported')),
+    source          text NOT NULL CHECK (source IN ('api', 'import', 'kafka', 'reply')),
+    note            text CHECK (length(note) <= 1000),
+    -- The contact it was taken from (an opt-out, an entry by contact), kept for the listing.
+    contact_id      uuid REFERENCES contacts (id) ON DELETE SET NULL,
+    added_by        uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at      timestamptz NOT NULL,
+    CHECK ((organization_id IS NULL) <> (user_id IS NULL))
+);
+CREATE UNIQUE INDEX do_not_contact_entry_key ON do_not_contact (list_id, kind, value);
+-- The listing: newest first, keyset on (created_at, id).
+CREATE INDEX do_not_contact_list_idx ON do_not_contact (list_id, created_at DESC, id DESC);
+
+-- Is this contact on its list? The contact's identifiers normalised as the entries are; each
+-- arm is a probe of the unique index. The list is the contact's organization's, or its owner's
+-- in personal mode. (The parameters' names are not the table's columns': those would win.)
+CREATE FUNCTION do_not_contact_listed(contact_org uuid, contact_owner uuid, contact uuid,
+                                      contact_user_id bigint, contact_username text,
+                                      contact_phone text)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM do_not_contact d
+        WHERE d.list_id = coalesce(contact_org, contact_owner)
+          AND ((d.kind = 'contact' AND d.value = contact::text)
+               OR (d.kind = 'telegram_user_id' AND d.value = contact_user_id::text)
+               OR (d.kind = 'username' AND d.value = lower(ltrim(contact_username, '@')))
+               OR (d.kind = 'phone' AND d.value = regexp_replace(contact_phone, '[^0-9]', '', 'g'))))
+$$;
+
 -- Campaigns and their executions -----------------------------------------------------------
 
 CREATE TABLE campaigns (
@@ -436,7 +478,9 @@ CREATE TABLE execution_figures (
     sent         integer NOT NULL,
     failed       integer NOT NULL,
     delivered    integer NOT NULL,
-    not_sent     integer NOT NULL
+    not_sent     integer NOT NULL,
+    -- Completed by an opt-out reply (issue 15): the campaign's contacts_opted_out.
+    opted_out    boolean NOT NULL DEFAULT false
 );
 CREATE INDEX execution_figures_campaign_idx ON execution_figures (campaign_id);
 
@@ -451,7 +495,9 @@ SELECT e.id, e.campaign_id, e.variant,
        e.started_at IS NOT NULL,
        coalesce(m.responded, false),
        coalesce(m.sent, 0), coalesce(m.failed, 0), coalesce(m.delivered, 0),
-       coalesce(m.not_sent, 0)
+       coalesce(m.not_sent, 0),
+       e.deleted_at IS NULL AND e.status = 'completed'
+           AND e.error_message IS NOT DISTINCT FROM 'opted_out'
 FROM executions e
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE direction = 'outgoing'
@@ -489,7 +535,8 @@ RETURNS TABLE (
     executions_running   bigint,
     executions_waiting   bigint,
     executions_paused    bigint,
-    executions_cancelled bigint
+    executions_cancelled bigint,
+    contacts_opted_out   bigint
 )
 LANGUAGE sql IMMUTABLE AS $$
 WITH signed AS (
@@ -511,7 +558,8 @@ SELECT s.campaign_id, s.variant, grouping(s.variant) = 0,
        coalesce(sum(s.sign) FILTER (WHERE s.status = 'running'), 0),
        coalesce(sum(s.sign) FILTER (WHERE s.status = 'waiting'), 0),
        coalesce(sum(s.sign) FILTER (WHERE s.status = 'paused'), 0),
-       coalesce(sum(s.sign) FILTER (WHERE s.status = 'cancelled'), 0)
+       coalesce(sum(s.sign) FILTER (WHERE s.status = 'cancelled'), 0),
+       coalesce(sum(s.sign) FILTER (WHERE s.opted_out), 0)
 FROM signed s
 GROUP BY GROUPING SETS ((s.campaign_id), (s.campaign_id, s.variant))
 HAVING grouping(s.variant) = 1 OR s.variant IS NOT NULL
@@ -530,7 +578,8 @@ CREATE TYPE campaign_figures AS (
     messages_delivered bigint,
     messages_not_sent  bigint,
     variants           jsonb,
-    by_status          jsonb
+    by_status          jsonb,
+    contacts_opted_out bigint
 );
 
 -- Counts of one campaign or variant as the statistics show them: statuses with executions.
@@ -572,7 +621,8 @@ SELECT c.id,
        coalesce(status_breakdown(t.executions_pending, t.executions_running,
                                  t.executions_waiting, t.executions_paused,
                                  t.contacts_completed, t.contacts_failed,
-                                 t.executions_cancelled), '{}')
+                                 t.executions_cancelled), '{}'),
+       coalesce(t.contacts_opted_out, 0)
 FROM campaigns c
 LEFT JOIN counted t ON t.campaign_id = c.id AND NOT t.per_variant
 WHERE c.id = ANY(campaign_ids)
@@ -596,7 +646,9 @@ RETURNS TABLE (
     response_rate      numeric,
     delivery_rate      numeric,
     variants           jsonb,
-    by_status          jsonb
+    by_status          jsonb,
+    contacts_opted_out bigint,
+    opt_out_rate       numeric
 )
 LANGUAGE sql STABLE AS $$
 SELECT s.campaign_id, s.total_contacts, s.contacts_started, s.contacts_completed,
@@ -614,7 +666,9 @@ SELECT s.campaign_id, s.total_contacts, s.contacts_started, s.contacts_completed
                                                      (figures ->> 'messages_sent')::numeric))),
                 '{}')
         FROM jsonb_each(s.variants) AS v (name, figures)),
-       s.by_status
+       s.by_status,
+       s.contacts_opted_out,
+       statistics_rate(s.contacts_opted_out, s.messages_delivered)
 FROM campaign_statistics(ARRAY[campaign]) s
 $$;
 
@@ -639,7 +693,8 @@ CREATE TABLE campaign_stats (
     -- When the figures were last brought up to date, and the newest event that did it.
     as_of                timestamptz NOT NULL,
     last_event_at        timestamptz,
-    refreshes            bigint NOT NULL DEFAULT 1
+    refreshes            bigint NOT NULL DEFAULT 1,
+    contacts_opted_out   bigint NOT NULL DEFAULT 0
 );
 
 -- The same per A/B variant (the variant an execution's split chose).
@@ -668,7 +723,8 @@ SELECT s.campaign_id, s.total_contacts, s.contacts_started, s.contacts_completed
                  WHERE v.campaign_id = s.campaign_id AND v.contacts <> 0), '{}'),
        status_breakdown(s.executions_pending, s.executions_running, s.executions_waiting,
                         s.executions_paused, s.contacts_completed, s.contacts_failed,
-                        s.executions_cancelled)
+                        s.executions_cancelled),
+       s.contacts_opted_out
 FROM campaign_stats s
 WHERE s.campaign_id = ANY(campaign_ids)
 $$;
@@ -708,18 +764,25 @@ WITH events AS (
     ON CONFLICT (execution_id) DO UPDATE
     SET variant = excluded.variant, status = excluded.status, started = excluded.started,
         responded = excluded.responded, sent = excluded.sent, failed = excluded.failed,
-        delivered = excluded.delivered, not_sent = excluded.not_sent
+        delivered = excluded.delivered, not_sent = excluded.not_sent,
+        opted_out = excluded.opted_out
     -- Several events about one unchanged execution (a step's progress and its message) write
     -- nothing.
     WHERE (execution_figures.variant, execution_figures.status, execution_figures.started,
            execution_figures.responded, execution_figures.sent, execution_figures.failed,
-           execution_figures.delivered, execution_figures.not_sent)
+           execution_figures.delivered, execution_figures.not_sent,
+           execution_figures.opted_out)
           IS DISTINCT FROM (excluded.variant, excluded.status, excluded.started,
                             excluded.responded, excluded.sent, excluded.failed,
-                            excluded.delivered, excluded.not_sent)
+                            excluded.delivered, excluded.not_sent, excluded.opted_out)
     RETURNING 1
 ), totals AS (
-    INSERT INTO campaign_stats AS s
+    INSERT INTO campaign_stats AS s (
+        campaign_id, total_contacts, contacts_started, contacts_completed, contacts_failed,
+        contacts_active, contacts_responded, messages_sent, messages_failed,
+        messages_delivered, messages_not_sent, executions_pending, executions_running,
+        executions_waiting, executions_paused, executions_cancelled, as_of, last_event_at,
+        refreshes, contacts_opted_out)
     SELECT k.campaign_id,
            coalesce(c.total_contacts, 0), coalesce(c.contacts_started, 0),
            coalesce(c.contacts_completed, 0), coalesce(c.contacts_failed, 0),
@@ -729,7 +792,7 @@ WITH events AS (
            coalesce(c.executions_pending, 0), coalesce(c.executions_running, 0),
            coalesce(c.executions_waiting, 0), coalesce(c.executions_paused, 0),
            coalesce(c.executions_cancelled, 0),
-           now, e.at, 1
+           now, e.at, 1, coalesce(c.contacts_opted_out, 0)
     FROM (SELECT campaign_id FROM events
           UNION SELECT campaign_id FROM changes WHERE NOT per_variant) k
     LEFT JOIN events e ON e.campaign_id = k.campaign_id
@@ -750,6 +813,7 @@ WITH events AS (
         executions_waiting = s.executions_waiting + excluded.executions_waiting,
         executions_paused = s.executions_paused + excluded.executions_paused,
         executions_cancelled = s.executions_cancelled + excluded.executions_cancelled,
+        contacts_opted_out = s.contacts_opted_out + excluded.contacts_opted_out,
         as_of = excluded.as_of,
         last_event_at = greatest(s.last_event_at, excluded.last_event_at),
         refreshes = s.refreshes + 1

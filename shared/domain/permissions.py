@@ -159,3 +159,36 @@ def decide_record(caller: Caller, owned: Ownership, action: RecordAction) -> Dec
     ):
         return Decision.FORBIDDEN
     return Decision.ALLOWED
+
+
+class ContactAction(StrEnum):
+    """Actions that destroy or take away an organization's people data (issue 15, item 5)."""
+
+    EDIT_DO_NOT_CONTACT = "edit_do_not_contact"
+    DELETE_CONTACTS = "delete_contacts"
+    EXPORT_CONTACTS = "export_contacts"
+
+
+# The problem code a member's refusal carries, per action: says what only owners and admins do.
+CONTACT_REFUSALS: dict[ContactAction, str] = {
+    ContactAction.EDIT_DO_NOT_CONTACT: "do_not_contact_forbidden",
+    ContactAction.DELETE_CONTACTS: "contacts_not_own",
+    ContactAction.EXPORT_CONTACTS: "contacts_not_own",
+}
+
+
+def decide_contacts(caller: Caller, action: ContactAction, *, only_own: bool) -> Decision:
+    """May the caller do this to contacts? `only_own`: every contact it touches was created by
+    the caller (a selection limited to their own contacts).
+
+    In personal mode everything is one's own. In an organization, owners and admins may do all
+    three to any contact; a member may not edit the do-not-contact list at all (it stops every
+    member's campaigns), and may delete or export only the contacts they created. Visibility is
+    not decided here: contacts are shared within an organization."""
+    if caller.organization_id is None or caller.role in (Role.OWNER, Role.ADMIN):
+        return Decision.ALLOWED
+    if caller.role is None:
+        return Decision.INVISIBLE  # not a member of that organization
+    if action is ContactAction.EDIT_DO_NOT_CONTACT:
+        return Decision.FORBIDDEN
+    return Decision.ALLOWED if only_own else Decision.FORBIDDEN

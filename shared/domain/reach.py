@@ -2,8 +2,9 @@
 own transaction right before it reserves a send (issue 15). Pure; the sender supplies the facts.
 
 A deleted contact ends the execution for good: nobody is to message a person removed from the
-address book. A deleted account only stops its own sends: the execution waits, so that giving
-the campaign another account (or a person undoing the deletion) resumes it where it stood.
+address book, nor a person on the do-not-contact list (shared.domain.do_not_contact). A deleted
+account only stops its own sends: the execution waits, so that giving the campaign another
+account (or a person undoing the deletion) resumes it where it stood.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 class SkipReason(StrEnum):
     CONTACT_DELETED = "contact_deleted"
+    DO_NOT_CONTACT = "do_not_contact"
     ACCOUNT_DELETED = "account_deleted"
 
 
@@ -25,14 +27,14 @@ class Skip:
     ends: bool
 
 
-def refusal(*, contact_deleted: bool, account_deleted: bool) -> Skip | None:
+def refusal(*, contact_deleted: bool, do_not_contact: bool, account_deleted: bool) -> Skip | None:
     """Why this send may not be made, or None if it may. The contact's reasons come first: they
-    end the execution, whichever account it would have used.
-
-    Opt-out and the do-not-contact list (issue 15, items 2 and 3) join here as contact reasons
-    that end the execution."""
+    end the execution, whichever account it would have used. An opt-out is a do-not-contact
+    entry (reason request), so it is refused here as one."""
     if contact_deleted:
         return Skip(SkipReason.CONTACT_DELETED, ends=True)
+    if do_not_contact:
+        return Skip(SkipReason.DO_NOT_CONTACT, ends=True)
     if account_deleted:
         return Skip(SkipReason.ACCOUNT_DELETED, ends=False)
     return None

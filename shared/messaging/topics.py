@@ -20,6 +20,7 @@ class Topic(StrEnum):
     ACCOUNT_EVENTS = "dripline.account.events"
     BULK_EVENTS = "dripline.bulk.events"
     OPPORTUNITY_EVENTS = "dripline.opportunity.events"
+    CONTACT_EVENTS = "dripline.contact.events"
 
     @property
     def dlq(self) -> str:
@@ -39,7 +40,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               "launch, pause, stop, enable, disable, delete, restore, add/remove contacts"),
     TopicSpec(Topic.BULK_COMMANDS, 4, "bulk operation id",
               "bulk operations over campaigns; bulk actions over contacts and their edits"),
-    TopicSpec(Topic.CONTACT_COMMANDS, 8, "contact id", "upserts and tag changes"),
+    TopicSpec(Topic.CONTACT_COMMANDS, 8, "organization id (user id in personal mode)",
+              "do-not-contact list additions and removals"),
     TopicSpec(Topic.EXECUTIONS_DUE, 16, "Telegram account id", "an execution that is due now"),
     TopicSpec(Topic.CAMPAIGN_EVENTS, 8, "campaign id",
               "status and enabled changes, launch, completion, deletion, command rejections"),
@@ -49,6 +51,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.BULK_EVENTS, 4, "bulk operation id", "progress and per-item results"),
     TopicSpec(Topic.OPPORTUNITY_EVENTS, 4, "opportunity id",
               "an opportunity entered a pipeline stage (created there or moved)"),
+    TopicSpec(Topic.CONTACT_EVENTS, 8, "organization id (user id in personal mode)",
+              "do-not-contact entries added and removed, contact command rejections"),
 )  # fmt: skip
 
 DLQ_PARTITIONS = 1

@@ -16,13 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.domain.permissions import Action, Decision, Role
+from shared.domain.permissions import CONTACT_REFUSALS, Action, ContactAction, Decision, Role
 from shared.messaging.contracts import CampaignCommand
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
 from tests.api.conftest import Live, Organization, PersonFactory, set_admin_view
-from tests.builders import campaign, ok
-from tests.permission_matrix import expected
+from tests.builders import campaign, contact, ok
+from tests.permission_matrix import CONTACT_CELLS, expected
 from tests.support import find_on_topic, produce, topic
 
 # Destructive actions last, so each call still meets a campaign it can act on.
@@ -172,3 +172,49 @@ async def test_kafka_commands_carry_the_actors_permissions(
         ]
         is False
     )
+
+
+# The contacts' destructive actions (issue 15, item 5) that the API applies today: editing the
+# do-not-contact list and deleting a contact. (Bulk delete and export: docs/do-not-contact.md.)
+CONTACT_ACTIONS_OVER_HTTP = [ContactAction.EDIT_DO_NOT_CONTACT, ContactAction.DELETE_CONTACTS]
+
+
+async def attempt_on_contacts(
+    client: httpx.AsyncClient, action: ContactAction, contact_id: str
+) -> httpx.Response:
+    if action is ContactAction.EDIT_DO_NOT_CONTACT:
+        return await client.post("/do-not-contact", json={"kind": "contact", "value": contact_id})
+    return await client.delete(f"/contacts/{contact_id}")
+
+
+def observed_on_contacts(response: httpx.Response, action: ContactAction) -> Decision:
+    if response.status_code == 403:
+        assert response.json()["code"] == CONTACT_REFUSALS[action], response.text
+        return Decision.FORBIDDEN
+    assert response.status_code in (200, 201, 204), response.text
+    return Decision.ALLOWED
+
+
+# Personal mode has nobody else's contacts to act on: a stranger's are not even visible.
+CONTACT_CALLERS = [(role, own) for role in (Role.OWNER, Role.ADMIN, Role.MEMBER)
+                   for own in (True, False)] + [(None, True)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("role", "own"), CONTACT_CALLERS, ids=lambda v: str(v))
+async def test_contact_cells(
+    organization: Organization, person: PersonFactory, role: Role | None, own: bool
+) -> None:
+    if role is None:
+        caller = creator = (await person("solo")).client
+    else:
+        caller = organization.people()[role.value].at(organization.id)
+        creator = caller if own else organization.other_member.at(organization.id)
+    wrong = []
+    for action in CONTACT_ACTIONS_OVER_HTTP:
+        target = await contact(creator, f"cell_{action.value[:6]}_{uuid.uuid4().hex[:8]}")
+        mode = "personal" if role is None else "organization"
+        decision, source = CONTACT_CELLS[(mode, role, own, action)]
+        got = observed_on_contacts(await attempt_on_contacts(caller, action, target["id"]), action)
+        if got is not decision:
+            wrong.append(f"{action.value}: expected {decision.value} ({source}), got {got.value}")
+    assert not wrong, "\n".join(wrong)

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from services.api.app import create_service as api
 from services.scheduler.app import create_service as scheduler
 from services.sender.app import create_service as sender
 from services.stats.app import create_service as stats
@@ -32,7 +33,7 @@ EXECUTION_ID = UUID("5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50")  # ... and execution
 def handled() -> list[tuple[Contract[Payload], str]]:
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
     pairs = []
-    for service in (scheduler(settings), sender(settings), stats(settings)):
+    for service in (scheduler(settings), sender(settings), stats(settings), api(settings)):
         for contract in CONTRACTS:
             if contract.type.value in service.handlers.get(contract.topic, {}):
                 pairs.append((contract, service.name))
@@ -48,6 +49,7 @@ async def seed_example_campaign(
     execution: str | None = "pending",
     lease_until: datetime | None = None,
     tags: list[str] | None = None,
+    listed_phone: str | None = None,
 ) -> None:
     """The example's campaign in a state where the example command applies: a simulated
     account, a valid flow and, unless `execution` is None, the example contact in it."""
@@ -77,6 +79,13 @@ async def seed_example_campaign(
         CONTACT,
         CREATOR,
     )
+    if listed_phone is not None:
+        await pool.execute(
+            "INSERT INTO do_not_contact (user_id, kind, value, reason, source, created_at)"
+            " VALUES ($1, 'phone', $2, 'manual', 'api', now())",
+            CREATOR,
+            listed_phone,
+        )
     if execution is not None:
         await pool.execute(
             "INSERT INTO executions (id, campaign_id, contact_id, status, next_execution_at,"
@@ -118,6 +127,16 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     ("scheduler", "campaign.launch"): ({"execution": "paused"}, [
         ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending"),
         (CAMPAIGN_EVENTS, 1)]),
+    ("api", "do_not_contact.add"): ({}, [
+        ("SELECT (kind, value, reason, source)::text FROM do_not_contact",
+         "(username,alice_smith,complaint,kafka)"),
+        ("SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'do_not_contact.added'",
+         1)]),
+    # The example's phone is on the creator's list: it goes, with its event.
+    ("api", "do_not_contact.remove"): ({"listed_phone": "4915123456789"}, [
+        ("SELECT count(*) FROM do_not_contact", 0),
+        ("SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'do_not_contact.removed'",
+         1)]),
     ("scheduler", "campaign.pause"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "paused"), (EXECUTION, "paused"), (CAMPAIGN_EVENTS, 1)]),
     ("scheduler", "campaign.stop"): ({"status": "active"}, [
@@ -192,9 +211,8 @@ async def test_example_through_its_handler(
     seed, expectations = EFFECTS[(service_name, contract.type.value)]
     await seed_example_campaign(pool, CAMPAIGN, **seed)
     settings = Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x")
-    service: Service = {"scheduler": scheduler, "sender": sender, "stats": stats}[service_name](
-        settings
-    )
+    makers = {"scheduler": scheduler, "sender": sender, "stats": stats, "api": api}
+    service: Service = makers[service_name](settings)
     service._pool = pool  # as if started: the sender's work after commit uses the service's pool
     consumer = BatchConsumer(
         name=service.name, topic=contract.topic, handlers=service.handlers[contract.topic],

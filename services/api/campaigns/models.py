@@ -259,6 +259,7 @@ class ContactsAdded(BaseModel):
     requested: int
     added: int
     skipped_duplicates: int
+    skipped_do_not_contact: int = Field(description="On the do-not-contact list: not enrolled.")
     not_found: int
     reactivated: bool
     campaign: Campaign

@@ -36,6 +36,17 @@ from shared.messaging.contracts.campaign_events import (
     CampaignStatusName,
     Unmet,
 )
+from shared.messaging.contracts.contact_commands import (
+    ContactCommand,
+    DoNotContactAdd,
+    DoNotContactRemove,
+)
+from shared.messaging.contracts.contact_events import (
+    ContactCommandRejected,
+    ContactEvent,
+    DoNotContactAdded,
+    DoNotContactRemoved,
+)
 from shared.messaging.contracts.execution_events import (
     ExecutionEvent,
     ExecutionProgressed,
@@ -78,9 +89,16 @@ __all__ = [
     "CampaignLaunch",
     "CampaignStatusChanged",
     "CampaignStatusName",
+    "ContactCommand",
+    "ContactCommandRejected",
+    "ContactEvent",
     "Contract",
     "ContractViolation",
     "Decoded",
+    "DoNotContactAdd",
+    "DoNotContactAdded",
+    "DoNotContactRemove",
+    "DoNotContactRemoved",
     "ExecutionDue",
     "ExecutionEvent",
     "ExecutionProgressed",

@@ -51,6 +51,11 @@ class MessageType(StrEnum):
     BULK_ACTION_PROGRESSED = "bulk_action.progressed"
     BULK_ACTION_COMPLETED = "bulk_action.completed"
     OPPORTUNITY_STAGE_CHANGED = "opportunity.stage_changed"
+    DO_NOT_CONTACT_ADD = "do_not_contact.add"
+    DO_NOT_CONTACT_REMOVE = "do_not_contact.remove"
+    DO_NOT_CONTACT_ADDED = "do_not_contact.added"
+    DO_NOT_CONTACT_REMOVED = "do_not_contact.removed"
+    CONTACT_COMMAND_REJECTED = "contact.command_rejected"
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,9 @@ class CampaignContactsAdded(Payload):
     requested: int
     added: int
     skipped_duplicates: int
+    skipped_do_not_contact: int = Field(
+        default=0, description="Contacts on the do-not-contact list: not enrolled."
+    )
     not_found: int = Field(description="Contacts that do not exist or that the actor cannot see.")
     reactivated: bool = Field(description="A completed campaign became active again.")
 
@@ -127,6 +130,7 @@ CONTRACTS: tuple[Contract[CampaignEvent], ...] = (
             "requested": 3,
             "added": 2,
             "skipped_duplicates": 1,
+            "skipped_do_not_contact": 0,
             "not_found": 0,
             "reactivated": False,
         },

@@ -14,6 +14,8 @@ from shared.messaging.contracts import (
     bulk_events,
     campaign_commands,
     campaign_events,
+    contact_commands,
+    contact_events,
     execution_events,
     executions_due,
     opportunity_events,
@@ -31,6 +33,8 @@ CONTRACTS: tuple[Contract[Payload], ...] = (
     *bulk_commands.CONTRACTS,
     *bulk_events.CONTRACTS,
     *opportunity_events.CONTRACTS,
+    *contact_commands.CONTRACTS,
+    *contact_events.CONTRACTS,
 )
 
 _BY_KEY: dict[tuple[str, str, int], Contract[Payload]] = {

@@ -72,6 +72,7 @@ OWNERS: dict[str, set[str]] = {
     "pipelines": {"api"},
     "pipeline_stages": {"api"},
     "opportunities": {"api", "scheduler"},  # one at a time; the upsert_opportunities batches
+    "do_not_contact": {"api"},  # the list, and the consumer of dripline.contact.commands
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
     "telegram_accounts": {"api", "sender"},  # definitions; health, pacing and quota
     "executions": {"scheduler", "sender"},  # lifecycle; progress
@@ -125,6 +126,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("services/scheduler/contact_actions.sql", "contacts"): (
         "the add/remove-tags, delete/undelete-contacts and add-to/remove-from-company bulk"
         " actions change contacts in batches"
+    ),
+    ("services/sender/updates.sql", "do_not_contact"): (
+        "an opt-out reply lists the person in the transaction that records the reply (issue 15),"
+        " so no step can message them between the reply and a command's arrival"
     ),
     ("services/sender/writer.sql", "contacts"): (
         "a flow's tag node sets contacts.tags (only that column) in the step's transaction"

@@ -13,18 +13,22 @@ from uuid import UUID
 import pytest
 
 from shared.domain.permissions import (
+    CONTACT_REFUSALS,
     Action,
     Caller,
     CampaignOwnership,
+    ContactAction,
     Ownership,
     RecordAction,
     Role,
     ViewMode,
     decide,
+    decide_contacts,
     decide_record,
     effective_view_mode,
 )
 from tests.permission_matrix import (
+    CONTACT_CELLS,
     OTHERS_VISIBLE,
     OWN,
     I,
@@ -143,3 +147,29 @@ def test_records_of_another_context_are_invisible(
     caller = Caller(ME, caller_org, role, admin_view_enabled=True)
     assert decide_record(caller, Ownership(ME, record_org), action) is I
     assert decide_record(caller, Ownership(OTHER, record_org), action) is I
+
+
+def test_the_contact_cells_are_complete() -> None:
+    # 3 actions x own or not x (3 roles + personal mode).
+    assert len(CONTACT_CELLS) == 3 * 2 * 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "role", "own", "action"),
+    list(CONTACT_CELLS),
+    ids=[f"{m}-{r}-{'own' if o else 'others'}-{a}" for m, r, o, a in CONTACT_CELLS],
+)
+def test_contact_cell(mode: str, role: Role | None, own: bool, action: ContactAction) -> None:
+    caller = Caller(ME, ORG if mode == "organization" else None, role)
+    decision, source = CONTACT_CELLS[(mode, role, own, action)]
+    assert decide_contacts(caller, action, only_own=own) is decision, source
+
+
+def test_a_non_member_is_refused_every_contact_action() -> None:
+    for action in ContactAction:
+        decision = decide_contacts(Caller(ME, ORG, None), action, only_own=True)
+        assert decision is I
+
+
+def test_every_contact_refusal_has_a_code() -> None:
+    assert set(CONTACT_REFUSALS) == set(ContactAction)

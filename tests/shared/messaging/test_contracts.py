@@ -17,6 +17,8 @@ from shared.messaging.contracts import (
     bulk_events,
     campaign_commands,
     campaign_events,
+    contact_commands,
+    contact_events,
     contracts_on,
     decode,
     execution_events,
@@ -59,6 +61,8 @@ TOPIC_MODULES = {
     Topic.BULK_COMMANDS: bulk_commands,
     Topic.BULK_EVENTS: bulk_events,
     Topic.OPPORTUNITY_EVENTS: opportunity_events,
+    Topic.CONTACT_COMMANDS: contact_commands,
+    Topic.CONTACT_EVENTS: contact_events,
 }
 
 
