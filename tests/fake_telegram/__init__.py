@@ -51,9 +51,20 @@ from tests.fake_telegram.server import (
     SPAMBOT_FREE,
     SPAMBOT_ID,
     Call,
+    Connected,
     FakeTelegram,
+    Init,
     SentMessage,
     spambot_limited,
 )
 
-__all__ = ["SPAMBOT_FREE", "SPAMBOT_ID", "Call", "FakeTelegram", "SentMessage", "spambot_limited"]
+__all__ = [
+    "SPAMBOT_FREE",
+    "SPAMBOT_ID",
+    "Call",
+    "Connected",
+    "FakeTelegram",
+    "Init",
+    "SentMessage",
+    "spambot_limited",
+]
