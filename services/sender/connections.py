@@ -12,8 +12,6 @@ Telegram that cannot be reached through a working proxy.
 
 from __future__ import annotations
 
-import asyncio
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,16 +19,14 @@ from typing import Any, Literal
 # ones the first time it uses a proxy, and a module imported after that would raise those.
 import python_socks
 from python_socks.async_.asyncio import Proxy as SocksClient
-from telethon.network.connection import ConnectionTcpMTProxyRandomizedIntermediate
 
 from shared.domain.devices import DeviceIdentity
 
-ProxyKind = Literal["socks5", "http", "mtproxy"]
+# MTProxy is not offered: Telethon's MTProxy connection (obfuscated intermediate framing) has
+# not been proven against the test server, which speaks TcpFull only (docs/accounts.md).
+ProxyKind = Literal["socks5", "http"]
 # How long the diagnosis waits for the proxy (a connect that failed already took its time).
 DIAGNOSIS_TIMEOUT_S = 10.0
-# An MTProxy secret Telethon can use: 16 bytes in hex, optionally "dd"-prefixed (random padding).
-# "ee" secrets (fake TLS) are not implemented by Telethon.
-MTPROXY_SECRET = re.compile(r"(dd)?[0-9a-fA-F]{32}")
 # What python-socks raises when the proxy cannot be reached, refuses the tunnel or answers
 # nonsense; connects catch it beside Telethon's own failures.
 PROXY_ERRORS = (
@@ -39,13 +35,12 @@ PROXY_ERRORS = (
     python_socks.ProxyTimeoutError,
 )
 
-_LABELS = {"socks5": "SOCKS5", "http": "HTTP CONNECT", "mtproxy": "MTProxy"}
+_LABELS = {"socks5": "SOCKS5", "http": "HTTP CONNECT"}
 
 
 @dataclass(frozen=True)
 class Proxy:
-    """SOCKS5 or HTTP CONNECT (with optional username and password), or MTProxy (its secret in
-    `password`)."""
+    """SOCKS5 or HTTP CONNECT, with an optional username and password."""
 
     kind: ProxyKind
     host: str
@@ -59,11 +54,6 @@ class Proxy:
 
     def client_options(self) -> dict[str, Any]:
         """TelegramClient's keyword arguments for this proxy."""
-        if self.kind == "mtproxy":
-            return {
-                "connection": ConnectionTcpMTProxyRandomizedIntermediate,
-                "proxy": (self.host, self.port, self.password or ""),
-            }
         # rdns: the proxy resolves names, so DNS does not leak the account's real location.
         return {
             "proxy": {
@@ -124,16 +114,6 @@ async def proxy_failure(
         return f"proxy_unreachable: {proxy.label} refused the connection to Telegram ({exc})"
     if isinstance(exc, PROXY_ERRORS):
         return f"proxy_unreachable: {proxy.label} cannot be reached ({exc})"
-    if proxy.kind == "mtproxy":
-        # An MTProxy is Telegram's own protocol: reaching it is all that can be asked apart.
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(proxy.host, proxy.port), DIAGNOSIS_TIMEOUT_S
-            )
-        except (OSError, TimeoutError) as failed:
-            return f"proxy_unreachable: {proxy.label} cannot be reached ({failed})"
-        writer.close()
-        return None
     client = SocksClient.create(
         proxy_type=python_socks.ProxyType.SOCKS5
         if proxy.kind == "socks5"

@@ -76,8 +76,8 @@ CREATE TABLE telegram_accounts (
     last_send_at    timestamptz,
     flood_on        date,
     warm_up         boolean NOT NULL DEFAULT false,
-    -- the account's proxy; proxy_secret (password or MTProxy secret) is sealed
-    proxy_type      text CHECK (proxy_type IN ('socks5', 'http', 'mtproxy')),
+    -- the account's proxy; proxy_secret (its password) is sealed
+    proxy_type      text CHECK (proxy_type IN ('socks5', 'http')),
     proxy_host      text,
     proxy_port      integer CHECK (proxy_port BETWEEN 1 AND 65535),
     proxy_username  text,

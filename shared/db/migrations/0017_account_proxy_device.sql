@@ -1,10 +1,10 @@
 -- Real accounts (issue 14): a proxy per account, and the device identity it presents.
 
--- Every connection of the account goes through its proxy. proxy_secret holds the SOCKS5/HTTP
--- password or the MTProxy secret, sealed like session_string (shared/crypto.py); the username
--- is shown by the API, so it is kept in clear.
+-- Every connection of the account goes through its proxy (SOCKS5 or HTTP CONNECT; MTProxy is
+-- not offered yet). proxy_secret is its password, sealed like session_string (shared/crypto.py);
+-- the username is shown by the API, so it is kept in clear.
 ALTER TABLE telegram_accounts
-    ADD COLUMN proxy_type text CHECK (proxy_type IN ('socks5', 'http', 'mtproxy')),
+    ADD COLUMN proxy_type text CHECK (proxy_type IN ('socks5', 'http')),
     ADD COLUMN proxy_host text,
     ADD COLUMN proxy_port integer CHECK (proxy_port BETWEEN 1 AND 65535),
     ADD COLUMN proxy_username text,
