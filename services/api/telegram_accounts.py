@@ -3,6 +3,10 @@
 Health (the state, last check, cooldown) belongs to the sender, which checks accounts; here an
 account is registered and described. A simulated account starts active, since the simulator is
 always reachable; a real one starts disconnected until its first health check.
+
+A Telethon account also has a device identity (chosen once, here, and presented on every
+connect) and optionally a proxy that every one of its connections goes through; the proxy's
+password is sealed like the session and never returned (docs/accounts.md).
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from telethon.sessions import StringSession
 
 from services.api.auth import CurrentPrincipal, Principal, pool
@@ -25,6 +29,7 @@ from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
+from shared.domain.devices import DeviceIdentity, default_device
 from shared.domain.permissions import can_manage_organization
 from shared.settings import Settings
 
@@ -33,6 +38,55 @@ TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).with_suffix(".sql"))
 router = APIRouter(prefix="/telegram-accounts", tags=["telegram accounts"])
 
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+DeviceText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# SOCKS5 (RFC 1929) carries a username and a password of up to 255 bytes each.
+ProxyCredential = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+
+
+class ProxySettings(BaseModel):
+    """The proxy every connection of the account goes through (its login, its checks, its
+    sends)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["socks5", "http", "mtproxy"] = Field(
+        description="`socks5`, or `http` for an HTTP CONNECT proxy. `mtproxy` is refused "
+        "(`mtproxy_unsupported`): Dripline's Telethon path through an MTProxy is not proven yet."
+    )
+    host: str = Field(
+        min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\-]+$", description="Name or IP."
+    )
+    port: int = Field(ge=1, le=65535)
+    username: ProxyCredential | None = None
+    password: SecretStr | None = Field(
+        default=None,
+        max_length=255,
+        description="Needs a username. Stored encrypted like the session; never returned (the "
+        "account shows `has_password`).",
+    )
+
+
+class ProxyView(BaseModel):
+    """An account's proxy as the API shows it: never its password."""
+
+    type: Literal["socks5", "http"]
+    host: str
+    port: int
+    username: str | None
+    has_password: bool
+
+
+class DeviceSettings(BaseModel):
+    """What Telegram is told about the device on every connect (initConnection), chosen once
+    when the account is brought in, so the session never seems to move between devices."""
+
+    model_config = ConfigDict(extra="forbid")
+    device_model: DeviceText = Field(examples=["MacBook Pro"])
+    system_version: DeviceText = Field(examples=["macOS 14.6.1"])
+    app_version: DeviceText = Field(examples=["5.8.3 x64"])
+    lang_code: str = Field(default="en", pattern=r"^[a-z]{2,3}$", description="ISO 639 code.")
+    system_lang_code: str = Field(
+        default="en-US", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$", description="BCP 47 tag."
+    )
 
 
 class PacingSettings(BaseModel):
@@ -75,6 +129,15 @@ class AccountCreate(BaseModel):
         description="An aged account that needs no warm-up; a new one starts warming, its "
         "daily budget of new peers ramping up.",
     )
+    proxy: ProxySettings | None = Field(
+        default=None, description="Telethon accounts only: the proxy all its connections use."
+    )
+    device: DeviceSettings | None = Field(
+        default=None,
+        description="Telethon accounts only: the device it presents to Telegram, for good. "
+        "Give the one the session was used with elsewhere; omitted, a realistic desktop set is "
+        "picked from the account's id.",
+    )
 
 
 class AccountPatch(BaseModel):
@@ -83,6 +146,12 @@ class AccountPatch(BaseModel):
     daily_quota: int | None = Field(default=None, ge=0, le=1000)
     pacing: PacingSettings | None = None
     simulation: dict[str, Any] | None = None
+    proxy: ProxySettings | None = Field(
+        default=None,
+        description="Replaces the proxy, whole (send its password again); null removes it. The "
+        "sender reconnects through it at once (a health check is requested). The device "
+        "identity cannot be changed.",
+    )
 
 
 class TelegramAccount(BaseModel):
@@ -103,6 +172,37 @@ class TelegramAccount(BaseModel):
     last_send_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    proxy: ProxyView | None = None
+    device: DeviceSettings | None = Field(
+        default=None,
+        description="Null for simulated accounts, and for a Telethon account registered before "
+        "device identities until the sender first connects it (it then keeps what it showed).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: Any) -> Any:
+        """A telegram_accounts row: its proxy and device columns become the nested views."""
+        if not isinstance(data, dict) or "proxy_type" not in data:
+            return data
+        data = dict(data)
+        data["proxy"] = (
+            None
+            if data["proxy_type"] is None
+            else {
+                "type": data["proxy_type"],
+                "host": data["proxy_host"],
+                "port": data["proxy_port"],
+                "username": data["proxy_username"],
+                "has_password": data["proxy_secret"] is not None,
+            }
+        )
+        data["device"] = (
+            None
+            if data["device_model"] is None
+            else {name: data[name] for name in DeviceSettings.model_fields}
+        )
+        return data
 
 
 async def _get(connection: DbConnection, who: Principal, account_id: UUID) -> Any:
@@ -147,11 +247,61 @@ def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
     return SessionCipher(settings.session_key.get_secret_value()).seal(session)
 
 
+def _proxy_columns(proxy: ProxySettings | None, settings: Settings) -> tuple[Any, ...]:
+    """The proxy as stored (type, host, port, username, sealed password), all None for none."""
+    if proxy is None:
+        return (None,) * 5
+    if proxy.type == "mtproxy":
+        raise Problem(
+            422,
+            "mtproxy_unsupported",
+            "MTProxy is not supported",
+            "Dripline's Telethon connection through an MTProxy is not proven against a test "
+            "server yet, so it is not offered; use a SOCKS5 or HTTP CONNECT proxy.",
+        )
+    if proxy.password is not None and proxy.username is None:
+        raise invalid([field_error("proxy.password", "a proxy password needs its username")])
+    sealed = None
+    if proxy.password is not None:
+        if settings.session_key is None:
+            raise Problem(
+                503,
+                "telethon_not_configured",
+                "Telethon accounts are not available",
+                "This deployment has no DRIPLINE_SESSION_KEY to seal the proxy's password with",
+            )
+        cipher = SessionCipher(settings.session_key.get_secret_value())
+        sealed = cipher.seal(proxy.password.get_secret_value())
+    return proxy.type, proxy.host, proxy.port, proxy.username, sealed
+
+
+def _device_columns(device: DeviceSettings | DeviceIdentity | None) -> tuple[Any, ...]:
+    if device is None:
+        return (None,) * 5
+    return (device.device_model, device.system_version, device.app_version, device.lang_code,
+            device.system_lang_code)  # fmt: skip
+
+
+def _telethon_only(body: AccountCreate) -> None:
+    if body.session_kind == "simulated":
+        wrong = [name for name in ("proxy", "device") if getattr(body, name) is not None]
+        if wrong:
+            message = "only telethon accounts connect to Telegram"
+            raise invalid([field_error(name, message) for name in wrong])
+
+
 @router.post("", status_code=201, response_model=TelegramAccount, summary="Register an account")
 async def create_account(
     body: AccountCreate, who: CurrentPrincipal, request: Request
 ) -> TelegramAccount:
-    sealed = _sealed_session(body, request.app.state.service.settings)
+    settings = request.app.state.service.settings
+    _telethon_only(body)
+    sealed = _sealed_session(body, settings)
+    proxy = _proxy_columns(body.proxy, settings)
+    account_id = uuid4()
+    device: DeviceSettings | DeviceIdentity | None = body.device
+    if device is None and body.session_kind == "telethon":
+        device = default_device(account_id)
     if body.session_kind == "telethon":
         # Not known to work until the sender has opened the session.
         health, detail = AccountHealth.DISCONNECTED, "waiting for the first health check"
@@ -173,6 +323,9 @@ async def create_account(
             sealed,
             not body.warm,
             detail,
+            account_id,
+            *proxy,
+            *_device_columns(device),
         )
     return TelegramAccount.model_validate(dict(row))  # type: ignore[arg-type]
 
@@ -196,9 +349,14 @@ async def get_account(account_id: UUID, who: CurrentPrincipal, request: Request)
 async def update_account(
     account_id: UUID, body: AccountPatch, who: CurrentPrincipal, request: Request
 ) -> TelegramAccount:
+    proxy: tuple[Any, ...] | None = None
     async with pool(request).acquire() as connection, connection.transaction():
         row = await _get(connection, who, account_id)
         _may_manage(who, row)
+        if "proxy" in body.model_fields_set:
+            if row["session_kind"] != "telethon":
+                raise invalid([field_error("proxy", "only telethon accounts connect to Telegram")])
+            proxy = _proxy_columns(body.proxy, request.app.state.service.settings)
         updated = await connection.fetchrow(
             TELEGRAM_ACCOUNTS["update"],
             account_id,
@@ -207,6 +365,8 @@ async def update_account(
             body.pacing.stored() if body.pacing is not None else row["pacing"],
             body.simulation if body.simulation is not None else row["simulation"],
         )
+        if proxy is not None:
+            updated = await connection.fetchrow(TELEGRAM_ACCOUNTS["set_proxy"], account_id, *proxy)
     return TelegramAccount.model_validate(dict(updated))  # type: ignore[arg-type]
 
 

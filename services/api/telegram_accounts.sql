@@ -3,11 +3,16 @@
 -- in tests/shared/db/test_queries.py.
 
 -- name: insert
--- $10 is the session string, already encrypted; it is never read back by the API.
+-- $10 is the session string and $18 the proxy's password, already encrypted; neither is ever
+-- read back by the API. $13 the id, chosen by the caller (the default device is picked by it).
 INSERT INTO telegram_accounts (organization_id, owner_user_id, display_name, phone,
                                session_kind, health_status, daily_quota, pacing, simulation,
-                               session_string, warm_up, health_detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               session_string, warm_up, health_detail, id,
+                               proxy_type, proxy_host, proxy_port, proxy_username, proxy_secret,
+                               device_model, system_version, app_version, lang_code,
+                               system_lang_code)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23)
 RETURNING *;
 
 -- name: get
@@ -27,6 +32,16 @@ ORDER BY created_at, id;
 -- name: update
 UPDATE telegram_accounts
 SET display_name = $2, daily_quota = $3, pacing = $4, simulation = $5, updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: set_proxy
+-- A new proxy (all NULL: none); $6 is its password, already encrypted. The sender reconnects
+-- through it at its next health check, asked for now (last_checked_at, as request_check).
+UPDATE telegram_accounts
+SET proxy_type = $2, proxy_host = $3, proxy_port = $4, proxy_username = $5, proxy_secret = $6,
+    last_checked_at = CASE WHEN health_status IN ('auth_lost', 'banned') THEN last_checked_at END,
+    updated_at = now()
 WHERE id = $1
 RETURNING *;
 

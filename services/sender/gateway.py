@@ -53,6 +53,12 @@ class Transient(GatewayError):
     """A network or server hiccup; the send may or may not have happened."""
 
 
+class ProxyUnreachable(Transient):
+    """The account's proxy cannot be reached or refused the tunnel to Telegram: nothing was
+    sent, and nothing is wrong with the account; it is disconnected and retried. The reason
+    starts with `proxy_unreachable:`, the health detail an operator reads."""
+
+
 @dataclass(frozen=True)
 class Account:
     id: UUID

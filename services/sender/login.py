@@ -21,7 +21,7 @@ import ipaddress
 import json
 import sqlite3
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -32,8 +32,19 @@ from telethon.crypto import AuthKey
 from telethon.errors.common import AuthKeyNotFound
 from telethon.sessions import StringSession
 
+from services.sender.connections import (
+    PROXY_ERRORS,
+    ApiCredentials,
+    Connection,
+    Proxy,
+    client_options,
+    proxy_failure,
+)
 from services.sender.gateway import AccountDead
 from services.sender.telethon_errors import categorize
+from shared.domain.devices import DeviceIdentity
+
+__all__ = ["ApiCredentials", "Connection", "DeviceIdentity", "Proxy"]
 
 LoginErrorCode = Literal[
     "phone_number_invalid",
@@ -48,12 +59,14 @@ LoginErrorCode = Literal[
     "session_invalid",
     "session_dead",
     "session_conflict",
+    "proxy_unreachable",
 ]
 # How long a started login may wait for its code and password. Telegram's codes live for
 # minutes; an operator who comes back later starts again.
 LOGIN_TTL = timedelta(minutes=15)
-# What a raw Telethon call raises: RPC errors, a lost connection, a key the server forgot.
-_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound)
+# What a raw Telethon call raises: RPC errors, a lost connection, a key the server forgot, a
+# proxy's refusal.
+_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
 # Telegram's production data centres (Pyrogram sessions carry only the number).
 TELEGRAM_DCS: Mapping[int, tuple[str, int]] = {
     1: ("149.154.175.53", 443),
@@ -75,48 +88,6 @@ class LoginError(Exception):
 
 
 @dataclass(frozen=True)
-class ApiCredentials:
-    """The api_id/api_hash a login is made with (the organization's own, or Dripline's)."""
-
-    api_id: int
-    api_hash: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class DeviceIdentity:
-    """What Telegram is told about the device on every connect of one account; chosen once,
-    so the session does not seem to jump between devices."""
-
-    device_model: str
-    system_version: str
-    app_version: str
-    lang_code: str = "en"
-    system_lang_code: str = "en-US"
-
-
-@dataclass(frozen=True)
-class Proxy:
-    """A SOCKS5 or HTTP CONNECT proxy, as Telethon hands it to python-socks."""
-
-    kind: Literal["socks5", "http"]
-    host: str
-    port: int
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    def telethon(self) -> dict[str, Any]:
-        # rdns: the proxy resolves names, so DNS does not leak the account's real location.
-        return {
-            "proxy_type": self.kind,
-            "addr": self.host,
-            "port": self.port,
-            "username": self.username,
-            "password": self.password,
-            "rdns": True,
-        }
-
-
-@dataclass(frozen=True)
 class Endpoint:
     """Where a new login connects first (Telegram's DC 2; the fake server in tests)."""
 
@@ -126,15 +97,6 @@ class Endpoint:
 
 
 TELEGRAM = Endpoint(2, *TELEGRAM_DCS[2])
-
-
-@dataclass(frozen=True)
-class Connection:
-    """How one account reaches Telegram: the API credentials, device and proxy."""
-
-    api: ApiCredentials
-    device: DeviceIdentity
-    proxy: Proxy | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +231,7 @@ class PhoneLogin:
             )
             saved = client.session.save()
         except _FAILURES as exc:
-            raise login_failure(exc) from exc
+            raise await _failed(exc, client, self._connection, login_failure) from exc
         finally:
             await _close(client)
         if isinstance(sent, types.auth.SentCodeSuccess):
@@ -297,7 +259,7 @@ class PhoneLogin:
                 return replace(pending, password_needed=True)
             return _logged_in(client, result)
         except _FAILURES as exc:
-            raise login_failure(exc) from exc
+            raise await _failed(exc, client, self._connection, login_failure) from exc
         finally:
             await _close(client)
 
@@ -323,7 +285,7 @@ class PhoneLogin:
                 return _logged_in(client, result)
             raise AssertionError("unreachable: the second attempt returns or raises")
         except _FAILURES as exc:
-            raise login_failure(exc) from exc
+            raise await _failed(exc, client, self._connection, login_failure) from exc
         finally:
             await _close(client)
 
@@ -335,6 +297,21 @@ async def _close(client: TelegramClient) -> None:
     disconnected = client.disconnected
     if disconnected.done() and not disconnected.cancelled():
         disconnected.exception()
+
+
+async def _failed(
+    exc: BaseException,
+    client: TelegramClient,
+    connection: Connection,
+    mapping: Callable[[BaseException], LoginError],
+) -> LoginError:
+    """The refusal for a failed step: the proxy's, when a connection failed because of it."""
+    if isinstance(exc, (OSError, *PROXY_ERRORS)):
+        session = client.session
+        why = await proxy_failure(connection.proxy, session.server_address, session.port, exc)
+        if why is not None:
+            return LoginError("proxy_unreachable", why)
+    return mapping(exc)
 
 
 def _check_open(pending: PendingLogin, now: datetime) -> None:
@@ -350,17 +327,9 @@ def _logged_in(client: TelegramClient, result: Any) -> LoggedIn:
 
 
 def _client(session: StringSession, connection: Connection) -> TelegramClient:
-    device = connection.device
     return TelegramClient(
         session,
-        connection.api.api_id,
-        connection.api.api_hash,
-        device_model=device.device_model,
-        system_version=device.system_version,
-        app_version=device.app_version,
-        lang_code=device.lang_code,
-        system_lang_code=device.system_lang_code,
-        proxy=None if connection.proxy is None else connection.proxy.telethon(),
+        **client_options(connection),
         # A login step is one request: every wait and failure goes back to the person.
         flood_sleep_threshold=0,
         raise_last_call_error=True,
@@ -473,7 +442,7 @@ async def validate_session(session: str, connection: Connection) -> LoggedIn:
         await client.connect()
         full = await client(functions.users.GetFullUserRequest(types.InputUserSelf()))
     except _FAILURES as exc:
-        raise import_failure(exc) from exc
+        raise await _failed(exc, client, connection, import_failure) from exc
     finally:
         await _close(client)
     user = next(u for u in full.users if u.id == full.full_user.id)

@@ -1,7 +1,19 @@
 -- The Telethon adapter's tables: peers resolved per account, and the updates Telegram pushed.
 
 -- name: session
-SELECT session_kind, session_string FROM telegram_accounts WHERE id = $1;
+-- Everything a connect needs: the sealed session, the device the account presents and its
+-- proxy (the password or MTProxy secret sealed like the session).
+SELECT session_kind, session_string, device_model, system_version, app_version, lang_code,
+       system_lang_code, proxy_type, proxy_host, proxy_port, proxy_username, proxy_secret
+FROM telegram_accounts WHERE id = $1;
+
+-- name: adopt_device
+-- An account brought in before device identities were stored has presented Telethon's
+-- defaults on every connect so far: those become its identity, so it does not change device.
+UPDATE telegram_accounts
+SET device_model = $2, system_version = $3, app_version = $4, lang_code = $5,
+    system_lang_code = $6
+WHERE id = $1 AND device_model IS NULL;
 
 -- name: peer
 SELECT peer_key, user_id, access_hash FROM telegram_peers

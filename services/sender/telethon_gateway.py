@@ -12,13 +12,19 @@ What TELEGRAM.md asks of it, and where:
 - replies (NewMessage) and reads (MessageRead) are written to telegram_updates as they arrive,
   and missed ones are found again by reading recent dialogs (reconcile, the periodic job
   `reconcile_dialogs`);
-- a session is used by one process at a time, held by an advisory lock.
+- a session is used by one process at a time, held by an advisory lock;
+- every connect presents the account's stored device identity and goes through its proxy
+  (connections.py); a proxy that cannot be reached or refuses is `proxy_unreachable`, a
+  Transient (the account is disconnected and retried), not a dead account. A changed proxy or
+  device is picked up at the account's next health check, which reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import platform
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,9 +36,18 @@ from uuid import UUID
 
 import asyncpg
 from telethon import TelegramClient, errors, events, functions, types
+from telethon import version as telethon_version
 from telethon.errors.common import AuthKeyNotFound
 from telethon.sessions import StringSession
 
+from services.sender.connections import (
+    PROXY_ERRORS,
+    ApiCredentials,
+    Connection,
+    Proxy,
+    client_options,
+    proxy_failure,
+)
 from services.sender.gateway import (
     Account,
     AccountDead,
@@ -41,6 +56,7 @@ from services.sender.gateway import (
     GatewayError,
     Incoming,
     Peer,
+    ProxyUnreachable,
     Transient,
 )
 from services.sender.telethon_errors import StalePeer, categorize
@@ -48,6 +64,7 @@ from shared.crypto import SessionCipher, SessionKeyError
 from shared.db.pool import DbConnection, connect
 from shared.db.sql import Queries
 from shared.domain.clock import Clock
+from shared.domain.devices import DeviceIdentity
 from shared.runtime import Job, Service
 from shared.settings import Settings
 
@@ -57,8 +74,9 @@ QUERIES = Queries.load(Path(__file__).with_name("telethon.sql"))
 # Where a sent message is looked for after RANDOM_ID_DUPLICATE, and missed replies after ours.
 HISTORY_LIMIT = 30
 RECONCILE_DAYS = 7
-# What Telethon raises for a failed call: RPC errors, a lost connection, a timeout.
-TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound)
+# What Telethon raises for a failed call: RPC errors, a lost connection, a timeout, a proxy's
+# refusal (python-socks' own exception, which Telethon lets through).
+TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
 
 
 def reconcile_dialogs(telethon: TelethonTelegram, started: datetime) -> Job:
@@ -95,6 +113,8 @@ class TelethonTelegram:
         self._settings = settings
         self._clock = clock
         self._clients: dict[UUID, TelegramClient] = {}
+        # How each open client connected (device, proxy): a change reconnects at the next probe.
+        self._connections: dict[UUID, Connection] = {}
         self._opening: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._lock_connection: DbConnection | None = None
         self._lock_guard = asyncio.Lock()
@@ -133,7 +153,7 @@ class TelethonTelegram:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def probe(self, account: Account, now: datetime) -> None:
-        client = await self._client(account.id)
+        client = await self._client(account.id, reread=True)
         try:
             await client(functions.updates.GetStateRequest())
         except TELETHON_FAILURES as exc:
@@ -186,16 +206,25 @@ class TelethonTelegram:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    async def _client(self, account_id: UUID) -> TelegramClient:
+    async def _client(self, account_id: UUID, *, reread: bool = False) -> TelegramClient:
+        """The account's connected client, opened if needed. `reread`: read the account's
+        device and proxy again and reconnect if they changed since the client connected."""
         async with self._opening[account_id]:
             client = self._clients.get(account_id)
+            session: str | None = None
             if client is not None and client.is_connected():
-                return client
+                if not reread:
+                    return client
+                session, connection = await self._session(account_id)
+                if connection == self._connections.get(account_id):
+                    return client
+                log.info("account %s: its device or proxy changed; reconnecting", account_id)
             if client is not None:  # the update loop dropped it (a 401 inside it, say)
                 await self._close(account_id)
-            session = await self._session(account_id)
+            if session is None:
+                session, connection = await self._session(account_id)
             await self._hold(account_id)
-            client = self._new_client(session)
+            client = TelegramClient(StringSession(session), **self._options(connection))
             client.add_event_handler(
                 partial(self._on_reply, account_id),
                 events.NewMessage(incoming=True, func=lambda event: event.is_private),
@@ -207,41 +236,79 @@ class TelethonTelegram:
                 await client.connect()
             except TELETHON_FAILURES as exc:
                 await self._release(account_id)
+                address = (client.session.server_address, client.session.port)
+                why = await proxy_failure(connection.proxy, *address, exc)
+                if why is not None:
+                    raise ProxyUnreachable(why) from exc
                 raise categorize(exc) from exc
             self._clients[account_id] = client
+            self._connections[account_id] = connection
             return client
 
-    def _new_client(self, session: str) -> TelegramClient:
-        settings = self._settings
-        assert settings.telegram_api_id is not None
-        assert settings.telegram_api_hash is not None
-        return TelegramClient(
-            StringSession(session),
-            settings.telegram_api_id,
-            settings.telegram_api_hash.get_secret_value(),
+    @staticmethod
+    def _options(connection: Connection) -> dict[str, Any]:
+        return client_options(connection) | {
             # Every wait reaches the pacer; one attempt per call, the sender retries.
-            flood_sleep_threshold=0,
-            raise_last_call_error=True,
-            request_retries=1,
-            connection_retries=1,
-            retry_delay=0,
-            catch_up=False,
-            receive_updates=True,
-        )
+            "flood_sleep_threshold": 0,
+            "raise_last_call_error": True,
+            "request_retries": 1,
+            "connection_retries": 1,
+            "retry_delay": 0,
+            "catch_up": False,
+            "receive_updates": True,
+        }
 
-    async def _session(self, account_id: UUID) -> str:
+    async def _session(self, account_id: UUID) -> tuple[str, Connection]:
+        """The account's session (opened) and how it connects."""
         if (why := self._settings.telethon_ready) is not None:
             raise Transient(f"Telethon accounts are {why}")
         async with self._pool.acquire() as connection:
             row = await connection.fetchrow(QUERIES["session"], account_id)
         if row is None or row["session_kind"] != "telethon" or not row["session_string"]:
             raise AccountDead("the account has no Telethon session; log in again", "auth_lost")
-        assert self._settings.session_key is not None
-        cipher = SessionCipher(self._settings.session_key.get_secret_value())
+        settings = self._settings
+        assert settings.session_key is not None
+        assert settings.telegram_api_id is not None
+        assert settings.telegram_api_hash is not None
+        cipher = SessionCipher(settings.session_key.get_secret_value())
         try:
-            return cipher.open(row["session_string"])
+            session = cipher.open(row["session_string"])
         except SessionKeyError as exc:
             raise AccountDead(str(exc), "auth_lost") from exc
+        proxy = None
+        if row["proxy_type"] is not None:
+            try:
+                secret = None if row["proxy_secret"] is None else cipher.open(row["proxy_secret"])
+            except SessionKeyError as exc:
+                # The account is fine; its proxy must be set again.
+                raise ProxyUnreachable(f"proxy_unreachable: its password: {exc}") from exc
+            proxy = Proxy(
+                row["proxy_type"],
+                row["proxy_host"],
+                row["proxy_port"],
+                row["proxy_username"],
+                secret,
+            )
+        if row["device_model"] is None:
+            device = telethon_default_device()
+            async with self._pool.acquire() as connection:
+                await connection.execute(
+                    QUERIES["adopt_device"], account_id, device.device_model,
+                    device.system_version, device.app_version, device.lang_code,
+                    device.system_lang_code,
+                )  # fmt: skip
+        else:
+            device = DeviceIdentity(
+                row["device_model"],
+                row["system_version"],
+                row["app_version"],
+                row["lang_code"],
+                row["system_lang_code"],
+            )
+        api = ApiCredentials(
+            settings.telegram_api_id, settings.telegram_api_hash.get_secret_value()
+        )
+        return session, Connection(api, device, proxy)
 
     async def _hold(self, account_id: UUID) -> None:
         async with self._lock_guard:
@@ -260,6 +327,7 @@ class TelethonTelegram:
                 await self._lock_connection.fetchval(QUERIES["release_session"], account_id)
 
     async def _close(self, account_id: UUID) -> None:
+        self._connections.pop(account_id, None)
         client = self._clients.pop(account_id, None)
         if client is not None:
             await client.disconnect()
@@ -411,6 +479,25 @@ class TelethonTelegram:
         self._unsaved.extend(replies)
         await self._save_unsaved()
         return len(replies)
+
+
+def telethon_default_device() -> DeviceIdentity:
+    """What Telethon presents when given no device (TelegramBaseClient.__init__): what the
+    accounts connected before device identities were stored have shown Telegram so far."""
+    system = platform.uname()
+    if system.machine in ("x86_64", "AMD64"):
+        model = "PC 64bit"
+    elif system.machine in ("i386", "i686", "x86"):
+        model = "PC 32bit"
+    else:
+        model = system.machine
+    return DeviceIdentity(
+        device_model=model or "Unknown",
+        system_version=re.sub(r"-.+", "", system.release) or "1.0",
+        app_version=telethon_version.__version__,
+        lang_code="en",
+        system_lang_code="en",
+    )
 
 
 def _history(peer: types.InputPeerUser, *, min_id: int) -> Any:

@@ -76,9 +76,30 @@ CREATE TABLE telegram_accounts (
     last_send_at    timestamptz,
     flood_on        date,
     warm_up         boolean NOT NULL DEFAULT false,
+    -- the account's proxy; proxy_secret (its password) is sealed
+    proxy_type      text CHECK (proxy_type IN ('socks5', 'http')),
+    proxy_host      text,
+    proxy_port      integer CHECK (proxy_port BETWEEN 1 AND 65535),
+    proxy_username  text,
+    proxy_secret    text,
+    -- the device presented on every connect (initConnection), chosen once
+    device_model     text,
+    system_version   text,
+    app_version      text,
+    lang_code        text,
+    system_lang_code text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    deleted_at      timestamptz
+    deleted_at      timestamptz,
+    CONSTRAINT telegram_accounts_proxy_check CHECK (
+        (proxy_type IS NULL) = (proxy_host IS NULL)
+        AND (proxy_type IS NULL) = (proxy_port IS NULL)
+        AND (proxy_type IS NOT NULL OR (proxy_username IS NULL AND proxy_secret IS NULL))),
+    CONSTRAINT telegram_accounts_device_check CHECK (
+        (device_model IS NULL) = (system_version IS NULL)
+        AND (device_model IS NULL) = (app_version IS NULL)
+        AND (device_model IS NULL) = (lang_code IS NULL)
+        AND (device_model IS NULL) = (system_lang_code IS NULL))
 );
 CREATE INDEX telegram_accounts_org_idx ON telegram_accounts (organization_id, owner_user_id);
 

@@ -24,6 +24,9 @@ What it simplifies, on purpose:
 - Scripted faults: `fail` (an rpc_error), `drop` (close the connection before a call is
   handled, or after it took effect so its answer is lost), `delay` (answer late while the
   connection serves others; optionally drop then), `drop_connections` (now).
+- What clients said and where from: `connected` (each connection that used its auth key, with
+  the client address the server saw, a proxy's when it came through one) and `inits` (each
+  initConnection: device model, system and app versions, languages).
 - One data centre (2), TcpFull framing only (TelegramClient's default connection), no checks
   of server salt or seq_no, and the server never re-sends: it ignores acknowledgements.
 - A handful of RPCs (`FakeTelegram._handlers` in server.py); any other answers
@@ -51,9 +54,20 @@ from tests.fake_telegram.server import (
     SPAMBOT_FREE,
     SPAMBOT_ID,
     Call,
+    Connected,
     FakeTelegram,
+    Init,
     SentMessage,
     spambot_limited,
 )
 
-__all__ = ["SPAMBOT_FREE", "SPAMBOT_ID", "Call", "FakeTelegram", "SentMessage", "spambot_limited"]
+__all__ = [
+    "SPAMBOT_FREE",
+    "SPAMBOT_ID",
+    "Call",
+    "Connected",
+    "FakeTelegram",
+    "Init",
+    "SentMessage",
+    "spambot_limited",
+]

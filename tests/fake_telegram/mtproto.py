@@ -94,6 +94,10 @@ class Backend(Protocol):
         """The connection closed (it may never have been attached)."""
         ...
 
+    def init_connection(self, connection: Connection, init: Any) -> None:
+        """The client described itself (initConnection: device, app, languages, proxy)."""
+        ...
+
     def call(self, connection: Connection, query: Any) -> Any:
         """Answer one unwrapped RPC: a TL object or a list (a Vector), or raise RpcError."""
         ...
@@ -120,7 +124,9 @@ class Connection:
         self._backend = backend
         self._reader = reader
         self._writer = writer
-        self._name = str(writer.get_extra_info("peername"))
+        # The client's address as this server sees it (a proxy's, when it came through one).
+        self.peer: tuple[str, int] = writer.get_extra_info("peername")[:2]
+        self._name = str(self.peer)
         self._recv_seq = 0
         self._send_seq = 0
         self._auth_key: AuthKey | None = None
@@ -268,6 +274,8 @@ class Connection:
         while True:
             if isinstance(query, functions.InvokeWithoutUpdatesRequest):
                 with_updates = False
+            elif isinstance(query, functions.InitConnectionRequest):
+                self._backend.init_connection(self, query)
             elif not isinstance(query, _WRAPPERS):
                 break
             query = query.query

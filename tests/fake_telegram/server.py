@@ -70,6 +70,40 @@ class Call:
     method: str
 
 
+@dataclass(frozen=True)
+class Connected:
+    """A connection that proved it holds an auth key: on whose key, from which address."""
+
+    account_id: int | None
+    peer: tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Init:
+    """An initConnection as the server saw it: what the client said about its device, from
+    which address (a proxy's, when the client came through one) and on whose key."""
+
+    account_id: int | None
+    peer: tuple[str, int]
+    api_id: int
+    device_model: str
+    system_version: str
+    app_version: str
+    lang_code: str
+    system_lang_code: str
+    proxy: tuple[str, int] | None  # the MTProxy the client says it came through
+
+    @property
+    def device(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.device_model,
+            self.system_version,
+            self.app_version,
+            self.lang_code,
+            self.system_lang_code,
+        )
+
+
 @dataclass
 class _User:
     id: int
@@ -185,7 +219,10 @@ def _known_methods() -> frozenset[str]:
 class FakeTelegram:
     """Accounts (users with sessions), other users and scripted failures; see the package doc.
 
-    `sent` lists accepted messages, `calls` every RPC (account, TL method name) in order, and
+    `sent` lists accepted messages, `calls` every RPC (account, TL method name) in order,
+    `connected` every connection once it used its auth key (with the client's address: a
+    proxy's, when it came through one), `inits` every initConnection (the device the client
+    presented: Telethon sends it on connect, not on its own reconnects), and
     `errors` exceptions that are bugs in the fake (a test fixture should assert it is empty).
     """
 
@@ -194,6 +231,8 @@ class FakeTelegram:
         self.rsa_key: FakeRsaKey = fake_rsa_key()
         self.sent: list[SentMessage] = []
         self.calls: list[Call] = []
+        self.connected: list[Connected] = []
+        self.inits: list[Init] = []
         self.errors: list[BaseException] = []  # bugs in the fake itself; tests should see none
         self._users: dict[int, _User] = {}
         self._accounts: dict[int, _Account] = {}
@@ -482,6 +521,7 @@ class FakeTelegram:
     def attach(self, connection: Connection, key_id: int) -> None:
         key = self._keys[key_id]
         self._connected[connection] = key
+        self.connected.append(Connected(key.user_id, connection.peer))
         if key.user_id is not None:
             self._accounts[key.user_id].connections.add(connection)
 
@@ -489,6 +529,23 @@ class FakeTelegram:
         key = self._connected.pop(connection, None)
         if key is not None and key.user_id is not None:
             self._accounts[key.user_id].connections.discard(connection)
+
+    def init_connection(self, connection: Connection, init: Any) -> None:
+        key = self._connected.get(connection)
+        proxy = None if init.proxy is None else (init.proxy.address, init.proxy.port)
+        self.inits.append(
+            Init(
+                None if key is None else key.user_id,
+                connection.peer,
+                init.api_id,
+                init.device_model,
+                init.system_version,
+                init.app_version,
+                init.lang_code,
+                init.system_lang_code,
+                proxy,
+            )
+        )
 
     def fault(self, connection: Connection, query: Any) -> Fault | None:
         key = self._connected[connection]

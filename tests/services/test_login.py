@@ -108,13 +108,15 @@ def test_import_failures_map_to_specific_codes(exc: Exception, code: str) -> Non
 def test_a_proxy_becomes_telethons_python_socks_dict_without_showing_its_password() -> None:
     proxy = Proxy("socks5", "10.0.0.7", 1080, "user", "secret")
 
-    assert proxy.telethon() == {
-        "proxy_type": "socks5",
-        "addr": "10.0.0.7",
-        "port": 1080,
-        "username": "user",
-        "password": "secret",
-        "rdns": True,
+    assert proxy.client_options() == {
+        "proxy": {
+            "proxy_type": "socks5",
+            "addr": "10.0.0.7",
+            "port": 1080,
+            "username": "user",
+            "password": "secret",
+            "rdns": True,
+        }
     }
     assert "secret" not in repr(proxy)
 

@@ -141,6 +141,7 @@ INLINE_SQL: dict[str, str] = {
     "shared/db/migrate.py": "the migrator's own bookkeeping table, created before any migration",
     "shared/runtime.py": "the readiness probe, SELECT 1",
     "dripline/infra.py": "the launcher's server set-up (role password, database) through psql",
+    "services/sender/login.py": "reads an uploaded Telethon .session file (SQLite), not ours",
 }
 
 # Blocks that are completed in Python before they run: what each placeholder is filled with here.
