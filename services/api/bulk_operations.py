@@ -23,7 +23,7 @@ from services.api import cursors, rate_limits
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import not_found
 from shared.db.sql import Queries
-from shared.domain.bulk import BulkAction, BulkStatus, CampaignFilter, ItemResult
+from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,

@@ -1,6 +1,6 @@
 """/companies: the organizations contacts work at (issue 19; spec 003's "Manage Companies").
 A contact belongs to at most one; the bulk actions add_to_company and remove_from_company
-(services/scheduler/contact_actions.py) and PATCH /contacts/{id} put it there."""
+(services/scheduler/bulk_actions.py) and PATCH /contacts/{id} put it there."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """/pipelines and /opportunities (issue 19; spec 003's "Manage Opportunities"): an
 organization's pipelines with ordered stages, and a contact's opportunity in each. Bulk
-create/update is the upsert_opportunities bulk action (services/scheduler/contact_actions.py);
+create/update is the upsert_opportunities bulk action (services/scheduler/bulk_actions.py);
 here opportunities are listed, read and edited one at a time. A stage change is an
 `opportunity.stage_changed` event on dripline.opportunity.events, written in the edit's
 transaction."""

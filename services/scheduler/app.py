@@ -6,8 +6,8 @@ from fastapi import FastAPI
 
 from services.scheduler import (
     accounts,
-    bulk,
-    contact_actions,
+    bulk_actions,
+    bulk_operations,
     dispatch,
     lifecycle,
     metrics,
@@ -27,10 +27,10 @@ def create_service(settings: Settings) -> Service:
         service.handle(contract)(lifecycle.on_command)
     service.handle(account_events.HEALTH_CHANGED)(accounts.on_health_changed)
     service.handle(bulk_commands.OPERATION_REQUESTED)(
-        bulk.request_handler(settings.bulk_batch_size)
+        bulk_operations.request_handler(settings.bulk_batch_size)
     )
-    service.every_sweep("bulk_operations")(bulk.advance)
-    service.every_sweep("bulk_actions")(contact_actions.release_batches)
+    service.every_sweep("bulk_operations")(bulk_operations.advance)
+    service.every_sweep("bulk_actions")(bulk_actions.release_batches)
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)
     service.every_sweep("dispatch_due")(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)

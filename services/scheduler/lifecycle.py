@@ -35,7 +35,7 @@ from shared.messaging.contracts import (
 from shared.messaging.envelope import Actor
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-ENROLMENT = Queries.load(Path(__file__).with_name("enrolment.sql"))  # shared with contact_actions
+ENROLMENT = Queries.load(Path(__file__).with_name("enrolment.sql"))  # shared with bulk_actions
 
 # Commands that only change the campaign's state: the permission each needs, and the rule.
 SIMPLE: dict[

@@ -13,8 +13,8 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from shared.db.sql import Queries
-from shared.domain.bulk import BulkAction, BulkStatus, ItemResult
-from shared.domain.drip import ActionStatus, BulkActionType
+from shared.domain.bulk_actions import ActionStatus, BulkActionType
+from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemResult
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))

@@ -9,7 +9,7 @@ had been consumed: same handlers, same transaction with the inbox claim, same de
 The inbox claim makes it safe both ways: a message that arrives after the sweep applied its
 record is a duplicate, and a record the consumer applied meanwhile is skipped by the sweep.
 
-Bulk operations recover the same way from their own records (services/scheduler/bulk.py).
+Bulk operations recover the same way from their own records (services/scheduler/bulk_operations.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain import permissions
-from shared.domain.bulk import CampaignFilter
+from shared.domain.bulk_operations import CampaignFilter
 from shared.domain.permissions import Caller, ViewMode
 
 

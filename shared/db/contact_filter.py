@@ -4,7 +4,7 @@ caller sees in its context that matches the filter. Fixed fragments; every value
 from __future__ import annotations
 
 from shared.db.campaign_filter import Where, like_pattern
-from shared.domain.drip import ContactFilter
+from shared.domain.bulk_actions import ContactFilter
 from shared.domain.permissions import Caller
 
 

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from shared.domain.bulk import BulkAction
+from shared.domain.bulk_operations import BulkAction
 from shared.messaging.contracts import BulkOperationRequest
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic

@@ -11,7 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.scheduler.contact_actions import release
+from services.scheduler.bulk_actions import release
 from shared.domain.clock import FixedClock
 from shared.messaging.transaction import transaction
 from tests.builders import END, SEND, edge, flow

@@ -14,7 +14,7 @@ from services.api.bulk_actions.routes import read
 from services.api.deps import CurrentClock, CurrentSettings, Database
 from services.api.problems import Problem, not_found
 from shared.db.sql import Queries
-from shared.domain.drip import BulkActionType
+from shared.domain.bulk_actions import BulkActionType
 
 EXPORTS = Queries.load(Path(__file__).with_suffix(".sql"))
 

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter, Mode
 from shared.domain.moments import Moment
 
 MAX_CONTACT_IDS = 100_000

@@ -35,8 +35,9 @@ from services.api.records import authorize_record
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import flows
+from shared.domain.bulk_actions import BulkActionType, ContactFilter, Mode
 from shared.domain.crm import OpportunityStatus
-from shared.domain.drip import BulkActionType, ContactFilter, Mode, Plan
+from shared.domain.drip import Plan
 from shared.domain.permissions import Action, RecordAction
 from shared.domain.windows import Window
 

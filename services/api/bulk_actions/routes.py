@@ -34,9 +34,10 @@ from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import drip
+from shared.domain import bulk_actions, drip
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode, Refusal
 from shared.domain.clock import Clock
-from shared.domain.drip import ActionStatus, BulkActionType, Mode, Plan, Refusal
+from shared.domain.drip import Plan
 from shared.domain.moments import Moment
 from shared.domain.permissions import Ownership, can_view
 from shared.settings import Settings
@@ -157,7 +158,9 @@ async def update_action(
         await read(database, settings, who, action_id, connection)
         row = await connection.fetchrow(BULK_ACTIONS["lock"], action_id)
         assert row is not None
-        refusal = drip.edit_refusal(ActionStatus(row["status"]), row["batches"] > 0, set(fields))
+        refusal = bulk_actions.edit_refusal(
+            ActionStatus(row["status"]), row["batches"] > 0, set(fields)
+        )
         if refusal is not None:
             raise Problem(409, refusal.code, "Cannot edit this bulk action", refusal.detail)
         kind = BulkActionType(row["action"])
@@ -196,7 +199,9 @@ async def pause_action(
     clock: CurrentClock,
     settings: CurrentSettings,
 ) -> BulkAction:
-    return await _control(database, clock, settings, who, action_id, lambda s, _: drip.pause(s))
+    return await _control(
+        database, clock, settings, who, action_id, lambda s, _: bulk_actions.pause(s)
+    )
 
 
 @router.post("/bulk-actions/{action_id}/resume", response_model=BulkAction, summary="Resume")
@@ -207,7 +212,7 @@ async def resume_action(
     clock: CurrentClock,
     settings: CurrentSettings,
 ) -> BulkAction:
-    return await _control(database, clock, settings, who, action_id, drip.resume)
+    return await _control(database, clock, settings, who, action_id, bulk_actions.resume)
 
 
 @router.post("/bulk-actions/{action_id}/cancel", response_model=BulkAction, summary="Cancel")
@@ -218,7 +223,9 @@ async def cancel_action(
     clock: CurrentClock,
     settings: CurrentSettings,
 ) -> BulkAction:
-    return await _control(database, clock, settings, who, action_id, lambda s, _: drip.cancel(s))
+    return await _control(
+        database, clock, settings, who, action_id, lambda s, _: bulk_actions.cancel(s)
+    )
 
 
 @router.post(

@@ -28,7 +28,7 @@ from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import campaigns as rules
 from shared.domain import schedules
-from shared.domain.bulk import CampaignFilter
+from shared.domain.bulk_operations import CampaignFilter
 from shared.domain.campaigns import CampaignStatus, LaunchType
 from shared.domain.permissions import Action, ViewMode
 from shared.messaging.contracts import CampaignContacts, MessageType

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.domain.bulk import BulkAction, CampaignFilter
+from shared.domain.bulk_operations import BulkAction, CampaignFilter
 from shared.messaging.contracts.base import EXAMPLE_OPERATION, Contract, MessageType, Payload
 from shared.messaging.topics import Topic
 

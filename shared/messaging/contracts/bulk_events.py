@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.domain.bulk import BulkAction, BulkStatus, ItemResult
+from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemResult
 from shared.messaging.contracts.base import (
     EXAMPLE_CAMPAIGN,
     EXAMPLE_COPY,

@@ -41,7 +41,7 @@ PACKAGES = ("services", "shared", "dripline")
 # Files two modules load, and why they are not two copies.
 SHARED: dict[str, tuple[set[str], str]] = {
     "services/scheduler/enrolment.sql": (
-        {"services.scheduler.lifecycle", "services.scheduler.contact_actions"},
+        {"services.scheduler.lifecycle", "services.scheduler.bulk_actions"},
         "the add_contacts command and the add-to-campaign bulk action enrol contacts alike",
     ),
     "services/api/accounts.sql": (
@@ -123,7 +123,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "deleting an account holds its executions in the deletion's transaction (issue 15):"
         " error_message account_deleted and lease_until only, never the status"
     ),
-    ("services/scheduler/contact_actions.sql", "contacts"): (
+    ("services/scheduler/bulk_actions.sql", "contacts"): (
         "the add/remove-tags, delete/undelete-contacts and add-to/remove-from-company bulk"
         " actions change contacts in batches"
     ),

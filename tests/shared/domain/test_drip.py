@@ -1,5 +1,5 @@
-"""Drip arithmetic (specs 002/003) and the bulk action rules, one row per case: intervals,
-allowed days, windows that cross midnight, and daylight-saving changes."""
+"""Drip arithmetic (specs 002/003), one row per case: intervals, allowed days, windows that
+cross midnight, and daylight-saving changes."""
 
 from __future__ import annotations
 
@@ -8,18 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.domain.drip import (
-    ActionStatus,
-    Mode,
-    Plan,
-    Refusal,
-    cancel,
-    edit_refusal,
-    first_batch_at,
-    next_batch_at,
-    pause,
-    resume,
-)
+from shared.domain.bulk_actions import Mode
+from shared.domain.drip import Plan, first_batch_at, next_batch_at
 from shared.domain.windows import Window
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -119,55 +109,3 @@ def test_all_at_once_and_scheduled_continue_at_once() -> None:
 def test_incomplete_plans_are_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="needs"):
         bad()  # type: ignore[operator]
-
-
-S = ActionStatus
-EDITS = [
-    # status, started, fields, refusal code (None: allowed)
-    (S.QUEUED, False, {"batch_size", "every", "params", "selection", "start_at"}, None),
-    (S.PAUSED, False, {"params", "selection"}, None),
-    (S.PROCESSING, True, {"batch_size"}, None),
-    (S.PAUSED, True, {"batch_size"}, None),
-    (S.PROCESSING, True, {"batch_size", "every"}, "bulk_action_started"),
-    (S.PROCESSING, True, {"params"}, "bulk_action_started"),
-    (S.PROCESSING, True, {"allowed_days"}, "bulk_action_started"),
-    (S.PAUSED, True, {"selection"}, "bulk_action_started"),
-    (S.COMPLETED, True, {"batch_size"}, "bulk_action_finished"),
-    (S.CANCELLED, True, {"batch_size"}, "bulk_action_finished"),
-    (S.FAILED, False, {"name"}, "bulk_action_finished"),
-]
-
-
-@pytest.mark.parametrize(("status", "started", "fields", "code"), EDITS)
-def test_edit_rules(
-    status: ActionStatus, started: bool, fields: set[str], code: str | None
-) -> None:
-    refusal = edit_refusal(status, started, fields)
-    assert (refusal.code if refusal else None) == code
-
-
-CONTROL = [
-    (pause, S.QUEUED, S.PAUSED),
-    (pause, S.PROCESSING, S.PAUSED),
-    (pause, S.PAUSED, None),
-    (pause, S.COMPLETED, None),
-    (cancel, S.QUEUED, S.CANCELLED),
-    (cancel, S.PROCESSING, S.CANCELLED),
-    (cancel, S.PAUSED, S.CANCELLED),
-    (cancel, S.CANCELLED, None),
-    (cancel, S.COMPLETED, None),
-]
-
-
-@pytest.mark.parametrize(("rule", "status", "expected"), CONTROL)
-def test_pause_and_cancel(
-    rule: object, status: ActionStatus, expected: ActionStatus | None
-) -> None:
-    outcome = rule(status)  # type: ignore[operator]
-    assert (None if isinstance(outcome, Refusal) else outcome) == expected
-
-
-def test_resume_goes_back_to_where_it_was() -> None:
-    assert resume(S.PAUSED, started=False) is S.QUEUED
-    assert resume(S.PAUSED, started=True) is S.PROCESSING
-    assert isinstance(resume(S.PROCESSING, started=True), Refusal)

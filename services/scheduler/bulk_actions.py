@@ -30,8 +30,9 @@ from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import campaigns, crm, drip, permissions
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter, Mode
 from shared.domain.campaigns import Refusal
-from shared.domain.drip import ActionStatus, BulkActionType, ContactFilter, Mode, Plan
+from shared.domain.drip import Plan
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.contracts import BulkActionProgress, MessageType, OpportunityStageChanged

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.domain.accounts import AccountHealth
-from shared.domain.bulk import BulkAction, ItemResult, outcome
+from shared.domain.bulk_operations import BulkAction, ItemResult, outcome
 from shared.domain.campaigns import (
     CampaignState,
     CampaignStatus,

@@ -3,9 +3,9 @@
 A request (dripline.bulk.commands, from the API or from another system) is resolved into one
 item per campaign and its first batch is applied at once; a periodic job applies the remaining
 batches. Each batch is one transaction: lock the batch's campaigns in id order, decide each
-item (shared/domain/bulk.py), change campaigns and executions set-based, record the outcomes
-and counters, and emit progress. A crash rolls back a batch whole, and the next run picks up the
-items still pending, so every item is applied exactly once.
+item (shared/domain/bulk_operations.py), change campaigns and executions set-based, record the
+outcomes and counters, and emit progress. A crash rolls back a batch whole, and the next run
+picks up the items still pending, so every item is applied exactly once.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
 from shared.db.sql import Queries
-from shared.domain import bulk, permissions
-from shared.domain.bulk import BulkAction, ItemOutcome, ItemResult
+from shared.domain import bulk_operations, permissions
+from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemOutcome, ItemResult
 from shared.domain.campaigns import ExecutionEffect
 from shared.messaging.consumer import Handler, HandlerContext
 from shared.messaging.contracts import (
@@ -40,7 +40,7 @@ from shared.messaging.envelope import Actor, Cause
 from shared.messaging.transaction import Transaction, transaction
 from shared.runtime import Service
 
-QUERIES = Queries.load(Path(__file__).with_name("bulk.sql"))
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
 # A request whose command has not started it within this time is started from its record.
 STALE_AFTER_S = 30
@@ -80,7 +80,7 @@ async def accept_request(
             now,
         )
     assert operation is not None
-    if operation["status"] != bulk.BulkStatus.QUEUED:
+    if operation["status"] != BulkStatus.QUEUED:
         # A repeated request: it was applied once; say where it stands.
         _report(context, progress(operation), operation["correlation_id"], now)
         return
@@ -208,8 +208,10 @@ async def apply_batch(
         state, decision = None, permissions.Decision.INVISIBLE
         if campaign is not None:
             state = campaign.state
-            decision = permissions.decide(caller, campaign.ownership, bulk.PERMISSION[action])
-        outcome = bulk.outcome(
+            decision = permissions.decide(
+                caller, campaign.ownership, bulk_operations.PERMISSION[action]
+            )
+        outcome = bulk_operations.outcome(
             action, state, decision, readiness.get(campaign_id), reset_completed=reset
         )
         outcomes[campaign_id] = outcome
@@ -263,7 +265,7 @@ async def _complete_if_finished(
     connection = tx.connection
     locked = await connection.fetchrow(QUERIES["operation"], operation["id"])
     assert locked is not None
-    if locked["status"] != bulk.BulkStatus.PROCESSING:
+    if locked["status"] != BulkStatus.PROCESSING:
         return False
     if await connection.fetchval(QUERIES["any_pending"], operation["id"]):
         return False
@@ -295,7 +297,7 @@ def progress(
 
 def _unrecorded(request: BulkOperationRequest, reason: str) -> BulkOperationProgress:
     return BulkOperationProgress(
-        operation_id=request.operation_id, action=request.action, status=bulk.BulkStatus.FAILED,
+        operation_id=request.operation_id, action=request.action, status=BulkStatus.FAILED,
         total=0, processed=0, success_count=0, skipped_count=0, error_count=0,
         cancelled_executions=0, error_message=reason,
     )  # fmt: skip
