@@ -8,13 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.sender import accounts
+from services.sender import account_commands, accounts
 from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
 from services.sender.steps import Steps
 from services.sender.telethon_gateway import TelethonTelegram
 from services.sender.updates import apply_updates
 from shared.db.sql import Queries
+from shared.messaging.contracts import account_commands as account_contracts
 from shared.messaging.contracts import executions_due
 from shared.messaging.transaction import transaction
 from shared.runtime import Service, build_app
@@ -32,6 +33,7 @@ def create_service(settings: Settings) -> Service:
     gateway = Gateways({"simulated": SimulatedTelegram(lambda: service.pool), "telethon": telethon})
     steps = Steps(gateway, lambda: service.pool, service.clock)
     service.handle(executions_due.DUE)(steps.on_due)
+    service.handle(account_contracts.CHECK_HEALTH)(account_commands.check_handler(gateway))
 
     @service.every_sweep("replies_and_reads")
     async def replies_and_reads(service: Service) -> int:

@@ -45,11 +45,14 @@ class MessageType(StrEnum):
     MESSAGE_DELIVERED = "message.delivered"
     REPLY_RECEIVED = "reply.received"
     ACCOUNT_HEALTH_CHANGED = "account.health_changed"
+    ACCOUNT_CHECK_HEALTH = "account.check_health"
+    ACCOUNT_CHECKED = "account.checked"
     BULK_OPERATION_REQUESTED = "bulk_operation.requested"
     BULK_OPERATION_PROGRESSED = "bulk_operation.progressed"
     BULK_OPERATION_COMPLETED = "bulk_operation.completed"
     BULK_ACTION_PROGRESSED = "bulk_action.progressed"
     BULK_ACTION_COMPLETED = "bulk_action.completed"
+    BULK_ACTION_CHANGED = "bulk_action.changed"
 
 
 @dataclass(frozen=True)
