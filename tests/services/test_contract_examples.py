@@ -187,7 +187,7 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
         "bulk_operation.progressed", "bulk_operation.completed", "bulk_action.progressed",
-        "bulk_action.completed")},
+        "bulk_action.completed", "bulk_action.changed")},
 }  # fmt: skip
 
 
