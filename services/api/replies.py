@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from uuid import UUID
 
 from faststream import Context
@@ -47,6 +47,18 @@ class ReplyWaiter:
         finally:
             self._pending.pop(correlation_id, None)
 
+    def awaited(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        """Whether a record may answer a waiting request, by its correlation-id header (every
+        envelope's headers repeat it), so that the many events nobody here waits for are not
+        decoded; a record without the header is decoded to find out."""
+        for name, value in headers:
+            if name == "correlation-id":
+                try:
+                    return UUID(value.decode()) in self._pending
+                except (UnicodeDecodeError, ValueError):
+                    return False
+        return True
+
     def deliver(self, topic: Topic, value: bytes | None) -> None:
         try:
             decoded = decode(topic, value)
@@ -74,6 +86,7 @@ class ReplyWaiter:
     def _receiver(self, topic: Topic) -> Callable[..., Awaitable[None]]:
         async def api_replies(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
             for record in message.raw_message:
-                self.deliver(topic, record.value)
+                if self.awaited(record.headers):
+                    self.deliver(topic, record.value)
 
         return api_replies

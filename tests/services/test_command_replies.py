@@ -17,9 +17,10 @@ import httpx
 
 from services.api.accounts import create_user_with_key
 from services.api.app import create_app
+from services.api.replies import ReplyWaiter
 from services.scheduler.app import create_service as scheduler
 from services.sender.app import create_service as sender
-from shared.messaging.contracts import AccountHealthCheck
+from shared.messaging.contracts import AccountChecked, AccountHealthCheck, MessageType
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.topics import Topic
 from shared.settings import Settings
@@ -182,3 +183,33 @@ async def test_a_health_check_asked_over_kafka_is_answered(
     assert changed == 1
     # Someone who cannot see the account learns nothing and changes nothing.
     assert (refused["payload"]["result"], refused["payload"]["status"]) == ("not_found", None)
+
+
+async def test_the_waiter_resolves_a_request_only_with_an_event_that_answers_it() -> None:
+    waiter = ReplyWaiter()
+    awaited, account = uuid4(), uuid4()
+
+    def event(kind: str, correlation_id: UUID) -> bytes:
+        payload = AccountChecked(
+            telegram_account_id=account, result="checked", status="active", detail=None
+        )
+        return new_envelope(
+            type=kind, payload=payload, occurred_at=datetime.now(UTC), actor=None,
+            correlation_id=correlation_id,
+        ).to_bytes()  # fmt: skip
+
+    async with waiter.expect(awaited, [MessageType.ACCOUNT_CHECKED]) as reply:
+        # Only records under a waiting correlation id are decoded (or without the header).
+        assert waiter.awaited([("correlation-id", str(awaited).encode())])
+        assert not waiter.awaited([("correlation-id", str(uuid4()).encode())])
+        assert not waiter.awaited([("correlation-id", b"not a uuid")])
+        assert waiter.awaited([])
+        waiter.deliver(Topic.ACCOUNT_EVENTS, event("account.checked", uuid4()))
+        waiter.deliver(Topic.ACCOUNT_EVENTS, b"not an envelope")
+        assert not reply.done()
+        waiter.deliver(Topic.ACCOUNT_EVENTS, event("account.checked", awaited))
+        assert reply.done()
+        answer = reply.result().payload
+        assert isinstance(answer, AccountChecked)
+        assert answer.telegram_account_id == account
+    assert not waiter.awaited([("correlation-id", str(awaited).encode())])
