@@ -1,26 +1,30 @@
 """POST /campaign-flows/bulk and /bulk-operations: bulk operations over campaigns (spec 000).
 
-The request is recorded and published to dripline.bulk.commands in one transaction; the
-scheduler resolves the selection and applies it in batches. The call answers 202 with the
-operation, or, with `wait`, the final result when it completes in that time.
+A request is a BulkOperationRequest command on dripline.bulk.commands, as another system would
+publish it: the scheduler records the operation (it owns `bulk_operations`), resolves the
+selection and applies it in batches, and answers with bulk_operation.progressed events and a
+closing bulk_operation.completed. The call answers 202 with the operation, or, with `wait`, the
+final result when the completed event arrives in that time (services/api/commands.py `ask`).
+
+Until the scheduler has recorded it, an accepted operation is answered from its command record
+in the outbox, as `queued` with no counts yet: a GET right after the 202 finds it. It is not
+listed before it is recorded.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.api import cursors, rate_limits
-from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api import commands, cursors, rate_limits
+from services.api.auth import CurrentPrincipal, Principal
+from services.api.deps import CurrentClock, CurrentSettings, Database, Pool, Replies
 from services.api.problems import not_found
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
@@ -28,9 +32,9 @@ from shared.domain.permissions import Ownership, ViewMode, can_view, effective_v
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,
     BulkOperationRequest,
+    MessageType,
 )
-from shared.messaging.envelope import Cause
-from shared.messaging.transaction import transaction
+from shared.messaging.envelope import Envelope
 
 BULK_OPERATIONS = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -133,15 +137,20 @@ class BulkItemPage(BaseModel):
     responses={200: {"model": BulkOperation, "description": "Completed within `wait`"},
                429: {"description": "Too many bulk requests (problem+json, Retry-After)"}},
 )  # fmt: skip
-async def request_bulk(body: BulkRequest, who: CurrentPrincipal, request: Request) -> JSONResponse:
-    service = request.app.state.service
-    settings, now = service.settings, service.clock.now()
-    async with pool(request).acquire() as connection:
+async def request_bulk(
+    body: BulkRequest,
+    who: CurrentPrincipal,
+    database: Database,
+    clock: CurrentClock,
+    settings: CurrentSettings,
+    replies: Replies,
+) -> JSONResponse:
+    async with database.acquire() as connection:
         await rate_limits.check(
             connection, f"bulk:{who.caller.user_id}", settings.bulk_rate_limit,
-            settings.bulk_rate_window_s, now,
+            settings.bulk_rate_window_s, clock.now(),
         )  # fmt: skip
-    operation_id, correlation_id = uuid4(), uuid4()
+    operation_id = uuid4()
     command = BulkOperationRequest(
         operation_id=operation_id,
         action=body.action,
@@ -149,17 +158,11 @@ async def request_bulk(body: BulkRequest, who: CurrentPrincipal, request: Reques
         filter=body.filter,
         reset_completed=body.reset_completed,
     )
-    selection = json.loads(command.model_dump_json(include={"campaign_ids", "filter"},
-                                                   exclude_none=True))  # fmt: skip
-    async with transaction(pool(request), service.clock) as tx:
-        await tx.connection.execute(
-            BULK_OPERATIONS["insert"], operation_id, who.caller.organization_id,
-            who.caller.user_id, body.action.value, selection,
-            {"reset_completed": body.reset_completed}, correlation_id, now,
-        )  # fmt: skip
-        tx.outbox.emit(command, key=operation_id, cause=Cause(who.actor, correlation_id), at=now)
-    await _wait_until_finished(request, operation_id, body.wait)
-    operation = await _read(request, operation_id)
+    await commands.ask(
+        replies, database, clock, command, key=operation_id, actor=who.actor,
+        outcomes=(MessageType.BULK_OPERATION_COMPLETED,), wait_s=body.wait,
+    )  # fmt: skip
+    operation = await _read(database, operation_id)
     return JSONResponse(
         operation.model_dump(mode="json"),
         status_code=200 if operation.status.value in FINISHED else 202,
@@ -171,9 +174,9 @@ async def request_bulk(body: BulkRequest, who: CurrentPrincipal, request: Reques
     "/bulk-operations/{operation_id}", response_model=BulkOperation, summary="A bulk operation"
 )
 async def get_operation(
-    operation_id: UUID, who: CurrentPrincipal, request: Request
+    operation_id: UUID, who: CurrentPrincipal, database: Database
 ) -> BulkOperation:
-    operation = await _read(request, operation_id)
+    operation = await _read(database, operation_id)
     _visible(who, operation)
     return operation
 
@@ -186,14 +189,14 @@ async def get_operation(
 async def list_items(
     operation_id: UUID,
     who: CurrentPrincipal,
-    request: Request,
+    database: Database,
     result: ItemResult | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: str | None = None,
 ) -> BulkItemPage:
-    _visible(who, await _read(request, operation_id, problems=0))
+    _visible(who, await _read(database, operation_id, problems=0))
     after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
-    async with pool(request).acquire() as connection:
+    async with database.acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["items"], operation_id, result.value if result else None, after,
             limit + 1,
@@ -206,7 +209,7 @@ async def list_items(
 @router.get("/bulk-operations", response_model=BulkOperationPage, summary="Bulk operations")
 async def list_operations(
     who: CurrentPrincipal,
-    request: Request,
+    database: Database,
     view_mode: ViewMode = ViewMode.OWN,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
@@ -220,7 +223,7 @@ async def list_operations(
     if cursor:
         position = cursors.decode(cursor, cursors.CreatedPosition)
         before = (position.c, position.i)
-    async with pool(request).acquire() as connection:
+    async with database.acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["list"], caller.organization_id, caller.user_id, everyone, *before,
             limit + 1,
@@ -240,12 +243,18 @@ def _visible(who: Principal, operation: BulkOperation) -> None:
 
 
 async def _read(
-    request: Request, operation_id: UUID, problems: int = PROBLEMS_SHOWN
+    database: Pool, operation_id: UUID, problems: int = PROBLEMS_SHOWN
 ) -> BulkOperation:
-    async with pool(request).acquire() as connection:
+    """The operation as the scheduler records it, or as it was accepted while it is not recorded
+    yet; 404 if it is neither."""
+    async with database.acquire() as connection:
         row = await connection.fetchrow(BULK_OPERATIONS["get"], operation_id)
         if row is None:
-            raise not_found("bulk_operation")
+            accepted = await connection.fetchrow(BULK_OPERATIONS["accepted"], str(operation_id))
+            if accepted is None:
+                raise not_found("bulk_operation")
+            return _queued(Envelope.model_validate(accepted["command"]),
+                           accepted["requested_by_email"])  # fmt: skip
         errors = []
         if problems:
             errors = await connection.fetch(BULK_OPERATIONS["problems"], operation_id, problems)
@@ -254,14 +263,18 @@ async def _read(
     return operation
 
 
-async def _wait_until_finished(request: Request, operation_id: UUID, wait_s: float) -> None:
-    """Polls the operation's status: a cheap primary-key read, first often, then less so."""
-    deadline = time.monotonic() + wait_s
-    pause = 0.05
-    while time.monotonic() < deadline:
-        async with pool(request).acquire() as connection:
-            status = await connection.fetchval(BULK_OPERATIONS["status"], operation_id)
-        if status in FINISHED:
-            return
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 1.5, 0.5)
+def _queued(command: Envelope, email: str) -> BulkOperation:
+    """An accepted request the scheduler has not recorded yet, from its command: what the
+    scheduler will record (the same selection, options and time), with nothing done yet."""
+    request = BulkOperationRequest.model_validate(command.payload)
+    assert command.actor is not None  # the contract requires one
+    return BulkOperation(
+        id=request.operation_id, action=request.action, status=BulkStatus.QUEUED,
+        origin="http", requested_by=command.actor.user_id, requested_by_email=email,
+        organization_id=command.actor.organization_id,
+        selection=request.model_dump(mode="json", include={"campaign_ids", "filter"},
+                                     exclude_none=True),
+        options={"reset_completed": request.reset_completed}, total=0, processed=0,
+        success_count=0, skipped_count=0, error_count=0, cancelled_executions=0,
+        error_message=None, created_at=command.occurred_at, started_at=None, completed_at=None,
+    )  # fmt: skip

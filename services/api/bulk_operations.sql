@@ -1,10 +1,4 @@
--- Bulk operations over campaigns: the API records the request (with its actor, for the audit
--- trail); the scheduler owns everything after that.
-
--- name: insert
-INSERT INTO bulk_operations (id, organization_id, requested_by, action, selection, options,
-                             origin, correlation_id, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'http', $7, $8, $8);
+-- Bulk operations over campaigns: the scheduler records and runs them; the API reads them.
 
 -- name: get
 SELECT o.*, u.email AS requested_by_email
@@ -12,8 +6,17 @@ FROM bulk_operations o
 JOIN users u ON u.id = o.requested_by
 WHERE o.id = $1;
 
--- name: status
-SELECT status FROM bulk_operations WHERE id = $1;
+-- name: accepted
+-- An operation the API accepted that the scheduler has not recorded yet: its command record
+-- (kept for outbox_retention_s) by the operation id it is keyed by ($1, as text; walks
+-- outbox_bulk_commands_key_idx), with the requester's email.
+SELECT c.command, u.email AS requested_by_email
+FROM (SELECT convert_from(value, 'UTF8')::jsonb AS command
+      FROM outbox
+      WHERE topic = 'dripline.bulk.commands' AND key = convert_to($1, 'UTF8')
+      ORDER BY id
+      LIMIT 1) c
+JOIN users u ON u.id = (c.command->'actor'->>'user_id')::uuid;
 
 -- name: problems
 -- The campaigns that were skipped or were errors, first ones first ($2 at most).

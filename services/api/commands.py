@@ -1,14 +1,21 @@
-"""Publishing a lifecycle command and waiting briefly for its outcome.
+"""Publishing a command and waiting briefly for the outcome event that answers it.
 
-The command is written to the outbox in a transaction that first checks, as the scheduler will,
-that the caller may do this at all (so an obvious 404 or 403 needs no round trip). The scheduler
-applies it and answers on dripline.campaign.events under the command's correlation id; if that
-takes longer than `command_wait_s`, the caller gets 202 with the command id instead.
+`ask` is the API's one request/reply primitive (docs/architecture.md, "Request and reply"): the
+command is written to the outbox in a transaction that may first check, as its consumer will,
+that the caller may do this at all (so an obvious 404 or 403 needs no round trip); its consumer
+applies it and answers with an outcome event under the command's correlation id, which the
+`ReplyWaiter` hands back. If that takes longer than the wait, the caller answers 202 with the
+command id and a location to poll (`accepted`).
+
+`send` is `ask` for a campaign lifecycle command: the scheduler answers on
+dripline.campaign.events, or rejects the command with `campaign.command_rejected`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 from fastapi import Request
@@ -17,11 +24,14 @@ from pydantic import BaseModel
 
 from services.api.auth import Principal, pool
 from services.api.campaign_access import authorized
+from services.api.deps import Pool
 from services.api.problems import Problem
 from services.api.replies import ReplyWaiter
+from shared.db.pool import DbConnection
 from shared.domain import permissions
+from shared.domain.clock import Clock
 from shared.messaging.contracts import CampaignCommandRejected, Decoded, MessageType, Payload
-from shared.messaging.envelope import Cause
+from shared.messaging.envelope import Actor, Cause, Envelope
 from shared.messaging.transaction import transaction
 
 
@@ -29,6 +39,54 @@ class CommandAccepted(BaseModel):
     command_id: UUID
     status: str = "accepted"
     detail: str
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A published command and the event that answered it (None: not within the wait)."""
+
+    command: Envelope
+    outcome: Decoded[Payload] | None
+
+
+async def ask(
+    waiter: ReplyWaiter,
+    database: Pool,
+    clock: Clock,
+    payload: Payload,
+    *,
+    key: UUID,
+    actor: Actor,
+    outcomes: Iterable[MessageType],
+    wait_s: float,
+    type: MessageType | None = None,
+    check: Callable[[DbConnection], Awaitable[None]] | None = None,
+    correlation_id: UUID | None = None,
+) -> Asked:
+    """Publish `payload` as a command (after `check`, in its transaction) and wait up to
+    `wait_s` for the first event of one of the `outcomes` types under its correlation id."""
+    correlation_id = correlation_id or uuid4()
+    async with waiter.expect(correlation_id, outcomes) as reply:
+        async with transaction(database, clock) as tx:
+            if check is not None:
+                await check(tx.connection)
+            envelope = tx.outbox.emit(
+                payload, key=key, cause=Cause(actor, correlation_id), type=type
+            )
+        if wait_s <= 0:
+            return Asked(envelope, None)
+        try:
+            return Asked(envelope, await asyncio.wait_for(reply, wait_s))
+        except TimeoutError:
+            return Asked(envelope, None)
+
+
+def accepted(command: Envelope, detail: str, location: str) -> JSONResponse:
+    """202: the command was published and is not answered yet; `location` is where to poll."""
+    body = CommandAccepted(command_id=command.message_id, detail=detail)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": location}
+    )
 
 
 # Rejection codes whose HTTP status is not 409 (a status conflict).
@@ -46,29 +104,31 @@ async def send(
 ) -> Decoded[Payload] | JSONResponse:
     """The event that answers the command, or a 202 response; a rejection raises a Problem."""
     service = request.app.state.service
-    waiter: ReplyWaiter = request.app.state.replies
-    correlation_id = uuid4()
-    accepted = frozenset({outcome.value, MessageType.CAMPAIGN_COMMAND_REJECTED.value})
-    async with waiter.expect(correlation_id, accepted) as reply:
-        async with transaction(pool(request), service.clock) as tx:
-            await authorized(tx.connection, who, campaign_id, action)
-            envelope = tx.outbox.emit(
-                payload,
-                key=campaign_id,
-                cause=Cause(who.actor, correlation_id),
-                type=command,
-            )
-        try:
-            decoded = await asyncio.wait_for(reply, service.settings.command_wait_s)
-        except TimeoutError:
-            body = CommandAccepted(
-                command_id=envelope.message_id,
-                detail=f"{command.value} was accepted and will be applied shortly",
-            )
-            return JSONResponse(body.model_dump(mode="json"), status_code=202)
-    if isinstance(decoded.payload, CampaignCommandRejected):
-        raise rejection_problem(decoded.payload)
-    return decoded
+
+    async def permitted(connection: DbConnection) -> None:
+        await authorized(connection, who, campaign_id, action)
+
+    asked = await ask(
+        request.app.state.replies,
+        pool(request),
+        service.clock,
+        payload,
+        key=campaign_id,
+        actor=who.actor,
+        outcomes=(outcome, MessageType.CAMPAIGN_COMMAND_REJECTED),
+        wait_s=service.settings.command_wait_s,
+        type=command,
+        check=permitted,
+    )
+    if asked.outcome is None:
+        return accepted(
+            asked.command,
+            f"{command.value} was accepted and will be applied shortly",
+            f"/campaign-flows/{campaign_id}",
+        )
+    if isinstance(asked.outcome.payload, CampaignCommandRejected):
+        raise rejection_problem(asked.outcome.payload)
+    return asked.outcome
 
 
 def rejection_problem(rejection: CampaignCommandRejected) -> Problem:

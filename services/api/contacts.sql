@@ -46,7 +46,7 @@ SELECT id FROM executions WHERE contact_id = $1 AND deleted_at IS NULL ORDER BY 
 
 -- name: delete_contact
 -- Soft delete; the contact also leaves every campaign it was in, as the delete_contacts bulk
--- action does (scheduler/contact_actions.sql): its executions are removed, history kept, and
+-- action does (scheduler/bulk_actions.sql): its executions are removed, history kept, and
 -- the unfinished ones cancelled with the reason contact_deleted. Answers each execution it
 -- changed with the status it had, for their execution.progressed events.
 WITH target AS (

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import asyncpg
 from fastapi import Depends, Request
 
+from services.api.replies import ReplyWaiter
 from shared.domain.clock import Clock
 from shared.runtime import Service
 from shared.settings import Settings
@@ -41,6 +42,12 @@ def settings(request: Request) -> Settings:
     return service(request).settings
 
 
+def replies(request: Request) -> ReplyWaiter:
+    waiter: ReplyWaiter = request.app.state.replies
+    return waiter
+
+
 Database = Annotated[Pool, Depends(pool)]
+Replies = Annotated[ReplyWaiter, Depends(replies)]
 CurrentClock = Annotated[Clock, Depends(clock)]
 CurrentSettings = Annotated[Settings, Depends(settings)]

@@ -11,8 +11,6 @@ password is sealed like the session and never returned (docs/accounts.md).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +21,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from telethon.sessions import StringSession
 
+from services.api import commands
 from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.commands import CommandAccepted
+from services.api.deps import CurrentClock, CurrentSettings, Database, Replies
 from services.api.problems import Problem, field_error, forbidden, invalid, not_found
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
@@ -31,6 +32,7 @@ from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
 from shared.domain.devices import DeviceIdentity, default_device
 from shared.domain.permissions import can_manage_organization
+from shared.messaging.contracts import AccountHealthCheck, MessageType
 from shared.settings import Settings
 
 TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -385,25 +387,33 @@ async def delete_account(account_id: UUID, who: CurrentPrincipal, request: Reque
 @router.post(
     "/{account_id}/health-check",
     response_model=TelegramAccount,
-    responses={202: {"description": "The check was requested and has not finished yet"}},
+    responses={202: {"model": CommandAccepted,
+                     "description": "The check was requested and has not finished yet"}},
     summary="Check an account's health now",
-)
+)  # fmt: skip
 async def check_account(
-    account_id: UUID, who: CurrentPrincipal, request: Request
+    account_id: UUID,
+    who: CurrentPrincipal,
+    database: Database,
+    clock: CurrentClock,
+    settings: CurrentSettings,
+    replies: Replies,
 ) -> TelegramAccount | JSONResponse:
-    """The sender probes the account and records what it finds; the answer is the account after
-    the check. A banned account, or one that lost its login, is not probed: a person must act."""
-    service = request.app.state.service
-    async with pool(request).acquire() as connection:
+    """The sender probes the account and records what it finds (an account.check_health
+    command answered by account.checked); the answer is the account after the check. A banned
+    account, or one that lost its login, is not probed: a person must act."""
+
+    async def visible(connection: DbConnection) -> None:
         await _get(connection, who, account_id)
-        requested = await connection.fetchval(TELEGRAM_ACCOUNTS["request_check"], account_id)
-    deadline = time.monotonic() + service.settings.command_wait_s
-    while True:
-        async with pool(request).acquire() as connection:
-            row = await _get(connection, who, account_id)
-        if requested is None or row["last_checked_at"] is not None:
-            return TelegramAccount.model_validate(dict(row))
-        if time.monotonic() > deadline:
-            body = {"status": "accepted", "detail": "the health check will run shortly"}
-            return JSONResponse(body, status_code=202)
-        await asyncio.sleep(0.1)
+
+    asked = await commands.ask(
+        replies, database, clock, AccountHealthCheck(telegram_account_id=account_id),
+        key=account_id, actor=who.actor, outcomes=(MessageType.ACCOUNT_CHECKED,),
+        wait_s=settings.command_wait_s, check=visible,
+    )  # fmt: skip
+    if asked.outcome is None:
+        return commands.accepted(
+            asked.command, "the health check will run shortly", f"/telegram-accounts/{account_id}"
+        )
+    async with database.acquire() as connection:
+        return TelegramAccount.model_validate(dict(await _get(connection, who, account_id)))

@@ -64,9 +64,3 @@ UPDATE executions e
 SET error_message = 'account_deleted', lease_until = NULL, updated_at = now()
 FROM held h
 WHERE e.id = h.id;
-
--- name: request_check
--- Ask the sender for a health check: it probes accounts never (or no longer) checked first.
-UPDATE telegram_accounts SET last_checked_at = NULL
-WHERE id = $1 AND health_status NOT IN ('auth_lost', 'banned')
-RETURNING id;

@@ -8,7 +8,7 @@ from pathlib import Path
 from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
-from shared.messaging.contracts import AccountHealthChanged, Decoded
+from shared.messaging.contracts import AccountChecked, AccountHealthChanged, Decoded
 from shared.messaging.envelope import Cause
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -48,3 +48,8 @@ async def on_health_changed(
             cause=Cause(causation_id=message.envelope.message_id),
             at=now,
         )
+
+
+async def on_checked(context: HandlerContext, message: Decoded[AccountChecked]) -> None:
+    """The answer to a health check is for whoever asked; a transition the check made is its
+    own account.health_changed event, handled above. Taken so as not to be dead-lettered."""

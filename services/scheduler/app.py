@@ -26,6 +26,7 @@ def create_service(settings: Settings) -> Service:
     for contract in campaign_commands.CONTRACTS:
         service.handle(contract)(lifecycle.on_command)
     service.handle(account_events.HEALTH_CHANGED)(accounts.on_health_changed)
+    service.handle(account_events.CHECKED)(accounts.on_checked)
     service.handle(bulk_commands.OPERATION_REQUESTED)(
         bulk_operations.request_handler(settings.bulk_batch_size)
     )

@@ -653,18 +653,5 @@ def _actor(action: Mapping[str, Any]) -> Actor:
 def _report(
     tx: Transaction, action: Mapping[str, Any], batch_size: int, now: datetime, kind: MessageType
 ) -> None:
-    progress = BulkActionProgress(
-        action_id=action["id"],
-        name=action["name"],
-        action=action["action"],
-        status=action["status"],
-        batch=action["batches"],
-        batch_size=batch_size,
-        total=action["total"],
-        processed=action["processed"],
-        success_count=action["success_count"],
-        skipped_count=action["skipped_count"],
-        error_count=action["error_count"],
-        next_batch_at=action["next_batch_at"],
-    )
+    progress = BulkActionProgress.of(action, batch_size)
     tx.outbox.emit(progress, key=action["id"], cause=Cause(_actor(action)), type=kind, at=now)

@@ -1,10 +1,15 @@
 """Bulk operations over campaigns (spec 000), applied by the scheduler.
 
-A request (dripline.bulk.commands, from the API or from another system) is resolved into one
-item per campaign and its first batch is applied at once; a periodic job applies the remaining
-batches. Each batch is one transaction: lock the batch's campaigns in id order, decide each
-item (shared/domain/bulk_operations.py), change campaigns and executions set-based, record the
-outcomes and counters, and emit progress. A crash rolls back a batch whole, and the next run
+A request (dripline.bulk.commands, from the API or from another system) is recorded here, as the
+one owner of `bulk_operations`, resolved into one item per campaign, and its first batch is
+applied at once; a periodic job applies the remaining batches. Its progress events answer the
+request under its correlation id (bulk_operation.completed closes it), which is what the API
+waits for. A command whose message the broker lost is applied from its outbox record
+(services/scheduler/recovery.py).
+
+Each batch is one transaction: lock the batch's campaigns in id order, decide each
+item (shared/domain/bulk_operations.py), change campaigns and executions set-based, record
+the outcomes and counters, and emit progress. A crash rolls back a batch whole, and the next run
 picks up the items still pending, so every item is applied exactly once.
 """
 
@@ -14,7 +19,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -42,8 +47,6 @@ from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 log = logging.getLogger(__name__)
-# A request whose command has not started it within this time is started from its record.
-STALE_AFTER_S = 30
 COMPLETED = MessageType.BULK_OPERATION_COMPLETED
 
 
@@ -57,17 +60,22 @@ def request_handler(batch_size: int) -> Handler[BulkOperationRequest]:
 async def accept_request(
     context: HandlerContext, message: Decoded[BulkOperationRequest], batch_size: int
 ) -> None:
-    """Record (if it came from another system) and resolve a request; apply its first batch."""
-    request = message.payload
-    actor = message.envelope.actor
+    """Record and resolve a request; apply its first batch."""
+    request, envelope = message.payload, message.envelope
+    actor = envelope.actor
     assert actor is not None  # the contract requires one
     connection, now = context.connection, context.clock.now()
     operation = await connection.fetchrow(QUERIES["operation"], request.operation_id)
     if operation is None:
         if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
             _report(context, _unrecorded(request, "the actor is not a known user"),
-                  message.envelope.correlation_id, now, COMPLETED)  # fmt: skip
+                  envelope.correlation_id, now, COMPLETED)  # fmt: skip
             return
+        # The API's own command is in this database's outbox: asked for over HTTP, at the time
+        # the API answered with. Anything else came from another system over Kafka.
+        by_api = await connection.fetchval(
+            QUERIES["published_by_api"], str(request.operation_id), envelope.message_id
+        )
         operation = await connection.fetchrow(
             QUERIES["record_operation"],
             request.operation_id,
@@ -76,7 +84,9 @@ async def accept_request(
             request.action.value,
             _selection(request),
             {"reset_completed": request.reset_completed},
-            message.envelope.correlation_id,
+            envelope.correlation_id,
+            envelope.occurred_at if by_api else now,
+            "http" if by_api else "kafka",
             now,
         )
     assert operation is not None
@@ -127,7 +137,7 @@ async def start(
 
 async def advance(service: Service) -> int:
     """The periodic job: `bulk_workers` workers apply the pending batches, each batch in its own
-    transaction, and start any request whose command never arrived. Returns the batches."""
+    transaction. Returns the batches."""
     done = await asyncio.gather(*(_work(service) for _ in range(service.settings.bulk_workers)))
     return sum(done)
 
@@ -147,21 +157,8 @@ async def _work(service: Service) -> int:
             if applied:
                 batches += 1
                 break
-        if applied:
-            continue
-        now = service.clock.now()
-        async with transaction(service.pool, service.clock) as tx:
-            stale = await tx.connection.fetchrow(
-                QUERIES["stale_queued"], now - timedelta(seconds=STALE_AFTER_S)
-            )
-            if stale is None:
-                return batches
-            log.warning("bulk operation %s: starting it from its record", stale["id"])
-            tally = Tally(OPERATION_ITEMS)
-            await start(tx, stale, recorded_request(stale), requester(stale), now, batch_size,
-                        tally)  # fmt: skip
-        tally.count()
-        batches += 1
+        if not applied:
+            return batches
 
 
 def requester(operation: Mapping[str, Any]) -> Actor:

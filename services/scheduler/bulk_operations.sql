@@ -7,11 +7,20 @@ SELECT * FROM bulk_operations WHERE id = $1 FOR UPDATE;
 -- name: actor_exists
 SELECT EXISTS (SELECT 1 FROM users WHERE id = $1);
 
+-- name: published_by_api
+-- Whether the request's command (by its operation id $1, the record's key, and message id $2)
+-- is in this database's outbox: the API published it on an HTTP request. Walks
+-- outbox_bulk_commands_key_idx.
+SELECT EXISTS (SELECT 1 FROM outbox
+               WHERE topic = 'dripline.bulk.commands' AND key = convert_to($1, 'UTF8')
+                 AND message_id = $2);
+
 -- name: record_operation
--- A request published by another system, recorded as it came, with its actor (audit trail).
+-- A request as it came, with its actor (audit trail); $8 is when it was asked for, $9 its
+-- origin (http: through the API; kafka: published by another system), $10 now.
 INSERT INTO bulk_operations (id, organization_id, requested_by, action, selection, options,
                              origin, correlation_id, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'kafka', $7, $8, $8)
+VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $10)
 RETURNING *;
 
 -- name: select_ids
@@ -47,15 +56,6 @@ SELECT * FROM bulk_operations
 WHERE status = 'processing'
 ORDER BY updated_at
 LIMIT 20;
-
--- name: stale_queued
--- A request recorded but never started: its command was lost (the embedded broker forgets
--- everything on a restart) or could not be applied. Started from the recorded request.
-SELECT * FROM bulk_operations
-WHERE status = 'queued' AND created_at < $1
-ORDER BY created_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED;
 
 -- name: claim_items
 -- The next batch: items another worker holds are skipped, so workers apply different batches of

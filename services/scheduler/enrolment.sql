@@ -1,4 +1,4 @@
--- Shared by lifecycle.py (the add_contacts command) and contact_actions.py (the add-to-campaign
+-- Shared by lifecycle.py (the add_contacts command) and bulk_actions.py (the add-to-campaign
 -- bulk action), so both enrol contacts the same way. Listed in tests/shared/db/test_queries.py.
 
 -- name: add_contacts

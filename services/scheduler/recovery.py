@@ -2,14 +2,16 @@
 
 The relay marks a record sent once the broker acknowledged it, and a broker can still lose it
 (Tansu keeps messages in memory; a Kafka leader can die with unreplicated records). A lifecycle
-command the API answered with 202 would then never be applied or answered. This sweep finds
+command the API answered with 202 would then never be applied or answered, and a bulk operation
+the API accepted would never be recorded (the scheduler records it from its command). This
+sweep finds
 command records the relay sent more than `command_recovery_after_s` ago whose message id is not
 in the scheduler's inbox, and hands them to the scheduler's own consumer, exactly as if they
 had been consumed: same handlers, same transaction with the inbox claim, same dead-lettering.
 The inbox claim makes it safe both ways: a message that arrives after the sweep applied its
 record is a duplicate, and a record the consumer applied meanwhile is skipped by the sweep.
 
-Bulk operations recover the same way from their own records (services/scheduler/bulk_operations.py).
+It walks dripline.campaign.commands and dripline.bulk.commands, each with its own mark.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ log = logging.getLogger(__name__)
 
 RECOVERED = Counter(
     "dripline_scheduler_commands_recovered_total",
-    "Campaign commands applied from their outbox record because their message never arrived",
+    "Campaign and bulk commands applied from their outbox record because their message never"
+    " arrived",
 )
+# The command topics the scheduler consumes whose records it recovers (the query's topic list).
+RECOVERED_TOPICS = (Topic.CAMPAIGN_COMMANDS, Topic.BULK_COMMANDS)
 _PAGE = 500  # command records read per query
 
 
@@ -54,42 +59,50 @@ class OutboxCommand:
 
 class LostCommands:
     """The periodic job. It remembers how far every command record has been settled (consumed,
-    or applied here), so each sweep reads only the records after that: the first sweep of a
-    process reads the outbox's retention window once."""
+    or applied here), per topic, so each sweep reads only the records after that: the first
+    sweep of a process reads the outbox's retention window once."""
 
     def __init__(self) -> None:
-        self._settled_through = 0
+        self._settled_through = dict.fromkeys(RECOVERED_TOPICS, 0)
 
     async def __call__(self, service: Service) -> int:
+        recovered = 0
+        for topic in RECOVERED_TOPICS:
+            recovered += await self._recover(service, topic)
+        return recovered
+
+    async def _recover(self, service: Service, topic: Topic) -> int:
         consumer = BatchConsumer(
             name=service.name,
-            topic=Topic.CAMPAIGN_COMMANDS,
-            handlers=service.handlers[Topic.CAMPAIGN_COMMANDS],
+            topic=topic,
+            handlers=service.handlers[topic],
             pool=service.pool,
             clock=service.clock,
         )
-        physical = physical_name(Topic.CAMPAIGN_COMMANDS.value, service.settings.topic_prefix)
+        physical = physical_name(topic.value, service.settings.topic_prefix)
         recovered = 0
         while True:
             async with service.pool.acquire() as connection:
                 rows = await connection.fetch(
                     QUERIES["lost_commands"],
                     service.name,
-                    self._settled_through,
+                    self._settled_through[topic],
                     _PAGE,
                     service.settings.command_recovery_after_s,
+                    topic.value,
                 )
-            lost, settled, blocked = _settle(rows, self._settled_through)
+            lost, settled, blocked = _settle(rows, self._settled_through[topic])
             if lost:
                 for row in lost:
                     log.warning(
-                        "campaign command record %d was sent but never consumed; applying it",
+                        "%s record %d was sent but never consumed; applying it",
+                        topic.value,
                         row["id"],
                     )
                 await consumer.process([_as_record(row, physical) for row in lost])
                 RECOVERED.inc(len(lost))
                 recovered += len(lost)
-            self._settled_through = settled
+            self._settled_through[topic] = settled
             if blocked or len(rows) < _PAGE:
                 return recovered
 

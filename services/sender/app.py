@@ -7,12 +7,13 @@ import gc
 
 from fastapi import FastAPI
 
-from services.sender import accounts
+from services.sender import account_commands, accounts
 from services.sender.due import Steps
 from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
 from services.sender.telethon_gateway import TelethonTelegram, reconcile_dialogs
 from services.sender.updates import replies_and_reads
+from shared.messaging.contracts import account_commands as account_contracts
 from shared.messaging.contracts import executions_due
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -27,6 +28,7 @@ def create_service(settings: Settings) -> Service:
     gateway = Gateways({"simulated": SimulatedTelegram(lambda: service.pool), "telethon": telethon})
     steps = Steps(gateway, lambda: service.pool, service.clock)
     service.handle(executions_due.DUE)(steps.on_due)
+    service.handle(account_contracts.CHECK_HEALTH)(account_commands.check_handler(gateway))
     service.every_sweep("replies_and_reads")(replies_and_reads(gateway))
     service.every_sweep("health_checks")(accounts.health_checks(gateway))
     service.every_sweep("account_gauges")(accounts.account_gauges)

@@ -22,8 +22,8 @@ def create_service(settings: Settings) -> Service:
         service.handle(contract)(events.on_campaign_events)
     for execution_contract in execution_events.CONTRACTS:
         service.handle(execution_contract)(events.on_execution_events)
-    for account_contract in account_events.CONTRACTS:
-        service.handle(account_contract)(events.on_account_events)
+    service.handle(account_events.HEALTH_CHANGED)(events.on_account_events)
+    service.handle(account_events.CHECKED)(events.on_account_checked)
     for bulk_contract in bulk_events.CONTRACTS:
         service.handle(bulk_contract)(events.on_bulk_events)
     service.every_sweep("reconcile_statistics")(reconcile.Reconciler())

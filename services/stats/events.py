@@ -14,6 +14,7 @@ from services.stats.refresh import touched
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
 from shared.messaging.contracts import (
+    AccountChecked,
     AccountHealthChanged,
     BulkActionProgress,
     BulkEvent,
@@ -152,6 +153,18 @@ async def on_account_events(
             message.envelope.occurred_at,
             event.telegram_account_id,
         )
+
+
+@takes_batches
+async def on_account_checked(
+    context: HandlerContext,
+    messages: Decoded[AccountChecked] | Sequence[Decoded[AccountChecked]],
+) -> None:
+    """A health check's answer changes no figure (a transition it found is its own
+    account.health_changed); it still counts as the topic's progress."""
+    batch = touched(context)
+    for message in as_batch(messages):
+        batch.event(message.contract.topic.value, message.envelope.occurred_at)
 
 
 @takes_batches

@@ -916,7 +916,11 @@ CREATE TABLE outbox (
 ) WITH (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
 -- The scheduler's sweep for lost commands walks the command records only.
-CREATE INDEX outbox_commands_idx ON outbox (id) WHERE topic = 'dripline.campaign.commands';
+CREATE INDEX outbox_commands_idx ON outbox (topic, id)
+    WHERE topic IN ('dripline.campaign.commands', 'dripline.bulk.commands');
+-- A bulk operation's command record by its operation id (the key): the API answers an
+-- operation the scheduler has not recorded yet from it.
+CREATE INDEX outbox_bulk_commands_key_idx ON outbox (key) WHERE topic = 'dripline.bulk.commands';
 
 -- The relay's leadership: a lease the leader renews. epoch is the fencing token; a takeover
 -- increments it, and a leader whose epoch changed marks, renews and republishes nothing.

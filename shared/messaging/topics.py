@@ -14,6 +14,7 @@ class Topic(StrEnum):
     CAMPAIGN_COMMANDS = "dripline.campaign.commands"
     BULK_COMMANDS = "dripline.bulk.commands"
     CONTACT_COMMANDS = "dripline.contact.commands"
+    ACCOUNT_COMMANDS = "dripline.account.commands"
     EXECUTIONS_DUE = "dripline.executions.due"
     CAMPAIGN_EVENTS = "dripline.campaign.events"
     EXECUTION_EVENTS = "dripline.execution.events"
@@ -42,12 +43,14 @@ TOPICS: tuple[TopicSpec, ...] = (
               "bulk operations over campaigns; bulk actions over contacts and their edits"),
     TopicSpec(Topic.CONTACT_COMMANDS, 8, "organization id (user id in personal mode)",
               "do-not-contact list additions and removals"),
+    TopicSpec(Topic.ACCOUNT_COMMANDS, 4, "account id", "health checks on demand"),
     TopicSpec(Topic.EXECUTIONS_DUE, 16, "Telegram account id", "an execution that is due now"),
     TopicSpec(Topic.CAMPAIGN_EVENTS, 8, "campaign id",
               "status and enabled changes, launch, completion, deletion, command rejections"),
     TopicSpec(Topic.EXECUTION_EVENTS, 16, "campaign id",
               "execution progress, message sent / failed / delivered, reply detected"),
-    TopicSpec(Topic.ACCOUNT_EVENTS, 4, "account id", "health changes, flood waits"),
+    TopicSpec(Topic.ACCOUNT_EVENTS, 4, "account id",
+              "health changes, flood waits, the outcomes of health checks on demand"),
     TopicSpec(Topic.BULK_EVENTS, 4, "bulk operation id", "progress and per-item results"),
     TopicSpec(Topic.OPPORTUNITY_EVENTS, 4, "opportunity id",
               "an opportunity entered a pipeline stage (created there or moved)"),

@@ -494,6 +494,46 @@ async def test_paused_before_its_first_batch_everything_may_still_change(
     assert (done["status"], done["success_count"]) == ("completed", 2)
 
 
+async def test_every_change_of_the_schedule_is_an_event_by_whom_in_its_transaction(
+    ann: Person, clock: Clock, db: asyncpg.Pool[Any]
+) -> None:
+    """Pause, edit, resume and cancel change the scheduled work's row and emit
+    bulk_action.changed with it, naming the person who did it; a refused change emits nothing."""
+    contacts = await people(ann.client, "evt", 2)
+    action = await start(
+        ann.client,
+        name="Watched",
+        action="add_tags",
+        params={"tags": ["a"]},
+        contact_ids=contacts,
+        mode="scheduled",
+        start_at=(clock.at + timedelta(hours=1)).isoformat(),
+    )
+    url = f"/bulk-actions/{action['id']}"
+    ok(await ann.client.post(f"{url}/pause"))
+    ok(await ann.client.patch(url, json={"name": "Watched closely"}))
+    ok(await ann.client.post(f"{url}/resume"))
+    ok(await ann.client.post(f"{url}/cancel"))
+    refused = await ann.client.post(f"{url}/pause")
+    assert refused.status_code == 409
+    rows = await db.fetch(
+        "SELECT convert_from(value, 'UTF8')::jsonb AS message FROM outbox"
+        " WHERE topic = 'dripline.bulk.events' AND key = convert_to($1, 'UTF8')"
+        " AND headers->>'message-type' = 'bulk_action.changed' ORDER BY id",
+        action["id"],
+    )
+    messages = [json.loads(r["message"]) if isinstance(r["message"], str) else r["message"]
+                for r in rows]  # fmt: skip
+    assert [(m["payload"]["status"], m["payload"]["name"]) for m in messages] == [
+        ("paused", "Watched"),
+        ("paused", "Watched closely"),
+        ("queued", "Watched closely"),
+        ("cancelled", "Watched closely"),
+    ]
+    assert {m["actor"]["user_id"] for m in messages} == {str(ann.user_id)}
+    assert messages[-1]["payload"]["next_batch_at"] is None  # as the cancel left the row
+
+
 async def test_tracking_lists_actions_by_filter_and_by_who_may_see_them(
     organization: Organization,
 ) -> None:

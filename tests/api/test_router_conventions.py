@@ -20,7 +20,6 @@ STATE_READERS = {
     "services/api/deps.py": "the one place that does, for the dependencies",
     "services/api/commands.py": "the clock and command_wait_s, with the request it is handed",
     "services/api/idempotency.py": "a middleware: FastAPI dependencies do not reach it",
-    "services/api/bulk_operations.py": "not converted yet",
     "services/api/telegram_accounts.py": "not converted yet",
     "services/api/logs.py": "not converted yet",
 }

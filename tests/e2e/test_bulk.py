@@ -195,10 +195,11 @@ async def test_a_scheduler_killed_mid_operation_finishes_it_exactly_once(
     operation_id = UUID(accepted.json()["id"])
 
     async def under_way() -> Any:
+        # No row until the scheduler has recorded the operation from its command.
         processed = await pool.fetchval(
             "SELECT processed FROM bulk_operations WHERE id = $1", operation_id
         )
-        return processed >= 3 or None
+        return (processed is not None and processed >= 3) or None
 
     await eventually(under_way, interval_s=0.01)
     stack["scheduler"].kill()  # SIGKILL, between two batches or inside one

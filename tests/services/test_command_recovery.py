@@ -1,6 +1,7 @@
 """A lifecycle command the API accepted (202) whose message the broker lost after the relay had
 marked it sent is still applied: the scheduler's sweep applies it from its outbox record,
-through the consumer's own path, once."""
+through the consumer's own path, once. So is a bulk operation the API accepted: the scheduler
+records it (as asked for over HTTP) and runs it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+from shared.domain.bulk_operations import BulkAction
 
 from services.api.accounts import create_user_with_key
 from services.scheduler.app import create_service
 from shared.domain.clock import SystemClock
-from shared.messaging.contracts import CampaignCommand, MessageType
+from shared.messaging.contracts import BulkOperationRequest, CampaignCommand, MessageType, Payload
 from shared.messaging.envelope import Actor, new_envelope
 from shared.messaging.outbox import record_for
 from shared.messaging.topics import Topic
@@ -42,14 +44,30 @@ async def command_record(
 ) -> UUID:
     """A command as the API writes it, already marked sent by the relay `sent_s_ago` seconds
     ago; no broker ever carried it."""
+    return await outbox_record(
+        pool, user, Topic.CAMPAIGN_COMMANDS, campaign, kind, CampaignCommand(campaign_id=campaign),
+        sent_s_ago=sent_s_ago,
+    )  # fmt: skip
+
+
+async def outbox_record(
+    pool: asyncpg.Pool[Any],
+    user: UUID,
+    topic: Topic,
+    key: UUID,
+    kind: MessageType,
+    payload: Payload,
+    *,
+    sent_s_ago: float,
+) -> UUID:
     envelope = new_envelope(
         type=kind,
-        payload=CampaignCommand(campaign_id=campaign),
+        payload=payload,
         occurred_at=SystemClock().now(),
         actor=Actor(user_id=user, organization_id=None),
         correlation_id=uuid4(),
     )
-    record = record_for(Topic.CAMPAIGN_COMMANDS, str(campaign), envelope)
+    record = record_for(topic, str(key), envelope)
     await pool.execute(
         "INSERT INTO outbox (topic, key, value, headers, message_id, created_at, sent_at)"
         " VALUES ($1, $2, $3, $4, $5, now() - make_interval(secs => $6 + 1),"
@@ -121,3 +139,52 @@ async def test_a_command_lost_by_the_broker_is_applied_from_its_record(
         )
         == 1
     )
+
+
+async def test_a_bulk_operation_lost_by_the_broker_is_recorded_and_run_from_its_record(
+    settings: Settings, pool: asyncpg.Pool[Any]
+) -> None:
+    async with pool.acquire() as connection:
+        user = (await create_user_with_key(connection, "lost-bulk@example.com")).user_id
+    running = await an_active_campaign(pool, user)
+    operation = uuid4()
+    request = BulkOperationRequest(operation_id=operation, action=BulkAction.STOP,
+                                   campaign_ids=[running])  # fmt: skip
+    command_id = await outbox_record(
+        pool, user, Topic.BULK_COMMANDS, operation, MessageType.BULK_OPERATION_REQUESTED, request,
+        sent_s_ago=60,
+    )  # fmt: skip
+
+    service = create_service(settings)
+    async with service.running():
+
+        async def recorded() -> Any:
+            return await pool.fetchrow(
+                "SELECT status, origin, requested_by, total, success_count FROM bulk_operations"
+                " WHERE id = $1 AND status = 'completed'",
+                operation,
+            )
+
+        row = await eventually(recorded, timeout_s=20)
+        await asyncio.sleep(1.0)  # more sweeps: applied once
+
+    # Its command is in this database's outbox: the API published it, on an HTTP request.
+    assert dict(row) == {"status": "completed", "origin": "http", "requested_by": user,
+                         "total": 1, "success_count": 1}  # fmt: skip
+    assert await pool.fetchval("SELECT status FROM campaigns WHERE id = $1", running) == (
+        "cancelled"
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM inbox WHERE consumer = 'scheduler' AND message_id = $1",
+            command_id,
+        )
+        == 1
+    )
+    closed = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE topic = $1 AND key = convert_to($2, 'UTF8')"
+        " AND headers->>'message-type' = 'bulk_operation.completed'",
+        Topic.BULK_EVENTS.value,
+        str(operation),
+    )
+    assert closed == 1

@@ -180,6 +180,15 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # A cooldown (the example) changes no campaign; a dead account would fail them.
     ("scheduler", "account.health_changed"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
+    # A check's answer is for whoever asked: it changes no campaign.
+    ("scheduler", "account.checked"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
+    # The example's account is the actor's own: probed through the simulator now, recorded, and
+    # answered.
+    ("sender", "account.check_health"): ({}, [
+        ("SELECT last_checked_at FROM telegram_accounts", NOW),
+        ("SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'result' FROM outbox"
+         " WHERE topic = 'dripline.account.events'", "checked")]),
     # The stats service recounts every campaign an event names: the example campaign holds one
     # pending execution. Campaign-level events also enter the activity feed.
     **{("stats", kind): ({}, [COUNTED, ACTIVITY]) for kind in (
@@ -191,11 +200,13 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     ("stats", "campaign.command_rejected"): ({}, [NOT_COUNTED, ACTIVITY]),
     # An account's health change is news in the feed of the active campaign sending from it.
     ("stats", "account.health_changed"): ({"status": "active"}, [NOT_COUNTED, ACTIVITY]),
+    # A check's answer is not news: what it found, if anything, is its own health change.
+    ("stats", "account.checked"): ({"status": "active"}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
     # Bulk operations change campaigns through campaign.status_changed; a bulk action's batch
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
         "bulk_operation.progressed", "bulk_operation.completed", "bulk_action.progressed",
-        "bulk_action.completed")},
+        "bulk_action.completed", "bulk_action.changed")},
 }  # fmt: skip
 
 

@@ -1,9 +1,11 @@
 """/bulk-actions: bulk actions over contacts (specs 002 and 003).
 
-An action is recorded here with its plan (all at once, scheduled, or drip) and the time of its
-first batch; the scheduler releases the batches. Edits, pause, resume and cancel lock the
-action's row, the same row the scheduler locks to release a batch, so they take effect before
-the next batch and never in the middle of one.
+A bulk action is scheduled work: a row plus a periodic job (docs/architecture.md, "Request
+and reply"). It is recorded here with its plan (all at once, scheduled, or drip) and the time
+of its first batch; the scheduler's job releases the batches. Edits, pause, resume and cancel
+change that schedule: they lock the action's row, the same row the scheduler locks to release
+a batch, so they take effect before the next batch and never in the middle of one, and emit
+bulk_action.changed in the same transaction.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from shared.domain.clock import Clock
 from shared.domain.drip import Plan
 from shared.domain.moments import Moment
 from shared.domain.permissions import Ownership, can_view
+from shared.messaging.contracts import BulkActionProgress, MessageType
+from shared.messaging.envelope import Cause
+from shared.messaging.transaction import Transaction, transaction
 from shared.settings import Settings
 
 BULK_ACTIONS = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -154,7 +159,8 @@ async def update_action(
 ) -> BulkAction:
     now = clock.now()
     fields = body.model_fields_set
-    async with database.acquire() as connection, connection.transaction():
+    async with transaction(database, clock) as tx:
+        connection = tx.connection
         await read(database, settings, who, action_id, connection)
         row = await connection.fetchrow(BULK_ACTIONS["lock"], action_id)
         assert row is not None
@@ -188,6 +194,7 @@ async def update_action(
             next_at,
             now,
         )
+        await _changed(tx, who, action_id, now)
     return await read(database, settings, who, action_id)
 
 
@@ -354,7 +361,8 @@ async def _control(
     rule: Callable[[ActionStatus, bool], ActionStatus | Refusal],
 ) -> BulkAction:
     now = clock.now()
-    async with database.acquire() as connection, connection.transaction():
+    async with transaction(database, clock) as tx:
+        connection = tx.connection
         await read(database, settings, who, action_id, connection)
         row = await connection.fetchrow(BULK_ACTIONS["lock"], action_id)
         assert row is not None
@@ -366,7 +374,22 @@ async def _control(
             skipped = await connection.execute(BULK_ACTIONS["skip_pending"], action_id, now)
             count = int(skipped.rsplit(" ", 1)[1])
             await connection.execute(BULK_ACTIONS["count_skipped"], action_id, count)
+        await _changed(tx, who, action_id, now)
     return await read(database, settings, who, action_id)
+
+
+async def _changed(tx: Transaction, who: Principal, action_id: UUID, now: datetime) -> None:
+    """bulk_action.changed, in the transaction of the change: the action as it now stands,
+    by whom."""
+    row = await tx.connection.fetchrow(BULK_ACTIONS["lock"], action_id)
+    assert row is not None  # locked by the caller
+    tx.outbox.emit(
+        BulkActionProgress.of(row),
+        key=action_id,
+        cause=Cause(who.actor),
+        type=MessageType.BULK_ACTION_CHANGED,
+        at=now,
+    )
 
 
 async def read(

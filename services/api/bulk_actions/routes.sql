@@ -1,6 +1,7 @@
--- Bulk actions over contacts: the API records them, edits them while the rules allow, and
--- pauses, resumes and cancels them (the row locked, so a batch never runs halfway through an
--- edit); the scheduler releases their batches.
+-- Bulk actions over contacts, scheduled work (a row plus the scheduler's periodic job): the API
+-- records them, edits them while the rules allow, and pauses, resumes and cancels them (the row
+-- locked, so a batch never runs halfway through an edit; bulk_action.changed in the same
+-- transaction); the scheduler releases their batches.
 
 -- name: insert
 INSERT INTO bulk_actions (id, organization_id, created_by, name, action, mode, selection, params,

@@ -9,7 +9,12 @@ contract tests feed each example through the consumer that handles it.
 
 from __future__ import annotations
 
-from shared.messaging.contracts.account_events import AccountHealthChanged
+from shared.messaging.contracts.account_commands import AccountHealthCheck
+from shared.messaging.contracts.account_events import (
+    AccountChecked,
+    AccountEvent,
+    AccountHealthChanged,
+)
 from shared.messaging.contracts.base import Contract, MessageType, Payload, PayloadT_co
 from shared.messaging.contracts.bulk_commands import MAX_CAMPAIGNS_PER_BULK, BulkOperationRequest
 from shared.messaging.contracts.bulk_events import (
@@ -71,7 +76,10 @@ __all__ = [
     "CONTRACTS",
     "MAX_CAMPAIGNS_PER_BULK",
     "MAX_CONTACTS_PER_COMMAND",
+    "AccountChecked",
+    "AccountEvent",
     "AccountHealthChanged",
+    "AccountHealthCheck",
     "BulkActionProgress",
     "BulkEvent",
     "BulkItemOutcome",

@@ -45,6 +45,8 @@ class MessageType(StrEnum):
     MESSAGE_DELIVERED = "message.delivered"
     REPLY_RECEIVED = "reply.received"
     ACCOUNT_HEALTH_CHANGED = "account.health_changed"
+    ACCOUNT_CHECK_HEALTH = "account.check_health"
+    ACCOUNT_CHECKED = "account.checked"
     BULK_OPERATION_REQUESTED = "bulk_operation.requested"
     BULK_OPERATION_PROGRESSED = "bulk_operation.progressed"
     BULK_OPERATION_COMPLETED = "bulk_operation.completed"
@@ -56,6 +58,7 @@ class MessageType(StrEnum):
     DO_NOT_CONTACT_ADDED = "do_not_contact.added"
     DO_NOT_CONTACT_REMOVED = "do_not_contact.removed"
     CONTACT_COMMAND_REJECTED = "contact.command_rejected"
+    BULK_ACTION_CHANGED = "bulk_action.changed"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -47,7 +48,8 @@ class BulkOperationProgress(Payload):
 
 
 class BulkActionProgress(Payload):
-    """A bulk action over contacts after a batch (progressed) or at its end (completed)."""
+    """A bulk action over contacts after a batch (progressed), at its end (completed), or as
+    its owner paused, resumed, cancelled or edited it (changed, batch_size 0)."""
 
     action_id: UUID
     name: str
@@ -61,6 +63,24 @@ class BulkActionProgress(Payload):
     skipped_count: int
     error_count: int
     next_batch_at: datetime | None = None
+
+    @classmethod
+    def of(cls, action: Mapping[str, Any], batch_size: int = 0) -> BulkActionProgress:
+        """From a `bulk_actions` row, after a batch of `batch_size` contacts (0: no batch)."""
+        return cls(
+            action_id=action["id"],
+            name=action["name"],
+            action=action["action"],
+            status=action["status"],
+            batch=action["batches"],
+            batch_size=batch_size,
+            total=action["total"],
+            processed=action["processed"],
+            success_count=action["success_count"],
+            skipped_count=action["skipped_count"],
+            error_count=action["error_count"],
+            next_batch_at=action["next_batch_at"],
+        )
 
 
 # What a consumer of this topic may be handed.
@@ -133,6 +153,27 @@ CONTRACTS: tuple[Contract[BulkEvent], ...] = (
             (MessageType.BULK_ACTION_PROGRESSED, "processing", "2026-11-22T15:00:00Z"),
             (MessageType.BULK_ACTION_COMPLETED, "completed", None),
         )
+    ),
+    Contract(
+        _B,
+        MessageType.BULK_ACTION_CHANGED,
+        1,
+        BulkActionProgress,
+        True,
+        {
+            "action_id": EXAMPLE_OPERATION,
+            "name": "Spring outreach",
+            "action": "send_message",
+            "status": "paused",
+            "batch": 2,
+            "batch_size": 0,
+            "total": 250,
+            "processed": 200,
+            "success_count": 198,
+            "skipped_count": 1,
+            "error_count": 1,
+            "next_batch_at": "2026-11-22T15:00:00Z",
+        },
     ),
     Contract(
         _B,

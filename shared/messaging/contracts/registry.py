@@ -9,6 +9,7 @@ from typing import Generic
 from pydantic import ValidationError
 
 from shared.messaging.contracts import (
+    account_commands,
     account_events,
     bulk_commands,
     bulk_events,
@@ -29,6 +30,7 @@ CONTRACTS: tuple[Contract[Payload], ...] = (
     *campaign_events.CONTRACTS,
     *execution_events.CONTRACTS,
     *account_events.CONTRACTS,
+    *account_commands.CONTRACTS,
     *executions_due.CONTRACTS,
     *bulk_commands.CONTRACTS,
     *bulk_events.CONTRACTS,
