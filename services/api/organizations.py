@@ -53,6 +53,14 @@ class OrganizationPatch(BaseModel):
         "replace the defaults. null restores the defaults.",
     )
 
+    recontact_after_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Do not message a person another campaign of the organization messaged "
+        "within this many days (skipped as recently_contacted). null turns it off.",
+    )
+
     @field_validator("opt_out_phrases")
     @classmethod
     def _phrases(cls, value: list[str] | None) -> list[str] | None:
@@ -67,6 +75,11 @@ class Organization(BaseModel):
         default_factory=list,
         description="The phrases an opt-out reply is recognised by (the defaults unless set).",
     )
+    recontact_after_days: int | None = Field(
+        default=None,
+        description="Campaigns skip a person another campaign messaged within this many days "
+        "(null: off).",
+    )
     role: Role = Field(description="The caller's role in it.")
     created_at: datetime
     updated_at: datetime
@@ -77,6 +90,7 @@ class Organization(BaseModel):
         if isinstance(data, dict) and "settings" in data:
             settings = data.pop("settings") or {}
             data["opt_out_phrases"] = settings.get("opt_out_phrases", DEFAULT_OPT_OUT_PHRASES)
+            data["recontact_after_days"] = settings.get("recontact_after_days")
         return data
 
 
@@ -152,7 +166,8 @@ async def get_organization(
 @router.patch(
     "/{organization_id}",
     response_model=Organization,
-    summary="Change an organization's name, admin_view_enabled or opt-out phrases",
+    summary="Change an organization's name, admin_view_enabled, opt-out phrases or"
+    " recontact_after_days",
 )
 async def update_organization(
     organization_id: UUID, body: OrganizationPatch, who: CurrentPrincipal, request: Request
@@ -170,6 +185,8 @@ async def update_organization(
             else current["admin_view_enabled"],
             "opt_out_phrases" in body.model_fields_set,
             body.opt_out_phrases,
+            "recontact_after_days" in body.model_fields_set,
+            body.recontact_after_days,
         )
     assert row is not None
     return Organization.model_validate({**dict(row), "role": current["role"]})

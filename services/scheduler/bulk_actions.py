@@ -203,14 +203,16 @@ async def _start(
         )
     else:
         caller = await caller_of(connection, _actor(action))
+        only_own = _only_own(caller, kind)
         where = Where()
         where.bind(action["id"])
         if selection.get("contact_ids") is not None:
             where.bind(selection["contact_ids"])
-            add_contact_filter(where, caller, ContactFilter())
+            add_contact_filter(where, caller, ContactFilter(), only_own=only_own)
             query = QUERIES["select_ids"]
         else:
-            add_contact_filter(where, caller, ContactFilter.model_validate(selection["filter"]))
+            chosen = ContactFilter.model_validate(selection["filter"])
+            add_contact_filter(where, caller, chosen, only_own=only_own)
             query = QUERIES["select_matching"]
         await connection.execute(query.format(where=where.sql), *where.values)
     if kind is BulkActionType.SEND_MESSAGE:
@@ -227,6 +229,24 @@ async def _start(
     )
     assert started is not None
     return started
+
+
+# The bulk actions that destroy or take away people data (issue 15, item 5).
+CONTACT_ACTIONS = {
+    BulkActionType.DELETE_CONTACTS: permissions.ContactAction.DELETE_CONTACTS,
+    BulkActionType.EXPORT_CONTACTS: permissions.ContactAction.EXPORT_CONTACTS,
+}
+
+
+def _only_own(caller: permissions.Caller, kind: BulkActionType) -> bool:
+    """A delete or export by someone who may not touch others' contacts selects only their own.
+    The API refused an explicit selection of others' contacts already; this limits a filter,
+    and an explicit one whose creator has lost the right since (an admin made a member)."""
+    action = CONTACT_ACTIONS.get(kind)
+    return action is not None and (
+        permissions.decide_contacts(caller, action, only_own=False)
+        is not permissions.Decision.ALLOWED
+    )
 
 
 async def _start_carrier(tx: Transaction, action: Mapping[str, Any], now: datetime) -> None:

@@ -126,7 +126,7 @@ def plan_batch(
     plan = Plan()
     claims: list[Claim] = []
     for loaded, step in stepped:
-        refused = reservations.refusal(loaded, step, reserved.paces)
+        refused = reservations.refusal(loaded, step, reserved.paces, now)
         if refused is not None:
             key = send_key(loaded, step) if isinstance(step.outcome, interpreter.Send) else ""
             skip(plan, loaded, step, refused, reserved.records.get(key), now)

@@ -2,7 +2,10 @@
 
 -- name: lock_execution
 -- An execution with what a step needs: its campaign's flow and settings, the account, and the
--- contact's ways of being reached. Locked for the step.
+-- contact's ways of being reached, and what reach needs to refuse a send (deleted, listed,
+-- recently contacted: with the organization's recontact_after_days set, when another execution
+-- last messaged the person and whether this one has, both through messages_contact_sent_idx
+-- (a contact has few messages), both skipped while the setting is off). Locked for the step.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
        e.lease_until, e.variant, e.context, e.started_at,
        c.flow, c.settings, c.timezone, c.status AS campaign_status, c.enabled AS campaign_enabled,
@@ -10,10 +13,24 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
        ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
        do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
-                             ct.telegram_username, ct.phone) AS do_not_contact
+                             ct.telegram_username, ct.phone) AS do_not_contact,
+       r.days AS recontact_after_days,
+       CASE WHEN r.days IS NOT NULL THEN
+           (SELECT m.sent_at FROM messages m
+            WHERE m.contact_id = ct.id AND m.direction = 'outgoing' AND m.sent_at IS NOT NULL
+              AND m.status IN ('sent', 'delivered', 'read')
+              AND m.execution_id IS DISTINCT FROM e.id
+            ORDER BY m.sent_at DESC LIMIT 1) END AS last_messaged_elsewhere,
+       r.days IS NOT NULL AND EXISTS (
+           SELECT 1 FROM messages m
+           WHERE m.contact_id = ct.id AND m.execution_id = e.id
+             AND m.direction = 'outgoing' AND m.sent_at IS NOT NULL
+       ) AS messaged_here
 FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id
+LEFT JOIN LATERAL (SELECT (o.settings ->> 'recontact_after_days')::integer AS days
+                   FROM organizations o WHERE o.id = ct.organization_id) r ON true
 WHERE e.id = $1
 FOR UPDATE OF e;
 
@@ -31,10 +48,24 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
        ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
        do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
-                             ct.telegram_username, ct.phone) AS do_not_contact
+                             ct.telegram_username, ct.phone) AS do_not_contact,
+       r.days AS recontact_after_days,
+       CASE WHEN r.days IS NOT NULL THEN
+           (SELECT m.sent_at FROM messages m
+            WHERE m.contact_id = ct.id AND m.direction = 'outgoing' AND m.sent_at IS NOT NULL
+              AND m.status IN ('sent', 'delivered', 'read')
+              AND m.execution_id IS DISTINCT FROM e.id
+            ORDER BY m.sent_at DESC LIMIT 1) END AS last_messaged_elsewhere,
+       r.days IS NOT NULL AND EXISTS (
+           SELECT 1 FROM messages m
+           WHERE m.contact_id = ct.id AND m.execution_id = e.id
+             AND m.direction = 'outgoing' AND m.sent_at IS NOT NULL
+       ) AS messaged_here
 FROM executions e
 JOIN campaigns c ON c.id = e.campaign_id
 JOIN contacts ct ON ct.id = e.contact_id
+LEFT JOIN LATERAL (SELECT (o.settings ->> 'recontact_after_days')::integer AS days
+                   FROM organizations o WHERE o.id = ct.organization_id) r ON true
 WHERE e.id = ANY($1::uuid[])
   AND EXISTS (SELECT 1 FROM unnest($1::uuid[], $2::timestamptz[]) AS d (id, lease_until)
               WHERE d.id = e.id AND (d.lease_until IS NULL OR d.lease_until = e.lease_until))

@@ -115,19 +115,28 @@ async def gather(
     return found
 
 
-def refusal(loaded: Loaded, step: interpreter.Step, paces: dict[UUID, Pace]) -> reach.Skip | None:
+def refusal(
+    loaded: Loaded, step: interpreter.Step, paces: dict[UUID, Pace], now: datetime
+) -> reach.Skip | None:
     """May this step go on? Checked in the step's transaction, right before a send is
     reserved: the account row is locked (lock_accounts), and the execution's lock orders
     this step after a deletion that cancelled it. A deleted contact's execution stops
     whatever its step; a deleted account only stops sends."""
     row = loaded.row
-    account_deleted = False
+    account_deleted = recent = False
     if isinstance(step.outcome, interpreter.Send):
         account_deleted = paces[row["account_id"]].row["deleted_at"] is not None
+        recent = reach.recently_contacted(
+            recontact_after_days=row["recontact_after_days"],
+            last_messaged_elsewhere=row["last_messaged_elsewhere"],
+            messaged_here=row["messaged_here"],
+            now=now,
+        )
     return reach.refusal(
         contact_deleted=row["contact_deleted_at"] is not None,
         do_not_contact=row["do_not_contact"],
         account_deleted=account_deleted,
+        recently_contacted=recent,
     )
 
 

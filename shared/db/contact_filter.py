@@ -8,10 +8,14 @@ from shared.domain.bulk_actions import ContactFilter
 from shared.domain.permissions import Caller
 
 
-def add_contact_filter(where: Where, caller: Caller, selection: ContactFilter) -> None:
+def add_contact_filter(
+    where: Where, caller: Caller, selection: ContactFilter, *, only_own: bool = False
+) -> None:
+    """`only_own`: only the contacts the caller created (a member's bulk delete or export,
+    permissions.decide_contacts)."""
     where.add("c.deleted_at IS NULL")
     where.add(f"c.organization_id IS NOT DISTINCT FROM {where.bind(caller.organization_id)}::uuid")
-    if caller.organization_id is None:
+    if caller.organization_id is None or only_own:
         where.add(f"c.owner_user_id = {where.bind(caller.user_id)}")
     if selection.tags:
         where.add(f"c.tags @> {where.bind(selection.tags)}::text[]")

@@ -297,6 +297,8 @@ CREATE TABLE messages (
 CREATE UNIQUE INDEX messages_send_key_idx ON messages (send_key);
 CREATE INDEX messages_campaign_idx ON messages (campaign_id, created_at);
 CREATE INDEX messages_execution_idx ON messages (execution_id, created_at);
+CREATE INDEX messages_contact_sent_idx ON messages (contact_id, sent_at DESC)
+    WHERE direction = 'outgoing' AND sent_at IS NOT NULL;
 
 -- The simulated Telegram's own memory (only the simulator touches it).
 CREATE TABLE simulator_messages (

@@ -212,6 +212,35 @@ async def test_export_streams_a_csv_of_the_selection(ann: Person) -> None:
     assert stranger.status_code == 404
 
 
+async def test_a_members_selection_by_filter_deletes_and_exports_only_their_own(
+    organization: Organization,
+) -> None:
+    """Issue 15, item 5: a member may delete and export only the contacts they created, so
+    "select all" by a member means all of their own; an owner's means everyone's."""
+    org = organization.id
+    owner, member = organization.owner.at(org), organization.member.at(org)
+    other = organization.other_member.at(org)
+    mine = await people(member, "mfl", 2, tags=["shared"])
+    theirs = await people(other, "ofl", 2, tags=["shared"])
+
+    async def exported(client: httpx.AsyncClient) -> list[str]:
+        export = await start(
+            client, name="Shared", action="export_contacts", filter={"tags": ["shared"]}
+        )
+        done = await finished(client, export["id"])
+        rows = csv.DictReader(io.StringIO((await client.get(done["export_url"])).text))
+        return sorted(r["id"] for r in rows)
+
+    assert await exported(member) == sorted(mine)
+    assert await exported(owner) == sorted(mine + theirs)
+    deletion = await start(
+        member, name="Clean up", action="delete_contacts", filter={"tags": ["shared"]}
+    )
+    assert (await finished(member, deletion["id"]))["success_count"] == 2
+    left = ok(await owner.get("/contacts", params={"limit": 500}))["items"]
+    assert {c["id"] for c in left} & set(mine + theirs) == set(theirs)
+
+
 async def test_a_contact_that_looks_like_a_formula_is_text_in_the_export(ann: Person) -> None:
     """Contacts come from imports and from strangers' profiles: a CSV opened in a spreadsheet
     must not run them (the same cells as the logs export, through the same function)."""

@@ -200,3 +200,21 @@ async def test_a_telethon_account_keeps_its_session_sealed(
     )
     assert SESSION not in stored
     assert SessionCipher(TEST_SESSION_KEY).open(stored) == SESSION
+
+
+async def test_recontact_after_days_is_set_kept_and_turned_off(organization: Organization) -> None:
+    owner = organization.owner.client
+    path = f"/organizations/{organization.id}"
+    assert ok(await owner.get(path))["recontact_after_days"] is None
+    assert (
+        ok(await owner.patch(path, json={"recontact_after_days": 30}))["recontact_after_days"] == 30
+    )
+    # Changing something else keeps it; the opt-out phrases beside it are untouched.
+    kept = ok(await owner.patch(path, json={"opt_out_phrases": ["halt"]}))
+    assert (kept["recontact_after_days"], kept["opt_out_phrases"]) == (30, ["halt"])
+    bad = await owner.patch(path, json={"recontact_after_days": 0})
+    assert bad.status_code == 422, bad.text
+    member = await organization.member.client.patch(path, json={"recontact_after_days": 1})
+    assert member.status_code == 403, member.text
+    off = ok(await owner.patch(path, json={"recontact_after_days": None}))
+    assert (off["recontact_after_days"], off["opt_out_phrases"]) == (None, ["halt"])

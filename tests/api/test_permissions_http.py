@@ -174,17 +174,31 @@ async def test_kafka_commands_carry_the_actors_permissions(
     )
 
 
-# The contacts' destructive actions (issue 15, item 5) that the API applies today: editing the
-# do-not-contact list and deleting a contact. (Bulk delete and export: docs/do-not-contact.md.)
-CONTACT_ACTIONS_OVER_HTTP = [ContactAction.EDIT_DO_NOT_CONTACT, ContactAction.DELETE_CONTACTS]
+# The contacts' destructive actions (issue 15, item 5) as the API offers them: editing the
+# do-not-contact list, deleting a contact, and the bulk delete and export actions over an
+# explicit selection (a selection by filter is limited instead: tests/api/test_bulk_actions.py).
+CONTACT_CALLS: list[tuple[str, ContactAction]] = [
+    ("do_not_contact", ContactAction.EDIT_DO_NOT_CONTACT),
+    ("delete", ContactAction.DELETE_CONTACTS),
+    ("bulk_delete", ContactAction.DELETE_CONTACTS),
+    ("bulk_export", ContactAction.EXPORT_CONTACTS),
+]
 
 
 async def attempt_on_contacts(
-    client: httpx.AsyncClient, action: ContactAction, contact_id: str
+    client: httpx.AsyncClient, call: str, contact_id: str
 ) -> httpx.Response:
-    if action is ContactAction.EDIT_DO_NOT_CONTACT:
-        return await client.post("/do-not-contact", json={"kind": "contact", "value": contact_id})
-    return await client.delete(f"/contacts/{contact_id}")
+    match call:
+        case "do_not_contact":
+            return await client.post(
+                "/do-not-contact", json={"kind": "contact", "value": contact_id}
+            )
+        case "delete":
+            return await client.delete(f"/contacts/{contact_id}")
+        case _:
+            action = "delete_contacts" if call == "bulk_delete" else "export_contacts"
+            body = {"name": call, "action": action, "contact_ids": [contact_id]}
+            return await client.post("/bulk-actions", json=body)
 
 
 def observed_on_contacts(response: httpx.Response, action: ContactAction) -> Decision:
@@ -210,11 +224,11 @@ async def test_contact_cells(
         caller = organization.people()[role.value].at(organization.id)
         creator = caller if own else organization.other_member.at(organization.id)
     wrong = []
-    for action in CONTACT_ACTIONS_OVER_HTTP:
-        target = await contact(creator, f"cell_{action.value[:6]}_{uuid.uuid4().hex[:8]}")
+    for call, action in CONTACT_CALLS:
+        target = await contact(creator, f"cell_{call[:6]}_{uuid.uuid4().hex[:8]}")
         mode = "personal" if role is None else "organization"
         decision, source = CONTACT_CELLS[(mode, role, own, action)]
-        got = observed_on_contacts(await attempt_on_contacts(caller, action, target["id"]), action)
+        got = observed_on_contacts(await attempt_on_contacts(caller, call, target["id"]), action)
         if got is not decision:
-            wrong.append(f"{action.value}: expected {decision.value} ({source}), got {got.value}")
+            wrong.append(f"{call}: expected {decision.value} ({source}), got {got.value}")
     assert not wrong, "\n".join(wrong)

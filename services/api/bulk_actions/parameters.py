@@ -38,7 +38,14 @@ from shared.domain import flows
 from shared.domain.bulk_actions import BulkActionType, ContactFilter, Mode
 from shared.domain.crm import OpportunityStatus
 from shared.domain.drip import Plan
-from shared.domain.permissions import Action, RecordAction
+from shared.domain.permissions import (
+    CONTACT_REFUSALS,
+    Action,
+    ContactAction,
+    Decision,
+    RecordAction,
+    decide_contacts,
+)
 from shared.domain.windows import Window
 
 # The sending account must be one the caller sees, as telegram_accounts.py decides (get).
@@ -172,6 +179,40 @@ async def check_params(
         assert pipeline is not None
         if not pipeline["has_stage"]:
             raise not_found("stage")
+
+
+# The bulk actions that destroy or take away people data (issue 15, item 5).
+CONTACT_ACTIONS = {
+    BulkActionType.DELETE_CONTACTS: ContactAction.DELETE_CONTACTS,
+    BulkActionType.EXPORT_CONTACTS: ContactAction.EXPORT_CONTACTS,
+}
+
+
+async def check_selection(
+    connection: DbConnection, who: Principal, kind: BulkActionType, selection: dict[str, Any]
+) -> None:
+    """A member may delete or export only the contacts they created: an explicit selection that
+    names others' is refused whole (403 contacts_not_own), rather than quietly doing part of
+    it. A selection by filter is limited to the caller's own contacts when the scheduler
+    resolves it (services/scheduler/bulk_actions.py), so it needs no check here."""
+    action = CONTACT_ACTIONS.get(kind)
+    ids = selection.get("contact_ids")
+    if action is None or ids is None:
+        return
+    caller = who.caller
+    if decide_contacts(caller, action, only_own=False) is Decision.ALLOWED:
+        return
+    others = await connection.fetchval(
+        PARAMETERS["others_contacts"], ids, caller.organization_id, caller.user_id
+    )
+    if decide_contacts(caller, action, only_own=others == 0) is not Decision.ALLOWED:
+        raise Problem(
+            403,
+            CONTACT_REFUSALS[action],
+            "Permission denied",
+            f"{others} of the selected contacts were created by someone else; a member may"
+            f" {kind.value.split('_')[0]} only the contacts they created",
+        )
 
 
 def message_flow(text: str) -> dict[str, Any]:

@@ -11,3 +11,14 @@ SELECT p.id, p.organization_id, p.owner_user_id,
                WHERE s.pipeline_id = p.id AND s.id = $2) AS has_stage
 FROM pipelines p
 WHERE p.id = $1;
+
+-- name: others_contacts
+-- How many of the selected contacts ($1) in the caller's context ($2: organization, none in
+-- personal mode) someone other than the caller ($3) created: a member may delete or export
+-- only their own (permissions.decide_contacts).
+SELECT count(*)
+FROM contacts
+WHERE id = ANY($1::uuid[])
+  AND organization_id IS NOT DISTINCT FROM $2::uuid
+  AND owner_user_id <> $3
+  AND deleted_at IS NULL;

@@ -72,6 +72,8 @@ async def create_action(
     action_id = uuid4()
     async with database.acquire() as connection, connection.transaction():
         await parameters.check_params(connection, who, kind, params)
+        selection = parameters.selection_of(body.contact_ids, body.filter)
+        await parameters.check_selection(connection, who, kind, selection)
         await connection.execute(
             BULK_ACTIONS["insert"],
             action_id,
@@ -80,7 +82,7 @@ async def create_action(
             body.name,
             kind.value,
             body.mode.value,
-            parameters.selection_of(body.contact_ids, body.filter),
+            selection,
             params,
             *parameters.plan_columns(plan),
             drip.first_batch_at(plan, now),
@@ -175,6 +177,7 @@ async def update_action(
             if (body.contact_ids is None) == (body.filter is None):
                 raise invalid([field_error("contact_ids", "give either contact_ids or filter")])
             selection = parameters.selection_of(body.contact_ids, body.filter)
+            await parameters.check_selection(connection, who, kind, selection)
         params = row["params"]
         if body.params is not None:
             params = parameters.validated_params(kind, body.params)

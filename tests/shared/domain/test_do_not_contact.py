@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
@@ -165,4 +166,60 @@ def test_reach_refuses_a_listed_contact_whichever_account(
             account_deleted=account_deleted,
         )
         == expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("contact_deleted", "do_not_contact", "recent", "account_deleted", "expected"),
+    [
+        (False, False, True, False, reach.SkipReason.RECENTLY_CONTACTED),
+        (False, False, True, True, reach.SkipReason.RECENTLY_CONTACTED),
+        (False, True, True, False, reach.SkipReason.DO_NOT_CONTACT),
+        (True, False, True, False, reach.SkipReason.CONTACT_DELETED),
+        (False, False, False, True, reach.SkipReason.ACCOUNT_DELETED),
+    ],
+)
+def test_reach_ends_a_recently_contacted_persons_execution(
+    contact_deleted: bool,
+    do_not_contact: bool,
+    recent: bool,
+    account_deleted: bool,
+    expected: reach.SkipReason,
+) -> None:
+    skip = reach.refusal(
+        contact_deleted=contact_deleted,
+        do_not_contact=do_not_contact,
+        account_deleted=account_deleted,
+        recently_contacted=recent,
+    )
+    assert skip is not None
+    assert (skip.reason, skip.ends) == (expected, expected is not reach.SkipReason.ACCOUNT_DELETED)
+
+
+NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("days", "last_elsewhere", "messaged_here", "expected"),
+    [
+        (None, NOW - timedelta(hours=1), False, False),  # the setting is off
+        (30, None, False, False),  # nobody else ever messaged them
+        (30, NOW - timedelta(days=29, hours=23), False, True),
+        (30, NOW - timedelta(days=30), False, False),  # exactly the period: may again
+        (30, NOW - timedelta(days=31), False, False),
+        (30, NOW - timedelta(hours=1), True, False),  # a follow-up of this execution
+        (1, NOW - timedelta(hours=23), False, True),
+    ],
+)
+def test_recently_contacted_is_the_first_send_within_the_period(
+    days: int | None, last_elsewhere: datetime | None, messaged_here: bool, expected: bool
+) -> None:
+    assert (
+        reach.recently_contacted(
+            recontact_after_days=days,
+            last_messaged_elsewhere=last_elsewhere,
+            messaged_here=messaged_here,
+            now=NOW,
+        )
+        is expected
     )
