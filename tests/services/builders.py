@@ -9,6 +9,8 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.app import create_service
+from shared.domain.clock import FixedClock
+from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import ExecutionDue, MessageType
 from shared.messaging.envelope import new_envelope
 from shared.messaging.topics import Topic
@@ -38,3 +40,36 @@ def due_record(execution: UUID, campaign: UUID, account: UUID, lease: datetime) 
         ),
     )
     return FakeRecord(envelope.to_bytes(), 0, topic=Topic.EXECUTIONS_DUE.value)
+
+
+# An account that never waits, and a flow of one send: the sender tests that step one execution.
+FREE_PACE = {"min_gap_s": 0, "jitter_s": 0, "daily_new_peers": 1000}
+ONE_SEND: dict[str, Any] = {
+    "start": "s1",
+    "nodes": [
+        {"id": "s1", "type": "send_message", "text": "hello"},
+        {"id": "end", "type": "end"},
+    ],
+    "edges": [{"from": "s1", "to": "end"}],
+}
+
+
+async def step_due(
+    pool: asyncpg.Pool[Any],
+    execution: UUID,
+    campaign: UUID,
+    account: UUID,
+    *,
+    now: datetime,
+    lease: datetime,
+) -> None:
+    """One due event for the execution, through the sender's real handler and consumer."""
+    service = create_service_for(pool)
+    consumer = BatchConsumer(
+        name="sender",
+        topic=Topic.EXECUTIONS_DUE,
+        handlers=service.handlers[Topic.EXECUTIONS_DUE],
+        pool=pool,
+        clock=FixedClock(now),
+    )
+    await consumer.process([due_record(execution, campaign, account, lease)])

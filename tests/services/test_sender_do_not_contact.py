@@ -12,22 +12,10 @@ from uuid import UUID
 import asyncpg
 import pytest
 
-from shared.domain.clock import FixedClock
-from shared.messaging.consumer import BatchConsumer
-from shared.messaging.topics import Topic
-from tests.services.builders import create_service_for, due_record
+from tests.services.builders import FREE_PACE, ONE_SEND, step_due
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LEASE = NOW + timedelta(seconds=60)
-FREE_PACE = {"min_gap_s": 0, "jitter_s": 0, "daily_new_peers": 1000}
-ONE_SEND: dict[str, Any] = {
-    "start": "s1",
-    "nodes": [
-        {"id": "s1", "type": "send_message", "text": "hello"},
-        {"id": "end", "type": "end"},
-    ],
-    "edges": [{"from": "s1", "to": "end"}],
-}
 
 
 async def seed(pool: asyncpg.Pool[Any]) -> tuple[UUID, UUID, UUID, UUID, UUID]:
@@ -64,15 +52,7 @@ async def seed(pool: asyncpg.Pool[Any]) -> tuple[UUID, UUID, UUID, UUID, UUID]:
 
 
 async def step(pool: asyncpg.Pool[Any], execution: UUID, campaign: UUID, account: UUID) -> None:
-    service = create_service_for(pool)
-    consumer = BatchConsumer(
-        name="sender",
-        topic=Topic.EXECUTIONS_DUE,
-        handlers=service.handlers[Topic.EXECUTIONS_DUE],
-        pool=pool,
-        clock=FixedClock(NOW),
-    )
-    await consumer.process([due_record(execution, campaign, account, LEASE)])
+    await step_due(pool, execution, campaign, account, now=NOW, lease=LEASE)
 
 
 @pytest.mark.parametrize(

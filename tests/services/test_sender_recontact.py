@@ -4,14 +4,16 @@ to someone messaged by another campaign of the organization within that many day
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
-from tests.services.test_sender_do_not_contact import FREE_PACE, NOW, ONE_SEND, step
+from tests.services.builders import FREE_PACE, ONE_SEND, step_due
+
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 async def seed(pool: asyncpg.Pool[Any], days: int | None) -> tuple[UUID, UUID, UUID, UUID, UUID]:
@@ -102,7 +104,7 @@ async def test_the_first_send_to_a_recently_contacted_person_is_refused(
     if b_sent_before:
         await messaged(pool, in_b, contact, timedelta(days=6), node="earlier")
 
-    await step(pool, in_b, campaign_b, account)
+    await step_due(pool, in_b, campaign_b, account, now=NOW, lease=NOW + timedelta(seconds=60))
 
     row = await pool.fetchrow("SELECT status, error_message FROM executions WHERE id = $1", in_b)
     assert row is not None
