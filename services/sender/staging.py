@@ -18,12 +18,10 @@ import asyncpg
 
 from services.sender.gateway import Account, Peer
 from shared.domain import flows, interpreter, reach
+from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
 from shared.messaging.contracts import ExecutionDue, ExecutionProgressed, Payload
-
-# The statuses a step (or an answer) may move an execution from.
-UNFINISHED = ("pending", "waiting")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -121,7 +119,7 @@ def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | Non
 
 
 def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
-    if row is None or row["status"] not in UNFINISHED:
+    if row is None or row["status"] not in BETWEEN_STEPS:
         return False
     if row["campaign_status"] != "active" or not row["campaign_enabled"]:
         return False

@@ -10,10 +10,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from shared.domain.bulk_operations import BulkAction
 
 from services.api.accounts import create_user_with_key
 from services.scheduler.app import create_service
+from shared.domain.bulk_operations import BulkAction
 from shared.domain.clock import SystemClock
 from shared.messaging.contracts import BulkOperationRequest, CampaignCommand, MessageType, Payload
 from shared.messaging.envelope import Actor, new_envelope
