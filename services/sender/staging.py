@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.gateway import Account, Peer
-from shared.domain import flows, interpreter, reach
+from shared.domain import flows, interpreter, reach, windows
 from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
@@ -110,11 +110,11 @@ def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | Non
     raw = (settings or {}).get("active_hours")
     if not raw:
         return None
-    return Window(
-        timezone=timezone,
-        days=frozenset(raw.get("days") or range(1, 8)),
-        start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
-        end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
+    return windows.window_of(
+        timezone,
+        raw.get("days"),
+        time.fromisoformat(raw["start"]) if raw.get("start") else None,
+        time.fromisoformat(raw["end"]) if raw.get("end") else None,
     )
 
 
