@@ -7,15 +7,22 @@ domain's questions about itself (`BulkActionRow.plan`), so that mapping is writt
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.drip import Plan
+from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import window_of
+
+
+class Row(Protocol):
+    """A record by column name: an asyncpg.Record, or a dict in the tests."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ class BulkActionRow:
     source_action_id: UUID | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> BulkActionRow:
+    def from_row(cls, row: Row) -> BulkActionRow:
         return cls(
             id=row["id"],
             organization_id=row["organization_id"],
@@ -106,3 +113,39 @@ class BulkActionRow:
             timedelta(seconds=every) if every is not None else None,
             window_of(self.timezone, self.allowed_days, self.window_start, self.window_end),
         )
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """What the state machine and the permissions read of a campaigns row: any query that
+    selects these columns (the scheduler's lock_campaigns, the API's get and lock) gives one."""
+
+    id: UUID
+    organization_id: UUID | None
+    created_by: UUID
+    status: CampaignStatus
+    enabled: bool
+    launch_type: LaunchType
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> CampaignRow:
+        return cls(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            created_by=row["created_by"],
+            status=CampaignStatus(row["status"]),
+            enabled=row["enabled"],
+            launch_type=LaunchType(row["launch_type"]),
+            deleted_at=row["deleted_at"],
+        )
+
+    @property
+    def state(self) -> CampaignState:
+        return CampaignState(
+            self.status, self.enabled, self.launch_type, self.deleted_at is not None
+        )
+
+    @property
+    def ownership(self) -> CampaignOwnership:
+        return CampaignOwnership(self.created_by, self.organization_id)

@@ -8,9 +8,11 @@ from uuid import uuid4
 
 import pytest
 
-from shared.db.rows import BulkActionRow
+from shared.db.rows import BulkActionRow, CampaignRow
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.drip import Plan
+from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import ALL_DAYS, Window
 
 START = datetime(2030, 1, 7, 9, tzinfo=UTC)
@@ -111,3 +113,36 @@ def test_a_drip_row_without_an_interval_is_not_a_plan() -> None:
     row = BulkActionRow.from_row(action_row(mode="drip", batch_size=5))
     with pytest.raises(ValueError, match="drip mode needs a positive interval"):
         _ = row.plan
+
+
+@pytest.mark.parametrize(
+    ("columns", "state"),
+    [
+        ({}, CampaignState(CampaignStatus.DRAFT, True, LaunchType.NOW, False)),
+        (
+            {"status": "paused", "enabled": False, "deleted_at": START},
+            CampaignState(CampaignStatus.PAUSED, False, LaunchType.NOW, True),
+        ),
+        (
+            {"launch_type": "schedule", "status": "scheduled"},
+            CampaignState(CampaignStatus.SCHEDULED, True, LaunchType.SCHEDULE, False),
+        ),
+    ],
+)
+def test_campaign_row_state_is_what_the_state_machine_takes(
+    columns: dict[str, Any], state: CampaignState
+) -> None:
+    owner, organization = uuid4(), uuid4()
+    record: dict[str, Any] = {
+        "id": uuid4(),
+        "organization_id": organization,
+        "created_by": owner,
+        "status": "draft",
+        "enabled": True,
+        "launch_type": "now",
+        "deleted_at": None,
+        "name": "ignored: not what the rules read",
+    } | columns
+    row = CampaignRow.from_row(record)
+    assert row.state == state
+    assert row.ownership == CampaignOwnership(owner, organization)
