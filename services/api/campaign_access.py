@@ -10,6 +10,7 @@ import asyncpg
 from services.api.auth import Principal
 from services.api.problems import forbidden, not_found
 from shared.db.pool import DbConnection
+from shared.db.rows import CampaignRow
 from shared.db.sql import Queries
 from shared.domain import permissions
 
@@ -29,8 +30,7 @@ async def authorized(
     row = await connection.fetchrow(CAMPAIGNS["lock" if lock else "get"], campaign_id)
     if row is None:
         raise not_found("campaign")
-    ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
-    decision = permissions.decide(who.caller, ownership, action)
+    decision = permissions.decide(who.caller, CampaignRow.from_row(row).ownership, action)
     if decision is permissions.Decision.INVISIBLE:
         raise not_found("campaign")
     if decision is permissions.Decision.FORBIDDEN:

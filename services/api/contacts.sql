@@ -57,10 +57,10 @@ WITH target AS (
 ), left_campaigns AS (
     UPDATE executions e
     SET deleted_at = $2,
-        status = CASE WHEN e.status IN ('pending', 'running', 'waiting', 'paused')
+        status = CASE WHEN e.status IN {{EXECUTIONS_UNFINISHED}}
                       THEN 'cancelled' ELSE e.status END,
         completed_at = coalesce(e.completed_at, $2),
-        error_message = CASE WHEN e.status IN ('pending', 'running', 'waiting', 'paused')
+        error_message = CASE WHEN e.status IN {{EXECUTIONS_UNFINISHED}}
                              THEN 'contact_deleted' ELSE e.error_message END,
         lease_until = NULL, updated_at = $2
     FROM before b

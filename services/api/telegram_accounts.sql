@@ -56,7 +56,7 @@ WITH held AS (
     SELECT e.id FROM executions e
     JOIN campaigns c ON c.id = e.campaign_id
     WHERE c.telegram_account_id = $1 AND e.deleted_at IS NULL
-      AND e.status IN ('pending', 'running', 'waiting')
+      AND e.status IN {{EXECUTIONS_IN_MOTION}}
     ORDER BY e.id
     FOR UPDATE OF e
 )

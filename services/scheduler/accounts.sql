@@ -14,4 +14,4 @@ UPDATE executions
 SET status = 'failed', completed_at = $3, error_message = $2, lease_until = NULL,
     updated_at = $3
 WHERE campaign_id = ANY($1::uuid[]) AND deleted_at IS NULL
-  AND status IN ('pending', 'running', 'waiting', 'paused');
+  AND status IN {{EXECUTIONS_UNFINISHED}};

@@ -14,7 +14,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,12 +28,11 @@ from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where
 from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
+from shared.db.rows import BulkActionRow
 from shared.db.sql import Queries
 from shared.domain import campaigns, crm, drip, permissions
-from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter, Mode
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter
 from shared.domain.campaigns import Refusal
-from shared.domain.drip import Plan
-from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.contracts import BulkActionProgress, MessageType, OpportunityStageChanged
 from shared.messaging.envelope import Actor, Cause
@@ -64,25 +63,6 @@ class Outcome:
     details: dict[str, Any] | None = None
 
 
-def plan_of(action: Mapping[str, Any]) -> Plan:
-    mode = Mode(action["mode"])
-    if mode is not Mode.DRIP:
-        return Plan(mode, start_at=action["start_at"])
-    window = Window(
-        action["timezone"],
-        frozenset(action["allowed_days"] or ALL_DAYS),
-        action["window_start"],
-        action["window_end"],
-    )
-    return Plan(
-        mode,
-        action["start_at"],
-        action["batch_size"],
-        timedelta(seconds=action["interval_seconds"]),
-        window,
-    )
-
-
 async def release_batches(service: Service) -> int:
     """The periodic job: every batch that is due, one transaction each. Returns the batches."""
     released = 0
@@ -94,10 +74,11 @@ async def release_batches(service: Service) -> int:
         async with service.pool.acquire() as connection:
             try:
                 async with transaction_on(connection, service.clock) as tx:
-                    action = await connection.fetchrow(QUERIES["due_action"], now)
-                    if action is None:
+                    due = await connection.fetchrow(QUERIES["due_action"], now)
+                    if due is None:
                         return released
-                    taken = action["id"]
+                    action = BulkActionRow.from_row(due)
+                    taken = action.id
                     await release(
                         tx,
                         action,
@@ -124,13 +105,15 @@ async def release_batches(service: Service) -> int:
                         now,
                     )
                     assert row is not None
-                    _report(tx, row, 0, now, MessageType.BULK_ACTION_COMPLETED)
+                    _report(
+                        tx, BulkActionRow.from_row(row), 0, now, MessageType.BULK_ACTION_COMPLETED
+                    )
         released += 1
 
 
 async def release(
     tx: Transaction,
-    action: Mapping[str, Any],
+    action: BulkActionRow,
     now: datetime,
     export_days: int = 30,
     tally: Tally | None = None,
@@ -138,12 +121,12 @@ async def release(
     """Release the action's next batch; its contacts' outcomes go into `tally`, for the caller
     to count once it has committed."""
     connection = tx.connection
-    kind = BulkActionType(action["action"])
-    if action["status"] == ActionStatus.QUEUED:
+    kind = BulkActionType(action.action)
+    if action.status == ActionStatus.QUEUED:
         action = await _start(tx, action, kind, now, export_days)
-    plan = plan_of(action)
+    plan = action.plan
     batch = await connection.fetch(
-        QUERIES["claim_batch"], action["id"], plan.batch_limit, action["last_contact_id"]
+        QUERIES["claim_batch"], action.id, plan.batch_limit, action.last_contact_id
     )
     ids = [row["contact_id"] for row in batch]
     details = {row["contact_id"]: row["details"] for row in batch}
@@ -152,8 +135,8 @@ async def release(
     order = list(outcomes)
     await connection.execute(
         QUERIES["record_items"],
-        action["id"],
-        action["batches"] + 1,
+        action.id,
+        action.batches + 1,
         now,
         order,
         [outcomes[i].status for i in order],
@@ -161,15 +144,16 @@ async def release(
         [outcomes[i].message for i in order],
         [outcomes[i].details for i in order],
     )
-    last = ids[-1] if ids else action["last_contact_id"]
-    more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], action["id"], last)
+    last = ids[-1] if ids else action.last_contact_id
+    more = bool(ids) and await connection.fetchval(QUERIES["any_pending"], action.id, last)
     results = [o.status for o in outcomes.values()]
     if tally is not None:
         tally.add(kind.value, results)
-    following = drip.next_batch_at(plan, action["next_batch_at"], now) if more else None
+    assert action.next_batch_at is not None  # due_action took it for its next_batch_at
+    following = drip.next_batch_at(plan, action.next_batch_at, now) if more else None
     counted = await connection.fetchrow(
         QUERIES["count_batch"],
-        action["id"],
+        action.id,
         len(ids),
         results.count("succeeded"),
         results.count("skipped"),
@@ -181,31 +165,30 @@ async def release(
     )
     assert counted is not None
     if not more and kind is BulkActionType.EXPORT_CONTACTS:
-        await connection.execute(QUERIES["close_export"], action["id"], now)
-    _report(tx, counted, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
+        await connection.execute(QUERIES["close_export"], action.id, now)
+    after = BulkActionRow.from_row(counted)
+    _report(tx, after, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
     if not more:
-        _report(tx, counted, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
+        _report(tx, after, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
 
 
 async def _start(
     tx: Transaction,
-    action: Mapping[str, Any],
+    action: BulkActionRow,
     kind: BulkActionType,
     now: datetime,
     export_days: int,
-) -> Mapping[str, Any]:
+) -> BulkActionRow:
     """The first batch: resolve the selection as the actor sees it now."""
     connection = tx.connection
-    selection = action["selection"]
+    selection = action.selection
     if kind is BulkActionType.RESTORE_CONTACTS:
-        await connection.execute(
-            QUERIES["select_restorable"], action["id"], action["source_action_id"]
-        )
+        await connection.execute(QUERIES["select_restorable"], action.id, action.source_action_id)
     else:
         caller = await caller_of(connection, _actor(action))
         only_own = _only_own(caller, kind)
         where = Where()
-        where.bind(action["id"])
+        where.bind(action.id)
         if selection.get("contact_ids") is not None:
             where.bind(selection["contact_ids"])
             add_contact_filter(where, caller, ContactFilter(), only_own=only_own)
@@ -219,16 +202,14 @@ async def _start(
         await _start_carrier(tx, action, now)
     if kind is BulkActionType.EXPORT_CONTACTS:
         await connection.execute(
-            QUERIES["open_export"], action["id"], now + timedelta(days=export_days)
+            QUERIES["open_export"], action.id, now + timedelta(days=export_days)
         )
         header = csv_bytes([EXPORT_COLUMNS])
-        await connection.execute(QUERIES["export_chunk"], action["id"], 0, header)
-        await connection.execute(QUERIES["count_export"], action["id"], 0, len(header))
-    started: Mapping[str, Any] | None = await connection.fetchrow(
-        QUERIES["start"], action["id"], now
-    )
+        await connection.execute(QUERIES["export_chunk"], action.id, 0, header)
+        await connection.execute(QUERIES["count_export"], action.id, 0, len(header))
+    started: Mapping[str, Any] | None = await connection.fetchrow(QUERIES["start"], action.id, now)
     assert started is not None
-    return started
+    return BulkActionRow.from_row(started)
 
 
 # The bulk actions that destroy or take away people data (issue 15, item 5).
@@ -249,22 +230,22 @@ def _only_own(caller: permissions.Caller, kind: BulkActionType) -> bool:
     )
 
 
-async def _start_carrier(tx: Transaction, action: Mapping[str, Any], now: datetime) -> None:
+async def _start_carrier(tx: Transaction, action: BulkActionRow, now: datetime) -> None:
     """A send_message action's own campaign starts with its first batch, the way every campaign
     changes (changes.py): locked, decided by the state machine, applied and announced, so the
     statistics and the activity feed see it start. One that is no longer a draft stays as it is."""
-    carrier_id = await tx.connection.fetchval(QUERIES["carrier_campaign"], action["id"])
+    carrier_id = await tx.connection.fetchval(QUERIES["carrier_campaign"], action.id)
     carrier = await lock_one(tx.connection, carrier_id) if carrier_id is not None else None
     if carrier is None:
         return
     change = campaigns.start_carrier(carrier.state)
     if isinstance(change, Refusal):
-        log.info("bulk action %s: its campaign is not started: %s", action["id"], change.detail)
+        log.info("bulk action %s: its campaign is not started: %s", action.id, change.detail)
         return
     await apply_changes(
         tx,
         [Accepted(carrier, change)],
-        action["created_by"],
+        action.created_by,
         now,
         command="bulk_action.send_message",
         cause=Cause(_actor(action)),
@@ -278,7 +259,7 @@ class Batch:
     restore) and the transaction it is applied in."""
 
     tx: Transaction
-    action: Mapping[str, Any]
+    action: BulkActionRow
     ids: list[UUID]
     details: dict[UUID, Any]
     now: datetime
@@ -293,13 +274,13 @@ Apply = Callable[[Batch], Awaitable[dict[UUID, Outcome]]]
 
 async def _add_to_campaign(batch: Batch) -> dict[UUID, Outcome]:
     action = batch.action
-    campaign_id = UUID(action["params"]["campaign_id"])
+    campaign_id = UUID(action.params["campaign_id"])
     return await _enrol(batch, campaign_id, check=True)
 
 
 async def _send_message(batch: Batch) -> dict[UUID, Outcome]:
     connection, action = batch.connection, batch.action
-    carrier = await connection.fetchval(QUERIES["carrier_campaign"], action["id"])
+    carrier = await connection.fetchval(QUERIES["carrier_campaign"], action.id)
     outcomes = await _enrol(batch, carrier, check=False)
     return {
         contact: Outcome(
@@ -337,7 +318,7 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
         campaign_id,
         ids,
         row["organization_id"],
-        action["created_by"],
+        action.created_by,
         row["telegram_account_id"],
         now,
     )
@@ -345,7 +326,7 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
         await apply_changes(
             batch.tx,
             [Accepted(campaign, change)],
-            action["created_by"],
+            action.created_by,
             now,
             command="bulk_action.add_contacts",
             cause=Cause(_actor(action)),
@@ -372,8 +353,8 @@ _GONE = Outcome("failed", "contact_not_found", "the contact was deleted before i
 
 async def _tags(batch: Batch) -> dict[UUID, Outcome]:
     connection, action, ids, now = batch.connection, batch.action, batch.ids, batch.now
-    params = action["params"]
-    adding = action["action"] == BulkActionType.ADD_TAGS
+    params = action.params
+    adding = action.action == BulkActionType.ADD_TAGS
     tags = params.get("tags") if adding or not params.get("all") else None
     query = QUERIES["add_tags" if adding else "remove_tags"]
     rows = {r["id"]: r["had"] for r in await connection.fetch(query, ids, tags, now)}
@@ -458,8 +439,8 @@ async def _export(batch: Batch) -> dict[UUID, Outcome]:
     connection, action, ids = batch.connection, batch.action, batch.ids
     rows = await connection.fetch(QUERIES["export_rows"], ids)
     chunk = csv_bytes([[_cell(row[column]) for column in EXPORT_COLUMNS] for row in rows])
-    await connection.execute(QUERIES["export_chunk"], action["id"], action["batches"] + 1, chunk)
-    await connection.execute(QUERIES["count_export"], action["id"], len(rows), len(chunk))
+    await connection.execute(QUERIES["export_chunk"], action.id, action.batches + 1, chunk)
+    await connection.execute(QUERIES["count_export"], action.id, len(rows), len(chunk))
     found = {row["id"] for row in rows}
     return {
         contact: Outcome("succeeded", "exported", "written to the file")
@@ -485,9 +466,9 @@ async def _company_refusal(batch: Batch) -> Outcome | None:
     action = batch.action
     found = await batch.connection.fetchval(
         QUERIES["company_of_action"],
-        UUID(action["params"]["company_id"]),
-        action["organization_id"],
-        action["created_by"],
+        UUID(action.params["company_id"]),
+        action.organization_id,
+        action.created_by,
     )
     if found is None:
         return Outcome("failed", "company_not_found", "the company no longer exists")
@@ -499,7 +480,7 @@ async def _add_to_company(batch: Batch) -> dict[UUID, Outcome]:
     belongs to at most one), recorded with the company it left."""
     if (refusal := await _company_refusal(batch)) is not None:
         return dict.fromkeys(batch.ids, refusal)
-    company = UUID(batch.action["params"]["company_id"])
+    company = UUID(batch.action.params["company_id"])
     rows = {
         r["id"]: r["previous"]
         for r in await batch.connection.fetch(
@@ -529,7 +510,7 @@ async def _add_to_company(batch: Batch) -> dict[UUID, Outcome]:
 async def _remove_from_company(batch: Batch) -> dict[UUID, Outcome]:
     if (refusal := await _company_refusal(batch)) is not None:
         return dict.fromkeys(batch.ids, refusal)
-    company = UUID(batch.action["params"]["company_id"])
+    company = UUID(batch.action.params["company_id"])
     rows = {
         r["id"]: r["member"]
         for r in await batch.connection.fetch(
@@ -552,13 +533,13 @@ async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
     Every opportunity that enters a stage is an opportunity.stage_changed event, in the
     batch's transaction."""
     connection, action, now = batch.connection, batch.action, batch.now
-    params = action["params"]
+    params = action.params
     pipeline_id, stage_id = UUID(params["pipeline_id"]), UUID(params["stage_id"])
     stage = await connection.fetchrow(
         QUERIES["pipeline_of_action"],
         pipeline_id,
-        action["organization_id"],
-        action["created_by"],
+        action.organization_id,
+        action.created_by,
         stage_id,
     )
     if stage is None:
@@ -605,7 +586,7 @@ async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
         for r in await connection.fetch(
             QUERIES["upsert_opportunities"],
             pipeline_id,
-            action["created_by"],
+            action.created_by,
             now,
             written,
             [decided[c].result.stage_id for c in written],
@@ -629,7 +610,7 @@ async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
                 status=result.status,
                 value=result.value,
                 source="bulk_action",
-                bulk_action_id=action["id"],
+                bulk_action_id=action.id,
             )
             batch.tx.outbox.emit(event, key=ids[contact_id], cause=Cause(_actor(action)), at=now)
     outcomes: dict[UUID, Outcome] = {}
@@ -666,12 +647,12 @@ APPLY: dict[BulkActionType, Apply] = {
 }
 
 
-def _actor(action: Mapping[str, Any]) -> Actor:
-    return Actor(user_id=action["created_by"], organization_id=action["organization_id"])
+def _actor(action: BulkActionRow) -> Actor:
+    return Actor(user_id=action.created_by, organization_id=action.organization_id)
 
 
 def _report(
-    tx: Transaction, action: Mapping[str, Any], batch_size: int, now: datetime, kind: MessageType
+    tx: Transaction, action: BulkActionRow, batch_size: int, now: datetime, kind: MessageType
 ) -> None:
-    progress = BulkActionProgress.of(action, batch_size)
-    tx.outbox.emit(progress, key=action["id"], cause=Cause(_actor(action)), type=kind, at=now)
+    progress = BulkActionProgress.of(asdict(action), batch_size)
+    tx.outbox.emit(progress, key=action.id, cause=Cause(_actor(action)), type=kind, at=now)

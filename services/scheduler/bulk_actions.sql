@@ -119,10 +119,10 @@ WITH target AS (
 ), left_campaigns AS (
     UPDATE executions
     SET deleted_at = $2,
-        status = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+        status = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}}
                       THEN 'cancelled' ELSE status END,
         completed_at = coalesce(completed_at, $2),
-        error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+        error_message = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}}
                              THEN 'contact_deleted' ELSE error_message END,
         lease_until = NULL, updated_at = $2
     WHERE contact_id IN (SELECT id FROM target) AND deleted_at IS NULL

@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.db.pool import DbConnection
+from shared.db.rows import CampaignRow
 from shared.db.sql import Queries
 from shared.domain import permissions, schedules
 from shared.domain.campaigns import (
@@ -28,7 +29,6 @@ from shared.domain.campaigns import (
     CampaignStatus,
     Change,
     ExecutionEffect,
-    LaunchType,
 )
 from shared.messaging.contracts import CampaignStatusChanged
 from shared.messaging.envelope import Cause, Envelope
@@ -53,18 +53,16 @@ class Locked:
     row: asyncpg.Record
 
     @property
+    def campaign(self) -> CampaignRow:
+        return CampaignRow.from_row(self.row)
+
+    @property
     def state(self) -> CampaignState:
-        row = self.row
-        return CampaignState(
-            status=CampaignStatus(row["status"]),
-            enabled=row["enabled"],
-            launch_type=LaunchType(row["launch_type"]),
-            deleted=row["deleted_at"] is not None,
-        )
+        return self.campaign.state
 
     @property
     def ownership(self) -> permissions.CampaignOwnership:
-        return permissions.CampaignOwnership(self.row["created_by"], self.row["organization_id"])
+        return self.campaign.ownership
 
 
 async def lock(connection: DbConnection, campaign_ids: list[UUID]) -> dict[UUID, Locked]:

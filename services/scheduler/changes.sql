@@ -60,7 +60,7 @@ SELECT campaign_id, count(*) AS changed FROM changed GROUP BY campaign_id;
 WITH changed AS (
     UPDATE executions
     SET status = 'paused', lease_until = NULL, updated_at = $2
-    WHERE campaign_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting')
+    WHERE campaign_id = ANY($1::uuid[]) AND status IN {{EXECUTIONS_IN_MOTION}}
       AND deleted_at IS NULL
     RETURNING campaign_id
 )
@@ -72,7 +72,7 @@ WITH changed AS (
     UPDATE executions
     SET status = 'cancelled', completed_at = $2, error_message = $3, lease_until = NULL,
         updated_at = $2
-    WHERE campaign_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused')
+    WHERE campaign_id = ANY($1::uuid[]) AND status IN {{EXECUTIONS_UNFINISHED}}
       AND deleted_at IS NULL
     RETURNING campaign_id
 )

@@ -10,7 +10,7 @@ WITH due AS (
     FROM executions e
     JOIN campaigns c ON c.id = e.campaign_id
     JOIN telegram_accounts a ON a.id = c.telegram_account_id
-    WHERE e.status IN ('pending', 'waiting')
+    WHERE e.status IN {{EXECUTIONS_BETWEEN_STEPS}}
       AND e.next_execution_at <= $1
       AND (e.lease_until IS NULL OR e.lease_until <= $1)
       AND e.deleted_at IS NULL

@@ -14,10 +14,10 @@ ON CONFLICT (id) DO NOTHING;
 WITH removed AS (
     UPDATE executions
     SET deleted_at = $3,
-        status = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+        status = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}}
                       THEN 'cancelled' ELSE status END,
         completed_at = coalesce(completed_at, $3),
-        error_message = CASE WHEN status IN ('pending', 'running', 'waiting', 'paused')
+        error_message = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}}
                              THEN 'Contact removed from campaign' ELSE error_message END,
         updated_at = $3
     WHERE campaign_id = $1 AND contact_id = ANY($2::uuid[]) AND deleted_at IS NULL

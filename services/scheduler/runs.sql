@@ -11,7 +11,7 @@ WHERE c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
               WHERE e.campaign_id = c.id AND e.deleted_at IS NULL)
   AND NOT EXISTS (SELECT 1 FROM executions e
                   WHERE e.campaign_id = c.id AND e.deleted_at IS NULL
-                    AND e.status IN ('pending', 'running', 'waiting', 'paused'))
+                    AND e.status IN {{EXECUTIONS_UNFINISHED}})
 LIMIT $1
 FOR UPDATE OF c SKIP LOCKED;
 

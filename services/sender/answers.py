@@ -40,7 +40,6 @@ from services.sender.gateway import (
     send_outcome,
 )
 from services.sender.staging import (
-    UNFINISHED,
     CampaignCache,
     Loaded,
     PendingSend,
@@ -55,6 +54,7 @@ from shared.db.sql import Queries
 from shared.domain import interpreter
 from shared.domain.accounts import AccountHealth
 from shared.domain.clock import Clock
+from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.messaging.consumer import AFTER_COMMIT_FAILURES, INFRASTRUCTURE_ERRORS
 from shared.messaging.contracts import MessageFailed, MessageSent
@@ -173,7 +173,7 @@ class Answers:
                 )
                 plan.emit(sent, record["campaign_id"], now)
                 row = rows.get(record["execution_id"])
-                if row is None or row["status"] not in UNFINISHED:
+                if row is None or row["status"] not in BETWEEN_STEPS:
                     continue
                 loaded = load(row, cache)
                 if loaded.flow is None or row["id"] in moved or not stands_on(loaded, record):
@@ -208,7 +208,7 @@ class Answers:
             standing = (
                 record is not None
                 and open_
-                and row["status"] in UNFINISHED
+                and row["status"] in BETWEEN_STEPS
                 and stands_on(loaded, record)
             )
             if not open_:

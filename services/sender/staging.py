@@ -17,13 +17,11 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.gateway import Account, Peer
-from shared.domain import flows, interpreter, reach
+from shared.domain import flows, interpreter, reach, windows
+from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
 from shared.messaging.contracts import ExecutionDue, ExecutionProgressed, Payload
-
-# The statuses a step (or an answer) may move an execution from.
-UNFINISHED = ("pending", "waiting")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -112,16 +110,16 @@ def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | Non
     raw = (settings or {}).get("active_hours")
     if not raw:
         return None
-    return Window(
-        timezone=timezone,
-        days=frozenset(raw.get("days") or range(1, 8)),
-        start=time.fromisoformat(raw["start"]) if raw.get("start") else None,
-        end=time.fromisoformat(raw["end"]) if raw.get("end") else None,
+    return windows.window_of(
+        timezone,
+        raw.get("days"),
+        time.fromisoformat(raw["start"]) if raw.get("start") else None,
+        time.fromisoformat(raw["end"]) if raw.get("end") else None,
     )
 
 
 def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
-    if row is None or row["status"] not in UNFINISHED:
+    if row is None or row["status"] not in BETWEEN_STEPS:
         return False
     if row["campaign_status"] != "active" or not row["campaign_enabled"]:
         return False

@@ -20,7 +20,7 @@ from prometheus_client import Counter
 
 from services.sender import executions
 from services.sender.gateway import Gateway, Incoming
-from services.sender.staging import UNFINISHED, load
+from services.sender.staging import load
 from services.sender.writer import save
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -33,6 +33,7 @@ from shared.domain.do_not_contact import (
     contact_keys,
     opts_out,
 )
+from shared.domain.executions import BETWEEN_STEPS
 from shared.messaging.contracts import (
     DoNotContactAdded,
     ExecutionProgressed,
@@ -144,7 +145,7 @@ async def apply(
         detected.opt_outs += 1
         return
     row = await executions.lock(connection, sent["execution_id"])
-    if row is None or row["status"] not in UNFINISHED:
+    if row is None or row["status"] not in BETWEEN_STEPS:
         return
     await _steer(connection, outbox, row, update, now)
 

@@ -84,7 +84,7 @@ RETURNING id, list_id, organization_id, user_id, kind, value, reason, source, co
 -- replied to.
 SELECT id FROM executions
 WHERE contact_id = $1 AND deleted_at IS NULL
-  AND (id = $2 OR status IN ('pending', 'running', 'waiting', 'paused'))
+  AND (id = $2 OR status IN {{EXECUTIONS_UNFINISHED}})
 ORDER BY id
 FOR UPDATE;
 
@@ -99,7 +99,7 @@ WITH target AS (
            CASE WHEN e.id = $2 THEN 'opted_out' ELSE 'do_not_contact' END AS reason
     FROM executions e
     WHERE e.contact_id = $1 AND e.deleted_at IS NULL
-      AND (e.status IN ('pending', 'running', 'waiting', 'paused')
+      AND (e.status IN {{EXECUTIONS_UNFINISHED}}
            OR (e.id = $2 AND e.status = 'completed'))
 ), changed AS (
     UPDATE executions e

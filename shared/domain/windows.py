@@ -9,6 +9,7 @@ back) open at their first occurrence.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -30,6 +31,13 @@ class Window:
             raise ValueError("give both start and end, or neither")
         if self.start is not None and self.start == self.end:
             raise ValueError("start and end must differ")
+
+
+def window_of(
+    timezone: str, days: Iterable[int] | None, start: time | None, end: time | None
+) -> Window:
+    """A window as stored or given: no days (NULL, or an empty list) means every day."""
+    return Window(timezone, frozenset(days or ALL_DAYS), start, end)
 
 
 def _instant(day: date, at: time, zone: ZoneInfo) -> datetime:

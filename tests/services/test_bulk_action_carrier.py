@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from services.scheduler.bulk_actions import release
+from shared.db.rows import BulkActionRow
 from shared.domain.clock import FixedClock
 from shared.messaging.transaction import transaction
 from tests.builders import END, SEND, edge, flow
@@ -65,7 +66,7 @@ async def test_the_carrier_starts_with_its_status_event(pool: asyncpg.Pool[Any])
     async with transaction(pool, clock) as tx:
         action = await tx.connection.fetchrow("SELECT * FROM bulk_actions WHERE id = $1", action_id)
         assert action is not None
-        await release(tx, action, NOW)
+        await release(tx, BulkActionRow.from_row(action), NOW)
 
     row = await pool.fetchrow(
         "SELECT status, launched_at, enabled FROM campaigns WHERE id = $1", carrier
@@ -103,7 +104,7 @@ async def test_a_carrier_no_longer_in_draft_is_not_started_again(pool: asyncpg.P
     async with transaction(pool, FixedClock(NOW)) as tx:
         action = await tx.connection.fetchrow("SELECT * FROM bulk_actions WHERE id = $1", action_id)
         assert action is not None
-        await release(tx, action, NOW)
+        await release(tx, BulkActionRow.from_row(action), NOW)
 
     assert await pool.fetchval("SELECT status FROM campaigns WHERE id = $1", carrier) == "paused"
     assert (

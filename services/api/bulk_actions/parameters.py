@@ -33,6 +33,7 @@ from services.api.contacts import FieldValue, check_custom_fields
 from services.api.problems import Problem, field_error, invalid, not_found
 from services.api.records import authorize_record
 from shared.db.pool import DbConnection
+from shared.db.rows import BulkActionRow
 from shared.db.sql import Queries
 from shared.domain import flows
 from shared.domain.bulk_actions import BulkActionType, ContactFilter, Mode
@@ -46,7 +47,7 @@ from shared.domain.permissions import (
     RecordAction,
     decide_contacts,
 )
-from shared.domain.windows import Window
+from shared.domain.windows import window_of
 
 # The sending account must be one the caller sees, as telegram_accounts.py decides (get).
 TELEGRAM_ACCOUNTS = Queries.load(Path(__file__).parent.with_name("telegram_accounts.sql"))
@@ -237,11 +238,8 @@ def plan_of(mode: Mode, start_at: datetime | None, settings: DripSettings | None
     if mode is not Mode.DRIP:
         return Plan(mode, start_at=start_at)
     assert settings is not None
-    window = Window(
-        settings.timezone,
-        frozenset(settings.allowed_days or range(1, 8)),
-        settings.window_start,
-        settings.window_end,
+    window = window_of(
+        settings.timezone, settings.allowed_days, settings.window_start, settings.window_end
     )
     return Plan(
         mode,
@@ -266,32 +264,28 @@ def plan_columns(plan: Plan) -> tuple[Any, ...]:
     )
 
 
-def edited_plan(row: Any, body: BulkActionPatch) -> Plan:
+def edited_plan(row: BulkActionRow, body: BulkActionPatch) -> Plan:
     """The action's plan with the patch applied; 422 if the result is not a plan."""
-    mode = Mode(row["mode"])
-    start_at = body.start_at if body.start_at is not None else row["start_at"]
+    mode = row.mode
+    start_at = body.start_at if body.start_at is not None else row.start_at
     if mode is not Mode.DRIP:
         return Plan(mode, start_at=start_at)
-    every = row["interval_seconds"]
+    every = row.plan.every
     if body.every is not None or body.unit is not None:
         if body.every is None or body.unit is None:
             raise invalid([field_error("every", "give every and unit together")])
-        every = body.every * UNIT_SECONDS[body.unit]
+        every = timedelta(seconds=body.every * UNIT_SECONDS[body.unit])
     try:
         settings = DripSettings(
-            batch_size=body.batch_size or row["batch_size"],
+            batch_size=body.batch_size or row.batch_size,
             every=1,
             unit="minutes",
-            allowed_days=body.allowed_days
-            if body.allowed_days is not None
-            else row["allowed_days"],
+            allowed_days=body.allowed_days if body.allowed_days is not None else row.allowed_days,
             window_start=body.window_start
             if "window_start" in body.model_fields_set
-            else row["window_start"],
-            window_end=body.window_end
-            if "window_end" in body.model_fields_set
-            else row["window_end"],
-            timezone=body.timezone or row["timezone"],
+            else row.window_start,
+            window_end=body.window_end if "window_end" in body.model_fields_set else row.window_end,
+            timezone=body.timezone or row.timezone,
             start_at=start_at,
         )
     except ValidationError as exc:
@@ -302,4 +296,4 @@ def edited_plan(row: Any, body: BulkActionPatch) -> Plan:
             ]
         ) from None
     plan = plan_of(mode, None, settings)
-    return Plan(mode, start_at, plan.batch_size, timedelta(seconds=every), plan.window)
+    return Plan(mode, start_at, plan.batch_size, every, plan.window)

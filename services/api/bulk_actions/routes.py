@@ -35,6 +35,7 @@ from services.api.deps import CurrentClock, CurrentSettings, Database, Pool
 from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.pool import DbConnection
+from shared.db.rows import BulkActionRow
 from shared.db.sql import Queries
 from shared.domain import bulk_actions, drip
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode, Refusal
@@ -164,32 +165,31 @@ async def update_action(
     async with transaction(database, clock) as tx:
         connection = tx.connection
         await read(database, settings, who, action_id, connection)
-        row = await connection.fetchrow(BULK_ACTIONS["lock"], action_id)
-        assert row is not None
-        refusal = bulk_actions.edit_refusal(
-            ActionStatus(row["status"]), row["batches"] > 0, set(fields)
-        )
+        locked = await connection.fetchrow(BULK_ACTIONS["lock"], action_id)
+        assert locked is not None
+        row = BulkActionRow.from_row(locked)
+        refusal = bulk_actions.edit_refusal(row.status, row.batches > 0, set(fields))
         if refusal is not None:
             raise Problem(409, refusal.code, "Cannot edit this bulk action", refusal.detail)
-        kind = BulkActionType(row["action"])
-        selection = row["selection"]
+        kind = row.action
+        selection = row.selection
         if {"contact_ids", "filter"} & fields:
             if (body.contact_ids is None) == (body.filter is None):
                 raise invalid([field_error("contact_ids", "give either contact_ids or filter")])
             selection = parameters.selection_of(body.contact_ids, body.filter)
             await parameters.check_selection(connection, who, kind, selection)
-        params = row["params"]
+        params = row.params
         if body.params is not None:
             params = parameters.validated_params(kind, body.params)
             await parameters.check_params(connection, who, kind, params)
         plan = parameters.edited_plan(row, body)
-        next_at = row["next_batch_at"]
-        if row["batches"] == 0 and row["status"] != ActionStatus.CANCELLED:
+        next_at = row.next_batch_at
+        if row.batches == 0 and row.status != ActionStatus.CANCELLED:
             next_at = drip.first_batch_at(plan, now)
         await connection.execute(
             BULK_ACTIONS["update"],
             action_id,
-            body.name or row["name"],
+            body.name or row.name,
             selection,
             params,
             plan.mode.value,

@@ -25,6 +25,7 @@ from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.db.campaign_filter import Where, add_filter
 from shared.db.pool import DbConnection
+from shared.db.rows import CampaignRow
 from shared.db.sql import Queries
 from shared.domain import campaigns as rules
 from shared.domain import schedules
@@ -215,10 +216,7 @@ async def update_campaign(
             errors += await _account_errors(connection, who, merged["telegram_account_id"])
         if errors:
             raise invalid(errors)
-        state = rules.CampaignState(
-            status, row["enabled"], LaunchType(row["launch_type"]), row["deleted_at"] is not None
-        )
-        refusal = rules.edit_refusal(state, edits.field_groups(body))
+        refusal = rules.edit_refusal(CampaignRow.from_row(row).state, edits.field_groups(body))
         if refusal is not None:
             raise Problem(409, refusal.code, "Cannot edit", refusal.detail)
         next_run = schedules.next_run(

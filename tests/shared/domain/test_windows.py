@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.domain.windows import Window, next_allowed
+from shared.domain.windows import ALL_DAYS, Window, next_allowed, window_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 WEEKDAYS = frozenset({1, 2, 3, 4, 5})
@@ -77,3 +78,14 @@ def test_bad_windows_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=r"days|start"):
         Window("UTC", days, start, end)
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [(None, ALL_DAYS), ([], ALL_DAYS), ([6, 7], frozenset({6, 7})), (range(1, 3), {1, 2})],
+)
+def test_window_of_reads_no_days_as_every_day(
+    days: Iterable[int] | None, expected: frozenset[int]
+) -> None:
+    window = window_of("Europe/Kyiv", days, time(9), time(17))
+    assert window == Window("Europe/Kyiv", frozenset(expected), time(9), time(17))

@@ -1,0 +1,151 @@
+"""Typed rows at the SQL boundary, as procrastinate's `Job.from_row`: a query that selects a
+table's row (`SELECT *` or the same columns) hands its record to `from_row`, and the code above
+reads attributes mypy checks instead of `row["..."]` strings it cannot. A row also answers the
+domain's questions about itself (`BulkActionRow.plan`), so that mapping is written once.
+
+`from_row` takes any mapping (an asyncpg.Record is one), so the tests build rows from dicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
+from shared.domain.drip import Plan
+from shared.domain.permissions import CampaignOwnership
+from shared.domain.windows import window_of
+
+
+class Row(Protocol):
+    """A record by column name: an asyncpg.Record, or a dict in the tests."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+@dataclass(frozen=True)
+class BulkActionRow:
+    """A row of bulk_actions (the scheduler's due_action, the API's lock)."""
+
+    id: UUID
+    organization_id: UUID | None
+    created_by: UUID
+    action: BulkActionType
+    mode: Mode
+    selection: dict[str, Any]
+    params: dict[str, Any]
+    status: ActionStatus
+    batch_size: int | None
+    interval_seconds: int | None
+    allowed_days: list[int] | None
+    window_start: time | None
+    window_end: time | None
+    timezone: str
+    start_at: datetime | None
+    next_batch_at: datetime | None
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    cancelled_at: datetime | None
+    name: str
+    batches: int
+    last_batch_at: datetime | None
+    last_contact_id: UUID | None
+    error_message: str | None
+    source_action_id: UUID | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> BulkActionRow:
+        return cls(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            created_by=row["created_by"],
+            action=BulkActionType(row["action"]),
+            mode=Mode(row["mode"]),
+            selection=row["selection"],
+            params=row["params"],
+            status=ActionStatus(row["status"]),
+            batch_size=row["batch_size"],
+            interval_seconds=row["interval_seconds"],
+            allowed_days=row["allowed_days"],
+            window_start=row["window_start"],
+            window_end=row["window_end"],
+            timezone=row["timezone"],
+            start_at=row["start_at"],
+            next_batch_at=row["next_batch_at"],
+            total=row["total"],
+            processed=row["processed"],
+            success_count=row["success_count"],
+            skipped_count=row["skipped_count"],
+            error_count=row["error_count"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            cancelled_at=row["cancelled_at"],
+            name=row["name"],
+            batches=row["batches"],
+            last_batch_at=row["last_batch_at"],
+            last_contact_id=row["last_contact_id"],
+            error_message=row["error_message"],
+            source_action_id=row["source_action_id"],
+        )
+
+    @property
+    def plan(self) -> Plan:
+        """When its batches are released: the mode, and for a drip its size, interval and
+        window (shared/domain/drip.py)."""
+        if self.mode is not Mode.DRIP:
+            return Plan(self.mode, start_at=self.start_at)
+        every = self.interval_seconds
+        return Plan(
+            self.mode,
+            self.start_at,
+            self.batch_size,
+            timedelta(seconds=every) if every is not None else None,
+            window_of(self.timezone, self.allowed_days, self.window_start, self.window_end),
+        )
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """What the state machine and the permissions read of a campaigns row: any query that
+    selects these columns (the scheduler's lock_campaigns, the API's get and lock) gives one."""
+
+    id: UUID
+    organization_id: UUID | None
+    created_by: UUID
+    status: CampaignStatus
+    enabled: bool
+    launch_type: LaunchType
+    deleted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> CampaignRow:
+        return cls(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            created_by=row["created_by"],
+            status=CampaignStatus(row["status"]),
+            enabled=row["enabled"],
+            launch_type=LaunchType(row["launch_type"]),
+            deleted_at=row["deleted_at"],
+        )
+
+    @property
+    def state(self) -> CampaignState:
+        return CampaignState(
+            self.status, self.enabled, self.launch_type, self.deleted_at is not None
+        )
+
+    @property
+    def ownership(self) -> CampaignOwnership:
+        return CampaignOwnership(self.created_by, self.organization_id)

@@ -1,0 +1,148 @@
+"""The typed rows read from any mapping (an asyncpg.Record is one), so dicts stand in here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from shared.db.rows import BulkActionRow, CampaignRow
+from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
+from shared.domain.drip import Plan
+from shared.domain.permissions import CampaignOwnership
+from shared.domain.windows import ALL_DAYS, Window
+
+START = datetime(2030, 1, 7, 9, tzinfo=UTC)
+
+
+def action_row(**changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": uuid4(),
+        "organization_id": None,
+        "created_by": uuid4(),
+        "action": "add_tags",
+        "mode": "all_at_once",
+        "selection": {"contact_ids": []},
+        "params": {"tags": ["vip"]},
+        "status": "queued",
+        "batch_size": None,
+        "interval_seconds": None,
+        "allowed_days": None,
+        "window_start": None,
+        "window_end": None,
+        "timezone": "UTC",
+        "start_at": None,
+        "next_batch_at": START,
+        "total": 0,
+        "processed": 0,
+        "success_count": 0,
+        "skipped_count": 0,
+        "error_count": 0,
+        "created_at": START,
+        "updated_at": START,
+        "started_at": None,
+        "completed_at": None,
+        "cancelled_at": None,
+        "name": "",
+        "batches": 0,
+        "last_batch_at": None,
+        "last_contact_id": None,
+        "error_message": None,
+        "source_action_id": None,
+    }
+    return row | changes
+
+
+def test_from_row_types_the_columns() -> None:
+    record = action_row(status="paused", batches=3)
+    row = BulkActionRow.from_row(record)
+    assert row.id == record["id"]
+    assert row.action is BulkActionType.ADD_TAGS
+    assert row.mode is Mode.ALL_AT_ONCE
+    assert row.status is ActionStatus.PAUSED
+    assert row.batches == 3
+    assert row.params == {"tags": ["vip"]}
+
+
+def test_from_row_refuses_a_status_the_domain_does_not_know() -> None:
+    with pytest.raises(ValueError, match="'lost' is not a valid ActionStatus"):
+        BulkActionRow.from_row(action_row(status="lost"))
+
+
+@pytest.mark.parametrize(
+    ("columns", "plan"),
+    [
+        ({}, Plan(Mode.ALL_AT_ONCE)),
+        ({"mode": "scheduled", "start_at": START}, Plan(Mode.SCHEDULED, start_at=START)),
+        (
+            {"mode": "drip", "batch_size": 50, "interval_seconds": 3600, "timezone": "Europe/Kyiv"},
+            Plan(Mode.DRIP, None, 50, timedelta(hours=1), Window("Europe/Kyiv", ALL_DAYS)),
+        ),
+        (
+            {
+                "mode": "drip",
+                "batch_size": 10,
+                "interval_seconds": 60,
+                "allowed_days": [1, 2, 3],
+                "window_start": time(9),
+                "window_end": time(17),
+                "start_at": START,
+            },
+            Plan(
+                Mode.DRIP,
+                START,
+                10,
+                timedelta(minutes=1),
+                Window("UTC", frozenset({1, 2, 3}), time(9), time(17)),
+            ),
+        ),
+        (  # an empty array of days is every day, as NULL is
+            {"mode": "drip", "batch_size": 1, "interval_seconds": 1, "allowed_days": []},
+            Plan(Mode.DRIP, None, 1, timedelta(seconds=1), Window("UTC")),
+        ),
+    ],
+)
+def test_plan_is_the_rows_schedule(columns: dict[str, Any], plan: Plan) -> None:
+    assert BulkActionRow.from_row(action_row(**columns)).plan == plan
+
+
+def test_a_drip_row_without_an_interval_is_not_a_plan() -> None:
+    row = BulkActionRow.from_row(action_row(mode="drip", batch_size=5))
+    with pytest.raises(ValueError, match="drip mode needs a positive interval"):
+        _ = row.plan
+
+
+@pytest.mark.parametrize(
+    ("columns", "state"),
+    [
+        ({}, CampaignState(CampaignStatus.DRAFT, True, LaunchType.NOW, False)),
+        (
+            {"status": "paused", "enabled": False, "deleted_at": START},
+            CampaignState(CampaignStatus.PAUSED, False, LaunchType.NOW, True),
+        ),
+        (
+            {"launch_type": "schedule", "status": "scheduled"},
+            CampaignState(CampaignStatus.SCHEDULED, True, LaunchType.SCHEDULE, False),
+        ),
+    ],
+)
+def test_campaign_row_state_is_what_the_state_machine_takes(
+    columns: dict[str, Any], state: CampaignState
+) -> None:
+    owner, organization = uuid4(), uuid4()
+    record: dict[str, Any] = {
+        "id": uuid4(),
+        "organization_id": organization,
+        "created_by": owner,
+        "status": "draft",
+        "enabled": True,
+        "launch_type": "now",
+        "deleted_at": None,
+        "name": "ignored: not what the rules read",
+    } | columns
+    row = CampaignRow.from_row(record)
+    assert row.state == state
+    assert row.ownership == CampaignOwnership(owner, organization)
