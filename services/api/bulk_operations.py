@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.api import commands, cursors, rate_limits
 from services.api.auth import CurrentPrincipal, Principal
 from services.api.deps import CurrentClock, CurrentSettings, Database, Pool, Replies
+from services.api.paging import Keyset
 from services.api.problems import not_found
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
@@ -196,13 +197,15 @@ async def list_items(
 ) -> BulkItemPage:
     _visible(who, await _read(database, operation_id, problems=0))
     after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
+    keyset = Keyset(limit)
     async with database.acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["items"], operation_id, result.value if result else None, after,
-            limit + 1,
+            keyset.fetch,
         )  # fmt: skip
-    items = [BulkItem.from_row(r) for r in rows[:limit]]
-    next_cursor = cursors.encode(i=items[-1].campaign_id) if len(rows) > limit else None
+    items, next_cursor = keyset.page(
+        rows, BulkItem.from_row, lambda last: cursors.encode(i=last.campaign_id)
+    )
     return BulkItemPage(items=items, next_cursor=next_cursor)
 
 
@@ -223,15 +226,17 @@ async def list_operations(
     if cursor:
         position = cursors.decode(cursor, cursors.CreatedPosition)
         before = (position.c, position.i)
+    keyset = Keyset(limit)
     async with database.acquire() as connection:
         rows = await connection.fetch(
             BULK_OPERATIONS["list"], caller.organization_id, caller.user_id, everyone, *before,
-            limit + 1,
+            keyset.fetch,
         )  # fmt: skip
-    items = [BulkOperation.model_validate(dict(r)) for r in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = cursors.encode(c=items[-1].created_at.isoformat(), i=items[-1].id)
+    items, next_cursor = keyset.page(
+        rows,
+        lambda row: BulkOperation.model_validate(dict(row)),
+        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+    )
     return BulkOperationPage(items=items, next_cursor=next_cursor)
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.deps import CurrentClock, Database
+from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
 from shared.csv_export import restored
 from shared.db.pool import DbConnection
@@ -217,6 +218,7 @@ async def list_contacts(
     term = None
     if search:
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    keyset = Keyset(limit)
     async with pool(request).acquire() as connection:
         rows = await connection.fetch(
             CONTACTS["list"],
@@ -226,13 +228,14 @@ async def list_contacts(
             tag,
             term,
             after[1],
-            limit + 1,
+            keyset.fetch,
             company_id,
         )
-    items = [Contact.model_validate(dict(row)) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = cursors.encode(c=items[-1].created_at.isoformat(), i=items[-1].id)
+    items, next_cursor = keyset.page(
+        rows,
+        lambda row: Contact.model_validate(dict(row)),
+        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+    )
     return ContactPage(items=items, next_cursor=next_cursor)
 
 

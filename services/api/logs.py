@@ -22,6 +22,8 @@ from pydantic import BaseModel, Field
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, pool
 from services.api.campaign_access import authorized
+from services.api.deps import CurrentClock, Database
+from services.api.paging import Keyset
 from services.api.problems import field_error, invalid
 from shared.csv_export import csv_bytes
 from shared.db.campaign_filter import Where, like_pattern
@@ -246,15 +248,17 @@ async def list_logs(
     """Every entry of every execution, newest first, in keyset pages (next_cursor). Filters
     combine with AND; the values of one repeated filter with OR."""
     after = _position(cursor)
+    keyset = Keyset(limit)
     async with pool(request).acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
-        rows = await _page(connection, "page", campaign_id, selection, after, limit + 1)
-    items = [_entry(row) for row in rows[:limit]]
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = cursors.encode(t=last["created_at"].isoformat(), i=last["id"])
-    return LogPage(items=items, next_cursor=next_cursor)
+        rows = await _page(connection, "page", campaign_id, selection, after, keyset.fetch)
+    # The cursor is the entry's created_at and id, read from the row (the entry shows neither).
+    page, next_cursor = keyset.page(
+        rows,
+        lambda row: row,
+        lambda last: cursors.encode(t=last["created_at"].isoformat(), i=last["id"]),
+    )
+    return LogPage(items=[_entry(row) for row in page], next_cursor=next_cursor)
 
 
 CSV_COLUMNS = ("id", "executed_at", "execution_id", "contact_id", "contact_name", "node_id",
@@ -283,16 +287,16 @@ _MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson
 async def export_logs(
     campaign_id: UUID,
     who: CurrentPrincipal,
-    request: Request,
+    database: Database,
+    clock: CurrentClock,
     selection: Filters,
     export_format: Annotated[ExportFormat, Query(alias="format")],
 ) -> StreamingResponse:
     """The entries the list would page through with the same filters, in the same order, as
     CSV (a header row; details as JSON text) or JSON Lines (one list item per line), streamed."""
-    database = pool(request)
     async with database.acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
-    now = request.app.state.service.clock.now()
+    now = clock.now()
     block: PageBlock = "export_csv" if export_format == "csv" else "export_jsonl"
 
     async def fetch(after: Position | None) -> list[asyncpg.Record]:

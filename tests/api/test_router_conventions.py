@@ -21,13 +21,9 @@ STATE_READERS = {
     "services/api/commands.py": "the clock and command_wait_s, with the request it is handed",
     "services/api/idempotency.py": "a middleware: FastAPI dependencies do not reach it",
     "services/api/telegram_accounts.py": "not converted yet",
-    "services/api/logs.py": "not converted yet",
 }
 OWN_PAGING = {
     "services/api/paging.py": "the helper itself",
-    "services/api/bulk_operations.py": "not converted yet (two lists)",
-    "services/api/contacts.py": "not converted yet",
-    "services/api/logs.py": "not converted yet",
 }
 _STATE = re.compile(r"app\.state\.service\b")
 _PAGING = re.compile(r"\blimit\s*\+\s*1\b")
