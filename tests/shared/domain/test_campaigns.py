@@ -362,7 +362,8 @@ def test_a_campaign_failing_at_its_time_names_every_unmet_requirement() -> None:
         ]
     )
     assert result.failure is not None
-    assert "account_unavailable" in result.failure and "no_contacts" in result.failure
+    assert "account_unavailable" in result.failure
+    assert "no_contacts" in result.failure
 
 
 SAVES = [
