@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(
         default=1.0, gt=0, description="How often the scheduler's periodic sweeps run."
     )
+    missed_run_grace_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How late a scheduled run may still start; later, it was missed (the "
+        "scheduler was down) and waits for a person to run it now or reschedule it.",
+    )
     bulk_batch_size: int = Field(
         default=500, gt=0, description="Campaigns a bulk operation changes per transaction."
     )

@@ -43,6 +43,7 @@ _EFFECT_QUERIES: dict[ExecutionEffect, tuple[str, ...]] = {
     ExecutionEffect.RESUME_AND_RESET: ("resume_executions", "reset_completed_executions"),
     ExecutionEffect.PAUSE: ("pause_executions",),
     ExecutionEffect.CANCEL: ("cancel_executions",),
+    ExecutionEffect.RESTART: ("resume_executions", "restart_finished_executions"),
 }
 
 
@@ -94,7 +95,7 @@ class Accepted:
 async def apply_changes(
     tx: Transaction,
     accepted: list[Accepted],
-    actor_id: UUID,
+    actor_id: UUID | None,
     now: datetime,
     *,
     command: str,
@@ -151,7 +152,12 @@ def status_changed(
 
 
 async def _write(
-    tx: Transaction, accepted: list[Accepted], actor_id: UUID, now: datetime, *, launched: bool
+    tx: Transaction,
+    accepted: list[Accepted],
+    actor_id: UUID | None,
+    now: datetime,
+    *,
+    launched: bool,
 ) -> dict[UUID, int]:
     connection = tx.connection
     affected: dict[UUID, int] = defaultdict(int)
@@ -165,6 +171,7 @@ async def _write(
         [a.change.deleted for a in accepted],
         actor_id,
         now,
+        [a.change.failure for a in accepted],
     )
     if launched:
         await connection.execute(

@@ -10,20 +10,28 @@ ORDER BY id
 FOR UPDATE;
 
 -- name: apply_changes
--- Each campaign's new state, set-based ($1 ids, $2 statuses, $3 enabled, $4 deleted; one entry
--- per campaign); $5: the actor, recorded as deleted_by when the command deletes.
+-- Each campaign's new state, set-based ($1 ids, $2 statuses, $3 enabled, $4 deleted, $7 the
+-- failure reason of a campaign that fails; one entry per campaign); $5: the actor, recorded as
+-- deleted_by when the command deletes. A campaign that leaves scheduled (stopped, run now,
+-- fired) has no run left to wait for: its next and missed run times are cleared.
 UPDATE campaigns c
 SET status = v.status,
     enabled = v.enabled,
     deleted_at = CASE WHEN v.deleted THEN coalesce(c.deleted_at, $6) END,
     deleted_by = CASE WHEN v.deleted THEN coalesce(c.deleted_by, $5) END,
+    failure_reason = CASE WHEN v.status = 'failed' THEN coalesce(v.failure, c.failure_reason)
+                          ELSE c.failure_reason END,
+    next_run_at = CASE WHEN v.status = 'scheduled' THEN c.next_run_at END,
+    missed_run_at = CASE WHEN v.status = 'scheduled' THEN c.missed_run_at END,
     updated_at = $6
-FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::boolean[]) AS v(id, status, enabled, deleted)
+FROM unnest($1::uuid[], $2::text[], $3::boolean[], $4::boolean[], $7::text[])
+     AS v(id, status, enabled, deleted, failure)
 WHERE c.id = v.id;
 
 -- name: set_launched
+-- A launch (or a scheduled run that starts) answers any missed run.
 UPDATE campaigns c
-SET launched_at = $3, next_run_at = v.next_run_at, failure_reason = NULL
+SET launched_at = $3, next_run_at = v.next_run_at, failure_reason = NULL, missed_run_at = NULL
 FROM unnest($1::uuid[], $2::timestamptz[]) AS v(id, next_run_at)
 WHERE c.id = v.id;
 
@@ -51,6 +59,20 @@ WITH changed AS (
         started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
         context = context - 'flow', updated_at = $2
     WHERE campaign_id = ANY($1::uuid[]) AND status = 'completed' AND deleted_at IS NULL
+    RETURNING campaign_id
+)
+SELECT campaign_id, count(*) AS changed FROM changed GROUP BY campaign_id;
+
+-- name: restart_finished_executions
+-- A recurring campaign's new run (at its occurrence, or run now): every execution that finished
+-- starts the flow again.
+WITH changed AS (
+    UPDATE executions
+    SET status = 'pending', current_node_id = NULL, next_execution_at = $2, completed_at = NULL,
+        started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
+        context = context - 'flow', updated_at = $2
+    WHERE campaign_id = ANY($1::uuid[]) AND status IN ('completed', 'failed')
+      AND deleted_at IS NULL
     RETURNING campaign_id
 )
 SELECT campaign_id, count(*) AS changed FROM changed GROUP BY campaign_id;

@@ -10,14 +10,17 @@ execution twice within a lease.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prometheus_client import Counter, Histogram
 
-from services.scheduler.changes import status_changed
+from services.scheduler.changes import Accepted, Locked, apply_changes
+from shared.db import campaigns as campaign_reads
+from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import campaigns
+from shared.domain import campaigns, schedules
 from shared.messaging.contracts import ExecutionDue
 from shared.messaging.transaction import transaction
 from shared.runtime import Service
@@ -25,6 +28,7 @@ from shared.runtime import Service
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 CLAIM_BATCH = 2000  # the literal LIMIT of claim_due
 SCHEDULED_LAUNCH = "campaign.scheduled_launch"
+log = logging.getLogger(__name__)
 
 DISPATCHED = Counter("dripline_executions_dispatched_total", "Due executions claimed and emitted")
 DISPATCH_LAG = Histogram(
@@ -58,24 +62,56 @@ async def dispatch_due(service: Service) -> int:
 
 
 async def start_scheduled(service: Service) -> int:
-    """Scheduled and recurring campaigns whose next run has come become active."""
+    """Scheduled and recurring campaigns whose run time has come (issue 16), through the state
+    machine (`campaigns.fire`): each starts if its launch requirements still hold, fails with
+    every unmet one as its reason if not, and is flagged `missed_run_at` (never started late)
+    if its time passed more than `missed_run_grace_s` ago, while no scheduler ran. Returns how
+    many campaigns it decided on."""
     now = service.clock.now()
+    grace = timedelta(seconds=service.settings.missed_run_grace_s)
     async with transaction(service.pool, service.clock) as tx:
         connection = tx.connection
         rows = await connection.fetch(QUERIES["due_launches"], now)
+        if not rows:
+            return 0
+        readiness = await campaign_reads.readiness_of_many(connection, [r["id"] for r in rows])
+        started: list[Accepted] = []
+        failed: list[Accepted] = []
         for row in rows:
-            await connection.execute(QUERIES["start_run"], row["id"], now)
-            if campaigns.LaunchType(row["launch_type"]) is campaigns.LaunchType.RECURRING:
-                await connection.execute(QUERIES["restart_executions"], row["id"], now)
-            status_changed(
-                tx.outbox,
-                row["id"],
-                previous_status=row["status"],
-                status="active",
-                previous_enabled=row["enabled"],
-                enabled=row["enabled"],
-                command=SCHEDULED_LAUNCH,
-                cause=None,
-                at=now,
+            campaign = Locked(row)
+            outcome = campaigns.fire(
+                campaign.state,
+                readiness[row["id"]],
+                due_at=row["next_run_at"],
+                now=now,
+                grace=grace,
+            )
+            if isinstance(outcome, campaigns.Missed):
+                await _record_missed(connection, campaign, outcome, now)
+            elif outcome is not None:
+                chosen = started if outcome.status is campaigns.CampaignStatus.ACTIVE else failed
+                chosen.append(Accepted(campaign, outcome))
+        for accepted, launched in ((started, True), (failed, False)):
+            await apply_changes(
+                tx, accepted, None, now, command=SCHEDULED_LAUNCH, cause=None, launched=launched
             )
     return len(rows)
+
+
+async def _record_missed(
+    connection: DbConnection, campaign: Locked, missed: campaigns.Missed, now: datetime
+) -> None:
+    """The missed time is kept for a person to answer; a recurring campaign moves on to its next
+    occurrence after now, a one-off waits with no run time until it is run or rescheduled."""
+    row = campaign.row
+    log.warning("campaign %s missed its run at %s; it waits for a person", row["id"], missed.due_at)
+    next_run = None
+    if campaign.state.launch_type is campaigns.LaunchType.RECURRING:
+        next_run = schedules.next_run(
+            campaign.state.launch_type,
+            scheduled_at=row["scheduled_at"],
+            recurrence=row["recurrence"],
+            timezone=row["timezone"],
+            now=now,
+        )
+    await connection.execute(QUERIES["record_missed"], row["id"], missed.due_at, next_run, now)

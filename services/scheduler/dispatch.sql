@@ -27,22 +27,17 @@ WHERE e.id = due.id AND c.id = e.campaign_id
 RETURNING e.id, e.campaign_id, c.telegram_account_id, e.next_execution_at;
 
 -- name: due_launches
--- Scheduled campaigns whose time has come.
-SELECT id, status, enabled, launch_type, recurrence, timezone, scheduled_at
+-- Scheduled campaigns whose time has come, locked (another scheduler skips them), with the
+-- columns changes.Locked reads and the run time they are due for.
+SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
+       recurrence, timezone, telegram_account_id, deleted_at, next_run_at
 FROM campaigns
 WHERE status = 'scheduled' AND enabled AND deleted_at IS NULL AND next_run_at <= $1
 ORDER BY next_run_at
 LIMIT 200
 FOR UPDATE SKIP LOCKED;
 
--- name: start_run
-UPDATE campaigns SET status = 'active', launched_at = $2, next_run_at = NULL, updated_at = $2
-WHERE id = $1;
-
--- name: restart_executions
--- A recurring campaign's new run: every execution that finished starts the flow again.
-UPDATE executions
-SET status = 'pending', current_node_id = NULL, next_execution_at = $2, completed_at = NULL,
-    started_at = NULL, error_message = NULL, attempts = 0, lease_until = NULL,
-    context = context - 'flow', updated_at = $2
-WHERE campaign_id = $1 AND deleted_at IS NULL AND status IN ('completed', 'failed');
+-- name: record_missed
+-- A run time that passed while no scheduler ran ($2); $3: the next occurrence of a recurring
+-- campaign, null for a one-off (it waits for a person: run now, or a new time).
+UPDATE campaigns SET missed_run_at = $2, next_run_at = $3, updated_at = $4 WHERE id = $1;

@@ -189,6 +189,7 @@ CREATE TABLE campaigns (
     settings            jsonb NOT NULL DEFAULT '{}'::jsonb,
     tags                text[] NOT NULL DEFAULT '{}',
     next_run_at         timestamptz,
+    missed_run_at       timestamptz,  -- a run time that passed unstarted (issue 16)
     launched_at         timestamptz,
     completed_at        timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),

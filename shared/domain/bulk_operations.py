@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import campaigns
 from shared.domain.campaigns import (
-    LAUNCHABLE_FROM,
     STOPPABLE_FROM,
     CampaignState,
     CampaignStatus,
@@ -26,6 +25,10 @@ from shared.domain.campaigns import (
     Refusal,
 )
 from shared.domain.permissions import Action, Decision, ViewMode
+
+# A bulk launch starts drafts and resumes paused campaigns; it never runs a waiting (scheduled)
+# campaign early, which only a person's run-now on that campaign does (issue 16).
+BULK_LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
 
 
 class BulkAction(StrEnum):
@@ -130,16 +133,18 @@ def outcome(
                 return _skipped("already_disabled", "the campaign is already disabled")
             result = campaigns.disable(state)
         case BulkAction.LAUNCH:
-            if state.status not in LAUNCHABLE_FROM:
+            if state.status not in BULK_LAUNCHABLE_FROM:
                 return _skipped(
-                    "invalid_status", f"only draft and paused campaigns are launched, not {status}"
+                    "invalid_status",
+                    f"only draft and paused campaigns are launched, not {status}",
                 )
             assert readiness is not None
             result = campaigns.launch(state, readiness, reset_completed=reset_completed)
         case BulkAction.STOP:
             if state.status not in STOPPABLE_FROM:
                 return _skipped(
-                    "invalid_status", f"only active and paused campaigns are stopped, not {status}"
+                    "invalid_status",
+                    f"only active, paused and scheduled campaigns are stopped, not {status}",
                 )
             result = campaigns.stop(state)
         case BulkAction.DELETE:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.domain.accounts import AccountHealth, can_launch_with
@@ -38,6 +39,7 @@ class ExecutionEffect(StrEnum):
     RESUME_AND_RESET = "resume_and_reset"  # and completed -> pending from the start
     PAUSE = "pause"  # unfinished -> paused, next_execution_at kept
     CANCEL = "cancel"  # unfinished -> cancelled, completed_at set, with a reason
+    RESTART = "restart"  # a recurring run: paused resume, completed and failed start again
 
 
 STOPPED_BY_USER = "Campaign stopped by user"  # spec 001, stop process
@@ -59,6 +61,7 @@ class Change:
     deleted: bool
     executions: ExecutionEffect = ExecutionEffect.NONE
     reason: str | None = None  # the error message written on cancelled executions
+    failure: str | None = None  # the campaign's failure_reason, when it fails
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,14 @@ class LaunchReadiness:
     flow_problems: int  # validation problems of the flow; an empty flow counts as one
 
 
-# Spec 001, "Launch Campaign": status draft or paused.
-LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED})
+# Spec 001, "Launch Campaign": status draft or paused; and a scheduled campaign may be run now
+# (spec 004: a run time that passed "with an option to edit it", docs/campaigns.md).
+LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
 PAUSABLE_FROM = frozenset({CampaignStatus.ACTIVE})
-STOPPABLE_FROM = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED})
+# Spec 004: Waiting "can be stopped", the later and more specific rule than spec 000's.
+STOPPABLE_FROM = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+# A due run found later than this was missed (the scheduler was down): it waits for a person.
+MISSED_RUN_GRACE = timedelta(minutes=5)
 READ_ONLY = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 
 
@@ -140,6 +147,8 @@ def launch(
         detail = "; ".join(u.detail for u in unmet)
         return Refusal("launch_requirements_unmet", f"cannot launch: {detail}", unmet)
     effect = ExecutionEffect.RESUME_AND_RESET if reset_completed else ExecutionEffect.RESUME
+    if state.status is CampaignStatus.SCHEDULED and state.launch_type is LaunchType.RECURRING:
+        effect = ExecutionEffect.RESTART  # run now: the next occurrence, early
     # Spec 001: "Status changes to active (or scheduled if scheduled)"; relaunching a paused
     # campaign resumes at once whatever its launch type.
     waits = state.launch_type in (LaunchType.SCHEDULE, LaunchType.RECURRING)
@@ -165,7 +174,7 @@ def stop(state: CampaignState) -> Change | Refusal:
     if state.status not in STOPPABLE_FROM:
         return Refusal(
             "invalid_status",
-            f"a campaign can be stopped when active or paused, not {state.status.value}",
+            f"a campaign can be stopped when active, paused or scheduled, not {state.status.value}",
         )
     return _same(
         state,
@@ -236,6 +245,53 @@ def duplicate(state: CampaignState) -> Refusal | None:
     if state.deleted:
         return _deleted("duplicated")
     return None
+
+
+@dataclass(frozen=True)
+class Missed:
+    """A run whose time passed while no scheduler ran: flagged, never started late unasked."""
+
+    due_at: datetime
+
+
+def failure_reason(unmet: Iterable[Unmet]) -> str:
+    """Every unmet requirement, each with its code, as the campaign's failure reason."""
+    listed = "; ".join(f"{u.code}: {u.detail}" for u in unmet)
+    return f"could not start at its scheduled time: {listed}"
+
+
+def fire(
+    state: CampaignState,
+    readiness: LaunchReadiness,
+    *,
+    due_at: datetime,
+    now: datetime,
+    grace: timedelta = MISSED_RUN_GRACE,
+) -> Change | Missed | None:
+    """A scheduled or recurring campaign whose run time has come (issue 16): started, failed
+    with every unmet requirement (checked again now, not only at launch), or missed when the
+    time is more than `grace` behind. None: not a campaign that fires (the caller skips it)."""
+    if state.deleted or not state.enabled or state.status is not CampaignStatus.SCHEDULED:
+        return None
+    if now - due_at > grace:
+        return Missed(due_at)
+    unmet = launch_requirements(state, readiness)
+    if unmet:
+        return _same(state, status=CampaignStatus.FAILED, failure=failure_reason(unmet))
+    recurring = state.launch_type is LaunchType.RECURRING
+    effect = ExecutionEffect.RESTART if recurring else ExecutionEffect.RESUME
+    return _same(state, status=CampaignStatus.ACTIVE, executions=effect)
+
+
+def launches_on_save(state: CampaignState, readiness: LaunchReadiness) -> bool:
+    """A "Now" campaign starts when it is saved with every launch requirement met (issue 16);
+    otherwise it stays a draft that lists what is missing until a person launches it."""
+    return (
+        state.launch_type is LaunchType.NOW
+        and state.status is CampaignStatus.DRAFT
+        and not state.deleted
+        and not launch_requirements(state, readiness)
+    )
 
 
 def after_run(launch_type: LaunchType) -> CampaignStatus:
@@ -314,9 +370,13 @@ _DISPLAY = {
 
 
 def display_status(state: CampaignState, readiness: LaunchReadiness) -> DisplayStatus:
-    """docs/architecture.md: Ready is a draft with a manual launch type that could be launched
-    now; any other draft is Draft."""
+    """docs/campaigns.md: Ready is a draft launched by a person (manual, or a "now" one whose
+    save found a requirement unmet) that could be launched now; any other draft is Draft. A
+    disabled scheduled campaign will not fire, so it is not Waiting but Stopped."""
     if state.status is CampaignStatus.DRAFT:
-        ready = state.launch_type is LaunchType.MANUAL and not launch_requirements(state, readiness)
+        by_hand = state.launch_type in (LaunchType.MANUAL, LaunchType.NOW)
+        ready = by_hand and not launch_requirements(state, readiness)
         return DisplayStatus.READY if ready else DisplayStatus.DRAFT
+    if state.status is CampaignStatus.SCHEDULED and not state.enabled:
+        return DisplayStatus.STOPPED
     return _DISPLAY[state.status]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from services.api import commands, cursors
+from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal
 from services.api.campaign_access import authorized
 from services.api.campaigns import edits
@@ -20,19 +23,32 @@ from services.api.campaigns.models import (
     flow_errors,
     plan_errors,
 )
-from services.api.deps import CurrentClock, Database
+from services.api.commands import rejection_problem
+from services.api.deps import CurrentClock, CurrentSettings, Database, Replies
 from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
+from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
 from shared.db.pool import DbConnection
 from shared.db.rows import CampaignRow
 from shared.db.sql import Queries
 from shared.domain import campaigns as rules
-from shared.domain import schedules
+from shared.domain import permissions, schedules
 from shared.domain.bulk_operations import CampaignFilter
 from shared.domain.campaigns import CampaignStatus, LaunchType
 from shared.domain.permissions import Action, ViewMode
-from shared.messaging.contracts import CampaignContacts, MessageType
+from shared.messaging.contracts import (
+    CampaignCommandRejected,
+    CampaignContacts,
+    CampaignContactsAdded,
+    CampaignLaunch,
+    Decoded,
+    MessageType,
+    Payload,
+)
+from shared.messaging.envelope import Cause
+from shared.messaging.outbox import Outbox
+from shared.messaging.transaction import transaction
 
 CAMPAIGNS = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -70,44 +86,115 @@ async def _account_errors(
     return []
 
 
+_LAUNCH_OUTCOMES = (MessageType.CAMPAIGN_STATUS_CHANGED, MessageType.CAMPAIGN_COMMAND_REJECTED)
+_CONTACT_OUTCOMES = (MessageType.CAMPAIGN_CONTACTS_ADDED, MessageType.CAMPAIGN_COMMAND_REJECTED)
+
+
+async def _launch_if_ready(
+    connection: DbConnection,
+    outbox: Outbox,
+    who: Principal,
+    row: Any,
+    correlation_id: UUID,
+    *,
+    contacts_coming: int = 0,
+) -> bool:
+    """Issue 16, launch type "now": a save that leaves the campaign launchable asks the scheduler
+    to launch it, in the save's own transaction (so a save is never committed without its
+    launch). `contacts_coming`: contacts the same save asked the scheduler to add, which it
+    applies first (same key, same partition). The scheduler checks everything again."""
+    state = rules.CampaignState(
+        CampaignStatus(row["status"]),
+        row["enabled"],
+        LaunchType(row["launch_type"]),
+        row["deleted_at"] is not None,
+    )
+    readiness = await campaign_reads.readiness(connection, row["id"])
+    if contacts_coming:
+        readiness = replace(readiness, contacts=readiness.contacts + contacts_coming)
+    ownership = permissions.CampaignOwnership(row["created_by"], row["organization_id"])
+    may_launch = permissions.decide(who.caller, ownership, Action.LAUNCH)
+    if may_launch is not permissions.Decision.ALLOWED or not rules.launches_on_save(
+        state, readiness
+    ):
+        return False
+    outbox.emit(
+        CampaignLaunch(campaign_id=row["id"]),
+        key=row["id"],
+        cause=Cause(who.actor, correlation_id),
+        type=MessageType.CAMPAIGN_LAUNCH,
+    )
+    return True
+
+
+async def _answer(reply: asyncio.Future[Decoded[Payload]], wait_s: float) -> Payload | None:
+    """The outcome of a command the save published, if it comes within the wait; a save is
+    answered with the campaign as it stands either way."""
+    try:
+        return (await asyncio.wait_for(asyncio.shield(reply), wait_s)).payload
+    except TimeoutError:
+        return None
+
+
 @router.post("", status_code=201, response_model=Campaign, summary="Create a campaign")
 async def create_campaign(
-    body: CampaignCreate, who: CurrentPrincipal, request: Request, database: Database
+    body: CampaignCreate,
+    who: CurrentPrincipal,
+    database: Database,
+    clock: CurrentClock,
+    replies: Replies,
+    settings: CurrentSettings,
 ) -> Campaign:
-    async with database.acquire() as connection, connection.transaction():
-        errors = plan_errors(body.launch_type, body.scheduled_at, body.recurrence)
-        errors += flow_errors(body.flow)
-        errors += await _account_errors(connection, who, body.telegram_account_id)
-        if errors:
-            raise invalid(errors)
-        campaign_id = await connection.fetchval(
-            CAMPAIGNS["insert"],
-            who.caller.organization_id,
-            who.caller.user_id,
-            body.name,
-            body.description,
-            body.telegram_account_id,
-            body.timezone,
-            body.launch_type.value,
-            body.scheduled_at,
-            body.recurrence,
-            body.flow,
-            body.settings.model_dump(mode="json"),
-            body.tags,
-        )
-    if body.contact_ids:
-        # Executions belong to the scheduler: the contacts go in through its command. If it
-        # answers late, the campaign is returned without them and they follow shortly.
-        payload = CampaignContacts(campaign_id=campaign_id, contact_ids=body.contact_ids)
-        await commands.send(
-            request,
-            who,
-            campaign_id,
-            MessageType.CAMPAIGN_ADD_CONTACTS,
-            payload,
-            Action.ADD_CONTACTS,
-            MessageType.CAMPAIGN_CONTACTS_ADDED,
-        )
+    """A "now" campaign saved with every launch requirement met (counting `contact_ids`) is
+    launched at once; otherwise it stays a draft listing its `unmet_requirements`."""
+    adding, launching = uuid4(), uuid4()
+    async with contextlib.AsyncExitStack() as waits:
+        added = await waits.enter_async_context(replies.expect(adding, _CONTACT_OUTCOMES))
+        launched = await waits.enter_async_context(replies.expect(launching, _LAUNCH_OUTCOMES))
+        async with transaction(database, clock) as tx:
+            connection = tx.connection
+            errors = plan_errors(body.launch_type, body.scheduled_at, body.recurrence)
+            errors += flow_errors(body.flow)
+            errors += await _account_errors(connection, who, body.telegram_account_id)
+            if errors:
+                raise invalid(errors)
+            row = await connection.fetchrow(
+                CAMPAIGNS["insert"],
+                who.caller.organization_id,
+                who.caller.user_id,
+                body.name,
+                body.description,
+                body.telegram_account_id,
+                body.timezone,
+                body.launch_type.value,
+                body.scheduled_at,
+                body.recurrence,
+                body.flow,
+                body.settings.model_dump(mode="json"),
+                body.tags,
+            )
+            assert row is not None
+            campaign_id = row["id"]
+            if body.contact_ids:
+                # Executions belong to the scheduler: the contacts go in through its command.
+                # If it answers late, the campaign is returned without them; they follow.
+                tx.outbox.emit(
+                    CampaignContacts(campaign_id=campaign_id, contact_ids=body.contact_ids),
+                    key=campaign_id,
+                    cause=Cause(who.actor, adding),
+                    type=MessageType.CAMPAIGN_ADD_CONTACTS,
+                )
+            launches = await _launch_if_ready(
+                connection, tx.outbox, who, row, launching, contacts_coming=len(body.contact_ids)
+            )
+        if body.contact_ids:
+            outcome = await _answer(added, settings.command_wait_s)
+            if isinstance(outcome, CampaignCommandRejected):
+                raise rejection_problem(outcome)
+            assert outcome is None or isinstance(outcome, CampaignContactsAdded)
+        if launches:
+            # A refused launch (a contact not found after all) leaves a draft with its list.
+            await _answer(launched, settings.command_wait_s)
     async with database.acquire() as connection:
         return await view(connection, campaign_id)
 
@@ -200,14 +287,22 @@ async def update_campaign(
     who: CurrentPrincipal,
     database: Database,
     clock: CurrentClock,
+    replies: Replies,
+    settings: CurrentSettings,
 ) -> Campaign:
     """The flow and launch plan are editable in draft, paused and scheduled; name, description,
     account, time zone, tags and response handling in any status but completed and cancelled
-    (read-only history); A/B test settings unless active."""
+    (read-only history); A/B test settings unless active. A "now" draft this edit makes
+    launchable is launched; a change of the launch plan answers a missed run."""
     nulls = edits.null_errors(body)
     if nulls:
         raise invalid(nulls)
-    async with database.acquire() as connection, connection.transaction():
+    launching = uuid4()
+    async with (
+        replies.expect(launching, _LAUNCH_OUTCOMES) as launched,
+        transaction(database, clock) as tx,
+    ):
+        connection = tx.connection
         row = await authorized(connection, who, campaign_id, Action.EDIT, lock=True)
         merged = edits.merge(dict(row), body)
         status = CampaignStatus(row["status"])
@@ -226,10 +321,16 @@ async def update_campaign(
             timezone=merged["timezone"],
             now=clock.now(),
         )
-        await connection.execute(
+        replanned = bool(body.model_fields_set & edits.REPLANS)
+        updated = await connection.fetchrow(
             CAMPAIGNS["update"],
             campaign_id,
             *(merged[name] for name in edits.EDITABLE),
             next_run,
+            replanned,
         )
+        launches = await _launch_if_ready(connection, tx.outbox, who, updated, launching)
+    if launches:
+        await _answer(launched, settings.command_wait_s)
+    async with database.acquire() as connection:
         return await view(connection, campaign_id)

@@ -1,17 +1,22 @@
 -- name: insert
+-- With what a "now" campaign's launch check reads of it.
 INSERT INTO campaigns (organization_id, created_by, name, description, telegram_account_id,
                        timezone, launch_type, scheduled_at, recurrence, flow, settings, tags)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING id;
+RETURNING id, organization_id, created_by, status, enabled, launch_type, deleted_at;
 
 -- name: update
--- Every editable field at once; the caller merges the patch into the current row first.
+-- Every editable field at once; the caller merges the patch into the current row first. $13:
+-- the launch plan was edited, so a scheduled campaign's run time moves to $12 and a missed run
+-- is answered (rescheduled); other edits leave both alone.
 UPDATE campaigns
 SET name = $2, description = $3, telegram_account_id = $4, timezone = $5, launch_type = $6,
     scheduled_at = $7, recurrence = $8, flow = $9, settings = $10, tags = $11,
-    next_run_at = CASE WHEN status = 'scheduled' THEN $12 ELSE next_run_at END,
+    next_run_at = CASE WHEN status = 'scheduled' AND $13 THEN $12 ELSE next_run_at END,
+    missed_run_at = CASE WHEN $13 THEN NULL ELSE missed_run_at END,
     updated_at = now()
-WHERE id = $1;
+WHERE id = $1
+RETURNING id, organization_id, created_by, status, enabled, launch_type, deleted_at;
 
 -- name: list
 -- The campaign list, and (with where c.id = $1) the detail view: each campaign with its

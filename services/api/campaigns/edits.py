@@ -34,6 +34,8 @@ EDITABLE = (
     "tags",
 )
 _PLAN = {"launch_type", "scheduled_at", "recurrence"}
+# Fields that move a scheduled campaign's next run (and so answer a missed one).
+REPLANS = frozenset({*_PLAN, "timezone"})
 # Settings groups that are one value, not a set of independent options.
 WHOLE_GROUPS = frozenset({"active_hours"})
 

@@ -74,6 +74,25 @@ async def launch_campaign(
     )
 
 
+@router.post(
+    "/{campaign_id}/run-now",
+    response_model=Campaign,
+    responses=_ANSWERS,
+    summary="Run a waiting campaign now",
+    description="A scheduled or recurring campaign (Waiting, or with a missed_run_at) starts at "
+    "once, its launch requirements checked as for launch; the missed run is cleared. A recurring "
+    "campaign's finished executions start the flow again, and after this run it waits for its "
+    "next occurrence. The same command as launch.",
+)
+async def run_campaign_now(
+    campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database
+) -> Campaign | JSONResponse:
+    payload = CampaignLaunch(campaign_id=campaign_id)
+    return await _lifecycle(
+        request, database, who, campaign_id, MessageType.CAMPAIGN_LAUNCH, Action.LAUNCH, payload
+    )
+
+
 # The descriptions are given whole rather than as docstrings: a docstring wrapped to the line
 # length would put line breaks into the published OpenAPI text.
 
@@ -98,8 +117,8 @@ async def pause_campaign(
     response_model=Campaign,
     responses=_ANSWERS,
     summary="Stop a campaign",
-    description="From active or paused: the campaign is cancelled, and so is every unfinished "
-    "execution, with 'Campaign stopped by user'.",
+    description="From active, paused or scheduled (Waiting): the campaign is cancelled, its "
+    "schedule cleared, and every unfinished execution cancelled with 'Campaign stopped by user'.",
 )
 async def stop_campaign(
     campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database

@@ -27,6 +27,7 @@ from shared.domain.campaigns import (
     DisplayStatus,
     LaunchType,
     display_status,
+    launch_requirements,
 )
 from shared.domain.moments import Moment
 from shared.messaging.contracts import MAX_CONTACTS_PER_COMMAND
@@ -186,6 +187,15 @@ class AccountSummary(BaseModel):
     health_status: AccountHealth
 
 
+class Requirement(BaseModel):
+    code: str
+    message: str
+
+
+# Statuses from which a campaign can still start, by a person or at its run time.
+_STARTS_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+
+
 class Campaign(BaseModel):
     id: UUID
     organization_id: UUID | None
@@ -206,8 +216,16 @@ class Campaign(BaseModel):
     scheduled_at: datetime | None
     recurrence: str | None
     next_run_at: datetime | None
+    missed_run_at: datetime | None = Field(
+        description="A run time that passed while the scheduler was down: nothing was started"
+        " late. Run it now (POST .../run-now) or reschedule it (PATCH); either clears this."
+    )
     status: CampaignStatus
     display_status: DisplayStatus
+    unmet_requirements: list[Requirement] = Field(
+        description="What a launch (or the next scheduled run) would still need; empty for a"
+        " campaign that is running or over."
+    )
     enabled: bool
     failure_reason: str | None
     flow: dict[str, Any]
@@ -229,7 +247,10 @@ class Campaign(BaseModel):
             LaunchType(row["launch_type"]),
             row["deleted_at"] is not None,
         )
-        values["display_status"] = display_status(state, readiness_of(row))
+        readiness = readiness_of(row)
+        values["display_status"] = display_status(state, readiness)
+        unmet = launch_requirements(state, readiness) if state.status in _STARTS_FROM else ()
+        values["unmet_requirements"] = [Requirement(code=u.code, message=u.detail) for u in unmet]
         values["telegram_account"] = (
             AccountSummary(
                 id=row["telegram_account_id"],

@@ -41,7 +41,14 @@ CASES = [
     (A.STOP, S.ACTIVE, True, OK, "stopped"),
     (A.STOP, S.PAUSED, True, OK, "stopped"),
     (A.STOP, S.PAUSED, False, OK, "stopped"),
-    *[(A.STOP, s, True, SKIP, "invalid_status") for s in S if s not in (S.ACTIVE, S.PAUSED)],
+    # A waiting campaign is stopped in bulk too (issue 16, spec 004).
+    (A.STOP, S.SCHEDULED, True, OK, "stopped"),
+    (A.STOP, S.SCHEDULED, False, OK, "stopped"),
+    *[
+        (A.STOP, s, True, SKIP, "invalid_status")
+        for s in S
+        if s not in (S.ACTIVE, S.PAUSED, S.SCHEDULED)
+    ],
     # Delete: anything but active.
     (A.DELETE, S.ACTIVE, True, SKIP, "campaign_active"),
     *[(A.DELETE, s, True, OK, "deleted") for s in S if s is not S.ACTIVE],

@@ -4,6 +4,7 @@ rules and the display status of spec 004, one row per case."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +20,9 @@ from shared.domain.campaigns import (
     FieldGroup,
     LaunchReadiness,
     LaunchType,
+    Missed,
     Refusal,
+    Unmet,
     add_contacts,
     after_run,
     copy_name,
@@ -29,7 +32,10 @@ from shared.domain.campaigns import (
     duplicate,
     edit_refusal,
     enable,
+    failure_reason,
+    fire,
     launch,
+    launches_on_save,
     pause,
     restore,
     start_carrier,
@@ -40,6 +46,7 @@ S = CampaignStatus
 L = LaunchType
 E = ExecutionEffect
 READY = LaunchReadiness(account=AccountHealth.ACTIVE, contacts=3, flow_problems=0)
+NOT_READY_AT_ALL = LaunchReadiness(account=None, contacts=0, flow_problems=1)
 
 
 def state(
@@ -58,7 +65,16 @@ LAUNCH = [
     (state(S.PAUSED, launch_type=L.SCHEDULE), READY, False, (S.ACTIVE, E.RESUME)),
     (state(S.PAUSED), READY, True, (S.ACTIVE, E.RESUME_AND_RESET)),
     (state(S.ACTIVE), READY, False, "invalid_status"),
-    (state(S.SCHEDULED), READY, False, "invalid_status"),
+    # Run now (issue 16): a scheduled campaign starts at once; a recurring one's finished
+    # executions start the flow again, as at an occurrence.
+    (state(S.SCHEDULED, launch_type=L.SCHEDULE), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.SCHEDULED, launch_type=L.RECURRING), READY, False, (S.ACTIVE, E.RESTART)),
+    (
+        state(S.SCHEDULED, launch_type=L.SCHEDULE),
+        NOT_READY_AT_ALL,
+        False,
+        "launch_requirements_unmet",
+    ),
     (state(S.COMPLETED), READY, False, "invalid_status"),
     (state(S.CANCELLED), READY, False, "invalid_status"),
     (state(S.FAILED), READY, False, "invalid_status"),
@@ -139,7 +155,19 @@ COMMANDS = [
     (stop, state(S.ACTIVE), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
     (stop, state(S.PAUSED), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
     (stop, state(S.DRAFT), "invalid_status"),
-    (stop, state(S.SCHEDULED), "invalid_status"),
+    # Spec 004: Waiting "can be stopped" (issue 16); its schedule is cleared by the scheduler.
+    (stop, state(S.SCHEDULED), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
+    (
+        stop,
+        state(S.SCHEDULED, launch_type=L.RECURRING),
+        (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER),
+    ),
+    (
+        stop,
+        state(S.SCHEDULED, enabled=False),
+        (S.CANCELLED, False, False, E.CANCEL, STOPPED_BY_USER),
+    ),
+    (stop, state(S.FAILED), "invalid_status"),
     (stop, state(S.COMPLETED), "invalid_status"),
     (stop, state(S.CANCELLED), "invalid_status"),
     (enable, state(S.DRAFT, enabled=False), (S.DRAFT, True, False, E.NONE, None)),
@@ -254,7 +282,13 @@ DISPLAY = [
     # docs/architecture.md's mapping of the spec 004 labels
     (state(S.DRAFT, launch_type=L.MANUAL), READY, DisplayStatus.READY),
     (state(S.DRAFT, launch_type=L.MANUAL), NOT_READY, DisplayStatus.DRAFT),
-    (state(S.DRAFT, launch_type=L.NOW), READY, DisplayStatus.DRAFT),
+    # A "now" draft that its save could not launch waits for a person, as a manual one does.
+    (state(S.DRAFT, launch_type=L.NOW), READY, DisplayStatus.READY),
+    (state(S.DRAFT, launch_type=L.NOW), NOT_READY, DisplayStatus.DRAFT),
+    (state(S.DRAFT, launch_type=L.SCHEDULE), READY, DisplayStatus.DRAFT),
+    # A disabled scheduled campaign will not fire: not Waiting (issue 16).
+    (state(S.SCHEDULED, enabled=False, launch_type=L.SCHEDULE), READY, DisplayStatus.STOPPED),
+    (state(S.SCHEDULED, enabled=False, launch_type=L.RECURRING), READY, DisplayStatus.STOPPED),
     (state(S.DRAFT, enabled=False), READY, DisplayStatus.DRAFT),
     (state(S.ACTIVE), NOT_READY, DisplayStatus.RUNNING),
     (state(S.SCHEDULED, launch_type=L.SCHEDULE), READY, DisplayStatus.WAITING),
@@ -270,3 +304,82 @@ def test_display_status(
     current: CampaignState, readiness: LaunchReadiness, label: DisplayStatus
 ) -> None:
     assert display_status(current, readiness) is label
+
+
+DUE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+BANNED = LaunchReadiness(account=AccountHealth.BANNED, contacts=0, flow_problems=0)
+FIRINGS = [
+    # state, readiness, now -> status and effect, "missed", or None (not fired)
+    (state(S.SCHEDULED, launch_type=L.SCHEDULE), READY, DUE, (S.ACTIVE, E.RESUME)),
+    (state(S.SCHEDULED, launch_type=L.RECURRING), READY, DUE, (S.ACTIVE, E.RESTART)),
+    (
+        state(S.SCHEDULED, launch_type=L.SCHEDULE),
+        READY,
+        DUE + timedelta(minutes=5),
+        (S.ACTIVE, E.RESUME),
+    ),
+    (
+        state(S.SCHEDULED, launch_type=L.SCHEDULE),
+        READY,
+        DUE + timedelta(minutes=5, seconds=1),
+        "missed",
+    ),
+    (state(S.SCHEDULED, launch_type=L.RECURRING), READY, DUE + timedelta(hours=3), "missed"),
+    # A missed run is missed whatever else is wrong: a person decides first.
+    (state(S.SCHEDULED, launch_type=L.SCHEDULE), BANNED, DUE + timedelta(hours=3), "missed"),
+    (state(S.SCHEDULED, launch_type=L.SCHEDULE), BANNED, DUE, (S.FAILED, E.NONE)),
+    (state(S.SCHEDULED, launch_type=L.RECURRING), NOT_READY_AT_ALL, DUE, (S.FAILED, E.NONE)),
+    (state(S.SCHEDULED, enabled=False, launch_type=L.SCHEDULE), READY, DUE, None),
+    (state(S.SCHEDULED, deleted=True, launch_type=L.SCHEDULE), READY, DUE, None),
+    (state(S.ACTIVE, launch_type=L.SCHEDULE), READY, DUE, None),
+]
+
+
+@pytest.mark.parametrize(("current", "readiness", "now", "outcome"), FIRINGS)
+def test_fire(
+    current: CampaignState, readiness: LaunchReadiness, now: datetime, outcome: object
+) -> None:
+    result = fire(current, readiness, due_at=DUE, now=now)
+    if outcome is None:
+        assert result is None
+    elif outcome == "missed":
+        assert result == Missed(DUE)
+    else:
+        assert isinstance(result, Change)
+        assert (result.status, result.executions) == outcome
+        assert (result.failure is None) == (result.status is not S.FAILED)
+
+
+def test_a_campaign_failing_at_its_time_names_every_unmet_requirement() -> None:
+    result = fire(state(S.SCHEDULED, launch_type=L.SCHEDULE), BANNED, due_at=DUE, now=DUE)
+    assert isinstance(result, Change)
+    assert result.failure == failure_reason(
+        [
+            Unmet(
+                "account_unavailable", "the Telegram account is banned, not connected and healthy"
+            ),
+            Unmet("no_contacts", "the campaign has no contacts; add at least one"),
+        ]
+    )
+    assert result.failure is not None
+    assert "account_unavailable" in result.failure
+    assert "no_contacts" in result.failure
+
+
+SAVES = [
+    (state(S.DRAFT, launch_type=L.NOW), READY, True),
+    (state(S.DRAFT, launch_type=L.NOW), NOT_READY_AT_ALL, False),
+    (state(S.DRAFT, launch_type=L.NOW, enabled=False), READY, False),
+    (state(S.DRAFT, launch_type=L.NOW, deleted=True), READY, False),
+    (state(S.DRAFT, launch_type=L.MANUAL), READY, False),
+    (state(S.DRAFT, launch_type=L.SCHEDULE), READY, False),
+    (state(S.PAUSED, launch_type=L.NOW), READY, False),  # a relaunch is a person's choice
+    (state(S.ACTIVE, launch_type=L.NOW), READY, False),
+]
+
+
+@pytest.mark.parametrize(("current", "readiness", "launches"), SAVES)
+def test_a_now_campaign_launches_when_saved_ready(
+    current: CampaignState, readiness: LaunchReadiness, launches: bool
+) -> None:
+    assert launches_on_save(current, readiness) is launches
