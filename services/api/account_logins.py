@@ -179,9 +179,16 @@ async def _ask(
     )
 
 
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+# The answers of a step beside the API's usual ones (problems.PROBLEM_STATUSES).
 _ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"model": CommandAccepted, "description": "The sender has not answered yet"}
-}
+    202: {"model": CommandAccepted, "description": "The sender has not answered yet"},
+    410: {"description": "`phone_code_expired` or `login_expired`: start again",
+          "content": _PROBLEM},
+    502: {"description": "`proxy_unreachable`", "content": _PROBLEM},
+    503: {"description": "`telegram_unreachable`, or `telethon_not_configured`",
+          "content": _PROBLEM},
+}  # fmt: skip
 
 
 @router.post(
@@ -258,7 +265,10 @@ async def submit_password(
     return await _ask(request, who, command, login_id)
 
 
-@router.get("/logins/{login_id}", response_model=Login, summary="Read a login")
+@router.get(
+    "/logins/{login_id}", response_model=Login, summary="Read a login",
+    responses={410: _ACCEPTED[410]},
+)  # fmt: skip
 async def get_login(login_id: UUID, who: CurrentPrincipal, request: Request) -> Login:
     """A failed or expired login is `login_expired` (410), with the reason."""
     now = request.app.state.service.clock.now()
@@ -281,7 +291,7 @@ async def get_login(login_id: UUID, who: CurrentPrincipal, request: Request) -> 
 @router.post(
     "/import", status_code=201, response_model=Login, responses=_ACCEPTED,
     openapi_extra={"requestBody": {"content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/SessionImport"}},
+        "application/json": {"schema": SessionImport.model_json_schema()},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "required": True}},
     summary="Import a session someone already has",
