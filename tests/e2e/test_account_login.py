@@ -15,6 +15,7 @@ import pytest
 from telethon.sessions import SQLiteSession, StringSession
 
 from dripline.account_login import login as cli_login
+from shared.crypto import SessionCipher
 from shared.settings import Settings
 from tests.builders import END, FAST, SEND, add_contacts, contact, edge, flow, ok
 from tests.e2e.conftest import Stack
@@ -134,6 +135,18 @@ async def test_a_login_with_code_and_password_survives_an_api_restart_and_sends(
     assert [(r["telegram_message_id"], r["random_id"]) for r in ours] == [
         (m.message_id, m.random_id) for m in telegram.sent
     ]
+    # Never logged: the password, nor the session (stored sealed).
+    sealed_session = await pool.fetchval(
+        "SELECT session_string FROM telegram_accounts WHERE id = $1", account_id
+    )
+    assert stack.settings.session_key is not None
+    cipher = SessionCipher(stack.settings.session_key.get_secret_value())
+    session = cipher.open(sealed_session)
+    assert session.startswith("1")  # a Telethon StringSession, in clear only here
+    for name in ("api", "sender"):
+        output = stack[name].output()
+        assert PASSWORD not in output
+        assert session not in output
 
 
 async def test_every_refusal_has_its_code(stack: Stack, telegram: FakeTelegram) -> None:
@@ -199,6 +212,7 @@ async def test_imports_are_validated_by_the_sender_before_the_account_is_saved(
     refused(await api.post("/telegram-accounts/import", json=body), 422, "session_dead")
     body = {"display_name": "Junk", "format": "pyrogram", "session": "not a session"}
     refused(await api.post("/telegram-accounts/import", json=body), 422, "session_invalid")
+    assert all(dead not in stack[name].output() for name in ("api", "sender"))
     names = await pool.fetch("SELECT display_name FROM telegram_accounts ORDER BY created_at")
     assert [r["display_name"] for r in names] == ["String", "File"]
 
