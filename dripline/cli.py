@@ -97,6 +97,32 @@ def cmd_admin_create_user(args: argparse.Namespace) -> None:
     asyncio.run(create())
 
 
+def cmd_accounts_login(args: argparse.Namespace) -> None:
+    import getpass
+    import os
+
+    import httpx
+
+    from dripline.account_login import LoginFailed, login
+
+    key = args.key or os.environ.get("DRIPLINE_API_KEY")
+    if not key:
+        sys.exit("give an API key: --key or DRIPLINE_API_KEY")
+    settings = get_settings()
+    url = args.api or f"http://{settings.http_host}:{service_port(settings, 'api')}"
+
+    async def run() -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
+            await login(client, input, getpass.getpass, print, account_id=args.account,
+                        display_name=args.name)  # fmt: skip
+
+    try:
+        asyncio.run(run())
+    except LoginFailed as exc:
+        sys.exit(f"login failed: {exc.args[0]}")
+
+
 def cmd_asyncapi(args: argparse.Namespace) -> None:
     from shared.messaging.asyncapi import document
 
@@ -169,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     create_user.add_argument("--email", required=True)
     create_user.add_argument("--name")
     create_user.set_defaults(func=cmd_admin_create_user)
+    accounts = commands.add_parser("accounts", help="Telegram accounts").add_subparsers(
+        dest="accounts_command", required=True
+    )
+    account_login = accounts.add_parser(
+        "login", help="log a Telegram account in (phone, code, 2FA password), interactively"
+    )
+    account_login.add_argument("--api", help="the API's URL (default: this machine's API)")
+    account_login.add_argument("--key", help="an API key (default: $DRIPLINE_API_KEY)")
+    account_login.add_argument("--name", help="the account's display name (default: the phone)")
+    account_login.add_argument(
+        "--account", metavar="ID", help="log this account (auth_lost) in again in place"
+    )
+    account_login.set_defaults(func=cmd_accounts_login)
     asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of the topics")
     asyncapi.add_argument("--output", help="write to this file instead")
     asyncapi.set_defaults(func=cmd_asyncapi)

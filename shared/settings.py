@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )
+    login_wait_s: float = Field(
+        default=30.0,
+        description="How long a login step or session import waits for the sender's answer "
+        "before 202 (each step is a round trip to Telegram).",
+    )
     command_recovery_after_s: float = Field(
         default=30.0,
         gt=0,
@@ -150,6 +155,17 @@ class Settings(BaseSettings):
     )
     telegram_api_hash: SecretStr | None = Field(
         default=None, description="Telegram API hash that goes with telegram_api_id."
+    )
+    telegram_login_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[1-5]:[0-9.]+:[0-9]{1,5}$",
+        description="Tests only: `dc:host:port` a new login (and an imported session without an "
+        "address) connects to instead of Telegram's own data centres.",
+    )
+    telegram_rsa_key_file: Path | None = Field(
+        default=None,
+        description="Tests only: a PEM file of server RSA public keys the sender trusts beside "
+        "Telegram's (the test server's key, for a login from an empty session).",
     )
     telegram_reconcile_interval_s: float = Field(
         default=300.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.api import (
+    account_logins,
     api_keys,
     bulk_actions,
     bulk_operations,
@@ -58,8 +59,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(ServerErrors)
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
-    for module in (organizations, api_keys, telegram_accounts, contacts, companies, pipelines,
-                   do_not_contact,
+    for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
+                   companies, pipelines, do_not_contact,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

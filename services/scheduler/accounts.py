@@ -8,7 +8,12 @@ from pathlib import Path
 from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
-from shared.messaging.contracts import AccountChecked, AccountHealthChanged, Decoded
+from shared.messaging.contracts import (
+    AccountChecked,
+    AccountHealthChanged,
+    AccountLoginProgressed,
+    Decoded,
+)
 from shared.messaging.envelope import Cause
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
@@ -53,3 +58,10 @@ async def on_health_changed(
 async def on_checked(context: HandlerContext, message: Decoded[AccountChecked]) -> None:
     """The answer to a health check is for whoever asked; a transition the check made is its
     own account.health_changed event, handled above. Taken so as not to be dead-lettered."""
+
+
+async def on_login_progressed(
+    context: HandlerContext, message: Decoded[AccountLoginProgressed]
+) -> None:
+    """A login's step is answered to whoever asked; an account logged in again in place is its
+    own account.health_changed. Taken so as not to be dead-lettered."""

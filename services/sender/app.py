@@ -7,7 +7,7 @@ import gc
 
 from fastapi import FastAPI
 
-from services.sender import account_commands, accounts
+from services.sender import account_commands, accounts, logins
 from services.sender.due import Steps
 from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
@@ -29,6 +29,9 @@ def create_service(settings: Settings) -> Service:
     steps = Steps(gateway, lambda: service.pool, service.clock)
     service.handle(executions_due.DUE)(steps.on_due)
     service.handle(account_contracts.CHECK_HEALTH)(account_commands.check_handler(gateway))
+    logins.trust_test_keys(settings)
+    service.handle(account_contracts.LOGIN)(logins.login_handler(settings))
+    service.handle(account_contracts.IMPORT_SESSION)(logins.import_handler(settings))
     service.every_sweep("replies_and_reads")(replies_and_reads(gateway))
     service.every_sweep("health_checks")(accounts.health_checks(gateway))
     service.every_sweep("account_gauges")(accounts.account_gauges)

@@ -24,6 +24,7 @@ def create_service(settings: Settings) -> Service:
         service.handle(execution_contract)(events.on_execution_events)
     service.handle(account_events.HEALTH_CHANGED)(events.on_account_events)
     service.handle(account_events.CHECKED)(events.on_account_checked)
+    service.handle(account_events.LOGIN_PROGRESSED)(events.on_account_checked)
     for bulk_contract in bulk_events.CONTRACTS:
         service.handle(bulk_contract)(events.on_bulk_events)
     service.every_sweep("reconcile_statistics")(reconcile.Reconciler())

@@ -16,6 +16,7 @@ from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
 from shared.messaging.contracts import (
     AccountChecked,
     AccountHealthChanged,
+    AccountLoginProgressed,
     BulkActionProgress,
     BulkEvent,
     CampaignCommandRejected,
@@ -158,10 +159,11 @@ async def on_account_events(
 @takes_batches
 async def on_account_checked(
     context: HandlerContext,
-    messages: Decoded[AccountChecked] | Sequence[Decoded[AccountChecked]],
+    messages: Decoded[AccountChecked | AccountLoginProgressed]
+    | Sequence[Decoded[AccountChecked | AccountLoginProgressed]],
 ) -> None:
-    """A health check's answer changes no figure (a transition it found is its own
-    account.health_changed); it still counts as the topic's progress."""
+    """A health check's or a login's answer changes no figure (a transition either made is its
+    own account.health_changed); it still counts as the topic's progress."""
     batch = touched(context)
     for message in as_batch(messages):
         batch.event(message.contract.topic.value, message.envelope.occurred_at)

@@ -103,6 +103,28 @@ CREATE TABLE telegram_accounts (
 );
 CREATE INDEX telegram_accounts_org_idx ON telegram_accounts (organization_id, owner_user_id);
 
+-- phone logins in progress; pending_secret (the auth key the code was asked on) is sealed
+CREATE TABLE telegram_logins (
+    id                  uuid PRIMARY KEY,
+    organization_id     uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    owner_user_id       uuid NOT NULL REFERENCES users (id),
+    telegram_account_id uuid NOT NULL,
+    relogin             boolean NOT NULL,
+    phone               text NOT NULL,
+    display_name        text NOT NULL,
+    api_id              integer,
+    api_hash_secret     text,
+    status              text NOT NULL
+                        CHECK (status IN ('code_sent', 'password_needed', 'logged_in', 'failed')),
+    pending_secret      text,
+    failure_code        text,
+    expires_at          timestamptz NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX telegram_logins_pending_idx ON telegram_logins (expires_at)
+    WHERE pending_secret IS NOT NULL;
+
 CREATE TABLE contacts (
     id                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     organization_id   uuid REFERENCES organizations (id) ON DELETE CASCADE,

@@ -189,6 +189,17 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
         ("SELECT last_checked_at FROM telegram_accounts", NOW),
         ("SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'result' FROM outbox"
          " WHERE topic = 'dripline.account.events'", "checked")]),
+    # A login step and an import are answered whatever happens; with no Telethon configured (as
+    # here) the answer says so without connecting anywhere, and nothing is stored.
+    **{("sender", kind): ({}, [
+        ("SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'code' FROM outbox"
+         " WHERE topic = 'dripline.account.events'", "telethon_not_configured"),
+        ("SELECT count(*) FROM telegram_logins", 0),
+        ("SELECT count(*) FROM telegram_accounts", 1)]) for kind in (
+        "account.login", "account.import_session")},
+    # A login's answer is for whoever asked; it changes no campaign.
+    ("scheduler", "account.login_progressed"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
     # The stats service recounts every campaign an event names: the example campaign holds one
     # pending execution. Campaign-level events also enter the activity feed.
     **{("stats", kind): ({}, [COUNTED, ACTIVITY]) for kind in (
@@ -202,6 +213,7 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     ("stats", "account.health_changed"): ({"status": "active"}, [NOT_COUNTED, ACTIVITY]),
     # A check's answer is not news: what it found, if anything, is its own health change.
     ("stats", "account.checked"): ({"status": "active"}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
+    ("stats", "account.login_progressed"): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
     # Bulk operations change campaigns through campaign.status_changed; a bulk action's batch
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (

@@ -9,11 +9,16 @@ contract tests feed each example through the consumer that handles it.
 
 from __future__ import annotations
 
-from shared.messaging.contracts.account_commands import AccountHealthCheck
+from shared.messaging.contracts.account_commands import (
+    AccountHealthCheck,
+    AccountImportSession,
+    AccountLogin,
+)
 from shared.messaging.contracts.account_events import (
     AccountChecked,
     AccountEvent,
     AccountHealthChanged,
+    AccountLoginProgressed,
 )
 from shared.messaging.contracts.base import Contract, MessageType, Payload, PayloadT_co
 from shared.messaging.contracts.bulk_commands import MAX_CAMPAIGNS_PER_BULK, BulkOperationRequest
@@ -80,6 +85,9 @@ __all__ = [
     "AccountEvent",
     "AccountHealthChanged",
     "AccountHealthCheck",
+    "AccountImportSession",
+    "AccountLogin",
+    "AccountLoginProgressed",
     "BulkActionProgress",
     "BulkEvent",
     "BulkItemOutcome",

@@ -3,9 +3,18 @@ by account id. Each command is answered on dripline.account.events under its cor
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
-from shared.messaging.contracts.base import EXAMPLE_ACCOUNT, Contract, MessageType, Payload
+from pydantic import Field
+
+from shared.messaging.contracts.base import (
+    EXAMPLE_ACCOUNT,
+    EXAMPLE_LOGIN,
+    Contract,
+    MessageType,
+    Payload,
+)
 from shared.messaging.topics import Topic
 
 
@@ -25,4 +34,68 @@ CHECK_HEALTH = Contract(
     True,
     {"telegram_account_id": EXAMPLE_ACCOUNT},
 )
-CONTRACTS: tuple[Contract[AccountHealthCheck], ...] = (CHECK_HEALTH,)
+
+
+class AccountLogin(Payload):
+    """One step of a phone login (docs/accounts.md, "Logging in"), keyed by the login's id and
+    answered by account.login_progressed. `start` sends the code (phone and display_name
+    given; telegram_account_id to log that account in again in place), `code` submits it,
+    `password` submits the 2FA password. Secrets travel sealed with DRIPLINE_SESSION_KEY
+    (shared/crypto.py), never in clear. The actor must own the login (code, password), or be
+    allowed to manage the account logged in again."""
+
+    login_id: UUID
+    step: Literal["start", "code", "password"]
+    phone: str | None = Field(default=None, max_length=32)
+    display_name: str | None = Field(default=None, max_length=200)
+    telegram_account_id: UUID | None = None
+    api_id: int | None = None
+    api_hash_sealed: str | None = None
+    code: str | None = Field(default=None, max_length=16)
+    password_sealed: str | None = None
+
+
+class AccountImportSession(Payload):
+    """Validate a session someone already has and save it as a new account; answered by
+    account.login_progressed (logged_in, or failed with the reason) under the request's
+    login_id. The session is sealed; a `.session` file travels base64-encoded before sealing."""
+
+    login_id: UUID
+    format: Literal["telethon_string", "telethon_sqlite", "pyrogram"]
+    session_sealed: str
+    display_name: str = Field(max_length=200)
+
+
+LOGIN = Contract(
+    Topic.ACCOUNT_COMMANDS,
+    MessageType.ACCOUNT_LOGIN,
+    1,
+    AccountLogin,
+    True,
+    {
+        "login_id": EXAMPLE_LOGIN,
+        "step": "start",
+        "phone": "+15550100",
+        "display_name": "Sales",
+        "telegram_account_id": None,
+        "api_id": None,
+        "api_hash_sealed": None,
+        "code": None,
+        "password_sealed": None,
+    },
+)
+IMPORT_SESSION = Contract(
+    Topic.ACCOUNT_COMMANDS,
+    MessageType.ACCOUNT_IMPORT_SESSION,
+    1,
+    AccountImportSession,
+    True,
+    {
+        "login_id": EXAMPLE_LOGIN,
+        "format": "telethon_string",
+        "session_sealed": "gAAAAA-sealed-session",
+        "display_name": "Sales",
+    },
+)
+AccountCommand = AccountHealthCheck | AccountLogin | AccountImportSession
+CONTRACTS: tuple[Contract[AccountCommand], ...] = (CHECK_HEALTH, LOGIN, IMPORT_SESSION)

@@ -8,7 +8,13 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.messaging.contracts.base import EXAMPLE_ACCOUNT, Contract, MessageType, Payload
+from shared.messaging.contracts.base import (
+    EXAMPLE_ACCOUNT,
+    EXAMPLE_LOGIN,
+    Contract,
+    MessageType,
+    Payload,
+)
 from shared.messaging.topics import Topic
 
 
@@ -34,8 +40,34 @@ class AccountChecked(Payload):
     detail: str | None = None
 
 
+class AccountLoginProgressed(Payload):
+    """The answer to account.login or account.import_session, under its correlation id. Never
+    carries session material."""
+
+    login_id: UUID
+    status: Literal["code_sent", "password_needed", "logged_in", "failed"] = Field(
+        description="code_sent: Telegram sent the code; password_needed: the code was right "
+        "and the account has a 2FA password; logged_in: the account is saved with its session; "
+        "failed: see code."
+    )
+    telegram_account_id: UUID | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="When a pending login is forgotten."
+    )
+    code: str | None = Field(
+        default=None,
+        description="Why it failed: phone_number_invalid, phone_code_invalid, "
+        "phone_code_expired, password_invalid, flood_wait, phone_number_banned, login_expired, "
+        "login_refused, telegram_unreachable, proxy_unreachable, session_invalid, session_dead, "
+        "session_conflict, login_not_found, telegram_account_not_found, permission_denied, "
+        "telethon_not_configured.",
+    )
+    detail: str | None = None
+    retry_after_s: int | None = None
+
+
 # What a consumer of this topic may be handed.
-AccountEvent = AccountHealthChanged | AccountChecked
+AccountEvent = AccountHealthChanged | AccountChecked | AccountLoginProgressed
 
 HEALTH_CHANGED = Contract(
     Topic.ACCOUNT_EVENTS,
@@ -64,4 +96,20 @@ CHECKED = Contract(
         "detail": None,
     },
 )
-CONTRACTS: tuple[Contract[AccountEvent], ...] = (HEALTH_CHANGED, CHECKED)
+LOGIN_PROGRESSED = Contract(
+    Topic.ACCOUNT_EVENTS,
+    MessageType.ACCOUNT_LOGIN_PROGRESSED,
+    1,
+    AccountLoginProgressed,
+    False,
+    {
+        "login_id": EXAMPLE_LOGIN,
+        "status": "code_sent",
+        "telegram_account_id": EXAMPLE_ACCOUNT,
+        "expires_at": "2026-11-22T10:15:00Z",
+        "code": None,
+        "detail": None,
+        "retry_after_s": None,
+    },
+)
+CONTRACTS: tuple[Contract[AccountEvent], ...] = (HEALTH_CHANGED, CHECKED, LOGIN_PROGRESSED)

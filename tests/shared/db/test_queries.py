@@ -74,7 +74,9 @@ OWNERS: dict[str, set[str]] = {
     "opportunities": {"api", "scheduler"},  # one at a time; the upsert_opportunities batches
     "do_not_contact": {"api"},  # the list, and the consumer of dripline.contact.commands
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
-    "telegram_accounts": {"api", "sender"},  # definitions; health, pacing and quota
+    # definitions; health, pacing and quota; a login or an import creates one in the sender
+    "telegram_accounts": {"api", "sender"},
+    "telegram_logins": {"sender"},  # pending phone logins
     "executions": {"scheduler", "sender"},  # lifecycle; progress
     "messages": {"sender"},
     "execution_logs": {"sender"},

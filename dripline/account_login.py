@@ -1,0 +1,102 @@
+"""`dripline accounts login`: an operator logs a Telegram account in interactively (phone, code,
+2FA password), through the same API endpoints as any client (docs/accounts.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+# A step the sender has not answered within the API's wait (202) is read again this often.
+POLL_S = 1.0
+POLL_TIMES = 60
+
+
+class LoginFailed(Exception):
+    """The API refused a step that cannot be retried at the prompt."""
+
+
+# Refusals after which the same prompt is asked again.
+RETRY_AT_PROMPT = {"phone_code_invalid", "password_invalid"}
+
+
+async def login(
+    client: httpx.AsyncClient,
+    ask: Callable[[str], str],
+    ask_secret: Callable[[str], str],
+    say: Callable[[str], None],
+    *,
+    account_id: str | None = None,
+    display_name: str | None = None,
+) -> str:
+    """Log in (or log `account_id` in again in place); the account's id."""
+    if account_id is not None:
+        answer = await _step(client, f"/telegram-accounts/{account_id}/login", None)
+    else:
+        phone = ask("Phone number (international format): ").strip()
+        body: dict[str, Any] = {"phone": phone}
+        if display_name:
+            body["display_name"] = display_name
+        answer = await _step(client, "/telegram-accounts/logins", body)
+    login_url = f"/telegram-accounts/logins/{answer['id']}"
+    say("Telegram sent a login code to the account's Telegram app.")
+    while answer["status"] == "code_sent":
+        code = ask("Code: ").strip()
+        step = await _retrying(client, f"{login_url}/code", {"code": code}, say, "code_sent")
+        answer = step or answer
+    while answer["status"] == "password_needed":
+        password = ask_secret("2FA password: ")
+        body = {"password": password}
+        step = await _retrying(client, f"{login_url}/password", body, say, "password_needed")
+        answer = step or answer
+    say(f"Logged in: account {answer['telegram_account_id']}")
+    return str(answer["telegram_account_id"])
+
+
+async def _retrying(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    say: Callable[[str], None],
+    before: str,
+) -> Any:
+    """The step's answer, or None after a refusal that the same prompt may retry."""
+    try:
+        return await _step(client, url, body, before)
+    except LoginFailed as exc:
+        if exc.args[1] in RETRY_AT_PROMPT:
+            say(f"{exc.args[0]}; try again.")
+            return None
+        raise
+
+
+async def _step(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any] | None, before: str | None = None
+) -> Any:
+    response = await client.post(url, json=body)
+    if response.status_code == 202:
+        return await _poll(client, response.headers["Location"], before)
+    if response.status_code >= 400:
+        problem = response.json()
+        detail = problem.get("detail", response.text)
+        if "Retry-After" in response.headers:
+            detail += f" (retry after {response.headers['Retry-After']} s)"
+        raise LoginFailed(f"{problem.get('code')}: {detail}", problem.get("code"))
+    return response.json()
+
+
+async def _poll(client: httpx.AsyncClient, location: str, before: str | None) -> Any:
+    """The login once the sender answered: its status moved from `before`, or it ended."""
+    for _ in range(POLL_TIMES):
+        await asyncio.sleep(POLL_S)
+        response = await client.get(location)
+        if response.status_code == 404 and before is None:
+            continue  # the sender has not recorded the started login yet
+        if response.status_code >= 400:
+            problem = response.json()
+            raise LoginFailed(f"{problem.get('code')}: {problem.get('detail')}", problem["code"])
+        if response.json()["status"] != before:
+            return response.json()
+    raise LoginFailed("the sender did not answer in time", "timeout")

@@ -1,0 +1,370 @@
+"""Logins and session imports asked of the sender over Kafka (the API on a user's behalf), each
+answered by account.login_progressed under the command's correlation id (docs/accounts.md,
+"Logging in"; docs/architecture.md, "Request and reply").
+
+The sender owns Telegram I/O, so the steps of the login core (login.py) run here. Between steps
+the pending login lives in telegram_logins, sealed like a session with its expiry, so a restart
+of the API or of the sender does not lose it. A login that succeeds creates the account with its
+sealed session, or, for an account logged in again in place, replaces its lost session and makes
+it sendable again (an account.health_changed). Nothing here logs session material.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from telethon.crypto import rsa
+
+from services.sender.login import (
+    TELEGRAM,
+    TELEGRAM_DCS,
+    ApiCredentials,
+    Connection,
+    Endpoint,
+    LoggedIn,
+    LoginError,
+    PendingLogin,
+    PhoneLogin,
+    parse_pyrogram_session,
+    parse_sqlite_session,
+    parse_string_session,
+    to_string_session,
+    validate_session,
+)
+from shared.crypto import SessionCipher, SessionKeyError
+from shared.db.pool import DbConnection
+from shared.db.sql import Queries
+from shared.domain.devices import DeviceIdentity, default_device
+from shared.messaging.consumer import Handler, HandlerContext
+from shared.messaging.contracts import (
+    AccountHealthChanged,
+    AccountImportSession,
+    AccountLogin,
+    AccountLoginProgressed,
+    Decoded,
+)
+from shared.messaging.envelope import Actor, Cause
+from shared.settings import Settings
+
+QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+
+# Refusals after which the pending login cannot go on (a new code is needed, or Telegram forgot
+# it); after the others (a wrong code or password, a flood wait, Telegram or the proxy out of
+# reach) the same step may be tried again.
+TERMINAL = frozenset({"phone_code_expired", "login_expired", "phone_number_banned"})
+
+
+def trust_test_keys(settings: Settings) -> None:
+    """Register the server keys of `telegram_rsa_key_file` with Telethon (tests only)."""
+    path = settings.telegram_rsa_key_file
+    if path is None:
+        return
+    text = path.read_text()
+    marker = "-----END RSA PUBLIC KEY-----"
+    for block in text.split(marker):
+        if block.strip():
+            rsa.add_key(block.strip() + "\n" + marker + "\n", old=False)
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    if settings.telegram_login_endpoint is None:
+        return TELEGRAM
+    dc, host, port = settings.telegram_login_endpoint.split(":")
+    return Endpoint(int(dc), host, int(port))
+
+
+def data_centres(settings: Settings) -> Mapping[int, tuple[str, int]]:
+    """Where an imported session that names only its data centre connects."""
+    if settings.telegram_login_endpoint is None:
+        return TELEGRAM_DCS
+    found = endpoint(settings)
+    return dict.fromkeys(TELEGRAM_DCS, (found.host, found.port))
+
+
+def _failed(login_id: UUID, code: str, detail: str) -> AccountLoginProgressed:
+    return AccountLoginProgressed(login_id=login_id, status="failed", code=code, detail=detail)
+
+
+def _refused(login_id: UUID, error: LoginError) -> AccountLoginProgressed:
+    return AccountLoginProgressed(
+        login_id=login_id,
+        status="failed",
+        code=error.code,
+        detail=error.detail,
+        retry_after_s=error.retry_after,
+    )
+
+
+def _cipher(settings: Settings) -> SessionCipher:
+    assert settings.session_key is not None  # telethon_ready checked it
+    return SessionCipher(settings.session_key.get_secret_value())
+
+
+def _api(settings: Settings, api_id: int | None, api_hash: str | None) -> ApiCredentials:
+    if api_id is not None and api_hash is not None:
+        return ApiCredentials(api_id, api_hash)
+    assert settings.telegram_api_id is not None
+    assert settings.telegram_api_hash is not None
+    return ApiCredentials(settings.telegram_api_id, settings.telegram_api_hash.get_secret_value())
+
+
+def _device(row: Any, account_id: UUID) -> DeviceIdentity:
+    if row is None or row["device_model"] is None:
+        return default_device(account_id)
+    return DeviceIdentity(row["device_model"], row["system_version"], row["app_version"],
+                          row["lang_code"], row["system_lang_code"])  # fmt: skip
+
+
+def login_handler(settings: Settings) -> Handler[AccountLogin]:
+    async def on_login(context: HandlerContext, message: Decoded[AccountLogin]) -> None:
+        actor = message.envelope.actor
+        assert actor is not None  # the contract requires one
+        now = context.clock.now()
+        answer = await _step(context.connection, context, settings, message.payload, actor, now)
+        context.outbox.emit(
+            answer, key=message.payload.login_id, cause=Cause.of(message.envelope), at=now
+        )
+
+    return on_login
+
+
+async def _step(
+    connection: DbConnection,
+    context: HandlerContext,
+    settings: Settings,
+    command: AccountLogin,
+    actor: Actor,
+    now: datetime,
+) -> AccountLoginProgressed:
+    login_id = command.login_id
+    if (why := settings.telethon_ready) is not None:
+        return _failed(login_id, "telethon_not_configured", f"Telethon accounts are {why}")
+    await connection.execute(QUERIES["forget_expired"], now)
+    cipher = _cipher(settings)
+    try:
+        if command.step == "start":
+            return await _start(connection, settings, cipher, command, actor, now)
+        return await _continue(connection, context, settings, cipher, command, actor, now)
+    except SessionKeyError as exc:
+        return _failed(login_id, "login_expired", f"{exc}; start again")
+
+
+async def _start(
+    connection: DbConnection,
+    settings: Settings,
+    cipher: SessionCipher,
+    command: AccountLogin,
+    actor: Actor,
+    now: datetime,
+) -> AccountLoginProgressed:
+    login_id, account = command.login_id, None
+    if command.telegram_account_id is not None:
+        account = await connection.fetchrow(
+            QUERIES["account_to_log_in_again"],
+            command.telegram_account_id,
+            actor.organization_id,
+            actor.user_id,
+        )
+        if account is None or account["session_kind"] != "telethon":
+            return _failed(
+                login_id,
+                "telegram_account_not_found",
+                "no such Telethon account that the actor may manage",
+            )
+        if account["health_status"] != "auth_lost":
+            return _failed(
+                login_id,
+                "account_not_logged_out",
+                f"the account is {account['health_status']}: only an account that lost its "
+                "login (auth_lost) is logged in again in place",
+            )
+    phone = (account["phone"] if account is not None else None) or command.phone
+    if not phone:
+        return _failed(login_id, "phone_number_invalid", "no phone number to log in with")
+    account_id = command.telegram_account_id or uuid4()
+    api_hash = None if command.api_hash_sealed is None else cipher.open(command.api_hash_sealed)
+    way = Connection(_api(settings, command.api_id, api_hash), _device(account, account_id))
+    try:
+        pending = await PhoneLogin(way, endpoint=endpoint(settings)).start(phone, now)
+    except LoginError as error:
+        return _refused(login_id, error)
+    display_name = command.display_name or (account["display_name"] if account else phone)
+    await connection.execute(
+        QUERIES["insert_login"], login_id, actor.organization_id, actor.user_id, account_id,
+        account is not None, phone, display_name, command.api_id, command.api_hash_sealed,
+        cipher.seal(pending.to_json()), pending.expires_at, now,
+    )  # fmt: skip
+    return AccountLoginProgressed(
+        login_id=login_id,
+        status="code_sent",
+        telegram_account_id=account_id,
+        expires_at=pending.expires_at,
+    )
+
+
+async def _continue(
+    connection: DbConnection,
+    context: HandlerContext,
+    settings: Settings,
+    cipher: SessionCipher,
+    command: AccountLogin,
+    actor: Actor,
+    now: datetime,
+) -> AccountLoginProgressed:
+    login_id = command.login_id
+    row = await connection.fetchrow(QUERIES["login_to_continue"], login_id, actor.user_id)
+    if row is None:
+        return _failed(login_id, "login_not_found", "no such login of the actor's")
+    if row["pending_secret"] is None:
+        why = (
+            "this login finished already"
+            if row["status"] == "logged_in"
+            else f"this login ended ({row['failure_code']}); start again"
+        )
+        return _failed(login_id, "login_expired", why)
+    pending = PendingLogin.from_json(cipher.open(row["pending_secret"]))
+    account = None
+    if row["relogin"]:
+        account = await connection.fetchrow(
+            QUERIES["account_to_log_in_again"],
+            row["telegram_account_id"],
+            row["organization_id"],
+            actor.user_id,
+        )
+        if account is None:
+            await connection.execute(QUERIES["login_failed"], login_id, "login_expired", now)
+            return _failed(login_id, "telegram_account_not_found", "the account is gone")
+    api_hash = None if row["api_hash_secret"] is None else cipher.open(row["api_hash_secret"])
+    way = Connection(
+        _api(settings, row["api_id"], api_hash), _device(account, row["telegram_account_id"])
+    )
+    login = PhoneLogin(way, endpoint=endpoint(settings))
+    try:
+        if command.step == "code":
+            if not command.code:
+                return _failed(login_id, "phone_code_invalid", "no code was given")
+            result: LoggedIn | PendingLogin = await login.submit_code(pending, command.code, now)
+        else:
+            if command.password_sealed is None:
+                return _failed(login_id, "password_invalid", "no password was given")
+            password = cipher.open(command.password_sealed)
+            result = await login.submit_password(pending, password, now)
+    except LoginError as error:
+        if error.code in TERMINAL:
+            await connection.execute(QUERIES["login_failed"], login_id, error.code, now)
+        return _refused(login_id, error)
+    if isinstance(result, PendingLogin):
+        sealed = cipher.seal(result.to_json())
+        await connection.execute(QUERIES["login_waits_for_password"], login_id, sealed, now)
+        return AccountLoginProgressed(
+            login_id=login_id,
+            status="password_needed",
+            telegram_account_id=row["telegram_account_id"],
+            expires_at=result.expires_at,
+        )
+    account_id = row["telegram_account_id"]
+    session = cipher.seal(result.session)
+    if account is not None:
+        changed = await connection.fetchrow(QUERIES["logged_in_again"], account_id, session, now)
+        assert changed is not None  # locked above
+        context.outbox.emit(
+            AccountHealthChanged(
+                telegram_account_id=account_id,
+                previous_status=changed["previous_status"],
+                status=changed["health_status"],
+                detail="logged in again",
+            ),
+            key=account_id,
+            cause=Cause(actor),
+            at=now,
+        )
+    else:
+        await _insert_account(
+            connection, account_id, row["organization_id"], row["owner_user_id"],
+            row["display_name"], result.phone or row["phone"], session,
+            _device(None, account_id), now,
+        )  # fmt: skip
+    await connection.execute(QUERIES["login_finished"], login_id, now)
+    return AccountLoginProgressed(
+        login_id=login_id, status="logged_in", telegram_account_id=account_id
+    )
+
+
+async def _insert_account(
+    connection: DbConnection,
+    account_id: UUID,
+    organization_id: UUID | None,
+    owner_user_id: UUID,
+    display_name: str,
+    phone: str | None,
+    sealed_session: str,
+    device: DeviceIdentity,
+    now: datetime,
+) -> None:
+    await connection.execute(
+        QUERIES["insert_account"], account_id, organization_id, owner_user_id, display_name,
+        phone, sealed_session, device.device_model, device.system_version, device.app_version,
+        device.lang_code, device.system_lang_code, now,
+    )  # fmt: skip
+
+
+def import_handler(settings: Settings) -> Handler[AccountImportSession]:
+    async def on_import(context: HandlerContext, message: Decoded[AccountImportSession]) -> None:
+        actor = message.envelope.actor
+        assert actor is not None  # the contract requires one
+        now = context.clock.now()
+        answer = await _import(context.connection, settings, message.payload, actor, now)
+        context.outbox.emit(
+            answer, key=message.payload.login_id, cause=Cause.of(message.envelope), at=now
+        )
+
+    return on_import
+
+
+async def _import(
+    connection: DbConnection,
+    settings: Settings,
+    command: AccountImportSession,
+    actor: Actor,
+    now: datetime,
+) -> AccountLoginProgressed:
+    login_id = command.login_id
+    if (why := settings.telethon_ready) is not None:
+        return _failed(login_id, "telethon_not_configured", f"Telethon accounts are {why}")
+    cipher = _cipher(settings)
+    account_id = uuid4()
+    device = default_device(account_id)
+    try:
+        material = cipher.open(command.session_sealed)
+        if command.format == "telethon_string":
+            imported = parse_string_session(material)
+        elif command.format == "pyrogram":
+            imported = parse_pyrogram_session(material)
+        else:
+            try:
+                data = base64.b64decode(material, validate=True)
+            except binascii.Error as exc:
+                raise LoginError("session_invalid", f"not base64: {exc}") from exc
+            imported = parse_sqlite_session(data)
+        session = to_string_session(imported, data_centres(settings))
+        way = Connection(_api(settings, None, None), device)
+        found = await validate_session(session, way)
+    except SessionKeyError as exc:
+        return _failed(login_id, "session_invalid", str(exc))
+    except ValueError as exc:  # an address that is not an IP address
+        return _failed(login_id, "session_invalid", f"unusable session address: {exc}")
+    except LoginError as error:
+        return _refused(login_id, error)
+    await _insert_account(
+        connection, account_id, actor.organization_id, actor.user_id, command.display_name,
+        found.phone, cipher.seal(session), device, now,
+    )  # fmt: skip
+    return AccountLoginProgressed(
+        login_id=login_id, status="logged_in", telegram_account_id=account_id
+    )
