@@ -185,7 +185,8 @@ class SimulatedTelegram:
         ):
             raise AccountDead("SessionRevokedError: the session was revoked", "auth_lost")
 
-    async def probe(self, account: Account, now: datetime) -> None:
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
+        # The simulator has no @SpamBot: a simulated limit is lifted by the next check.
         async with self._pool.acquire() as connection:
             total = await connection.fetchval(QUERIES["total"], account.id)
         self._check_account(account.simulation, total)
