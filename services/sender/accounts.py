@@ -171,7 +171,9 @@ async def check(
             cooldown_until=until,
         )
     except AccountLimited as limited:
-        state = AccountHealth.FROZEN if isinstance(limited, AccountFrozen) else AccountHealth.LIMITED
+        state = (
+            AccountHealth.FROZEN if isinstance(limited, AccountFrozen) else AccountHealth.LIMITED
+        )
         # The checks that have confirmed it (a send that met it confirmed nothing yet).
         confirmed = streak + 1 if health is state else 1
         return await change_health(

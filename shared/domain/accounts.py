@@ -119,8 +119,9 @@ class Freeze:
 def read_freeze(config: Mapping[str, object]) -> Freeze | None:
     """The freeze in help.getAppConfig's values (freeze_since_date, freeze_until_date: Unix
     seconds; freeze_appeal_url), or None when the account is not frozen."""
-    since, until, url = (config.get(k) for k in
-                         ("freeze_since_date", "freeze_until_date", "freeze_appeal_url"))  # fmt: skip
+    since = config.get("freeze_since_date")
+    until = config.get("freeze_until_date")
+    url = config.get("freeze_appeal_url")
     if since is None and until is None:
         return None
     return Freeze(_moment(since), _moment(until), url if isinstance(url, str) and url else None)
@@ -144,7 +145,8 @@ def recheck_delay(checks: int) -> timedelta:
     """How long after its `checks`-th check in a row (0: it just became so) a limited or frozen
     account is asked again: 1 h, 2 h, 4 h… capped at 24 h. Asking @SpamBot every few minutes
     is itself a pattern Telegram sees; a limit rarely ends within the hour."""
-    return min(RECHECK_FIRST * 2 ** min(checks, 16), RECHECK_CAP)
+    delay: timedelta = RECHECK_FIRST * 2 ** min(checks, 16)
+    return min(delay, RECHECK_CAP)
 
 
 def recheck_at(checks: int, now: datetime, until: datetime | None) -> datetime:

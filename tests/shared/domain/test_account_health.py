@@ -99,9 +99,14 @@ FREEZES = [
             "https://t.me/spambot",
         ),
     ),
-    ({"freeze_since_date": 1780000000}, Freeze(datetime.fromtimestamp(1780000000, UTC), None, None)),
-    ({"freeze_until_date": 1790000000, "freeze_appeal_url": ""},
-     Freeze(None, datetime.fromtimestamp(1790000000, UTC), None)),  # fmt: skip
+    (
+        {"freeze_since_date": 1780000000},
+        Freeze(datetime.fromtimestamp(1780000000, UTC), None, None),
+    ),
+    (
+        {"freeze_until_date": 1790000000, "freeze_appeal_url": ""},
+        Freeze(None, datetime.fromtimestamp(1790000000, UTC), None),
+    ),
 ]
 
 
