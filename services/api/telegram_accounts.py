@@ -167,6 +167,19 @@ class TelegramAccount(BaseModel):
     health_detail: str | None
     last_checked_at: datetime | None
     cooldown_until: datetime | None
+    health_until: datetime | None = Field(
+        default=None,
+        description="When Telegram said a limit (@SpamBot's release date) or a freeze ends; "
+        "null when it gave no date or the account is neither limited nor frozen.",
+    )
+    appeal_url: str | None = Field(
+        default=None, description="A frozen account's appeal link (help.getAppConfig)."
+    )
+    next_check_at: datetime | None = Field(
+        default=None,
+        description="When the sender checks the account next, for a limited, frozen or "
+        "disconnected account on its backoff; null: the regular interval.",
+    )
     daily_quota: int
     sent_today: int
     pacing: dict[str, Any]

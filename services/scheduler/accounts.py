@@ -1,5 +1,6 @@
-"""What a Telegram account's health means for campaigns: a dead account (auth lost, banned)
-fails the campaigns that use it, with the reason shown on the campaign (spec 004 "Failed")."""
+"""What a Telegram account's health means for campaigns: a dead account (auth lost, session
+conflict, banned) fails the campaigns that use it, with the reason shown on the campaign (spec
+004 "Failed")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from shared.messaging.contracts import (
 from shared.messaging.envelope import Cause
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-DEAD = {"auth_lost": "lost its login", "banned": "is banned"}
+DEAD = {
+    "auth_lost": "lost its login",
+    "session_conflict": "is used from another place too (session conflict)",
+    "banned": "is banned",
+}
 
 
 def dead_account_reason(status: str, detail: str | None) -> str:

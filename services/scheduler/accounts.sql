@@ -1,5 +1,5 @@
 -- name: fail_account_campaigns
--- A dead account (auth lost, banned): its campaigns that could still send fail, with the reason.
+-- A dead account (auth lost, session conflict, banned): its campaigns that could still send fail, with the reason.
 UPDATE campaigns c
 SET status = 'failed', failure_reason = $2, updated_at = $3
 FROM (SELECT id, status FROM campaigns

@@ -5,7 +5,7 @@
 -- The account, locked (as the periodic check locks it), if actor $3 may see it in context $2:
 -- its personal owner, or a member of its organization. The columns accounts.check reads.
 SELECT a.id, a.session_kind, a.simulation, a.health_status, a.cooldown_until, a.pacing,
-       a.daily_quota, a.created_at, a.warm_up
+       a.daily_quota, a.created_at, a.warm_up, a.check_streak
 FROM telegram_accounts a
 WHERE a.id = $1 AND a.deleted_at IS NULL
   AND a.organization_id IS NOT DISTINCT FROM $2

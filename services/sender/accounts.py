@@ -1,9 +1,12 @@
 """Account health as the sender sees it: transitions, their events, and the periodic check.
 
-States (TELEGRAM.md): active and warming send; cooldown waits until cooldown_until and then
-returns to active; limited stops new peers until a check clears it; disconnected retries;
-auth_lost and banned stop for good and need a person. Every transition is an
-`account.health_changed` event; the scheduler fails the campaigns of a dead account.
+States (docs/accounts.md, "Health states"): active and warming send; cooldown waits until
+cooldown_until and then returns to active; limited stops new peers until @SpamBot says it is
+free or its stated date passes (asked on a backoff, 1 h doubling to 24 h); frozen stops every
+send until help.getAppConfig no longer shows the freeze; disconnected is reconnected on an
+exponential backoff with jitter; auth_lost, session_conflict and banned stop for good and need
+a person. Every transition is an `account.health_changed` event with the reason; the
+scheduler fails the campaigns of a dead account.
 
 A transition is counted (dripline_telegram_account_transitions_total) once the transaction that
 made it has committed, so a rolled-back and retried one counts once: the functions that change
@@ -15,6 +18,7 @@ accounts-by-health gauge.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from prometheus_client import Counter, Gauge
 from services.sender.gateway import (
     Account,
     AccountDead,
+    AccountFrozen,
     AccountLimited,
     Gateway,
     RetryAfter,
@@ -32,7 +37,13 @@ from services.sender.gateway import (
 )
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain.accounts import AccountHealth
+from shared.domain.accounts import (
+    NEEDS_A_PERSON,
+    AccountHealth,
+    after_drop,
+    recheck_at,
+    reconnect_delay,
+)
 from shared.domain.pacing import Pacing
 from shared.messaging.contracts import AccountHealthChanged
 from shared.messaging.outbox import Outbox
@@ -40,7 +51,7 @@ from shared.messaging.transaction import transaction
 from shared.runtime import Job, Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-DEAD = frozenset({AccountHealth.AUTH_LOST, AccountHealth.BANNED})
+DEAD = NEEDS_A_PERSON
 
 TRANSITIONS = Counter(
     "dripline_telegram_account_transitions_total",
@@ -69,7 +80,7 @@ def health_checks(gateway: Gateway) -> Job:
         now = service.clock.now()
         stale = now - timedelta(seconds=service.settings.health_check_interval_s)
         async with transaction(service.pool, service.clock) as tx:
-            rows = await tx.connection.fetch(QUERIES["accounts_to_probe"], stale)
+            rows = await tx.connection.fetch(QUERIES["accounts_to_probe"], stale, now)
             entered = [await check(tx.connection, tx.outbox, gateway, row, now) for row in rows]
         count_transitions(entered)
         return len(rows)
@@ -100,15 +111,23 @@ async def change_health(
     now: datetime,
     *,
     cooldown_until: datetime | None = None,
+    next_check_at: datetime | None = None,
+    streak: int = 0,
+    until: datetime | None = None,
+    appeal_url: str | None = None,
 ) -> AccountHealth | None:
-    """Record the account's health; returns the status entered, or None if it stayed."""
+    """Record the account's health; returns the status entered, or None if it stayed.
+    `next_check_at`: when the check is due again (None: the regular interval); `streak`: the
+    checks in a row that found it so (the backoffs count them); `until` and `appeal_url`:
+    what Telegram said of a limit or freeze."""
     current = await connection.fetchrow(QUERIES["account_health"], account_id)
     assert current is not None
     if current["health_status"] in DEAD and health not in DEAD:
         return None  # only a person (a new login) brings a dead account back
     await connection.execute(
-        QUERIES["set_health"], account_id, health.value, detail, cooldown_until, now
-    )
+        QUERIES["set_health"], account_id, health.value, detail, cooldown_until, now,
+        next_check_at, streak, until, appeal_url,
+    )  # fmt: skip
     if current["health_status"] != health.value or current["cooldown_until"] != cooldown_until:
         event = AccountHealthChanged(
             telegram_account_id=account_id,
@@ -124,13 +143,18 @@ async def change_health(
 async def check(
     connection: DbConnection, outbox: Outbox, gateway: Gateway, row: Any, now: datetime
 ) -> AccountHealth | None:
-    """Probe one account and record what was found; returns the status entered, if it moved."""
+    """Probe one account and record what was found; returns the status entered, if it moved.
+
+    A limited account is asked of @SpamBot (a plain probe succeeds on a limited account, so it
+    cannot lift a limit), on a backoff; a frozen one is lifted only when getAppConfig no longer
+    shows the freeze. A check that cannot reach Telegram leaves either state as it was."""
     account = Account(row["id"], row["session_kind"], row["simulation"])
     health = AccountHealth(row["health_status"])
     if health is AccountHealth.COOLDOWN and row["cooldown_until"] and row["cooldown_until"] > now:
         return None  # still waiting out a flood wait: nothing to ask
+    streak = row["check_streak"]
     try:
-        await gateway.probe(account, now)
+        await gateway.probe(account, now, ask_spambot=health is AccountHealth.LIMITED)
     except AccountDead as dead:
         return await change_health(
             connection, outbox, account.id, AccountHealth(dead.kind), dead.reason, now
@@ -147,12 +171,44 @@ async def check(
             cooldown_until=until,
         )
     except AccountLimited as limited:
+        state = (
+            AccountHealth.FROZEN if isinstance(limited, AccountFrozen) else AccountHealth.LIMITED
+        )
+        # The checks that have confirmed it (a send that met it confirmed nothing yet).
+        confirmed = streak + 1 if health is state else 1
         return await change_health(
-            connection, outbox, account.id, AccountHealth.LIMITED, limited.reason, now
+            connection,
+            outbox,
+            account.id,
+            state,
+            limited.reason,
+            now,
+            next_check_at=recheck_at(confirmed - 1, now, limited.until),
+            streak=confirmed,
+            until=limited.until,
+            appeal_url=limited.appeal_url if isinstance(limited, AccountFrozen) else None,
         )
     except Transient as failure:
+        if health in (AccountHealth.LIMITED, AccountHealth.FROZEN):
+            # Telegram could not be asked: what it said last stands (lifting a limit on a
+            # failed check would send a limited account back to cold messaging).
+            await connection.execute(
+                QUERIES["reschedule_check"],
+                account.id,
+                now,
+                now + reconnect_delay(streak, random.random()),
+            )
+            return None
+        failures = streak if health is AccountHealth.DISCONNECTED else 0
         return await change_health(
-            connection, outbox, account.id, AccountHealth.DISCONNECTED, failure.reason, now
+            connection,
+            outbox,
+            account.id,
+            AccountHealth.DISCONNECTED,
+            failure.reason,
+            now,
+            next_check_at=now + reconnect_delay(failures, random.random()),
+            streak=failures + 1,
         )
     back = AccountHealth.ACTIVE
     if health is AccountHealth.WARMING or row["warm_up"]:
@@ -160,3 +216,26 @@ async def check(
         if not pacing.warmed_up((now.date() - row["created_at"].date()).days):
             back = AccountHealth.WARMING  # still ramping up its daily budget
     return await change_health(connection, outbox, account.id, back, None, now)
+
+
+async def connection_lost(
+    connection: DbConnection, outbox: Outbox, account_id: UUID, reason: str, now: datetime
+) -> AccountHealth | None:
+    """A connection dropped and could not be restored (noticed by the adapter's watcher, when it
+    happened): a sending account is disconnected and reconnected by its check on the backoff;
+    any other state stays (after_drop)."""
+    current = await connection.fetchrow(QUERIES["account_health"], account_id)
+    if current is None:
+        return None
+    if after_drop(AccountHealth(current["health_status"])) is None:
+        return None
+    return await change_health(
+        connection,
+        outbox,
+        account_id,
+        AccountHealth.DISCONNECTED,
+        reason,
+        now,
+        next_check_at=now + reconnect_delay(0, random.random()),
+        streak=1,
+    )

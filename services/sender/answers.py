@@ -28,6 +28,7 @@ from services.sender.gateway import (
     SEND_OUTCOMES,
     Account,
     AccountDead,
+    AccountFrozen,
     AccountLimited,
     ContactPermanent,
     Delivery,
@@ -296,8 +297,16 @@ async def _account_failed(
             # The statistics count a recorded but unsent message: its outcome changed.
             _message_failed(outbox, row, account, None, "account_limited", error.reason, now)
     elif isinstance(error, AccountLimited):
+        # Due a check at once: @SpamBot confirms a limit, getAppConfig a freeze and its dates.
+        frozen = isinstance(error, AccountFrozen)
         entered = await accounts.change_health(
-            connection, outbox, account.id, AccountHealth.LIMITED, error.reason, now
+            connection,
+            outbox,
+            account.id,
+            AccountHealth.FROZEN if frozen else AccountHealth.LIMITED,
+            error.reason,
+            now,
+            next_check_at=now,
         )
         if standing:
             later = now + timedelta(seconds=pacing.limited_retry_s)

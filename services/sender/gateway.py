@@ -38,13 +38,32 @@ class ContactPermanent(GatewayError):
 
 
 class AccountLimited(GatewayError):
-    """The account may not message strangers for now (peer flood, restricted, frozen)."""
+    """The account may not message strangers for now (peer flood, restricted; @SpamBot says
+    so, until a date when it gives one)."""
+
+    def __init__(self, reason: str, until: datetime | None = None) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+class AccountFrozen(AccountLimited):
+    """Telegram froze the account (FROZEN_METHOD_INVALID, help.getAppConfig's freeze): it may
+    not send at all until the freeze ends or an appeal succeeds."""
+
+    def __init__(
+        self, reason: str, until: datetime | None = None, appeal_url: str | None = None
+    ) -> None:
+        super().__init__(reason, until)
+        self.appeal_url = appeal_url
 
 
 class AccountDead(GatewayError):
-    """The session is gone or the account banned: a person must act."""
+    """The session is gone, used from two places at once (session_conflict) or the account
+    banned: a person must act."""
 
-    def __init__(self, reason: str, kind: Literal["auth_lost", "banned"]) -> None:
+    def __init__(
+        self, reason: str, kind: Literal["auth_lost", "session_conflict", "banned"]
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
 
@@ -115,7 +134,8 @@ SendResult = Delivery | GatewayError | None
 # Telegram recognized by its random_id), one of the five failure categories (a dead account
 # split by kind), or unknown (the adapter broke).
 SEND_OUTCOMES = ("sent", "duplicate", "flood_wait", "contact_permanent", "account_limited",
-                 "auth_lost", "banned", "transient", "unknown")  # fmt: skip
+                 "account_frozen", "auth_lost", "session_conflict", "banned", "transient",
+                 "unknown")  # fmt: skip
 
 
 def send_outcome(result: SendResult) -> str:
@@ -128,6 +148,8 @@ def send_outcome(result: SendResult) -> str:
             return "flood_wait"
         case ContactPermanent():
             return "contact_permanent"
+        case AccountFrozen():
+            return "account_frozen"
         case AccountLimited():
             return "account_limited"
         case AccountDead(kind=kind):
@@ -145,8 +167,11 @@ class Gateway(Protocol):
         duplicate, never a second message (Telegram deduplicates random_id the same way)."""
         ...
 
-    async def probe(self, account: Account, now: datetime) -> None:
-        """Raise the account's failure, if it has one."""
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
+        """Raise the account's failure, if it has one (AccountFrozen for a freeze). With
+        `ask_spambot`, also ask whether it is limited (AccountLimited, with the release date
+        when one is given): a plain probe succeeds on a limited account, so only this lifts
+        a limit."""
         ...
 
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
@@ -215,8 +240,8 @@ class Gateways:
                 results[index] = answer
         return results
 
-    async def probe(self, account: Account, now: datetime) -> None:
-        await self._for(account).probe(account, now)
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
+        await self._for(account).probe(account, now, ask_spambot=ask_spambot)
 
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
         found: list[Incoming] = []

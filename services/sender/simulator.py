@@ -185,10 +185,15 @@ class SimulatedTelegram:
         ):
             raise AccountDead("SessionRevokedError: the session was revoked", "auth_lost")
 
-    async def probe(self, account: Account, now: datetime) -> None:
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
         async with self._pool.acquire() as connection:
             total = await connection.fetchval(QUERIES["total"], account.id)
         self._check_account(account.simulation, total)
+        if ask_spambot and account.simulation.get("peer_flood_after") is not None:
+            # The simulated @SpamBot: a peer_flood_after limit counts new peers per day, so the
+            # limit it reports ends at the next midnight (UTC).
+            until = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+            raise AccountLimited(f"@SpamBot (simulated): limited until {until.isoformat()}", until)
 
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
         rows = await connection.fetch(QUERIES["due_updates"], now)

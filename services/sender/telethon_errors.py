@@ -11,6 +11,7 @@ from telethon.errors.common import AuthKeyNotFound
 
 from services.sender.gateway import (
     AccountDead,
+    AccountFrozen,
     AccountLimited,
     ContactPermanent,
     GatewayError,
@@ -37,7 +38,6 @@ _AUTH_LOST = (
     errors.SessionRevokedError,
     errors.SessionExpiredError,
     errors.AuthKeyInvalidError,
-    errors.AuthKeyDuplicatedError,
     AuthKeyNotFound,
 )
 _BANNED = (
@@ -53,13 +53,21 @@ _CONTACT_MESSAGES = ("PRIVACY_PREMIUM_REQUIRED", "ALLOW_PAYMENT_REQUIRED")
 def categorize(exc: BaseException) -> GatewayError:
     name = type(exc).__name__
     if isinstance(exc, errors.FrozenMethodInvalidError):
-        return AccountLimited(f"{name}: the account is frozen")
+        # No dates here: the health check reads them (and the appeal link) from help.getAppConfig.
+        return AccountFrozen(f"{name}: the account is frozen")
     if isinstance(
         exc, (errors.FloodWaitError, errors.FloodPremiumWaitError, errors.SlowModeWaitError)
     ):
         return RetryAfter(float(exc.seconds), name)
     if isinstance(exc, _LIMITED):
         return AccountLimited(f"{name}: the account may not message strangers for now")
+    if isinstance(exc, errors.AuthKeyDuplicatedError):
+        # The key is in use from two places: Telegram may end the session, and every further
+        # use from here makes it likelier. Nothing uses it until a person logs in again.
+        return AccountDead(
+            f"{name}: the session is used from another place too; log in again",
+            "session_conflict",
+        )
     if isinstance(exc, _AUTH_LOST):
         return AccountDead(f"{name}: the session is gone; log in again", "auth_lost")
     if isinstance(exc, _BANNED):

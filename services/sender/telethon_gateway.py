@@ -8,7 +8,13 @@ What TELEGRAM.md asks of it, and where:
   (telegram_peers); a stale hash is resolved again once;
 - sends go as raw SendMessageRequest with our random_id, so a repeat after a timeout is
   recognised by Telegram (RANDOM_ID_DUPLICATE) and answered from the dialog's history;
-- health is probed with GetStateRequest, which raises the exact error class;
+- health is probed with help.getAppConfig (a freeze: freeze_since_date, freeze_until_date,
+  freeze_appeal_url) and GetStateRequest, which raises the exact error class; a limited
+  account is asked of @SpamBot (/start, its answer read from the dialog), since GetState
+  succeeds on a limited account;
+- each connected client has a watcher task on `client.disconnected`: a connection Telethon
+  could not restore is recorded when it drops (accounts.connection_lost), not at the next
+  send; a 401/406 that ended it is recorded as what it is;
 - replies (NewMessage) and reads (MessageRead) are written to telegram_updates as they arrive,
   and missed ones are found again by reading recent dialogs (reconcile, the periodic job
   `reconcile_dialogs`);
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import random
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,6 +47,7 @@ from telethon import version as telethon_version
 from telethon.errors.common import AuthKeyNotFound
 from telethon.sessions import StringSession
 
+from services.sender import accounts
 from services.sender.connections import (
     PROXY_ERRORS,
     ApiCredentials,
@@ -51,6 +59,8 @@ from services.sender.connections import (
 from services.sender.gateway import (
     Account,
     AccountDead,
+    AccountFrozen,
+    AccountLimited,
     ContactPermanent,
     Delivery,
     GatewayError,
@@ -63,8 +73,15 @@ from services.sender.telethon_errors import StalePeer, categorize
 from shared.crypto import SessionCipher, SessionKeyError
 from shared.db.pool import DbConnection, connect
 from shared.db.sql import Queries
+from shared.domain.accounts import (
+    AccountHealth,
+    UnreadableSpamBotAnswer,
+    read_freeze,
+    read_spambot,
+)
 from shared.domain.clock import Clock
 from shared.domain.devices import DeviceIdentity
+from shared.messaging.transaction import transaction
 from shared.runtime import Job, Service
 from shared.settings import Settings
 
@@ -74,6 +91,10 @@ QUERIES = Queries.load(Path(__file__).with_name("telethon.sql"))
 # Where a sent message is looked for after RANDOM_ID_DUPLICATE, and missed replies after ours.
 HISTORY_LIMIT = 30
 RECONCILE_DAYS = 7
+SPAMBOT = "SpamBot"
+# How long @SpamBot's answer to /start is waited for, and how often its dialog is read meanwhile.
+SPAMBOT_WAIT_S = 15.0
+SPAMBOT_POLL_S = 0.25
 # What Telethon raises for a failed call: RPC errors, a lost connection, a timeout, a proxy's
 # refusal (python-socks' own exception, which Telethon lets through).
 TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
@@ -116,6 +137,8 @@ class TelethonTelegram:
         # How each open client connected (device, proxy): a change reconnects at the next probe.
         self._connections: dict[UUID, Connection] = {}
         self._opening: defaultdict[UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One task per connected client, awaiting its `disconnected`.
+        self._watchers: dict[UUID, asyncio.Task[None]] = {}
         self._lock_connection: DbConnection | None = None
         self._lock_guard = asyncio.Lock()
         # Updates whose write failed (the database was away): retried before the next take.
@@ -152,10 +175,55 @@ class TelethonTelegram:
             return _delivery(result, random_id, now)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    async def probe(self, account: Account, now: datetime) -> None:
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
         client = await self._client(account.id, reread=True)
         try:
+            config = await client(functions.help.GetAppConfigRequest(hash=0))
             await client(functions.updates.GetStateRequest())
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
+        values = _json(config.config) if isinstance(config, types.help.AppConfig) else {}
+        freeze = read_freeze(values if isinstance(values, dict) else {})
+        if freeze is not None and freeze.frozen_at(now):
+            until = f" until {freeze.until.isoformat()}" if freeze.until else ""
+            appeal = f"; appeal: {freeze.appeal_url}" if freeze.appeal_url else ""
+            raise AccountFrozen(
+                f"frozen by Telegram{until}{appeal}", freeze.until, freeze.appeal_url
+            )
+        if ask_spambot:
+            answer = await self._ask_spambot(client, account, now)
+            try:
+                verdict = read_spambot(answer)
+            except UnreadableSpamBotAnswer as exc:
+                raise Transient(str(exc)) from exc  # the limit stands until it is understood
+            if verdict.limited_at(now):
+                until = f" until {verdict.until.isoformat()}" if verdict.until else ""
+                raise AccountLimited(f"@SpamBot: limited{until}", verdict.until)
+
+    async def _ask_spambot(self, client: TelegramClient, account: Account, now: datetime) -> str:
+        """Send @SpamBot /start and return its answer, read from the dialog (the answer is an
+        ordinary incoming message, arriving after ours)."""
+        try:
+            resolved = await client(functions.contacts.ResolveUsernameRequest(SPAMBOT))
+            bot = _user(resolved.users, resolved.peer.user_id, Peer(SPAMBOT, account.id))
+            peer = types.InputPeerUser(bot.id, bot.access_hash or 0)
+            sent = await client(
+                functions.messages.SendMessageRequest(
+                    peer=peer, message="/start", random_id=random.getrandbits(63)
+                )
+            )
+            after = getattr(sent, "id", 0) or 0  # answers come after our /start
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SPAMBOT_WAIT_S
+            while True:
+                history = await client(_history(peer, min_id=after))
+                answers = [m for m in history.messages
+                           if isinstance(m, types.Message) and not m.out and m.message]  # fmt: skip
+                if answers:
+                    return str(min(answers, key=lambda m: m.id).message)
+                if loop.time() >= deadline:
+                    raise Transient(f"@SpamBot did not answer /start within {SPAMBOT_WAIT_S:g} s")
+                await asyncio.sleep(SPAMBOT_POLL_S)
         except TELETHON_FAILURES as exc:
             raise await self._failure(account.id, exc) from exc
 
@@ -243,7 +311,49 @@ class TelethonTelegram:
                 raise categorize(exc) from exc
             self._clients[account_id] = client
             self._connections[account_id] = connection
+            self._watchers[account_id] = asyncio.create_task(self._watch(account_id, client))
             return client
+
+    async def _watch(self, account_id: UUID, client: TelegramClient) -> None:
+        """Wait for the client's connection to end. Telethon reconnects a dropped connection
+        once by itself; when that fails (or a 401/406 ends it inside its update loop) the
+        `disconnected` future completes, and the account is recorded as it is now: a sending
+        account disconnected (its check reconnects on the backoff), a dead one dead."""
+        error: BaseException | None = None
+        try:
+            await client.disconnected
+        except Exception as exc:  # how Telethon says why the connection ended
+            error = exc
+        if self._clients.get(account_id) is not client:
+            return  # closed here, on purpose
+        self._watchers.pop(account_id, None)
+        async with self._opening[account_id]:
+            if self._clients.get(account_id) is client:
+                await self._close(account_id)
+        failure = (
+            categorize(error)
+            if error is not None
+            else Transient("the connection ended and Telethon could not restore it")
+        )
+        log.warning("account %s: its connection to Telegram dropped: %s", account_id, failure)
+        now = self._clock.now()
+        try:
+            async with transaction(self._pool, self._clock) as tx:
+                if isinstance(failure, AccountDead):
+                    entered = await accounts.change_health(
+                        tx.connection, tx.outbox, account_id, AccountHealth(failure.kind),
+                        failure.reason, now,
+                    )  # fmt: skip
+                else:
+                    entered = await accounts.connection_lost(
+                        tx.connection, tx.outbox, account_id,
+                        f"connection lost: {failure.reason}", now,
+                    )  # fmt: skip
+        except Exception:
+            # Recorded by the account's next check instead, which meets the same failure.
+            log.exception("account %s: recording its dropped connection failed", account_id)
+            return
+        accounts.count_transitions([entered])
 
     @staticmethod
     def _options(connection: Connection) -> dict[str, Any]:
@@ -328,6 +438,9 @@ class TelethonTelegram:
 
     async def _close(self, account_id: UUID) -> None:
         self._connections.pop(account_id, None)
+        watcher = self._watchers.pop(account_id, None)
+        if watcher is not None:
+            watcher.cancel()
         client = self._clients.pop(account_id, None)
         if client is not None:
             await client.disconnect()
@@ -505,6 +618,17 @@ def _history(peer: types.InputPeerUser, *, min_id: int) -> Any:
         peer=peer, offset_id=0, offset_date=None, add_offset=0, limit=HISTORY_LIMIT,
         max_id=0, min_id=min_id, hash=0,
     )  # fmt: skip
+
+
+def _json(value: Any) -> Any:
+    """help.getAppConfig's TL JSON as Python values."""
+    if isinstance(value, types.JsonObject):
+        return {item.key: _json(item.value) for item in value.value}
+    if isinstance(value, types.JsonArray):
+        return [_json(item) for item in value.value]
+    if isinstance(value, types.JsonNull):
+        return None
+    return getattr(value, "value", None)
 
 
 def _user(users: list[Any], user_id: int, peer: Peer) -> types.User:

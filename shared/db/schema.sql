@@ -64,10 +64,18 @@ CREATE TABLE telegram_accounts (
     session_string  text,
     health_status   text NOT NULL DEFAULT 'disconnected'
                     CHECK (health_status IN ('active', 'warming', 'cooldown', 'limited',
-                                             'disconnected', 'auth_lost', 'banned')),
+                                             'frozen', 'disconnected', 'auth_lost',
+                                             'session_conflict', 'banned')),
     health_detail   text,
     last_checked_at timestamptz,
     cooldown_until  timestamptz,
+    -- the sender's health check: when next due (NULL: every health_check_interval_s), checks
+    -- in a row that found it limited, frozen or unreachable, the end Telegram gave a limit or
+    -- freeze, and a freeze's appeal link
+    next_check_at   timestamptz,
+    check_streak    integer NOT NULL DEFAULT 0,
+    health_until    timestamptz,
+    appeal_url      text,
     daily_quota     integer NOT NULL DEFAULT 50 CHECK (daily_quota >= 0),
     sent_today      integer NOT NULL DEFAULT 0,
     quota_day       date,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain.accounts import AccountHealth
+from shared.domain.accounts import NEEDS_A_PERSON, AccountHealth
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class AccountPace:
 
 
 class CannotSend(Exception):
-    """The account cannot send at all (auth lost, banned): a person must act."""
+    """The account cannot send at all (auth lost, session conflict, banned): a person must
+    act."""
 
 
 def jitter(key: str, spread_s: float) -> float:
@@ -84,13 +85,15 @@ def next_send_at(
     is sent again with the same random_id to learn what became of it. Only the account's health
     holds it back; the gap and the budget would charge it twice and put a message Telegram may
     already hold off until tomorrow."""
-    if pace.health in (AccountHealth.AUTH_LOST, AccountHealth.BANNED):
+    if pace.health in NEEDS_A_PERSON:
         raise CannotSend(f"the account is {pace.health.value}")
     moment = now
     if pace.cooldown_until is not None and pace.cooldown_until > moment:
         moment = pace.cooldown_until
     if pace.health is AccountHealth.DISCONNECTED:
         moment = max(moment, now + timedelta(seconds=pacing.limited_retry_s / 12))
+    if pace.health is AccountHealth.FROZEN:  # no sends at all, known peers included
+        moment = max(moment, now + timedelta(seconds=pacing.limited_retry_s))
     if pace.health is AccountHealth.LIMITED and new_peer:
         moment = max(moment, now + timedelta(seconds=pacing.limited_retry_s))
     if reserved:

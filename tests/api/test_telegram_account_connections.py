@@ -161,3 +161,25 @@ async def test_a_simulated_account_takes_no_proxy_by_patch(person: PersonFactory
 
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["proxy"]
+
+
+async def test_a_frozen_account_shows_its_appeal_link_and_the_end_telegram_gave(
+    person: PersonFactory, db: asyncpg.Pool[Any]
+) -> None:
+    ada = await person("ada-frozen@example.com")
+    created = ok(await ada.client.post("/telegram-accounts", json=telethon()), 201)
+    assert (created["appeal_url"], created["health_until"]) == (None, None)
+    # As the sender's health check records a freeze read from help.getAppConfig.
+    await db.execute(
+        "UPDATE telegram_accounts SET health_status = 'frozen', health_detail = 'frozen by"
+        " Telegram', health_until = '2027-01-01T00:00:00Z', appeal_url = 'https://t.me/spambot',"
+        " next_check_at = '2026-06-01T13:00:00Z' WHERE id = $1",
+        UUID(created["id"]),
+    )
+
+    read = ok(await ada.client.get(f"/telegram-accounts/{created['id']}"))
+
+    assert read["health_status"] == "frozen"
+    assert read["appeal_url"] == "https://t.me/spambot"
+    assert read["health_until"].startswith("2027-01-01T00:00:00")
+    assert read["next_check_at"].startswith("2026-06-01T13:00:00")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -95,12 +95,21 @@ class World:
             ),
         )
 
-    async def health_check(self, account: Account) -> tuple[str, str | None]:
-        """The sender's health check of this account (its sweep's query and `check`)."""
+    async def due(self, account: Account, at: datetime) -> bool:
+        """Whether the health check's sweep at `at` would probe the account."""
+        rows = await self.pool.fetch(SENDER_QUERIES["accounts_to_probe"], at, at)
+        return any(r["id"] == account.id for r in rows)
+
+    async def health_check(
+        self, account: Account, later: timedelta = timedelta(0)
+    ) -> tuple[str, str | None]:
+        """The sender's health check of this account (its sweep's query and `check`), as
+        the sweep `later` from now would run it."""
+        at = now() + later
         async with transaction(self.pool, SystemClock()) as tx:
-            rows = await tx.connection.fetch(SENDER_QUERIES["accounts_to_probe"], now())
+            rows = await tx.connection.fetch(SENDER_QUERIES["accounts_to_probe"], now(), at)
             row = next(r for r in rows if r["id"] == account.id)
-            await accounts.check(tx.connection, tx.outbox, self.gateway, row, now())
+            await accounts.check(tx.connection, tx.outbox, self.gateway, row, at)
         found = await self.pool.fetchrow(
             "SELECT health_status, health_detail FROM telegram_accounts WHERE id = $1", account.id
         )
@@ -212,11 +221,13 @@ async def test_an_unreachable_proxy_is_proxy_unreachable_and_the_account_retries
     )
     assert event["type"] == "account.health_changed"
     assert (event["payload"]["status"], event["payload"]["detail"]) == ("disconnected", detail)
-    # The account is not dead: the next check retries, through a proxy that works now.
+    # The account is not dead: a check retries after the reconnect backoff (2.5 to 5 s first),
+    # through a proxy that works now.
+    assert not await world.due(account, now())
     await world.set_proxy(
         account.id, Proxy("socks5", "127.0.0.1", proxy.port, PROXY_USER, PROXY_PASSWORD)
     )
-    assert await world.health_check(account) == ("active", None)
+    assert await world.health_check(account, later=timedelta(seconds=5)) == ("active", None)
     assert set(world.ports_of(PROXIED)) <= proxy.outbound()
 
 

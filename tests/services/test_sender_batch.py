@@ -190,7 +190,7 @@ class OneAtATime:
             raise RuntimeError("the adapter broke")
         return Delivery(random_id * 10, now)
 
-    async def probe(self, account: Account, now: datetime) -> None:
+    async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
         return None
 
     async def updates(self, connection: Any, now: datetime) -> list[Any]:

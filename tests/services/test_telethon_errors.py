@@ -9,6 +9,7 @@ from telethon.errors.rpcbaseerrors import BadRequestError, ForbiddenError
 
 from services.sender.gateway import (
     AccountDead,
+    AccountFrozen,
     AccountLimited,
     ContactPermanent,
     RetryAfter,
@@ -36,7 +37,7 @@ CASES = [
     (BadRequestError(None, "ALLOW_PAYMENT_REQUIRED_100", 400), ContactPermanent),
     (errors.PeerFloodError(None), AccountLimited),
     (errors.UserRestrictedError(None), AccountLimited),
-    (errors.FrozenMethodInvalidError(None), AccountLimited),
+    (errors.FrozenMethodInvalidError(None), AccountFrozen),
     (errors.AuthKeyUnregisteredError(None), AccountDead),
     (errors.SessionRevokedError(None), AccountDead),
     (errors.SessionExpiredError(None), AccountDead),
@@ -66,6 +67,7 @@ def test_flood_waits_carry_their_seconds() -> None:
         (errors.SessionRevokedError(None), "auth_lost"),
         (AuthKeyNotFound(), "auth_lost"),
         (errors.UserDeactivatedBanError(None), "banned"),
+        (errors.AuthKeyDuplicatedError(None), "session_conflict"),
     ],
 )
 def test_dead_accounts_say_why(exc: BaseException, kind: str) -> None:

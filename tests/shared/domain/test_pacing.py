@@ -26,6 +26,8 @@ CASES = [
     (AccountPace(H.LIMITED, None, None, 0), True, NOW + 3600 * S),
     (AccountPace(H.LIMITED, None, None, 0), False, NOW),
     (AccountPace(H.DISCONNECTED, None, None, 0), False, NOW + 300 * S),
+    (AccountPace(H.FROZEN, None, None, 0), True, NOW + 3600 * S),
+    (AccountPace(H.FROZEN, None, None, 0), False, NOW + 3600 * S),  # known peers wait too
 ]
 
 
@@ -43,6 +45,8 @@ RESERVED_CASES = [
     (AccountPace(H.COOLDOWN, NOW + 300 * S, None, 0), True, NOW + 300 * S),  # health still holds
     (AccountPace(H.LIMITED, None, None, 0), True, NOW + 3600 * S),
     (AccountPace(H.DISCONNECTED, None, None, 0), False, NOW + 300 * S),
+    (AccountPace(H.FROZEN, None, None, 0), True, NOW + 3600 * S),
+    (AccountPace(H.FROZEN, None, None, 0), False, NOW + 3600 * S),  # known peers wait too
 ]
 
 
@@ -54,7 +58,7 @@ def test_a_reserved_send_is_held_back_only_by_health(
 
 
 @pytest.mark.parametrize("reserved", [False, True])
-@pytest.mark.parametrize("health", [H.AUTH_LOST, H.BANNED])
+@pytest.mark.parametrize("health", [H.AUTH_LOST, H.SESSION_CONFLICT, H.BANNED])
 def test_a_dead_account_cannot_send(health: H, reserved: bool) -> None:
     with pytest.raises(CannotSend):
         next_send_at(
