@@ -10,10 +10,14 @@ FROM telegram_accounts WHERE id = $1;
 -- name: adopt_device
 -- An account brought in before device identities were stored has presented Telethon's
 -- defaults on every connect so far: those become its identity, so it does not change device.
+-- Only when nobody holds the row: the health check connects while it locks the account, and
+-- waiting for it here would wait for ourselves. The defaults are the same on the next connect,
+-- which stores them.
 UPDATE telegram_accounts
 SET device_model = $2, system_version = $3, app_version = $4, lang_code = $5,
     system_lang_code = $6
-WHERE id = $1 AND device_model IS NULL;
+WHERE id = (SELECT id FROM telegram_accounts WHERE id = $1 AND device_model IS NULL
+            FOR UPDATE SKIP LOCKED);
 
 -- name: peer
 SELECT peer_key, user_id, access_hash FROM telegram_peers

@@ -243,3 +243,25 @@ async def test_a_dropped_connection_is_noticed_when_it_drops(world: World) -> No
     await world.server.start(port)
     await world.check(state["next_check_at"])  # the backoff's reconnect
     assert (await world.state())["health_status"] == "active"
+
+
+async def test_an_account_without_a_stored_device_is_checked_under_the_sweeps_lock(
+    world: World,
+) -> None:
+    """Reported on issue 14: the health check locks the account's row, and the first connect of
+    an account brought in before device identities were stored wrote Telethon's defaults from
+    another connection, waiting for that lock for ever. Now the identity is presented, and stored
+    only when nobody holds the row."""
+    await world.pool.execute(
+        "UPDATE telegram_accounts SET device_model = NULL, system_version = NULL,"
+        " app_version = NULL, lang_code = NULL, system_lang_code = NULL WHERE id = $1",
+        world.account.id,
+    )
+    await asyncio.wait_for(world.check(datetime.now(UTC)), timeout=30)
+    assert (await world.state())["health_status"] == "active"
+    await world.gateway.close()
+    await world.gateway.probe(world.account, now())  # a connect with nobody holding the row
+    stored = await world.pool.fetchval(
+        "SELECT device_model FROM telegram_accounts WHERE id = $1", world.account.id
+    )
+    assert stored is not None
