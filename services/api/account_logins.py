@@ -32,6 +32,7 @@ from services.api import commands
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.commands import CommandAccepted
 from services.api.problems import Problem, field_error, invalid, not_found
+from services.api.telegram_accounts import DeviceSettings, ProxySettings, proxy_columns
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -39,6 +40,8 @@ from shared.messaging.contracts import (
     AccountImportSession,
     AccountLogin,
     AccountLoginProgressed,
+    LoginDevice,
+    LoginProxy,
     MessageType,
     Payload,
 )
@@ -87,6 +90,16 @@ class LoginStart(BaseModel):
     api_hash: SecretStr | None = Field(
         default=None, min_length=32, max_length=32, description="Goes with api_id; sealed."
     )
+    proxy: ProxySettings | None = Field(
+        default=None,
+        description="The proxy every step of the login connects through; the account keeps it "
+        "for all its connections. Its password is sealed and never returned.",
+    )
+    device: DeviceSettings | None = Field(
+        default=None,
+        description="The device every step presents to Telegram; the account keeps it for good. "
+        "Omitted, a realistic desktop set is picked from the account's id.",
+    )
 
 
 class LoginCode(BaseModel):
@@ -111,6 +124,16 @@ class SessionImport(BaseModel):
         "string."
     )
     session: SecretStr = Field(min_length=1, max_length=2_000_000)
+    proxy: ProxySettings | None = Field(
+        default=None,
+        description="The proxy the validation connects through; the account keeps it. (Not "
+        "with an uploaded file: send it base64-encoded in JSON to give a proxy.)",
+    )
+    device: DeviceSettings | None = Field(
+        default=None,
+        description="The device the session was used with elsewhere; presented from the "
+        "validation on. Omitted, a desktop set is picked from the account's id.",
+    )
 
 
 class Login(BaseModel):
@@ -133,6 +156,18 @@ def _cipher(settings: Settings) -> SessionCipher:
         )
     assert settings.session_key is not None
     return SessionCipher(settings.session_key.get_secret_value())
+
+
+def _login_proxy(proxy: ProxySettings | None, settings: Settings) -> LoginProxy | None:
+    """Checked as POST /telegram-accounts checks a proxy; the password sealed."""
+    if proxy is None:
+        return None
+    kind, host, port, username, sealed = proxy_columns(proxy, settings)
+    return LoginProxy(type=kind, host=host, port=port, username=username, password_sealed=sealed)
+
+
+def _login_device(device: DeviceSettings | None) -> LoginDevice | None:
+    return None if device is None else LoginDevice(**device.model_dump())
 
 
 def refusal(answer: AccountLoginProgressed) -> Problem:
@@ -201,9 +236,11 @@ async def start_login(
     """Telegram sends a login code to the phone's Telegram app (or by SMS); submit it to
     `/logins/{id}/code` before `expires_at`. Refusals: `phone_number_invalid`, `flood_wait`
     (with Retry-After), `phone_number_banned`, `telegram_unreachable`, `proxy_unreachable`."""
-    cipher = _cipher(request.app.state.service.settings)
+    settings = request.app.state.service.settings
+    cipher = _cipher(settings)
     if (body.api_id is None) != (body.api_hash is None):
         raise invalid([field_error("api_hash", "api_id and api_hash go together")])
+    proxy = _login_proxy(body.proxy, settings)
     login_id = uuid4()
     command = AccountLogin(
         login_id=login_id,
@@ -214,6 +251,8 @@ async def start_login(
         api_hash_sealed=None
         if body.api_hash is None
         else cipher.seal(body.api_hash.get_secret_value()),
+        proxy=proxy,
+        device=_login_device(body.device),
     )
     return await _ask(request, who, command, login_id)
 
@@ -225,7 +264,8 @@ async def start_login(
 async def relogin(
     account_id: UUID, who: CurrentPrincipal, request: Request
 ) -> Login | JSONResponse:
-    """For an `auth_lost` account: a phone login for its phone, continued like any other. On
+    """For an `auth_lost` account: a phone login for its phone, continued like any other, through
+    the account's own proxy and as its own device. On
     success the new session replaces the lost one and the account (same id, campaigns and
     history) may send again (an account.health_changed event). Refusals as for a new login, and
     `account_not_logged_out` (409) for an account that did not lose its login."""
@@ -303,7 +343,8 @@ async def import_session(
     as application/octet-stream with `?display_name=`) or a Pyrogram session string. The sender
     connects with it and reads the account before it is saved; a dead session is refused with
     the reason (`session_dead`, `session_conflict`, `phone_number_banned`, `session_invalid`)."""
-    cipher = _cipher(request.app.state.service.settings)
+    settings = request.app.state.service.settings
+    cipher = _cipher(settings)
     raw = await request.body()
     if request.headers.get("content-type", "").startswith("application/octet-stream"):
         name = (display_name or "").strip()
@@ -329,5 +370,7 @@ async def import_session(
         format=body.format,
         session_sealed=cipher.seal(body.session.get_secret_value()),
         display_name=body.display_name,
+        proxy=_login_proxy(body.proxy, settings),
+        device=_login_device(body.device),
     )
     return await _ask(request, who, command, login_id)

@@ -262,7 +262,7 @@ def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
     return SessionCipher(settings.session_key.get_secret_value()).seal(session)
 
 
-def _proxy_columns(proxy: ProxySettings | None, settings: Settings) -> tuple[Any, ...]:
+def proxy_columns(proxy: ProxySettings | None, settings: Settings) -> tuple[Any, ...]:
     """The proxy as stored (type, host, port, username, sealed password), all None for none."""
     if proxy is None:
         return (None,) * 5
@@ -312,7 +312,7 @@ async def create_account(
     settings = request.app.state.service.settings
     _telethon_only(body)
     sealed = _sealed_session(body, settings)
-    proxy = _proxy_columns(body.proxy, settings)
+    proxy = proxy_columns(body.proxy, settings)
     account_id = uuid4()
     device: DeviceSettings | DeviceIdentity | None = body.device
     if device is None and body.session_kind == "telethon":
@@ -371,7 +371,7 @@ async def update_account(
         if "proxy" in body.model_fields_set:
             if row["session_kind"] != "telethon":
                 raise invalid([field_error("proxy", "only telethon accounts connect to Telegram")])
-            proxy = _proxy_columns(body.proxy, request.app.state.service.settings)
+            proxy = proxy_columns(body.proxy, request.app.state.service.settings)
         updated = await connection.fetchrow(
             TELEGRAM_ACCOUNTS["update"],
             account_id,

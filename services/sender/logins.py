@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from services.sender.login import (
     LoginError,
     PendingLogin,
     PhoneLogin,
+    Proxy,
     parse_pyrogram_session,
     parse_sqlite_session,
     parse_string_session,
@@ -48,6 +51,8 @@ from shared.messaging.contracts import (
     AccountLogin,
     AccountLoginProgressed,
     Decoded,
+    LoginDevice,
+    LoginProxy,
 )
 from shared.messaging.envelope import Actor, Cause
 from shared.settings import Settings
@@ -121,6 +126,69 @@ def _device(row: Any, account_id: UUID) -> DeviceIdentity:
                           row["lang_code"], row["system_lang_code"])  # fmt: skip
 
 
+def _given_device(device: LoginDevice) -> DeviceIdentity:
+    return DeviceIdentity(device.device_model, device.system_version, device.app_version,
+                          device.lang_code, device.system_lang_code)  # fmt: skip
+
+
+def _account_proxy(row: Any) -> LoginProxy | None:
+    """An account's stored proxy, its password still sealed (a login again goes through it)."""
+    if row is None or row["proxy_type"] is None:
+        return None
+    return LoginProxy(
+        type=row["proxy_type"],
+        host=row["proxy_host"],
+        port=row["proxy_port"],
+        username=row["proxy_username"],
+        password_sealed=row["proxy_secret"],
+    )
+
+
+class ProxyKeyError(Exception):
+    """A proxy password that the current DRIPLINE_SESSION_KEY cannot open."""
+
+
+def _proxy(cipher: SessionCipher, proxy: LoginProxy | None) -> Proxy | None:
+    if proxy is None:
+        return None
+    try:
+        password = None if proxy.password_sealed is None else cipher.open(proxy.password_sealed)
+    except SessionKeyError as exc:
+        raise ProxyKeyError(f"the proxy's password: {exc}; set the proxy again") from exc
+    return Proxy(proxy.type, proxy.host, proxy.port, proxy.username, password)
+
+
+def _seal_pending(
+    cipher: SessionCipher, pending: PendingLogin, proxy: LoginProxy | None, device: DeviceIdentity
+) -> str:
+    """The pending login with how its steps connect, sealed together: the proxy (host and
+    credentials) is kept no longer and no less protected than the auth key."""
+    return cipher.seal(
+        json.dumps({
+            "pending": pending.to_json(),
+            "proxy": None if proxy is None else proxy.model_dump(mode="json"),
+            "device": asdict(device),
+        })
+    )  # fmt: skip
+
+
+def _open_pending(
+    cipher: SessionCipher, sealed: str
+) -> tuple[PendingLogin, LoginProxy | None, DeviceIdentity | None]:
+    data = json.loads(cipher.open(sealed))
+    if "pending" not in data:  # sealed before logins kept their proxy and device
+        return PendingLogin.from_json(json.dumps(data)), None, None
+    proxy = None if data["proxy"] is None else LoginProxy.model_validate(data["proxy"])
+    device = _given_device(LoginDevice.model_validate(data["device"]))
+    return PendingLogin.from_json(data["pending"]), proxy, device
+
+
+def _proxy_columns(proxy: LoginProxy | None) -> tuple[Any, ...]:
+    if proxy is None:
+        return (None,) * 5
+    return proxy.type, proxy.host, proxy.port, proxy.username, proxy.password_sealed
+
+
 def login_handler(settings: Settings) -> Handler[AccountLogin]:
     async def on_login(context: HandlerContext, message: Decoded[AccountLogin]) -> None:
         actor = message.envelope.actor
@@ -151,6 +219,8 @@ async def _step(
         if command.step == "start":
             return await _start(connection, settings, cipher, command, actor, now)
         return await _continue(connection, context, settings, cipher, command, actor, now)
+    except ProxyKeyError as exc:
+        return _failed(login_id, "proxy_unreachable", f"proxy_unreachable: {exc}")
     except SessionKeyError as exc:
         return _failed(login_id, "login_expired", f"{exc}; start again")
 
@@ -189,7 +259,18 @@ async def _start(
         return _failed(login_id, "phone_number_invalid", "no phone number to log in with")
     account_id = command.telegram_account_id or uuid4()
     api_hash = None if command.api_hash_sealed is None else cipher.open(command.api_hash_sealed)
-    way = Connection(_api(settings, command.api_id, api_hash), _device(account, account_id))
+    # An account logged in again keeps connecting as it always did; a new one as asked.
+    if account is not None:
+        proxy, device = _account_proxy(account), _device(account, account_id)
+    else:
+        proxy = command.proxy
+        device = (
+            _given_device(command.device)
+            if command.device is not None
+            else default_device(account_id)
+        )
+    api = _api(settings, command.api_id, api_hash)
+    way = Connection(api, device, _proxy(cipher, proxy))
     try:
         pending = await PhoneLogin(way, endpoint=endpoint(settings)).start(phone, now)
     except LoginError as error:
@@ -198,7 +279,7 @@ async def _start(
     await connection.execute(
         QUERIES["insert_login"], login_id, actor.organization_id, actor.user_id, account_id,
         account is not None, phone, display_name, command.api_id, command.api_hash_sealed,
-        cipher.seal(pending.to_json()), pending.expires_at, now,
+        _seal_pending(cipher, pending, proxy, device), pending.expires_at, now,
     )  # fmt: skip
     return AccountLoginProgressed(
         login_id=login_id,
@@ -228,7 +309,7 @@ async def _continue(
             else f"this login ended ({row['failure_code']}); start again"
         )
         return _failed(login_id, "login_expired", why)
-    pending = PendingLogin.from_json(cipher.open(row["pending_secret"]))
+    pending, proxy, device = _open_pending(cipher, row["pending_secret"])
     account = None
     if row["relogin"]:
         account = await connection.fetchrow(
@@ -241,9 +322,9 @@ async def _continue(
             await connection.execute(QUERIES["login_failed"], login_id, "login_expired", now)
             return _failed(login_id, "telegram_account_not_found", "the account is gone")
     api_hash = None if row["api_hash_secret"] is None else cipher.open(row["api_hash_secret"])
-    way = Connection(
-        _api(settings, row["api_id"], api_hash), _device(account, row["telegram_account_id"])
-    )
+    if device is None:  # a login started before its device was kept with it
+        device = _device(account, row["telegram_account_id"])
+    way = Connection(_api(settings, row["api_id"], api_hash), device, _proxy(cipher, proxy))
     login = PhoneLogin(way, endpoint=endpoint(settings))
     try:
         if command.step == "code":
@@ -260,7 +341,7 @@ async def _continue(
             await connection.execute(QUERIES["login_failed"], login_id, error.code, now)
         return _refused(login_id, error)
     if isinstance(result, PendingLogin):
-        sealed = cipher.seal(result.to_json())
+        sealed = _seal_pending(cipher, result, proxy, device)
         await connection.execute(QUERIES["login_waits_for_password"], login_id, sealed, now)
         return AccountLoginProgressed(
             login_id=login_id,
@@ -287,8 +368,7 @@ async def _continue(
     else:
         await _insert_account(
             connection, account_id, row["organization_id"], row["owner_user_id"],
-            row["display_name"], result.phone or row["phone"], session,
-            _device(None, account_id), now,
+            row["display_name"], result.phone or row["phone"], session, device, proxy, now,
         )  # fmt: skip
     await connection.execute(QUERIES["login_finished"], login_id, now)
     return AccountLoginProgressed(
@@ -305,12 +385,13 @@ async def _insert_account(
     phone: str | None,
     sealed_session: str,
     device: DeviceIdentity,
+    proxy: LoginProxy | None,
     now: datetime,
 ) -> None:
     await connection.execute(
         QUERIES["insert_account"], account_id, organization_id, owner_user_id, display_name,
         phone, sealed_session, device.device_model, device.system_version, device.app_version,
-        device.lang_code, device.system_lang_code, now,
+        device.lang_code, device.system_lang_code, now, *_proxy_columns(proxy),
     )  # fmt: skip
 
 
@@ -339,7 +420,11 @@ async def _import(
         return _failed(login_id, "telethon_not_configured", f"Telethon accounts are {why}")
     cipher = _cipher(settings)
     account_id = uuid4()
-    device = default_device(account_id)
+    device = default_device(account_id) if command.device is None else _given_device(command.device)
+    try:
+        proxy = _proxy(cipher, command.proxy)
+    except ProxyKeyError as exc:
+        return _failed(login_id, "proxy_unreachable", f"proxy_unreachable: {exc}")
     try:
         material = cipher.open(command.session_sealed)
         if command.format == "telethon_string":
@@ -353,7 +438,7 @@ async def _import(
                 raise LoginError("session_invalid", f"not base64: {exc}") from exc
             imported = parse_sqlite_session(data)
         session = to_string_session(imported, data_centres(settings))
-        way = Connection(_api(settings, None, None), device)
+        way = Connection(_api(settings, None, None), device, proxy)
         found = await validate_session(session, way)
     except SessionKeyError as exc:
         return _failed(login_id, "session_invalid", str(exc))
@@ -363,7 +448,7 @@ async def _import(
         return _refused(login_id, error)
     await _insert_account(
         connection, account_id, actor.organization_id, actor.user_id, command.display_name,
-        found.phone, cipher.seal(session), device, now,
+        found.phone, cipher.seal(session), device, command.proxy, now,
     )  # fmt: skip
     return AccountLoginProgressed(
         login_id=login_id, status="logged_in", telegram_account_id=account_id

@@ -10,10 +10,12 @@ WHERE pending_secret IS NOT NULL AND expires_at <= $1;
 
 -- name: account_to_log_in_again
 -- The Telethon account $1, locked, if actor $3 may manage it in context $2: its personal owner,
--- or in an organization its owner or an organization owner or admin. Its phone and device.
+-- or in an organization its owner or an organization owner or admin. Its phone, device and
+-- proxy (the password sealed): logging it in again connects the way it always does.
 SELECT a.id, a.organization_id, a.owner_user_id, a.display_name, a.phone, a.session_kind,
        a.health_status, a.device_model, a.system_version, a.app_version, a.lang_code,
-       a.system_lang_code
+       a.system_lang_code, a.proxy_type, a.proxy_host, a.proxy_port, a.proxy_username,
+       a.proxy_secret
 FROM telegram_accounts a
 WHERE a.id = $1 AND a.deleted_at IS NULL
   AND a.organization_id IS NOT DISTINCT FROM $2
@@ -59,13 +61,15 @@ WHERE id = $1;
 -- name: insert_account
 -- A Telethon account brought in by a login or an import, with its sealed session and the device
 -- it logged in as. Not known to work until the sender's first health check (as an account
--- registered through POST /telegram-accounts); new, so it warms up.
+-- registered through POST /telegram-accounts); new, so it warms up. $13-$17: the proxy it logged
+-- in through (all NULL: none), its password sealed by the API.
 INSERT INTO telegram_accounts (id, organization_id, owner_user_id, display_name, phone,
                                session_kind, session_string, health_status, health_detail,
                                daily_quota, warm_up, device_model, system_version, app_version,
-                               lang_code, system_lang_code, created_at, updated_at)
+                               lang_code, system_lang_code, created_at, updated_at,
+                               proxy_type, proxy_host, proxy_port, proxy_username, proxy_secret)
 VALUES ($1, $2, $3, $4, $5, 'telethon', $6, 'disconnected', 'waiting for the first health check',
-        20, true, $7, $8, $9, $10, $11, $12, $12);
+        20, true, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17);
 
 -- name: logged_in_again
 -- An account logged in again in place: the new session replaces the lost one and it may send

@@ -13,6 +13,8 @@ from shared.messaging.contracts.account_commands import (
     AccountHealthCheck,
     AccountImportSession,
     AccountLogin,
+    LoginDevice,
+    LoginProxy,
 )
 from shared.messaging.contracts.account_events import (
     AccountChecked,
@@ -119,6 +121,8 @@ __all__ = [
     "ExecutionEvent",
     "ExecutionProgressed",
     "ExecutionStatusName",
+    "LoginDevice",
+    "LoginProxy",
     "MessageDelivered",
     "MessageFailed",
     "MessageSent",

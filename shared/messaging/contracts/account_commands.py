@@ -36,13 +36,36 @@ CHECK_HEALTH = Contract(
 )
 
 
+class LoginProxy(Payload):
+    """The proxy every connection of a login or import goes through (docs/accounts.md,
+    "Proxies"); the account created keeps it. The password travels sealed."""
+
+    type: Literal["socks5", "http"]
+    host: str = Field(max_length=253)
+    port: int = Field(ge=1, le=65535)
+    username: str | None = Field(default=None, max_length=255)
+    password_sealed: str | None = None
+
+
+class LoginDevice(Payload):
+    """The device a login or import presents to Telegram on every connect, kept by the account
+    created (docs/accounts.md, "Device identity")."""
+
+    device_model: str = Field(max_length=64)
+    system_version: str = Field(max_length=64)
+    app_version: str = Field(max_length=64)
+    lang_code: str = Field(max_length=16)
+    system_lang_code: str = Field(max_length=16)
+
+
 class AccountLogin(Payload):
     """One step of a phone login (docs/accounts.md, "Logging in"), keyed by the login's id and
     answered by account.login_progressed. `start` sends the code (phone and display_name
     given; telegram_account_id to log that account in again in place), `code` submits it,
     `password` submits the 2FA password. Secrets travel sealed with DRIPLINE_SESSION_KEY
     (shared/crypto.py), never in clear. The actor must own the login (code, password), or be
-    allowed to manage the account logged in again."""
+    allowed to manage the account logged in again. `proxy` and `device` (start of a new login
+    only) are how every step connects; an account logged in again uses its own."""
 
     login_id: UUID
     step: Literal["start", "code", "password"]
@@ -53,17 +76,23 @@ class AccountLogin(Payload):
     api_hash_sealed: str | None = None
     code: str | None = Field(default=None, max_length=16)
     password_sealed: str | None = None
+    proxy: LoginProxy | None = None
+    device: LoginDevice | None = None
 
 
 class AccountImportSession(Payload):
     """Validate a session someone already has and save it as a new account; answered by
     account.login_progressed (logged_in, or failed with the reason) under the request's
-    login_id. The session is sealed; a `.session` file travels base64-encoded before sealing."""
+    login_id. The session is sealed; a `.session` file travels base64-encoded before sealing.
+    The validation connects through `proxy` as `device` (when given), and the account keeps
+    them."""
 
     login_id: UUID
     format: Literal["telethon_string", "telethon_sqlite", "pyrogram"]
     session_sealed: str
     display_name: str = Field(max_length=200)
+    proxy: LoginProxy | None = None
+    device: LoginDevice | None = None
 
 
 LOGIN = Contract(
@@ -82,6 +111,14 @@ LOGIN = Contract(
         "api_hash_sealed": None,
         "code": None,
         "password_sealed": None,
+        "proxy": {
+            "type": "socks5",
+            "host": "proxy.example.com",
+            "port": 1080,
+            "username": "sales",
+            "password_sealed": "gAAAAA-sealed-password",
+        },
+        "device": None,
     },
 )
 IMPORT_SESSION = Contract(
@@ -95,6 +132,14 @@ IMPORT_SESSION = Contract(
         "format": "telethon_string",
         "session_sealed": "gAAAAA-sealed-session",
         "display_name": "Sales",
+        "proxy": None,
+        "device": {
+            "device_model": "MacBook Pro",
+            "system_version": "macOS 14.6.1",
+            "app_version": "5.8.3 x64",
+            "lang_code": "en",
+            "system_lang_code": "en-US",
+        },
     },
 )
 AccountCommand = AccountHealthCheck | AccountLogin | AccountImportSession
