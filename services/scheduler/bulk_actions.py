@@ -339,6 +339,13 @@ async def _enrol(batch: Batch, campaign_id: UUID, *, check: bool) -> dict[UUID, 
             outcomes[contact["contact_id"]] = Outcome(
                 "skipped", "do_not_contact", "the contact is on the do-not-contact list"
             )
+        elif contact["recently_contacted"]:
+            outcomes[contact["contact_id"]] = Outcome(
+                "skipped",
+                "recently_contacted",
+                "a campaign of the organization messaged the contact within its"
+                " recontact_after_days",
+            )
         elif contact["visible"]:
             outcomes[contact["contact_id"]] = Outcome(
                 "skipped", "already_in_campaign", "the contact is already in the campaign"

@@ -206,6 +206,8 @@ async def _add_contacts(
         "visible": sum(1 for c in contacts if c["visible"]),
         "added": sum(1 for c in contacts if c["added"]),
         "listed": sum(1 for c in contacts if c["do_not_contact"]),
+        "recent": sum(1 for c in contacts if c["recently_contacted"]),
+        "elsewhere": sum(1 for c in contacts if c["in_other_active_campaign"]),
     }
     reactivated = change.status is not state.status
     if reactivated:
@@ -214,8 +216,13 @@ async def _add_contacts(
         campaign_id=row["id"],
         requested=counts["requested"],
         added=counts["added"],
-        skipped_duplicates=counts["visible"] - counts["added"] - counts["listed"],
+        skipped_duplicates=counts["visible"]
+        - counts["added"]
+        - counts["listed"]
+        - counts["recent"],
         skipped_do_not_contact=counts["listed"],
+        skipped_recently_contacted=counts["recent"],
+        in_other_active_campaigns=counts["elsewhere"],
         not_found=counts["requested"] - counts["visible"],
         reactivated=reactivated,
     )

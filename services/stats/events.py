@@ -110,7 +110,8 @@ def _summary(message: Decoded[CampaignEvent]) -> str | None:
         return (
             f"{event.added} of {event.requested} contacts added "
             f"({event.skipped_duplicates} already in, {event.skipped_do_not_contact} on the "
-            f"do-not-contact list, {event.not_found} not found){reactivated}"
+            f"do-not-contact list, {event.skipped_recently_contacted} recently contacted, "
+            f"{event.not_found} not found){reactivated}"
         )
     if isinstance(event, CampaignContactsRemoved):
         return f"{event.removed} of {event.requested} contacts removed"

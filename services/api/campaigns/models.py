@@ -281,6 +281,14 @@ class ContactsAdded(BaseModel):
     added: int
     skipped_duplicates: int
     skipped_do_not_contact: int = Field(description="On the do-not-contact list: not enrolled.")
+    skipped_recently_contacted: int = Field(
+        description="Messaged by a campaign of the organization within its"
+        " recontact_after_days: not enrolled."
+    )
+    in_other_active_campaigns: int = Field(
+        description="Of those added, how many are in another active campaign (an unfinished"
+        " execution). Informational: they are added all the same."
+    )
     not_found: int
     reactivated: bool
     campaign: Campaign

@@ -59,6 +59,16 @@ class CampaignContactsAdded(Payload):
     skipped_do_not_contact: int = Field(
         default=0, description="Contacts on the do-not-contact list: not enrolled."
     )
+    skipped_recently_contacted: int = Field(
+        default=0,
+        description="Contacts a campaign of the organization messaged within its"
+        " recontact_after_days: not enrolled.",
+    )
+    in_other_active_campaigns: int = Field(
+        default=0,
+        description="Of those added, how many have an unfinished execution in another active"
+        " campaign of the same organization (or personal owner). Informational: they are added.",
+    )
     not_found: int = Field(description="Contacts that do not exist or that the actor cannot see.")
     reactivated: bool = Field(description="A completed campaign became active again.")
 
@@ -131,6 +141,8 @@ CONTRACTS: tuple[Contract[CampaignEvent], ...] = (
             "added": 2,
             "skipped_duplicates": 1,
             "skipped_do_not_contact": 0,
+            "skipped_recently_contacted": 0,
+            "in_other_active_campaigns": 1,
             "not_found": 0,
             "reactivated": False,
         },
