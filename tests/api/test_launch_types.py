@@ -187,7 +187,7 @@ async def test_a_campaign_that_cannot_start_at_its_time_fails_with_every_reason(
 
 
 async def test_a_run_missed_while_the_scheduler_was_down_waits_for_a_person(
-    ann: Person, clock: Clock, live: Any
+    ann: Person, clock: Clock
 ) -> None:
     clock.set(MONDAY)
     at = MONDAY + timedelta(hours=1)
@@ -199,14 +199,11 @@ async def test_a_run_missed_while_the_scheduler_was_down_waits_for_a_person(
     )
     ok(await command(ann.client, once["id"], "launch"))
     ok(await command(ann.client, weekly["id"], "launch"))
-    scheduler = live.processes["scheduler"]
-    scheduler.stop()
-    try:
-        # Down through both run times, and back six hours later.
-        clock.set(MONDAY + timedelta(hours=6))
-    finally:
-        scheduler.start()
-        await scheduler.wait_healthy()
+    # The services' clock jumps six hours: no sweep of the scheduler ran between the two moments,
+    # which is what a scheduler that was down through both run times sees when it is back. (The
+    # shared scheduler is not restarted: a restarted consumer can wait a long time to rejoin its
+    # group on the embedded broker, which left every later test in this session without one.)
+    clock.set(MONDAY + timedelta(hours=6))
 
     async def flagged(campaign_id: str) -> dict[str, Any] | None:
         found = await read(ann, campaign_id)
