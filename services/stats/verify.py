@@ -104,10 +104,12 @@ async def repair(
     what differed, as found under the campaigns' statistics locks.
 
     The lock is the one every event-driven refresh takes (statistics_lock), so no refresh of
-    these campaigns runs meanwhile; the rebuild's snapshot is taken after the lock, so it sees
+    these campaigns runs meanwhile; the rebuild's statements run after the lock, so they see
     every refresh committed before; and a refresh after it recounts its executions against the
-    rebuilt shares. A campaign that was in fact equal to its recount by then is rewritten
-    unchanged and reported as nothing."""
+    rebuilt shares. The rebuild is the event-driven refresh itself (refresh_statistics) run on
+    campaigns whose stored figures were dropped first, so the two cannot count differently; it
+    restarts a campaign's `refreshes` counter. A campaign that was in fact equal to its recount
+    by then is rewritten unchanged and reported as nothing."""
     now = now or datetime.now(UTC)
     fixed: list[Drift] = []
     ordered = sorted(set(campaign_ids))
@@ -115,9 +117,14 @@ async def repair(
         chunk = ordered[start : start + _REPAIR_CHUNK]
         async with connection.transaction():
             await connection.execute(QUERIES["lock_campaigns"], chunk)
-            rows = await connection.fetch(QUERIES["rebuild"], chunk, now)
-        before = {r["campaign_id"]: r for r in rows if not r["recounted"]}
-        fixed.extend(_differences(before, [r for r in rows if r["recounted"]]))
+            before = await connection.fetch(QUERIES["materialized_figures"], chunk)
+            forgotten = await connection.fetch(QUERIES["forget_figures"], chunk)
+            last_event = {r["campaign_id"]: r["last_event_at"] for r in forgotten}
+            await connection.execute(
+                QUERIES["recount"], chunk, [last_event.get(c) for c in chunk], now
+            )
+            after = await connection.fetch(QUERIES["materialized_figures"], chunk)
+        fixed.extend(_differences({r["campaign_id"]: r for r in before}, after))
     for difference in fixed:
         DRIFT.labels(difference.figure).inc()
     return fixed
