@@ -222,10 +222,7 @@ async def list_operations(
     the campaign list."""
     caller = who.caller
     everyone = effective_view_mode(caller, view_mode) is ViewMode.ALL
-    before: tuple[Any, Any] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        before = (position.c, position.i)
+    before = cursors.created_position(cursor)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         rows = await connection.fetch(
@@ -235,7 +232,7 @@ async def list_operations(
     items, next_cursor = keyset.page(
         rows,
         lambda row: BulkOperation.model_validate(dict(row)),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+        lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return BulkOperationPage(items=items, next_cursor=next_cursor)
 

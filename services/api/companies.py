@@ -129,10 +129,7 @@ async def list_companies(
 ) -> CompanyPage:
     """Newest first. `domain` and `telegram_channel` match exactly, in any spelling the create
     accepts (https://www.acme.com/ finds acme.com)."""
-    before: tuple[Any, Any] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        before = (position.c, position.i)
+    before = cursors.created_position(cursor)
     exact_domain = _query(_domain, "domain", domain)
     exact_channel = _query(_channel, "telegram_channel", telegram_channel)
     keyset = Keyset(limit)
@@ -150,7 +147,7 @@ async def list_companies(
     items, next_cursor = keyset.page(
         rows,
         lambda row: Company.model_validate(dict(row)),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+        lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return CompanyPage(items=items, next_cursor=next_cursor)
 

@@ -211,10 +211,7 @@ async def list_contacts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> ContactPage:
-    after: tuple[datetime | None, UUID | None] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        after = (position.c, position.i)
+    after = cursors.created_position(cursor)
     term = None
     if search:
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -234,7 +231,7 @@ async def list_contacts(
     items, next_cursor = keyset.page(
         rows,
         lambda row: Contact.model_validate(dict(row)),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+        lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return ContactPage(items=items, next_cursor=next_cursor)
 

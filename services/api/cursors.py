@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
@@ -86,6 +87,20 @@ def decode(cursor: str, shape: type[P]) -> P:
     # ValidationError and UnicodeDecodeError are ValueErrors; binascii.Error is one as well.
     except (binascii.Error, ValueError, TypeError) as exc:
         raise invalid("the cursor is not one this API returned for this query") from exc
+
+
+def created_position(cursor: str | None) -> tuple[datetime | None, UUID | None]:
+    """Where a list in (created_at, id) order continues: the last item's pair, or two NULLs
+    for the first page (the lists' SQL reads a NULL position as "from the start")."""
+    if not cursor:
+        return (None, None)
+    position = decode(cursor, CreatedPosition)
+    return (position.c, position.i)
+
+
+def created_cursor(created_at: datetime, item_id: UUID) -> str:
+    """The cursor after an item of such a list: `created_position` reads it back."""
+    return encode(c=created_at.isoformat(), i=item_id)
 
 
 def invalid(detail: str) -> Problem:

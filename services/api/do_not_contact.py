@@ -193,10 +193,7 @@ async def list_entries(
     cursor: str | None = None,
 ) -> EntryPage:
     """Newest first. Every member of an organization may read its list."""
-    after: tuple[datetime | None, UUID | None] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        after = (position.c, position.i)
+    after = cursors.created_position(cursor)
     prefix = None
     if value:
         prefix = value.strip().removeprefix("@").lower()
@@ -217,7 +214,7 @@ async def list_entries(
     items, next_cursor = keyset.page(
         rows,
         lambda row: Entry.model_validate(dict(row)),
-        lambda item: cursors.encode(c=item.created_at.isoformat(), i=item.id),
+        lambda item: cursors.created_cursor(item.created_at, item.id),
     )
     return EntryPage(items=items, next_cursor=next_cursor)
 

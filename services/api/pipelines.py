@@ -170,10 +170,7 @@ async def list_pipelines(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> PipelinePage:
-    before: tuple[Any, Any] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        before = (position.c, position.i)
+    before = cursors.created_position(cursor)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         rows = await connection.fetch(
@@ -185,7 +182,7 @@ async def list_pipelines(
             keyset.fetch,
         )
     items, next_cursor = keyset.page(
-        rows, _pipeline, lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id)
+        rows, _pipeline, lambda last: cursors.created_cursor(last.created_at, last.id)
     )
     return PipelinePage(items=items, next_cursor=next_cursor)
 
@@ -275,10 +272,7 @@ async def list_opportunities(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> OpportunityPage:
-    before: tuple[Any, Any] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        before = (position.c, position.i)
+    before = cursors.created_position(cursor)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         row = await connection.fetchrow(PIPELINES["get"], pipeline_id)
@@ -295,7 +289,7 @@ async def list_opportunities(
     items, next_cursor = keyset.page(
         rows,
         lambda r: Opportunity.model_validate(dict(r)),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+        lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return OpportunityPage(items=items, next_cursor=next_cursor)
 

@@ -112,10 +112,7 @@ async def list_actions(
     admin view is on (filter with `user`)."""
     caller = who.caller
     everyone = caller.sees_others  # the list's side of can_view, in SQL
-    before: tuple[Any, Any] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        before = (position.c, position.i)
+    before = cursors.created_position(cursor)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         rows = await connection.fetch(
@@ -135,7 +132,7 @@ async def list_actions(
     items, next_cursor = keyset.page(
         rows,
         lambda row: BulkAction.from_row(row, days),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.id),
+        lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return BulkActionPage(items=items, next_cursor=next_cursor)
 

@@ -3,7 +3,6 @@ their execution's status."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
@@ -111,10 +110,7 @@ async def list_campaign_contacts(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CampaignContactPage:
-    after: tuple[datetime | None, UUID | None] = (None, None)
-    if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        after = (position.c, position.i)
+    after = cursors.created_position(cursor)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         await authorized(connection, who, campaign_id, Action.VIEW)
@@ -130,6 +126,6 @@ async def list_campaign_contacts(
     items, next_cursor = keyset.page(
         rows,
         lambda row: CampaignContact.model_validate(dict(row)),
-        lambda last: cursors.encode(c=last.created_at.isoformat(), i=last.execution_id),
+        lambda last: cursors.created_cursor(last.created_at, last.execution_id),
     )
     return CampaignContactPage(items=items, next_cursor=next_cursor)
