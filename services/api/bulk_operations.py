@@ -30,6 +30,7 @@ from services.api.problems import not_found
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
+from shared.domain.progress import Progress
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,
     BulkOperationRequest,
@@ -93,7 +94,7 @@ class BulkItem(BaseModel):
         return cls.model_validate(values)
 
 
-class BulkOperation(BaseModel):
+class BulkOperation(Progress):
     id: UUID
     action: BulkAction
     status: BulkStatus
@@ -103,11 +104,6 @@ class BulkOperation(BaseModel):
     organization_id: UUID | None
     selection: dict[str, Any]
     options: dict[str, Any]
-    total: int
-    processed: int
-    success_count: int
-    skipped_count: int
-    error_count: int
     cancelled_executions: int
     error_message: str | None
     created_at: datetime

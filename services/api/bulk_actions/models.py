@@ -19,6 +19,7 @@ from pydantic import (
 
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter, Mode
 from shared.domain.moments import Moment
+from shared.domain.progress import Progress
 
 MAX_CONTACT_IDS = 100_000
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -132,7 +133,7 @@ class Schedule(BaseModel):
     timezone: str
 
 
-class BulkAction(BaseModel):
+class BulkAction(Progress):
     id: UUID
     name: str
     action: str
@@ -145,11 +146,6 @@ class BulkAction(BaseModel):
     schedule: Schedule
     next_batch_at: datetime | None
     batches: int
-    total: int
-    processed: int
-    success_count: int
-    skipped_count: int
-    error_count: int
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -213,13 +209,8 @@ class OutcomeCount(BaseModel):
     contacts: int
 
 
-class BulkActionStatistics(BaseModel):
-    total: int
-    processed: int
+class BulkActionStatistics(Progress):
     pending: int
-    success_count: int
-    skipped_count: int
-    error_count: int
     batches: int
     by_outcome: list[OutcomeCount]
     sends: dict[str, int] | None = Field(

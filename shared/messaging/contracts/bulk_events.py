@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import Field
 
 from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemResult
+from shared.domain.progress import Progress
 from shared.messaging.contracts.base import (
     EXAMPLE_CAMPAIGN,
     EXAMPLE_COPY,
@@ -30,24 +31,19 @@ class BulkItemOutcome(Payload):
     cancelled_executions: int = 0
 
 
-class BulkOperationProgress(Payload):
+class BulkOperationProgress(Progress, Payload):
     """Where an operation stands; `items` are the outcomes of the batch just processed (empty
     in bulk_operation.completed, which closes the operation)."""
 
     operation_id: UUID
     action: BulkAction
     status: BulkStatus
-    total: int
-    processed: int
-    success_count: int
-    skipped_count: int
-    error_count: int
     cancelled_executions: int
     error_message: str | None = None
     items: list[BulkItemOutcome] = Field(default_factory=list)
 
 
-class BulkActionProgress(Payload):
+class BulkActionProgress(Progress, Payload):
     """A bulk action over contacts after a batch (progressed), at its end (completed), or as
     its owner paused, resumed, cancelled or edited it (changed, batch_size 0)."""
 
@@ -57,11 +53,6 @@ class BulkActionProgress(Payload):
     status: str
     batch: int = Field(description="Batches released so far.")
     batch_size: int = Field(description="Contacts in the batch just processed.")
-    total: int
-    processed: int
-    success_count: int
-    skipped_count: int
-    error_count: int
     next_batch_at: datetime | None = None
 
     @classmethod
