@@ -30,13 +30,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services dripline tests bench
 
-bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
-	$(BIN)/python -m bench.dispatch
-	$(BIN)/python -m bench.engine
-	$(BIN)/python -m bench.bulk
-	$(BIN)/python -m bench.contacts
-	$(BIN)/python -m bench.logs
+BENCH_REPORT := .bench/figures.jsonl
+
+bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures, then a table
+	mkdir -p .bench && rm -f $(BENCH_REPORT)
+	export DRIPLINE_BENCH_REPORT=$(BENCH_REPORT); \
+	$(BIN)/python -m bench.dispatch && \
+	$(BIN)/python -m bench.engine && \
+	$(BIN)/python -m bench.bulk && \
+	$(BIN)/python -m bench.contacts && \
+	$(BIN)/python -m bench.logs && \
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.report $(BENCH_REPORT)  # the table, and .bench/figures.json
 
 fuzz: $(STAMP)  ## schemathesis against the running API, all checks (DRIPLINE_FUZZ_SECONDS, 180)
 	DRIPLINE_FUZZ=1 $(BIN)/pytest tests/api/test_fuzz.py -m fuzz -s -q

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from bench.infra import embedded
+from bench.report import Figure, record
 from dripline.admin import create_user
 from dripline.infra import free_port
 from dripline.processes import ServiceProcess
@@ -101,6 +102,8 @@ async def main(campaigns: int, executions_each: int, enable: int) -> None:
           f"the services take {stop_s / raw:.2f}x the baseline")  # fmt: skip
     print(f"enable:  {enabled['success_count']} campaigns in {enable_s:.2f} s "
           f"(target 5 s; {enable_s / 5:.0%} of it)")  # fmt: skip
+    record(Figure("bulk", f"stop {total:,} executions", stop_s, "s", "lower", 10.0, raw))
+    record(Figure("bulk", f"enable {enabled['success_count']:,}", enable_s, "s", "lower", 5.0))
 
 
 async def _raw_stop(connection: Any, ids: list[str]) -> float:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench.infra import embedded
+from bench.report import Figure, record
 from dripline.admin import create_user
 from dripline.infra import free_port
 from dripline.processes import ServiceProcess
@@ -131,7 +132,9 @@ async def main(contacts: int) -> None:
         f"                 raw SQL baseline (one INSERT of every execution): {raw:.1f} s; "
         f"the services take {enrol_s / raw:.1f}x the baseline"
     )
+    record(Figure("contacts", "add_to_campaign", enrol_s, "s", "lower", 30.0, raw))
     for label, rows, export_s, size, download_s, scheduler_kib, api_kib in exports:
+        record(Figure("contacts", f"export {label}", export_s + download_s, "s", "lower"))
         print(
             f"export ({label}): {rows:,} contacts written in {export_s:.1f} s, "
             f"{size / 2**20:.1f} MiB downloaded in {download_s:.1f} s; peak memory so far: "

@@ -25,6 +25,7 @@ from uuid import UUID
 import httpx
 
 from bench.infra import embedded
+from bench.report import Figure, record
 from dripline.admin import create_user
 from dripline.infra import free_port
 from dripline.processes import ServiceProcess
@@ -384,6 +385,7 @@ async def exports(client: httpx.AsyncClient, api: ServiceProcess, path: str, tot
     for export_format in ("csv", "jsonl"):
         size, rows, seconds = await download(client, f"{path}/export", {"format": export_format})
         check = "=" if rows == total else "MISMATCH"
+        record(Figure("logs", f"export {total:,} entries ({export_format})", seconds, "s", "lower"))
         print(f"  {export_format:5} {seconds:5.1f} s, {size / 2**20:6.1f} MiB, {rows:,} rows"
               f" ({check} the database's {total:,}), {rows / seconds:,.0f} rows/s;"
               f" api peak memory after: {vm_kib(api, 'VmHWM') / 1024:.0f} MiB")  # fmt: skip

@@ -29,6 +29,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.infra import embedded
+from bench.report import Figure, record
 from dripline.admin import create_user
 from dripline.infra import free_port
 from dripline.processes import ServiceProcess
@@ -170,6 +171,11 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
     )
     print(f"freshness over {int(lag[float('inf')]):,} events: p50 {p50 * 1000:.0f} ms, "
           f"p99 {p99 * 1000:.0f} ms (target p99 < 1 s; from histogram buckets)")  # fmt: skip
+    record(Figure("stats", "freshness p99", p99 * 1000, "ms", "lower", 1000.0))
+    record(Figure("stats", "GET statistics p99", _seconds(latencies, 0.99) * 1000, "ms",
+                  "lower", 20.0))  # fmt: skip
+    record(Figure("stats", "GET statistics p99, busy", _seconds(busy_latencies, 0.99) * 1000,
+                  "ms", "lower", 20.0))  # fmt: skip
 
 
 async def _reads(api: httpx.AsyncClient, ids: list[Any], count: int) -> list[float]:
@@ -281,9 +287,13 @@ def _quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
-def _ms(values: list[float], q: float) -> str:
+def _seconds(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000:.1f} ms"
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _ms(values: list[float], q: float) -> str:
+    return f"{_seconds(values, q) * 1000:.1f} ms"
 
 
 if __name__ == "__main__":
