@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )
+    dispatch_max_in_flight: int = Field(
+        default=5000,
+        gt=0,
+        description="How many executions may be claimed and not yet stepped by a sender at "
+        "once; dispatch claims no more until the senders catch up, so a backlog drains at "
+        "their pace and no lease runs out unused.",
+    )
     health_check_interval_s: float = Field(
         default=300.0, gt=0, description="How often each Telegram account is probed."
     )

@@ -14,7 +14,7 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.scheduler.changes import Accepted, Locked, apply_changes
 from shared.db import campaigns as campaign_reads
@@ -26,11 +26,16 @@ from shared.messaging.transaction import transaction
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-CLAIM_BATCH = 2000  # the literal LIMIT of claim_due
+CLAIM_BATCH = 2000  # the literal inner LIMIT of claim_due
 SCHEDULED_LAUNCH = "campaign.scheduled_launch"
 log = logging.getLogger(__name__)
 
 DISPATCHED = Counter("dripline_executions_dispatched_total", "Due executions claimed and emitted")
+IN_FLIGHT = Gauge(
+    "dripline_executions_in_flight",
+    "Executions claimed and not yet stepped by a sender, as dispatch last counted them (up to "
+    "dispatch_max_in_flight)",
+)
 DISPATCH_LAG = Histogram(
     "dripline_dispatch_lag_seconds",
     "How late an execution was claimed: claim time minus next_execution_at",
@@ -39,13 +44,26 @@ DISPATCH_LAG = Histogram(
 
 
 async def dispatch_due(service: Service) -> int:
-    """Claim and emit until nothing is due; returns how many were emitted."""
+    """Claim and emit until nothing is due or `dispatch_max_in_flight` executions are in
+    flight (claimed, not yet stepped); returns how many were emitted. The bound is the
+    backpressure: a backlog larger than the senders can step within a lease would otherwise be
+    leased at once and claimed again as the leases run out, each time emitted again."""
     emitted = 0
+    bound = service.settings.dispatch_max_in_flight
+    # Counted once per sweep, then kept by adding this sweep's claims: counting again after
+    # every batch would read up to `bound` index entries each time.
+    in_flight: int | None = None
     while True:
         now = service.clock.now()
         lease_until = now + timedelta(seconds=service.settings.lease_s)
         async with transaction(service.pool, service.clock) as tx:
-            rows = await tx.connection.fetch(QUERIES["claim_due"], now, lease_until)
+            if in_flight is None:
+                in_flight = int(await tx.connection.fetchval(QUERIES["in_flight"], now, bound))
+                IN_FLIGHT.set(in_flight)
+            credit = min(CLAIM_BATCH, bound - in_flight)
+            if credit <= 0:
+                return emitted
+            rows = await tx.connection.fetch(QUERIES["claim_due"], now, lease_until, credit)
             for row in rows:
                 due = ExecutionDue(
                     execution_id=row["id"],
@@ -56,8 +74,9 @@ async def dispatch_due(service: Service) -> int:
                 tx.outbox.emit(due, key=row["telegram_account_id"], at=now)
                 DISPATCH_LAG.observe(max(0.0, (now - row["next_execution_at"]).total_seconds()))
         emitted += len(rows)
+        in_flight += len(rows)
         DISPATCHED.inc(len(rows))
-        if len(rows) < CLAIM_BATCH:
+        if len(rows) < credit:
             return emitted
 
 

@@ -1,12 +1,18 @@
+-- name: in_flight
+-- Executions claimed and not yet stepped (a live lease), counted up to $2: how far dispatch is
+-- ahead of the senders. A step, a cancellation or a pause clears the lease.
+SELECT count(*) FROM (SELECT 1 FROM executions WHERE lease_until > $1 LIMIT $2) AS leased;
+
 -- name: claim_due
--- Due executions of campaigns that may run, oldest first, leased until $2 so no other
--- scheduler emits them again before the lease ends; a claim whose lease ran out (its event was
--- lost, or the sender died) is claimed again. A deleted account's executions are not claimed:
--- they wait until the campaign has a live account (the sender checks again before each send).
--- The limit is a literal on purpose: a bound LIMIT
--- can make a prepared statement switch to a generic plan that scans the table.
-WITH due AS (
-    SELECT e.id
+-- Due executions of campaigns that may run, oldest first, at most $3 of them, leased until $2
+-- so no other scheduler emits them again before the lease ends; a claim whose lease ran out
+-- (its event was lost, or the sender died) is claimed again. A deleted account's executions
+-- are not claimed: they wait until the campaign has a live account (the sender checks again
+-- before each send). The inner limit is a literal on purpose: a bound LIMIT can make a
+-- prepared statement switch to a generic plan that scans the table; the candidates are
+-- materialized, so $3 only trims them.
+WITH due AS MATERIALIZED (
+    SELECT e.id, e.next_execution_at
     FROM executions e
     JOIN campaigns c ON c.id = e.campaign_id
     JOIN telegram_accounts a ON a.id = c.telegram_account_id
@@ -19,11 +25,13 @@ WITH due AS (
     ORDER BY e.next_execution_at
     LIMIT 2000
     FOR UPDATE OF e SKIP LOCKED
+), taken AS (
+    SELECT id FROM due ORDER BY next_execution_at LIMIT $3
 )
 UPDATE executions e
 SET lease_until = $2, dispatched_at = $1
-FROM due, campaigns c
-WHERE e.id = due.id AND c.id = e.campaign_id
+FROM taken, campaigns c
+WHERE e.id = taken.id AND c.id = e.campaign_id
 RETURNING e.id, e.campaign_id, c.telegram_account_id, e.next_execution_at;
 
 -- name: due_launches

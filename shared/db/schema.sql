@@ -264,6 +264,8 @@ CREATE INDEX executions_due_idx ON executions (next_execution_at)
     WHERE status IN ('pending', 'waiting');
 CREATE INDEX executions_campaign_status_idx ON executions (campaign_id, status);
 CREATE INDEX executions_contact_idx ON executions (contact_id);
+-- Dispatch's backpressure counts the executions in flight (claimed, a lease not run out).
+CREATE INDEX executions_leased_idx ON executions (lease_until) WHERE lease_until IS NOT NULL;
 
 CREATE TABLE execution_logs (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

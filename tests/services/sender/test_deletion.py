@@ -200,8 +200,8 @@ async def test_dispatch_does_not_claim_the_executions_of_a_deleted_account(
     account, _, _, execution = await seed(pool, None)
     await pool.execute("UPDATE telegram_accounts SET deleted_at = $2 WHERE id = $1", account, NOW)
     lease = NOW + timedelta(seconds=60)
-    assert await pool.fetch(DISPATCH["claim_due"], NOW, lease) == []
+    assert await pool.fetch(DISPATCH["claim_due"], NOW, lease, 2000) == []
 
     await pool.execute("UPDATE telegram_accounts SET deleted_at = NULL WHERE id = $1", account)
-    claimed = await pool.fetch(DISPATCH["claim_due"], NOW, lease)
+    claimed = await pool.fetch(DISPATCH["claim_due"], NOW, lease, 2000)
     assert [r["id"] for r in claimed] == [execution]
