@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     lease_s: float = Field(
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )
+    api_max_concurrent_requests: int = Field(
+        default=64,
+        gt=0,
+        description="Requests one API process serves at once; more wait up to "
+        "api_queue_wait_s for a place, then get 503 overloaded with Retry-After.",
+    )
+    api_queue_wait_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="How long a request beyond api_max_concurrent_requests waits for a place.",
+    )
     dispatch_max_in_flight: int = Field(
         default=5000,
         gt=0,

@@ -23,6 +23,7 @@ from services.api import (
 from services.api.guard import RequestGuard, ServerErrors
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
+from services.api.shedding import LoadShedding
 from shared.messaging.contracts import contact_commands
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -58,6 +59,12 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.add_middleware(ServerErrors)
+    # Outermost: a request the API cannot serve now is turned away before any work is done.
+    app.add_middleware(
+        LoadShedding,
+        limit=settings.api_max_concurrent_requests,
+        queue_wait_s=settings.api_queue_wait_s,
+    )
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
                    companies, pipelines, do_not_contact,

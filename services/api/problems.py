@@ -128,6 +128,7 @@ PROBLEM_STATUSES: dict[int, str] = {
     413: "Request body too large",
     422: "Invalid input; `errors` names each field",
     429: "Rate limited; see Retry-After",
+    503: "Overloaded: more requests in progress than the API serves at once; see Retry-After",
 }
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
