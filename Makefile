@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test processes (pytest-xdist); each starts its own embedded PostgreSQL and broker. 0: serial.
+TEST_WORKERS ?= 2
 
 .PHONY: run test chaos fuzz lint typecheck unit asyncapi bench infra-up infra-down clean
 
@@ -17,7 +19,7 @@ run: $(STAMP)  ## embedded PostgreSQL and Kafka (Tansu), migrations, all four se
 
 test: $(STAMP) lint typecheck  ## the whole suite: lint, types, import boundaries, tests
 	scripts/fetch-prometheus.sh  # the Prometheus server tests/e2e/test_observability.py runs
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 chaos: $(STAMP)  ## faults: kill -9 and SIGSTOP of every service, PostgreSQL and the broker
 	$(BIN)/pytest -m chaos -s tests/chaos

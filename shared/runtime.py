@@ -1,5 +1,5 @@
 """The shell every service runs in: a FastAPI app whose lifespan owns the database pool, the
-Kafka subscribers and the outbox relay, with /health and /metrics.
+Kafka subscriber (one for all its topics) and the outbox relay, with /health and /metrics.
 
 Start order: pool, topics, relay producer, relay, subscribers. Stop order (graceful): stop the
 subscribers (the in-flight batch finishes and its offsets are committed), then drain the
@@ -142,12 +142,13 @@ class Service:
                 inbox_retention_s=settings.inbox_retention_s,
             )
             relay_task = asyncio.create_task(self._relay.run(), name=f"{self.name}-outbox-relay")
-            for topic, handlers in self.handlers.items():
-                consumer = BatchConsumer(
-                    name=self.name, topic=topic, handlers=handlers, pool=self._pool,
-                    clock=self.clock,
-                )  # fmt: skip
-                subscribe(self.broker, settings, consumer)
+            # One subscriber (one member of the service's group) for all its topics.
+            pool = self._pool
+            consumers = [
+                BatchConsumer(name=self.name, topic=t, handlers=h, pool=pool, clock=self.clock)
+                for t, h in self.handlers.items()
+            ]
+            subscribe(self.broker, settings, consumers)
             await self.broker.start()
             job_tasks = [asyncio.create_task(self._repeat(name, job), name=f"{self.name}-{name}")
                          for name, job in self.jobs.items()]  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from uuid import UUID
 
 from faststream import Context
@@ -74,19 +74,18 @@ class ReplyWaiter:
             future.set_result(decoded)
 
     def subscribe(self, broker: KafkaBroker, settings: Settings) -> None:
-        for topic in OUTCOME_TOPICS:
-            broker.subscriber(
-                physical_name(topic.value, settings.topic_prefix),
-                batch=True,
-                auto_offset_reset="latest",
-                title=f"api:replies:{topic.value}",
-                description="Outcomes of the commands this API instance published.",
-            )(self._receiver(topic))
+        """One subscriber (one Kafka consumer) for all the outcome topics."""
+        topics = {physical_name(t.value, settings.topic_prefix): t for t in OUTCOME_TOPICS}
 
-    def _receiver(self, topic: Topic) -> Callable[..., Awaitable[None]]:
         async def api_replies(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
             for record in message.raw_message:
                 if self.awaited(record.headers):
-                    self.deliver(topic, record.value)
+                    self.deliver(topics[record.topic], record.value)
 
-        return api_replies
+        broker.subscriber(
+            *topics,
+            batch=True,
+            auto_offset_reset="latest",
+            title="api:replies",
+            description="Outcomes of the commands this API instance published.",
+        )(api_replies)

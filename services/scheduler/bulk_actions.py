@@ -386,6 +386,7 @@ async def _tags(batch: Batch) -> dict[UUID, Outcome]:
 
 async def _delete(batch: Batch) -> dict[UUID, Outcome]:
     connection, ids, now = batch.connection, batch.ids, batch.now
+    await connection.execute(QUERIES["lock_memberships"], ids)  # executions before contacts
     rows = {
         r["id"]: r["campaigns"]
         for r in await connection.fetch(QUERIES["delete_contacts"], ids, now)

@@ -81,7 +81,7 @@ SELECT id FROM campaigns WHERE bulk_action_id = $1;
 WITH target AS (
     SELECT id, tags @> $2::text[] AS had FROM contacts
     WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
-    FOR UPDATE
+    ORDER BY id FOR UPDATE
 ), changed AS (
     UPDATE contacts c
     SET tags = ARRAY(SELECT DISTINCT t FROM unnest(c.tags || $2::text[]) AS t ORDER BY t),
@@ -99,7 +99,7 @@ WITH target AS (
                     ELSE tags && $2::text[] END AS had
     FROM contacts
     WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
-    FOR UPDATE
+    ORDER BY id FOR UPDATE
 ), changed AS (
     UPDATE contacts c
     SET tags = CASE WHEN $2::text[] IS NULL THEN '{}'::text[]
@@ -111,11 +111,20 @@ WITH target AS (
 )
 SELECT id, had FROM target;
 
+-- name: lock_memberships
+-- Before delete_contacts: the batch's executions, in id order, before its contacts (also in id
+-- order). That is the order a sender step takes (its execution, then a tag node's contact row),
+-- so a delete batch and a step cannot deadlock, nor two batches.
+SELECT id FROM executions WHERE contact_id = ANY($1::uuid[]) AND deleted_at IS NULL
+ORDER BY id FOR UPDATE;
+
 -- name: delete_contacts
 -- Soft delete; the contact also leaves every campaign it was in (its executions are removed as
 -- by "remove contacts", history kept). Answers each deleted contact with those campaigns.
+-- Run after lock_memberships.
 WITH target AS (
-    SELECT id FROM contacts WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL FOR UPDATE
+    SELECT id FROM contacts WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+    ORDER BY id FOR UPDATE
 ), left_campaigns AS (
     UPDATE executions
     SET deleted_at = $2,
@@ -184,7 +193,7 @@ FOR SHARE;
 WITH target AS (
     SELECT id, company_id AS previous FROM contacts
     WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
-    FOR UPDATE
+    ORDER BY id FOR UPDATE
 ), changed AS (
     UPDATE contacts c SET company_id = $2, updated_at = $3
     FROM target
@@ -198,7 +207,7 @@ SELECT id, previous FROM target;
 WITH target AS (
     SELECT id, coalesce(company_id = $2, false) AS member FROM contacts
     WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
-    FOR UPDATE
+    ORDER BY id FOR UPDATE
 ), changed AS (
     UPDATE contacts c SET company_id = NULL, updated_at = $3
     FROM target
@@ -220,12 +229,12 @@ FOR SHARE OF p;
 -- The batch's live contacts, with what a new opportunity is named after.
 SELECT id, first_name, last_name, telegram_username, phone FROM contacts
 WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
-FOR KEY SHARE;
+ORDER BY id FOR KEY SHARE;
 
 -- name: current_opportunities
 SELECT * FROM opportunities
 WHERE pipeline_id = $1 AND contact_id = ANY($2::uuid[])
-FOR UPDATE;
+ORDER BY id FOR UPDATE;
 
 -- name: upsert_opportunities
 -- The batch's new and changed opportunities in one statement.

@@ -83,27 +83,47 @@ def make_broker(settings: Settings, *, description: str) -> KafkaBroker:
 
 
 def subscribe(
-    broker: KafkaBroker, settings: Settings, consumer: BatchConsumer, **options: Any
+    broker: KafkaBroker, settings: Settings, consumers: Sequence[BatchConsumer], **options: Any
 ) -> None:
-    """Register a batch subscriber that hands raw records to `consumer`.
+    """Register one batch subscriber, one consumer in the service's group, for the topics of
+    all `consumers` (one per topic, all of one service): each batch's records are handed, in
+    their order, to the consumer of their topic.
 
-    Offsets are committed after the batch's transaction commits (ack after processing); a
-    batch that fails on infrastructure is nacked and redelivered.
+    One group member per service rather than one per topic: a restart is one member leaving and
+    one joining, where several members rejoined one after another (each rebalance waiting for
+    the last), which on Tansu kept a restarted scheduler from consuming for a minute or more.
+
+    Offsets are committed after the batch's transactions commit (ack after processing); a
+    batch that fails on infrastructure is nacked and redelivered whole (every partition of it
+    rewound), and the inbox drops what a topic's consumer had already committed.
     """
-
-    lag = LagMeter(consumer.name, consumer.topic.value)
+    if not consumers:
+        return
+    [name] = {consumer.name for consumer in consumers}
+    by_topic = {
+        physical_name(consumer.topic.value, settings.topic_prefix): consumer
+        for consumer in consumers
+    }
+    if len(by_topic) != len(consumers):
+        raise ValueError(f"{name}: one consumer per topic")
+    lags = {topic: LagMeter(name, consumer.topic.value) for topic, consumer in by_topic.items()}
 
     async def handle(message: KafkaMessage = Context("message")) -> None:  # noqa: B008
-        records = message.raw_message
-        await consumer.process(records)
-        # Only a real Kafka consumer knows high watermarks (FastStream's test client does not).
-        if isinstance(message.consumer, AIOKafkaConsumer):
-            lag.batch_done(message.consumer, records)
+        records: Sequence[Record] = message.raw_message
+        per_topic: dict[str, list[Record]] = {}
+        for record in records:
+            per_topic.setdefault(record.topic, []).append(record)
+        for topic, batch in per_topic.items():
+            await by_topic[topic].process(batch)
+            # Only a real Kafka consumer knows high watermarks (FastStream's test client does
+            # not).
+            if isinstance(message.consumer, AIOKafkaConsumer):
+                lags[topic].batch_done(message.consumer, batch)
 
-    handle.__name__ = f"{consumer.name}_{consumer.topic.name.lower()}"
+    handle.__name__ = f"{name}_consumer"
     broker.subscriber(
-        physical_name(consumer.topic.value, settings.topic_prefix),
-        group_id=settings.group_id(consumer.name),
+        *by_topic,
+        group_id=settings.group_id(name),
         batch=True,
         max_records=settings.kafka_max_records,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
@@ -111,6 +131,6 @@ def subscribe(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        title=f"{consumer.name}:{consumer.topic.value}",
+        title=f"{name}:{','.join(c.topic.value for c in consumers)}",
         **options,
     )(handle)

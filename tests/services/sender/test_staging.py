@@ -17,6 +17,8 @@ from shared.messaging.contracts import ExecutionProgressed
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EXECUTION = UUID("00000000-0000-0000-0000-0000000000e1")
+# Fixed, not uuid4(): parametrized ids must be the same in every xdist worker.
+OTHER_EXECUTION = UUID("00000000-0000-0000-0000-0000000000e2")
 
 
 def loaded(node: str | None, sends: int, status: str = "pending") -> Loaded:
@@ -38,7 +40,7 @@ STANDS_ON = [
     (("s2", 1), send_key_at(EXECUTION, "s2", 1), True),
     (("s2", 1), send_key_at(EXECUTION, "s1", 0), False),  # moved on since: a late answer
     (("s1", 1), send_key_at(EXECUTION, "s1", 0), False),  # same node, a later send
-    (("s1", 0), send_key_at(uuid4(), "s1", 0), False),  # another execution's record
+    (("s1", 0), send_key_at(OTHER_EXECUTION, "s1", 0), False),  # another execution's record
     ((None, 0), send_key_at(EXECUTION, "s1", 0), False),
 ]
 
