@@ -3,6 +3,7 @@
 -- scheduler emits them again before the lease ends; a claim whose lease ran out (its event was
 -- lost, or the sender died) is claimed again. A deleted account's executions are not claimed:
 -- they wait until the campaign has a live account (the sender checks again before each send).
+-- Nor are those of a conversation a person took over (taken_over_at, docs/inbox.md).
 -- The limit is a literal on purpose: a bound LIMIT
 -- can make a prepared statement switch to a generic plan that scans the table.
 WITH due AS (
@@ -13,7 +14,7 @@ WITH due AS (
     WHERE e.status IN {{EXECUTIONS_BETWEEN_STEPS}}
       AND e.next_execution_at <= $1
       AND (e.lease_until IS NULL OR e.lease_until <= $1)
-      AND e.deleted_at IS NULL
+      AND e.deleted_at IS NULL AND e.taken_over_at IS NULL
       AND c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
       AND a.deleted_at IS NULL
     ORDER BY e.next_execution_at

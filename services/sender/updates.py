@@ -35,6 +35,7 @@ from shared.domain.do_not_contact import (
 )
 from shared.domain.executions import BETWEEN_STEPS
 from shared.messaging.contracts import (
+    ConversationMessageReceived,
     DoNotContactAdded,
     ExecutionProgressed,
     MessageDelivered,
@@ -121,7 +122,7 @@ async def apply(
         outbox.emit(delivered, key=sent["campaign_id"], at=now)
     if update.kind != "reply":
         return
-    reply_id = await connection.fetchval(
+    reply = await connection.fetchrow(
         QUERIES["record_reply"],
         sent["campaign_id"],
         sent["execution_id"],
@@ -130,7 +131,21 @@ async def apply(
         update.text,
         update.at,
     )
+    assert reply is not None  # an INSERT ... RETURNING
+    reply_id = reply["id"]
     detected.replies += 1
+    in_conversation = ConversationMessageReceived(
+        conversation_id=reply["conversation_id"],
+        message_id=reply_id,
+        telegram_account_id=update.account_id,
+        contact_id=sent["contact_id"],
+        campaign_id=sent["campaign_id"],
+        execution_id=sent["execution_id"],
+        body=update.text,
+        received_at=reply["sent_at"],
+        unread_count=reply["unread_count"],
+    )
+    outbox.emit(in_conversation, key=reply["conversation_id"], at=now)
     received = ReplyReceived(
         message_id=reply_id,
         execution_id=sent["execution_id"],
@@ -144,6 +159,8 @@ async def apply(
         await _opt_out(connection, outbox, sent, now)
         detected.opt_outs += 1
         return
+    if reply["taken_over_at"] is not None:
+        return  # a person answers this conversation: the reply does not steer the flow
     row = await executions.lock(connection, sent["execution_id"])
     if row is None or row["status"] not in BETWEEN_STEPS:
         return
