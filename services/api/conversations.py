@@ -85,6 +85,7 @@ class Message(BaseModel):
     sent_at: datetime | None
     delivered_at: datetime | None
     read_at: datetime | None
+    created_at: datetime
 
 
 class MessagePage(BaseModel):
@@ -182,10 +183,10 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> MessagePage:
-    after: tuple[datetime | None, UUID | None] = (None, None)
+    after: tuple[datetime | None, datetime | None, UUID | None] = (None, None, None)
     if cursor:
-        position = cursors.decode(cursor, cursors.CreatedPosition)
-        after = (position.c, position.i)
+        position = cursors.decode(cursor, cursors.TimedPosition)
+        after = (position.t, position.c, position.i)
     keyset = Keyset(limit)
     async with database.acquire() as connection:
         row = await authorized(connection, who, conversation_id, Action.VIEW)
@@ -193,14 +194,15 @@ async def list_messages(
             QUERIES["messages"],
             row["telegram_account_id"],
             row["contact_id"],
-            after[0],
-            after[1],
+            *after,
             keyset.fetch,
         )
     items, next_cursor = keyset.page(
         rows,
         lambda r: Message.model_validate(dict(r)),
-        lambda item: cursors.encode(c=item.at.isoformat(), i=item.id),
+        lambda item: cursors.encode(
+            t=item.at.isoformat(), c=item.created_at.isoformat(), i=item.id
+        ),
     )
     return MessagePage(items=items, next_cursor=next_cursor)
 

@@ -50,17 +50,19 @@ WHERE cv.id = $1
 FOR UPDATE OF cv;
 
 -- name: messages
--- The history, ours and theirs, oldest first (a queued answer at the time it was written),
--- keyset pages after ($3, $4).
+-- The history, ours and theirs, oldest first (a queued answer at the time it was written;
+-- Telegram's times are whole seconds, so ties go in the order the records were written),
+-- keyset pages after ($3, $4, $5).
 SELECT m.id, m.direction, m.body, m.status, m.campaign_id, m.execution_id, m.node_id,
        m.telegram_message_id, m.error_message,
        coalesce(m.sent_at, m.created_at) AS at, m.sent_at, m.delivered_at, m.read_at,
        m.created_at
 FROM messages m
 WHERE m.telegram_account_id = $1 AND m.contact_id = $2
-  AND ($3::timestamptz IS NULL OR (coalesce(m.sent_at, m.created_at), m.id) > ($3, $4::uuid))
-ORDER BY coalesce(m.sent_at, m.created_at), m.id
-LIMIT $5;
+  AND ($3::timestamptz IS NULL
+       OR (coalesce(m.sent_at, m.created_at), m.created_at, m.id) > ($3, $4, $5::uuid))
+ORDER BY coalesce(m.sent_at, m.created_at), m.created_at, m.id
+LIMIT $6;
 
 -- name: mark_read
 UPDATE conversations SET unread_count = 0, updated_at = $2 WHERE id = $1;
