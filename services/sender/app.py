@@ -33,7 +33,7 @@ def create_service(settings: Settings) -> Service:
     service.handle(account_contracts.LOGIN)(logins.login_handler(settings))
     service.handle(account_contracts.IMPORT_SESSION)(logins.import_handler(settings))
     service.handle(account_contracts.SEND_ANSWER)(
-        conversations.send_handler(gateway, lambda: service.pool, service.clock)
+        conversations.send_handler(gateway, lambda: service.pool)
     )
     service.handle(account_contracts.READ)(conversations.read_handler(gateway))
     service.every_sweep("replies_and_reads")(replies_and_reads(gateway))

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from services.sender.gateway import Account, Delivery, Gateway, GatewayError, Peer
+from services.sender.gateway import Account, Delivery, Gateway, GatewayError
 from services.sender.reservations import Pace
 from services.sender.staging import peer_of
 from shared.db.sql import Queries
@@ -38,16 +39,15 @@ QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 ANSWER_WAIT_MAX_S = 120.0  # an answer waits at most this long for its account's turn
 
 
-def _peer(row: Any) -> Peer:
-    return peer_of(row)
-
-
-def send_handler(gateway: Gateway, pool: Any, clock: Clock) -> Handler[ConversationSend]:
+def send_handler(
+    gateway: Gateway, pool: Callable[[], asyncpg.Pool[Any]]
+) -> Handler[ConversationSend]:
     """`pool` is a callable that returns the service's pool (it exists once the service runs)."""
 
     async def on_send(context: HandlerContext, message: Decoded[ConversationSend]) -> None:
         command = message.payload
-        connection, now = context.connection, context.clock.now()
+        connection, clock = context.connection, context.clock
+        now = clock.now()
         account = await connection.fetchrow(QUERIES["lock_account"], command.telegram_account_id)
         answer = await connection.fetchrow(
             QUERIES["lock_answer"], command.message_id, command.telegram_account_id
@@ -62,7 +62,7 @@ def send_handler(gateway: Gateway, pool: Any, clock: Clock) -> Handler[Conversat
         goes_at = refused
         await connection.execute(QUERIES["reserve"], account["id"], goes_at)
         to = Account(account["id"], account["session_kind"], account["simulation"] or {})
-        peer = _peer({**dict(answer), "contact_id": answer["contact_id"]})
+        peer = peer_of(answer)
         text, random_id, message_id = answer["body"], answer["random_id"], answer["id"]
 
         async def send() -> None:
