@@ -122,6 +122,22 @@ async def authorized(
     return row
 
 
+async def _lock(connection: DbConnection, who: Principal, conversation_id: UUID) -> Any:
+    """The conversation, if the caller may answer it, locked after its execution: the sender
+    locks an execution before its conversation (a send's answer, a reply), so the API does
+    too."""
+    row = await authorized(connection, who, conversation_id, Action.EDIT)
+    if row["execution_id"] is not None:
+        await connection.execute(QUERIES["lock_execution"], row["execution_id"])
+    found = await connection.fetchrow(QUERIES["lock"], conversation_id)
+    if found is None:
+        raise not_found("conversation")
+    if found["execution_id"] not in (None, row["execution_id"]):
+        # A reply from another campaign moved it meanwhile: that execution is held too.
+        await connection.execute(QUERIES["lock_execution"], found["execution_id"])
+    return found
+
+
 @router.get("", response_model=ConversationPage, summary="List the inbox's conversations")
 async def list_conversations(
     who: CurrentPrincipal,
@@ -228,9 +244,7 @@ async def answer(
     text = body.text
     async with transaction(database, clock) as tx:
         connection, now = tx.connection, clock.now()
-        await authorized(connection, who, conversation_id, Action.EDIT)
-        if (found := await connection.fetchrow(QUERIES["lock"], conversation_id)) is None:
-            raise not_found("conversation")
+        found = await _lock(connection, who, conversation_id)
         if found["account_deleted_at"] is not None:
             raise Problem(409, "account_deleted", "Account deleted",
                           "the conversation's account was deleted")  # fmt: skip
@@ -240,8 +254,6 @@ async def answer(
         if found["do_not_contact"]:
             raise Problem(409, "do_not_contact", "Do not contact",
                           "the person is on the do-not-contact list")  # fmt: skip
-        if found["execution_id"] is not None:
-            await connection.execute(QUERIES["lock_execution"], found["execution_id"])
         was_taken_over = found["taken_over_at"] is not None
         recorded = await connection.fetchrow(
             QUERIES["record_answer"],
@@ -313,11 +325,7 @@ async def release(
     meanwhile is due at once). Releasing a conversation not taken over changes nothing."""
     async with transaction(database, clock) as tx:
         connection, now = tx.connection, clock.now()
-        row = await authorized(connection, who, conversation_id, Action.EDIT)
-        if (found := await connection.fetchrow(QUERIES["lock"], conversation_id)) is None:
-            raise not_found("conversation")
-        if found["execution_id"] is not None:
-            await connection.execute(QUERIES["lock_execution"], found["execution_id"])
-        await connection.execute(QUERIES["release"], conversation_id, now, row["execution_id"])
+        found = await _lock(connection, who, conversation_id)
+        await connection.execute(QUERIES["release"], conversation_id, now, found["execution_id"])
         row = await connection.fetchrow(QUERIES["get"], conversation_id)
     return _conversation(row)

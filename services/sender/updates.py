@@ -122,7 +122,7 @@ async def apply(
         outbox.emit(delivered, key=sent["campaign_id"], at=now)
     if update.kind != "reply":
         return
-    reply = await connection.fetchrow(
+    reply_id = await connection.fetchval(
         QUERIES["record_reply"],
         sent["campaign_id"],
         sent["execution_id"],
@@ -131,21 +131,7 @@ async def apply(
         update.text,
         update.at,
     )
-    assert reply is not None  # an INSERT ... RETURNING
-    reply_id = reply["id"]
     detected.replies += 1
-    in_conversation = ConversationMessageReceived(
-        conversation_id=reply["conversation_id"],
-        message_id=reply_id,
-        telegram_account_id=update.account_id,
-        contact_id=sent["contact_id"],
-        campaign_id=sent["campaign_id"],
-        execution_id=sent["execution_id"],
-        body=update.text,
-        received_at=reply["sent_at"],
-        unread_count=reply["unread_count"],
-    )
-    outbox.emit(in_conversation, key=reply["conversation_id"], at=now)
     received = ReplyReceived(
         message_id=reply_id,
         execution_id=sent["execution_id"],
@@ -158,13 +144,46 @@ async def apply(
     if opts_out(update.text, DEFAULT_OPT_OUT_PHRASES if phrases is None else phrases):
         await _opt_out(connection, outbox, sent, now)
         detected.opt_outs += 1
-        return
-    if reply["taken_over_at"] is not None:
-        return  # a person answers this conversation: the reply does not steer the flow
-    row = await executions.lock(connection, sent["execution_id"])
-    if row is None or row["status"] not in BETWEEN_STEPS:
-        return
-    await _steer(connection, outbox, row, update, now)
+    else:
+        row = await executions.lock(connection, sent["execution_id"])
+        # A conversation a person took over (docs/inbox.md): the reply does not steer the flow.
+        if row is not None and row["status"] in BETWEEN_STEPS and row["taken_over_at"] is None:
+            await _steer(connection, outbox, row, update, now)
+    await _in_conversation(connection, outbox, sent, update, reply_id, now)
+
+
+async def _in_conversation(
+    connection: DbConnection,
+    outbox: Outbox,
+    sent: Any,
+    update: Incoming,
+    reply_id: Any,
+    now: datetime,
+) -> None:
+    """The inbox: the reply is its conversation's latest message, with the event."""
+    talked = await connection.fetchrow(
+        QUERIES["record_in_conversation"],
+        reply_id,
+        update.account_id,
+        sent["contact_id"],
+        sent["campaign_id"],
+        sent["execution_id"],
+        update.text,
+        update.at,
+    )
+    assert talked is not None  # an upsert ... RETURNING
+    received = ConversationMessageReceived(
+        conversation_id=talked["id"],
+        message_id=reply_id,
+        telegram_account_id=update.account_id,
+        contact_id=sent["contact_id"],
+        campaign_id=sent["campaign_id"],
+        execution_id=sent["execution_id"],
+        body=update.text,
+        received_at=update.at,
+        unread_count=talked["unread_count"],
+    )
+    outbox.emit(received, key=talked["id"], at=now)
 
 
 async def _steer(

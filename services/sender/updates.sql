@@ -48,8 +48,7 @@ WITH target AS (
 SELECT id FROM confirmed;
 
 -- name: record_reply
--- Logged (reply_received) at the node the execution stands on when the reply comes in, and
--- the (account, contact) conversation's latest message (the inbox), with one more unread.
+-- Logged (reply_received) at the node the execution stands on when the reply comes in.
 WITH reply AS (
     INSERT INTO messages (campaign_id, execution_id, contact_id, telegram_account_id, direction,
                           body, status, sent_at)
@@ -67,25 +66,26 @@ WITH reply AS (
     JOIN contacts c ON c.id = r.contact_id
     LEFT JOIN executions e ON e.id = r.execution_id
     LEFT JOIN campaigns cp ON cp.id = r.campaign_id
-), talked AS (
-    -- The inbox (0020): the reply is the conversation's latest message, one more unread.
-    INSERT INTO conversations AS cv (telegram_account_id, contact_id, campaign_id, execution_id,
-                                     last_message_id, last_direction, last_body,
-                                     last_message_at, last_reply_at, unread_count, updated_at)
-    SELECT $4, r.contact_id, r.campaign_id, r.execution_id, r.id, 'incoming', r.body,
-           r.sent_at, r.sent_at, 1, r.sent_at
-    FROM reply r
-    ON CONFLICT (telegram_account_id, contact_id) DO UPDATE
-    SET campaign_id = excluded.campaign_id, execution_id = excluded.execution_id,
-        last_message_id = excluded.last_message_id, last_direction = 'incoming',
-        last_body = excluded.last_body,
-        last_message_at = greatest(cv.last_message_at, excluded.last_message_at),
-        last_reply_at = greatest(cv.last_reply_at, excluded.last_reply_at),
-        unread_count = cv.unread_count + 1, updated_at = excluded.updated_at
-    RETURNING cv.id, cv.taken_over_at, cv.unread_count
 )
-SELECT r.id, r.sent_at, t.id AS conversation_id, t.taken_over_at, t.unread_count
-FROM reply r, talked t;
+SELECT id FROM reply;
+
+-- name: record_in_conversation
+-- The inbox (0020): the reply ($1 its id, $2 the account, $3 the contact) is the (account,
+-- contact) conversation's latest message, one more unread. Written last in the reply's
+-- transaction, after the execution is locked: a send's answer (answers.py record_sent) also
+-- locks the execution before the conversation, so the two cannot deadlock.
+INSERT INTO conversations AS cv (telegram_account_id, contact_id, campaign_id, execution_id,
+                                 last_message_id, last_direction, last_body, last_message_at,
+                                 last_reply_at, unread_count, updated_at)
+VALUES ($2, $3, $4, $5, $1, 'incoming', $6, $7, $7, 1, $7)
+ON CONFLICT (telegram_account_id, contact_id) DO UPDATE
+SET campaign_id = excluded.campaign_id, execution_id = excluded.execution_id,
+    last_message_id = excluded.last_message_id, last_direction = 'incoming',
+    last_body = excluded.last_body,
+    last_message_at = greatest(cv.last_message_at, excluded.last_message_at),
+    last_reply_at = greatest(cv.last_reply_at, excluded.last_reply_at),
+    unread_count = cv.unread_count + 1, updated_at = excluded.updated_at
+RETURNING id, unread_count;
 
 -- name: list_opt_out
 -- An opt-out reply lists the person under each identifier the contact has ($6/$7: kinds and
