@@ -120,3 +120,37 @@ for _action in ContactAction:
         F,
         "issue 15: members may not edit the list, nor delete or export others' contacts",
     )
+
+
+# The unified inbox (issue 15, item 6; docs/inbox.md): a conversation follows its campaign.
+# Whoever may view the campaign lists and reads its conversations; whoever may edit it answers
+# them, marks them read and releases them.
+INBOX_CALLS: dict[str, tuple[Action, str]] = {
+    "list": (
+        Action.VIEW,
+        "issue 15 item 6: the inbox lists the conversations of visible campaigns",
+    ),
+    "view": (Action.VIEW, "issue 15 item 6: a conversation is seen as its campaign is"),
+    "messages": (Action.VIEW, "issue 15 item 6: its history is seen as its campaign is"),
+    "read": (Action.EDIT, "issue 15 item 6: marking read follows editing the campaign"),
+    "answer": (Action.EDIT, "issue 15 item 6: answering as the account follows editing it"),
+    "release": (Action.EDIT, "issue 15 item 6: releasing follows editing the campaign"),
+}
+
+
+def expected_inbox(
+    mode: str, role: Role | None, admin_view: bool, own: bool, call: str
+) -> tuple[Decision, str]:
+    action, source = INBOX_CALLS[call]
+    decision, why = expected(mode, role, admin_view, own, action)
+    return decision, f"{source}; {why}"
+
+
+def inbox_cells() -> list[tuple[str, Role | None, bool, bool, str]]:
+    organization = itertools.product(
+        ["organization"], list(Role), [True, False], [True, False], list(INBOX_CALLS)
+    )
+    personal = itertools.product(
+        ["personal"], [None], [True, False], [True, False], list(INBOX_CALLS)
+    )
+    return [*organization, *personal]

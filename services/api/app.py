@@ -12,6 +12,7 @@ from services.api import (
     campaigns,
     companies,
     contacts,
+    conversations,
     do_not_contact,
     logs,
     organizations,
@@ -67,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
-                   companies, pipelines, do_not_contact,
+                   companies, pipelines, do_not_contact, conversations,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

@@ -42,6 +42,15 @@ class CreatedPosition(Position):
     i: UUID
 
 
+class TimedPosition(Position):
+    """Lists in (time, created_at, id) order: a conversation's messages, whose times Telegram
+    gives to the second, so that ties keep the order they were written in."""
+
+    t: Moment
+    c: Moment
+    i: UUID
+
+
 class IdPosition(Position):
     """Lists in id order."""
 

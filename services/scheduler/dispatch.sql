@@ -8,7 +8,8 @@ SELECT count(*) FROM (SELECT 1 FROM executions WHERE lease_until > $1 LIMIT $2) 
 -- so no other scheduler emits them again before the lease ends; a claim whose lease ran out
 -- (its event was lost, or the sender died) is claimed again. A deleted account's executions
 -- are not claimed: they wait until the campaign has a live account (the sender checks again
--- before each send). The inner limit is a literal on purpose: a bound LIMIT can make a
+-- before each send), nor those of a conversation a person took over (taken_over_at,
+-- docs/inbox.md). The inner limit is a literal on purpose: a bound LIMIT can make a
 -- prepared statement switch to a generic plan that scans the table; the candidates are
 -- materialized, so $3 only trims them.
 WITH due AS MATERIALIZED (
@@ -19,7 +20,7 @@ WITH due AS MATERIALIZED (
     WHERE e.status IN {{EXECUTIONS_BETWEEN_STEPS}}
       AND e.next_execution_at <= $1
       AND (e.lease_until IS NULL OR e.lease_until <= $1)
-      AND e.deleted_at IS NULL
+      AND e.deleted_at IS NULL AND e.taken_over_at IS NULL
       AND c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
       AND a.deleted_at IS NULL
     ORDER BY e.next_execution_at

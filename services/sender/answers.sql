@@ -23,6 +23,25 @@ WITH sent AS (
            jsonb_build_object('message_id', s.id, 'variant', s.variant), s.sent_at
     FROM sent s
     JOIN contacts c ON c.id = s.contact_id
+), talked AS (
+    -- The inbox (0020): each (account, contact)'s conversation shows its latest message (one
+    -- row per conversation, so the upsert touches each once).
+    INSERT INTO conversations AS cv (telegram_account_id, contact_id, campaign_id, execution_id,
+                                     last_message_id, last_direction, last_body,
+                                     last_message_at, updated_at)
+    SELECT DISTINCT ON (s.telegram_account_id, s.contact_id)
+           s.telegram_account_id, s.contact_id, s.campaign_id, s.execution_id, s.id,
+           'outgoing', s.body, s.sent_at, s.sent_at
+    FROM sent s
+    WHERE s.telegram_account_id IS NOT NULL
+    ORDER BY s.telegram_account_id, s.contact_id, s.sent_at DESC, s.id DESC
+    ON CONFLICT (telegram_account_id, contact_id) DO UPDATE
+    SET campaign_id = coalesce(excluded.campaign_id, cv.campaign_id),
+        execution_id = coalesce(excluded.execution_id, cv.execution_id),
+        last_message_id = excluded.last_message_id, last_direction = 'outgoing',
+        last_body = excluded.last_body, last_message_at = excluded.last_message_at,
+        updated_at = excluded.updated_at
+    WHERE cv.last_message_at <= excluded.last_message_at
 )
 SELECT id, campaign_id, execution_id, contact_id, telegram_account_id, node_id, variant,
        send_key

@@ -7,7 +7,7 @@
 -- last messaged the person and whether this one has, both through messages_contact_sent_idx
 -- (a contact has few messages), both skipped while the setting is off). Locked for the step.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
-       e.lease_until, e.variant, e.context, e.started_at,
+       e.lease_until, e.variant, e.context, e.started_at, e.taken_over_at,
        c.flow, c.settings, c.timezone, c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
@@ -41,7 +41,7 @@ FOR UPDATE OF e;
 -- settings come as text: they are the same for a campaign's executions, so they are decoded
 -- (and checked) once per campaign.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
-       e.lease_until, e.variant, e.context, e.started_at,
+       e.lease_until, e.variant, e.context, e.started_at, e.taken_over_at,
        c.flow::text AS flow_json, c.settings::text AS settings_json, c.timezone,
        c.status AS campaign_status, c.enabled AS campaign_enabled,
        c.deleted_at AS campaign_deleted_at, c.telegram_account_id AS account_id,

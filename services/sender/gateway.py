@@ -179,6 +179,11 @@ class Gateway(Protocol):
         transaction, so a crash before it commits returns them again)."""
         ...
 
+    async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
+        """Mark the peer's messages to the account as read (Telegram's read receipt,
+        messages.readHistory): the inbox's "mark as read" (docs/inbox.md)."""
+        ...
+
 
 @runtime_checkable
 class SendsMany(Protocol):
@@ -242,6 +247,9 @@ class Gateways:
 
     async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
         await self._for(account).probe(account, now, ask_spambot=ask_spambot)
+
+    async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
+        await self._for(account).read_history(account, peer, now)
 
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
         found: list[Incoming] = []

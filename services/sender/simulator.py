@@ -195,6 +195,13 @@ class SimulatedTelegram:
             until = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
             raise AccountLimited(f"@SpamBot (simulated): limited until {until.isoformat()}", until)
 
+    async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
+        """The simulated people do not see read receipts: the account's state decides, as for
+        a send, whether the call would be accepted."""
+        async with self._pool.acquire() as connection:
+            total = await connection.fetchval(QUERIES["total"], account.id)
+        self._check_account(account.simulation, total)
+
     async def updates(self, connection: DbConnection, now: datetime) -> list[Incoming]:
         rows = await connection.fetch(QUERIES["due_updates"], now)
         found: list[Incoming] = []

@@ -125,6 +125,8 @@ def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
         return False
     if row["campaign_deleted_at"] is not None or row["account_id"] is None:
         return False
+    if row["taken_over_at"] is not None:
+        return False  # a person answers this conversation (docs/inbox.md): held until released
     # A stale event (an older claim) is ignored; the current claim's event moves it.
     return due is None or due.lease_until is None or row["lease_until"] == due.lease_until
 

@@ -175,6 +175,15 @@ class TelethonTelegram:
             return _delivery(result, random_id, now)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
+    async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
+        """messages.readHistory up to the newest message (max_id 0: every message)."""
+        client = await self._client(account.id)
+        input_peer = await self._input_peer(client, account, peer, now)
+        try:
+            await client(functions.messages.ReadHistoryRequest(peer=input_peer, max_id=0))
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
+
     async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
         client = await self._client(account.id, reread=True)
         try:

@@ -35,6 +35,7 @@ from shared.domain.do_not_contact import (
 )
 from shared.domain.executions import BETWEEN_STEPS
 from shared.messaging.contracts import (
+    ConversationMessageReceived,
     DoNotContactAdded,
     ExecutionProgressed,
     MessageDelivered,
@@ -143,11 +144,46 @@ async def apply(
     if opts_out(update.text, DEFAULT_OPT_OUT_PHRASES if phrases is None else phrases):
         await _opt_out(connection, outbox, sent, now)
         detected.opt_outs += 1
-        return
-    row = await executions.lock(connection, sent["execution_id"])
-    if row is None or row["status"] not in BETWEEN_STEPS:
-        return
-    await _steer(connection, outbox, row, update, now)
+    else:
+        row = await executions.lock(connection, sent["execution_id"])
+        # A conversation a person took over (docs/inbox.md): the reply does not steer the flow.
+        if row is not None and row["status"] in BETWEEN_STEPS and row["taken_over_at"] is None:
+            await _steer(connection, outbox, row, update, now)
+    await _in_conversation(connection, outbox, sent, update, reply_id, now)
+
+
+async def _in_conversation(
+    connection: DbConnection,
+    outbox: Outbox,
+    sent: Any,
+    update: Incoming,
+    reply_id: Any,
+    now: datetime,
+) -> None:
+    """The inbox: the reply is its conversation's latest message, with the event."""
+    talked = await connection.fetchrow(
+        QUERIES["record_in_conversation"],
+        reply_id,
+        update.account_id,
+        sent["contact_id"],
+        sent["campaign_id"],
+        sent["execution_id"],
+        update.text,
+        update.at,
+    )
+    assert talked is not None  # an upsert ... RETURNING
+    received = ConversationMessageReceived(
+        conversation_id=talked["id"],
+        message_id=reply_id,
+        telegram_account_id=update.account_id,
+        contact_id=sent["contact_id"],
+        campaign_id=sent["campaign_id"],
+        execution_id=sent["execution_id"],
+        body=update.text,
+        received_at=update.at,
+        unread_count=talked["unread_count"],
+    )
+    outbox.emit(received, key=talked["id"], at=now)
 
 
 async def _steer(

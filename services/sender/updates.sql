@@ -1,13 +1,17 @@
 -- name: message_by_random_id
 -- Our outgoing message behind a reply or read, with its execution, and what an opt-out needs:
 -- the contact's identifiers and list, and its organization's opt-out phrases (null: defaults).
-SELECT m.id, m.execution_id, m.campaign_id, m.contact_id, m.telegram_account_id,
+-- A person's answer from the inbox belongs to no execution: a reply to it belongs to its
+-- conversation's.
+SELECT m.id, coalesce(m.execution_id, cv.execution_id) AS execution_id, m.campaign_id, m.contact_id, m.telegram_account_id,
        m.telegram_message_id, m.sent_at,
        ct.organization_id, ct.owner_user_id, ct.telegram_user_id, ct.telegram_username,
        ct.phone, o.settings -> 'opt_out_phrases' AS opt_out_phrases
 FROM messages m
 JOIN contacts ct ON ct.id = m.contact_id
 LEFT JOIN organizations o ON o.id = ct.organization_id
+LEFT JOIN conversations cv ON m.execution_id IS NULL
+     AND cv.telegram_account_id = m.telegram_account_id AND cv.contact_id = m.contact_id
 WHERE m.telegram_account_id = $1 AND m.random_id = $2 AND m.direction = 'outgoing';
 
 -- name: confirm_delivery
@@ -64,6 +68,24 @@ WITH reply AS (
     LEFT JOIN campaigns cp ON cp.id = r.campaign_id
 )
 SELECT id FROM reply;
+
+-- name: record_in_conversation
+-- The inbox (0020): the reply ($1 its id, $2 the account, $3 the contact) is the (account,
+-- contact) conversation's latest message, one more unread. Written last in the reply's
+-- transaction, after the execution is locked: a send's answer (answers.py record_sent) also
+-- locks the execution before the conversation, so the two cannot deadlock.
+INSERT INTO conversations AS cv (telegram_account_id, contact_id, campaign_id, execution_id,
+                                 last_message_id, last_direction, last_body, last_message_at,
+                                 last_reply_at, unread_count, updated_at)
+VALUES ($2, $3, $4, $5, $1, 'incoming', $6, $7, $7, 1, $7)
+ON CONFLICT (telegram_account_id, contact_id) DO UPDATE
+SET campaign_id = excluded.campaign_id, execution_id = excluded.execution_id,
+    last_message_id = excluded.last_message_id, last_direction = 'incoming',
+    last_body = excluded.last_body,
+    last_message_at = greatest(cv.last_message_at, excluded.last_message_at),
+    last_reply_at = greatest(cv.last_reply_at, excluded.last_reply_at),
+    unread_count = cv.unread_count + 1, updated_at = excluded.updated_at
+RETURNING id, unread_count;
 
 -- name: list_opt_out
 -- An opt-out reply lists the person under each identifier the contact has ($6/$7: kinds and

@@ -257,6 +257,7 @@ CREATE TABLE executions (
     updated_at          timestamptz NOT NULL DEFAULT now(),
     deleted_at          timestamptz,
     lease_until         timestamptz,
+    taken_over_at       timestamptz,  -- its conversation was taken over (0020): held
     UNIQUE (campaign_id, contact_id)
 ) WITH (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 1);
 -- The hot path: claiming due executions with FOR UPDATE SKIP LOCKED in next_execution_at order.
@@ -332,6 +333,30 @@ CREATE INDEX messages_campaign_idx ON messages (campaign_id, created_at);
 CREATE INDEX messages_execution_idx ON messages (execution_id, created_at);
 CREATE INDEX messages_contact_sent_idx ON messages (contact_id, sent_at DESC)
     WHERE direction = 'outgoing' AND sent_at IS NOT NULL;
+
+-- The unified inbox (0020, docs/inbox.md): one conversation per (account, contact), kept
+-- in the transactions that record a send or a reply.
+CREATE TABLE conversations (
+    id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    telegram_account_id uuid NOT NULL REFERENCES telegram_accounts (id) ON DELETE CASCADE,
+    contact_id          uuid NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    campaign_id         uuid REFERENCES campaigns (id) ON DELETE SET NULL,
+    execution_id        uuid REFERENCES executions (id) ON DELETE SET NULL,
+    last_message_id     uuid,
+    last_direction      text NOT NULL CHECK (last_direction IN ('outgoing', 'incoming')),
+    last_body           text NOT NULL,
+    last_message_at     timestamptz NOT NULL,
+    last_reply_at       timestamptz,
+    unread_count        integer NOT NULL DEFAULT 0 CHECK (unread_count >= 0),
+    taken_over_at       timestamptz,
+    taken_over_by       uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (telegram_account_id, contact_id)
+);
+CREATE INDEX conversations_recent_idx ON conversations (last_message_at DESC, id DESC);
+CREATE INDEX conversations_campaign_idx ON conversations (campaign_id);
+
 
 -- The simulated Telegram's own memory (only the simulator touches it).
 CREATE TABLE simulator_messages (

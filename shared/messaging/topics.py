@@ -22,6 +22,7 @@ class Topic(StrEnum):
     BULK_EVENTS = "dripline.bulk.events"
     OPPORTUNITY_EVENTS = "dripline.opportunity.events"
     CONTACT_EVENTS = "dripline.contact.events"
+    CONVERSATION_EVENTS = "dripline.conversation.events"
 
     @property
     def dlq(self) -> str:
@@ -57,6 +58,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               "an opportunity entered a pipeline stage (created there or moved)"),
     TopicSpec(Topic.CONTACT_EVENTS, 8, "organization id (user id in personal mode)",
               "do-not-contact entries added and removed, contact command rejections"),
+    TopicSpec(Topic.CONVERSATION_EVENTS, 8, "conversation id",
+              "the inbox: a reply received in a conversation, a conversation taken over"),
 )  # fmt: skip
 
 DLQ_PARTITIONS = 1

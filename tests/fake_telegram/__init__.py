@@ -42,6 +42,7 @@ everything after the client's pts, so a client that missed some catches up like 
   ``Updates([UpdateNewMessage(out=True)])``.
 - push_reply pushes ``Updates([UpdateNewMessage(Message(out=False, peer_id=PeerUser(sender)))],
   users=[sender])``, with no from_id, like Telegram for incoming private messages since layer 119.
+- messages.ReadHistory answers messages.AffectedMessages and is recorded in `read`.
 - push_read pushes ``Updates([UpdateReadHistoryOutbox(PeerUser(peer), max_id)], users=[peer])``.
 
 Updates are pushed only to connections that made a call not wrapped in InvokeWithoutUpdates,
@@ -57,6 +58,7 @@ from tests.fake_telegram.server import (
     Connected,
     FakeTelegram,
     Init,
+    ReadReceipt,
     SentMessage,
     spambot_limited,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "Connected",
     "FakeTelegram",
     "Init",
+    "ReadReceipt",
     "SentMessage",
     "spambot_limited",
 ]

@@ -63,6 +63,16 @@ class SentMessage:
 
 
 @dataclass(frozen=True)
+class ReadReceipt:
+    """A messages.ReadHistory the server accepted: the account read the peer's messages up to
+    `max_id` (every message when 0)."""
+
+    account_id: int
+    peer_user_id: int
+    max_id: int
+
+
+@dataclass(frozen=True)
 class Call:
     """One RPC as the server saw it (after unwrapping InvokeWithLayer and the like)."""
 
@@ -219,10 +229,11 @@ def _known_methods() -> frozenset[str]:
 class FakeTelegram:
     """Accounts (users with sessions), other users and scripted failures; see the package doc.
 
-    `sent` lists accepted messages, `calls` every RPC (account, TL method name) in order,
-    `connected` every connection once it used its auth key (with the client's address: a
-    proxy's, when it came through one), `inits` every initConnection (the device the client
-    presented: Telethon sends it on connect, not on its own reconnects), and
+    `sent` lists accepted messages, `read` the read receipts (messages.ReadHistory), `calls`
+    every RPC (account, TL method name) in order, `connected` every connection once it used
+    its auth key (with the client's address: a proxy's, when it came through one), `inits`
+    every initConnection (the device the client presented: Telethon sends it on connect, not
+    on its own reconnects), and
     `errors` exceptions that are bugs in the fake (a test fixture should assert it is empty).
     """
 
@@ -230,6 +241,7 @@ class FakeTelegram:
         self.port = 0
         self.rsa_key: FakeRsaKey = fake_rsa_key()
         self.sent: list[SentMessage] = []
+        self.read: list[ReadReceipt] = []
         self.calls: list[Call] = []
         self.connected: list[Connected] = []
         self.inits: list[Init] = []
@@ -262,6 +274,7 @@ class FakeTelegram:
             "contacts.ImportContacts": self._import_contacts,
             "messages.SendMessage": self._send_message,
             "messages.GetHistory": self._get_history,
+            "messages.ReadHistory": self._read_history,
         }
         self.add_user(SPAMBOT_ID, username="SpamBot", first_name="Spam Info Bot")
         self._users[SPAMBOT_ID].bot = True
@@ -854,6 +867,12 @@ class FakeTelegram:
         return types.messages.Messages(
             messages=found, topics=[], chats=[], users=[self._user_tl(account, peer)]
         )
+
+    def _read_history(self, account: _Account, request: Any, connection: Connection) -> Any:
+        peer = self._peer_user(account, request.peer)
+        self.read.append(ReadReceipt(account.user.id, peer.id, request.max_id))
+        account.pts += 1
+        return types.messages.AffectedMessages(pts=account.pts, pts_count=1)
 
     # Helpers
 

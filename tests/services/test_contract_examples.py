@@ -28,6 +28,8 @@ CONTACT = UUID("7e6d5c4b-3a29-4180-9f7e-6d5c4b3a2918")  # the contracts' example
 CAMPAIGN = "0b9d3c3e-6f6e-4c1a-9a55-3f1f8a2b7c10"  # ... campaign
 ACCOUNT = UUID("9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b")  # ... account
 EXECUTION_ID = UUID("5f0c1a7e-0d7b-4f7e-8b1e-1f0d3c2b4a50")  # ... and execution
+CONVERSATION = UUID("8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0")  # ... conversation
+MESSAGE = UUID("1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8")  # ... and message
 
 
 def handled() -> list[tuple[Contract[Payload], str]]:
@@ -50,6 +52,7 @@ async def seed_example_campaign(
     lease_until: datetime | None = None,
     tags: list[str] | None = None,
     listed_phone: str | None = None,
+    answer: bool = False,
 ) -> None:
     """The example's campaign in a state where the example command applies: a simulated
     account, a valid flow and, unless `execution` is None, the example contact in it."""
@@ -96,6 +99,29 @@ async def seed_example_campaign(
             execution,
             NOW,
             lease_until,
+        )
+    if answer:
+        # The example conversation, and a person's answer in it, queued (as the API records it).
+        await pool.execute(
+            "INSERT INTO conversations (id, telegram_account_id, contact_id, campaign_id,"
+            " execution_id, last_direction, last_body, last_message_at, unread_count,"
+            " taken_over_at) VALUES ($1, $2, $3, $4, $5, 'incoming', 'Hello?', $6, 1, $6)",
+            CONVERSATION,
+            ACCOUNT,
+            CONTACT,
+            UUID(campaign_id),
+            EXECUTION_ID if execution is not None else None,
+            NOW,
+        )
+        await pool.execute(
+            "INSERT INTO messages (id, campaign_id, contact_id, telegram_account_id, direction,"
+            " body, status, send_key, random_id, created_at) VALUES ($1, $2, $3, $4,"
+            " 'outgoing', 'Happy to help', 'queued', 'answer:example', 42, $5)",
+            MESSAGE,
+            UUID(campaign_id),
+            CONTACT,
+            ACCOUNT,
+            NOW,
         )
 
 
@@ -197,6 +223,18 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
         ("SELECT count(*) FROM telegram_logins", 0),
         ("SELECT count(*) FROM telegram_accounts", 1)]) for kind in (
         "account.login", "account.import_session")},
+    # A person's answer from the inbox: sent through the simulator from the account, recorded
+    # sent, and the conversation's latest message; the execution does not move (taken over).
+    ("sender", "conversation.send"): ({"answer": True}, [
+        ("SELECT status FROM messages", "sent"), (EXECUTION, "pending"),
+        ("SELECT body FROM simulator_messages", "Happy to help"),
+        ("SELECT (last_direction, last_body)::text FROM conversations",
+         "(outgoing,\"Happy to help\")"),
+        ("SELECT last_send_at FROM telegram_accounts", NOW)]),
+    # A read receipt goes to Telegram only (the simulated people do not see it): no record, no
+    # event.
+    ("sender", "conversation.read"): ({"answer": True}, [
+        ("SELECT count(*) FROM outbox", 0), ("SELECT unread_count FROM conversations", 1)]),
     # A login's answer is for whoever asked; it changes no campaign.
     ("scheduler", "account.login_progressed"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),

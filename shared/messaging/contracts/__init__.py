@@ -13,6 +13,8 @@ from shared.messaging.contracts.account_commands import (
     AccountHealthCheck,
     AccountImportSession,
     AccountLogin,
+    ConversationRead,
+    ConversationSend,
     LoginDevice,
     LoginProxy,
 )
@@ -58,6 +60,11 @@ from shared.messaging.contracts.contact_events import (
     ContactEvent,
     DoNotContactAdded,
     DoNotContactRemoved,
+)
+from shared.messaging.contracts.conversation_events import (
+    ConversationEvent,
+    ConversationMessageReceived,
+    ConversationTakenOver,
 )
 from shared.messaging.contracts.execution_events import (
     ExecutionEvent,
@@ -112,6 +119,11 @@ __all__ = [
     "ContactEvent",
     "Contract",
     "ContractViolation",
+    "ConversationEvent",
+    "ConversationMessageReceived",
+    "ConversationRead",
+    "ConversationSend",
+    "ConversationTakenOver",
     "Decoded",
     "DoNotContactAdd",
     "DoNotContactAdded",

@@ -142,5 +142,57 @@ IMPORT_SESSION = Contract(
         },
     },
 )
-AccountCommand = AccountHealthCheck | AccountLogin | AccountImportSession
-CONTRACTS: tuple[Contract[AccountCommand], ...] = (CHECK_HEALTH, LOGIN, IMPORT_SESSION)
+
+
+class ConversationSend(Payload):
+    """Send the queued answer a person wrote in the inbox (docs/inbox.md) from its account,
+    with the account's pacing and health rules: the API recorded it (status queued) and took
+    the conversation over in the same transaction. Not answered by an event: the message's
+    status (sent, or failed with the reason) is the outcome."""
+
+    telegram_account_id: UUID
+    conversation_id: UUID
+    message_id: UUID
+
+
+class ConversationRead(Payload):
+    """Send the read receipt (messages.readHistory) for the conversation's messages up to the
+    newest one received, through its account. Best effort: a read receipt is not retried."""
+
+    telegram_account_id: UUID
+    conversation_id: UUID
+
+
+SEND_ANSWER = Contract(
+    Topic.ACCOUNT_COMMANDS,
+    MessageType.CONVERSATION_SEND,
+    1,
+    ConversationSend,
+    True,
+    {
+        "telegram_account_id": EXAMPLE_ACCOUNT,
+        "conversation_id": "8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0",
+        "message_id": "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8",
+    },
+)
+READ = Contract(
+    Topic.ACCOUNT_COMMANDS,
+    MessageType.CONVERSATION_READ,
+    1,
+    ConversationRead,
+    True,
+    {
+        "telegram_account_id": EXAMPLE_ACCOUNT,
+        "conversation_id": "8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0",
+    },
+)
+AccountCommand = (
+    AccountHealthCheck | AccountLogin | AccountImportSession | ConversationSend | ConversationRead
+)
+CONTRACTS: tuple[Contract[AccountCommand], ...] = (
+    CHECK_HEALTH,
+    LOGIN,
+    IMPORT_SESSION,
+    SEND_ANSWER,
+    READ,
+)

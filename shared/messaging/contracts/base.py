@@ -62,6 +62,10 @@ class MessageType(StrEnum):
     DO_NOT_CONTACT_REMOVED = "do_not_contact.removed"
     CONTACT_COMMAND_REJECTED = "contact.command_rejected"
     BULK_ACTION_CHANGED = "bulk_action.changed"
+    CONVERSATION_SEND = "conversation.send"
+    CONVERSATION_READ = "conversation.read"
+    CONVERSATION_MESSAGE_RECEIVED = "conversation.message_received"
+    CONVERSATION_TAKEN_OVER = "conversation.taken_over"
 
 
 @dataclass(frozen=True)

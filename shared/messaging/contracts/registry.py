@@ -17,6 +17,7 @@ from shared.messaging.contracts import (
     campaign_events,
     contact_commands,
     contact_events,
+    conversation_events,
     execution_events,
     executions_due,
     opportunity_events,
@@ -37,6 +38,7 @@ CONTRACTS: tuple[Contract[Payload], ...] = (
     *opportunity_events.CONTRACTS,
     *contact_commands.CONTRACTS,
     *contact_events.CONTRACTS,
+    *conversation_events.CONTRACTS,
 )
 
 _BY_KEY: dict[tuple[str, str, int], Contract[Payload]] = {

@@ -196,6 +196,9 @@ class OneAtATime:
     async def updates(self, connection: Any, now: datetime) -> list[Any]:
         return []
 
+    async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
+        return None
+
 
 @pytest.mark.parametrize("routed", [False, True], ids=["adapter", "through-gateways"])
 async def test_an_adapter_without_batches_sends_one_at_a_time(routed: bool) -> None:

@@ -83,6 +83,8 @@ OWNERS: dict[str, set[str]] = {
     "simulator_messages": {"sender"},
     "telegram_peers": {"sender"},
     "telegram_updates": {"sender"},
+    # The inbox (docs/inbox.md): kept with each send and reply; read, taken over, released.
+    "conversations": {"api", "sender"},
     "bulk_operations": {"scheduler"},
     "bulk_operation_items": {"scheduler"},
     # Scheduled work's row (docs/architecture.md, "Request and reply"): its schedule (created,
@@ -116,6 +118,15 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "deleting a contact removes it from its campaigns in the deletion's transaction (issue"
         " 15): deleted_at, and cancelled with contact_deleted while unfinished; a command to the"
         " scheduler would leave it live in them until applied"
+    ),
+    ("services/api/conversations.sql", "executions"): (
+        "taking a conversation over holds its execution (taken_over_at, lease_until) in the"
+        " transaction that records the person's answer, and releasing it clears taken_over_at;"
+        " never the status or the flow"
+    ),
+    ("services/api/conversations.sql", "messages"): (
+        "a person's answer in the inbox is recorded queued (no execution) with the take-over,"
+        " for the sender's conversation.send to send and mark sent or failed"
     ),
     ("services/api/telegram_accounts.sql", "executions"): (
         "deleting an account holds its executions in the deletion's transaction (issue 15):"

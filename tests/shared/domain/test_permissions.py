@@ -29,12 +29,15 @@ from shared.domain.permissions import (
 )
 from tests.permission_matrix import (
     CONTACT_CELLS,
+    INBOX_CALLS,
     OTHERS_VISIBLE,
     OWN,
     I,
     cells,
     expected,
+    expected_inbox,
     expected_record,
+    inbox_cells,
     record_cells,
 )
 
@@ -173,3 +176,25 @@ def test_a_non_member_is_refused_every_contact_action() -> None:
 
 def test_every_contact_refusal_has_a_code() -> None:
     assert set(CONTACT_REFUSALS) == set(ContactAction)
+
+
+INBOX_CELLS = inbox_cells()
+
+
+@pytest.mark.parametrize(
+    ("mode", "role", "admin_view", "own", "call"),
+    INBOX_CELLS,
+    ids=[
+        f"{m}-{r}-view{'On' if v else 'Off'}-{'own' if o else 'others'}-{c}"
+        for m, r, v, o, c in INBOX_CELLS
+    ],
+)
+def test_inbox_cell(mode: str, role: Role | None, admin_view: bool, own: bool, call: str) -> None:
+    """The inbox asks `decide` about the conversation's campaign (services/api/conversations.py
+    `authorized`), with the call's action (INBOX_CALLS)."""
+    organization = ORG if mode == "organization" else None
+    caller = Caller(ME, organization, role, admin_view_enabled=admin_view)
+    campaign = CampaignOwnership(ME if own else OTHER, organization)
+    decision, source = expected_inbox(mode, role, admin_view, own, call)
+    action, _ = INBOX_CALLS[call]
+    assert decide(caller, campaign, action) is decision, source

@@ -21,6 +21,7 @@ from shared.messaging.contracts import (
     contact_commands,
     contact_events,
     contracts_on,
+    conversation_events,
     decode,
     execution_events,
     executions_due,
@@ -65,6 +66,7 @@ TOPIC_MODULES = {
     Topic.OPPORTUNITY_EVENTS: opportunity_events,
     Topic.CONTACT_COMMANDS: contact_commands,
     Topic.CONTACT_EVENTS: contact_events,
+    Topic.CONVERSATION_EVENTS: conversation_events,
 }
 
 
