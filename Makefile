@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.dispatch
+	$(BIN)/python -m bench.firing
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.bulk
 	$(BIN)/python -m bench.contacts
