@@ -77,21 +77,20 @@ SELECT (SELECT count(*) FROM campaigns WHERE status = 'active') AS active,
 FIRED = """
 WITH events AS (
     SELECT convert_from(value, 'UTF8')::jsonb AS e FROM outbox WHERE topic = ANY($1::text[])
+), counted AS (
+    SELECT (e->'payload'->>'campaign_id')::uuid AS campaign_id,
+           count(*) FILTER (WHERE e->>'type' = 'campaign.status_changed') AS status_events,
+           count(*) FILTER (WHERE e->>'type' = 'campaign.status_changed'
+                              AND e->'payload'->>'previous_status' = 'scheduled'
+                              AND e->'payload'->>'status' = 'active'
+                              AND e->'payload'->>'cause' = 'campaign.scheduled_launch')
+               AS launches,
+           count(*) FILTER (WHERE e->>'type' = 'execution.due') AS due_events
+    FROM events GROUP BY 1
 )
-SELECT c.id, c.status, c.launched_at,
-       (SELECT count(*) FROM events
-        WHERE e->>'type' = 'campaign.status_changed'
-          AND e->'payload'->>'campaign_id' = c.id::text) AS status_events,
-       (SELECT count(*) FROM events
-        WHERE e->>'type' = 'campaign.status_changed'
-          AND e->'payload'->>'campaign_id' = c.id::text
-          AND e->'payload'->>'previous_status' = 'scheduled'
-          AND e->'payload'->>'status' = 'active'
-          AND e->'payload'->>'cause' = 'campaign.scheduled_launch') AS launches,
-       (SELECT count(*) FROM events
-        WHERE e->>'type' = 'execution.due'
-          AND e->'payload'->>'campaign_id' = c.id::text) AS due_events
-FROM campaigns c
+SELECT c.id, c.status, c.launched_at, coalesce(n.status_events, 0) AS status_events,
+       coalesce(n.launches, 0) AS launches, coalesce(n.due_events, 0) AS due_events
+FROM campaigns c LEFT JOIN counted n ON n.campaign_id = c.id
 """
 
 
