@@ -27,6 +27,7 @@ from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 CLAIM_BATCH = 2000  # the literal inner LIMIT of claim_due
+FIRE_BATCH = 1000  # the literal LIMIT of due_launches
 SCHEDULED_LAUNCH = "campaign.scheduled_launch"
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ IN_FLIGHT = Gauge(
     "dripline_executions_in_flight",
     "Executions claimed and not yet stepped by a sender, as dispatch last counted them (up to "
     "dispatch_max_in_flight)",
+)
+FIRED = Counter(
+    "dripline_scheduled_launches_total",
+    "Scheduled and recurring campaigns decided at their run time (started, failed or missed)",
 )
 DISPATCH_LAG = Histogram(
     "dripline_dispatch_lag_seconds",
@@ -84,8 +89,22 @@ async def start_scheduled(service: Service) -> int:
     """Scheduled and recurring campaigns whose run time has come (issue 16), through the state
     machine (`campaigns.fire`): each starts if its launch requirements still hold, fails with
     every unmet one as its reason if not, and is flagged `missed_run_at` (never started late)
-    if its time passed more than `missed_run_grace_s` ago, while no scheduler ran. Returns how
+    if its time passed more than `missed_run_grace_s` ago, while no scheduler ran.
+
+    A burst (thousands due in the same second) is taken in batches of `FIRE_BATCH`, one
+    transaction each, until nothing is due; every write of a batch is set-based. Another
+    scheduler running the same sweep skips the locked batch and takes the next one. Returns how
     many campaigns it decided on."""
+    decided = 0
+    while True:
+        taken = await _fire_batch(service)
+        decided += taken
+        FIRED.inc(taken)
+        if taken < FIRE_BATCH:
+            return decided
+
+
+async def _fire_batch(service: Service) -> int:
     now = service.clock.now()
     grace = timedelta(seconds=service.settings.missed_run_grace_s)
     async with transaction(service.pool, service.clock) as tx:
@@ -96,6 +115,7 @@ async def start_scheduled(service: Service) -> int:
         readiness = await campaign_reads.readiness_of_many(connection, [r["id"] for r in rows])
         started: list[Accepted] = []
         failed: list[Accepted] = []
+        missed: list[tuple[Locked, campaigns.Missed]] = []
         for row in rows:
             campaign = Locked(row)
             outcome = campaigns.fire(
@@ -106,10 +126,11 @@ async def start_scheduled(service: Service) -> int:
                 grace=grace,
             )
             if isinstance(outcome, campaigns.Missed):
-                await _record_missed(connection, campaign, outcome, now)
+                missed.append((campaign, outcome))
             elif outcome is not None:
                 chosen = started if outcome.status is campaigns.CampaignStatus.ACTIVE else failed
                 chosen.append(Accepted(campaign, outcome))
+        await _record_missed(connection, missed, now)
         for accepted, launched in ((started, True), (failed, False)):
             await apply_changes(
                 tx, accepted, None, now, command=SCHEDULED_LAUNCH, cause=None, launched=launched
@@ -118,19 +139,31 @@ async def start_scheduled(service: Service) -> int:
 
 
 async def _record_missed(
-    connection: DbConnection, campaign: Locked, missed: campaigns.Missed, now: datetime
+    connection: DbConnection, missed: list[tuple[Locked, campaigns.Missed]], now: datetime
 ) -> None:
     """The missed time is kept for a person to answer; a recurring campaign moves on to its next
     occurrence after now, a one-off waits with no run time until it is run or rescheduled."""
-    row = campaign.row
-    log.warning("campaign %s missed its run at %s; it waits for a person", row["id"], missed.due_at)
-    next_run = None
-    if campaign.state.launch_type is campaigns.LaunchType.RECURRING:
-        next_run = schedules.next_run(
-            campaign.state.launch_type,
-            scheduled_at=row["scheduled_at"],
-            recurrence=row["recurrence"],
-            timezone=row["timezone"],
-            now=now,
-        )
-    await connection.execute(QUERIES["record_missed"], row["id"], missed.due_at, next_run, now)
+    if not missed:
+        return
+    next_runs: list[datetime | None] = []
+    for campaign, outcome in missed:
+        row = campaign.row
+        log.warning("campaign %s missed its run at %s; it waits for a person", row["id"],
+                    outcome.due_at)  # fmt: skip
+        next_run = None
+        if campaign.state.launch_type is campaigns.LaunchType.RECURRING:
+            next_run = schedules.next_run(
+                campaign.state.launch_type,
+                scheduled_at=row["scheduled_at"],
+                recurrence=row["recurrence"],
+                timezone=row["timezone"],
+                now=now,
+            )
+        next_runs.append(next_run)
+    await connection.execute(
+        QUERIES["record_missed"],
+        [campaign.row["id"] for campaign, _ in missed],
+        [outcome.due_at for _, outcome in missed],
+        next_runs,
+        now,
+    )

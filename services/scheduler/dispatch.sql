@@ -37,16 +37,22 @@ RETURNING e.id, e.campaign_id, c.telegram_account_id, e.next_execution_at;
 
 -- name: due_launches
 -- Scheduled campaigns whose time has come, locked (another scheduler skips them), with the
--- columns changes.Locked reads and the run time they are due for.
+-- columns changes.Locked reads and the run time they are due for. A batch of a burst (the
+-- literal limit is dispatch.FIRE_BATCH; see claim_due for why it is a literal): the sweep takes
+-- batches until one comes back short.
 SELECT id, organization_id, created_by, name, status, enabled, launch_type, scheduled_at,
        recurrence, timezone, telegram_account_id, deleted_at, next_run_at
 FROM campaigns
 WHERE status = 'scheduled' AND enabled AND deleted_at IS NULL AND next_run_at <= $1
 ORDER BY next_run_at
-LIMIT 200
+LIMIT 1000
 FOR UPDATE SKIP LOCKED;
 
 -- name: record_missed
--- A run time that passed while no scheduler ran ($2); $3: the next occurrence of a recurring
--- campaign, null for a one-off (it waits for a person: run now, or a new time).
-UPDATE campaigns SET missed_run_at = $2, next_run_at = $3, updated_at = $4 WHERE id = $1;
+-- Run times that passed while no scheduler ran ($2), one entry per campaign ($1); $3: the next
+-- occurrence of a recurring campaign, null for a one-off (it waits for a person: run now, or a
+-- new time).
+UPDATE campaigns c
+SET missed_run_at = v.missed_run_at, next_run_at = v.next_run_at, updated_at = $4
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS v(id, missed_run_at, next_run_at)
+WHERE c.id = v.id;
