@@ -256,6 +256,21 @@ def duplicate(state: CampaignState) -> Refusal | None:
     return None
 
 
+def copy_unfinished(state: CampaignState) -> Refusal | None:
+    """ "Run again as a copy" (issue 16): a stopped (cancelled) campaign stays final (spec 001);
+    a draft copy takes its contacts that never finished, so nobody who finished is messaged
+    again. Only from cancelled: a failed or paused campaign is launched again instead."""
+    if state.deleted:
+        return _deleted("copied")
+    if state.status is not CampaignStatus.CANCELLED:
+        return Refusal(
+            "invalid_status",
+            "only a stopped (cancelled) campaign is run again as a copy, not a "
+            f"{state.status.value} one; launch it again instead",
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Missed:
     """A run whose time passed while no scheduler ran: flagged, never started late unasked."""

@@ -215,3 +215,34 @@ async def duplicate_campaign(
         return outcome
     async with database.acquire() as connection:
         return await view(connection, payload.copy_id)
+
+
+@router.post(
+    "/{campaign_id}/copy-unfinished",
+    status_code=201,
+    response_model=Campaign,
+    responses=_ANSWERS,
+    summary="Run a stopped campaign again as a copy",
+    description="Only from a stopped (cancelled) campaign, which stays final: a draft named "
+    "'{name} (Copy)' with its flow, settings and account, holding exactly the contacts whose "
+    "executions never finished (neither completed nor failed), enrolled as adding contacts "
+    "does (do-not-contact and recontact rules apply). Nobody who finished is in it. 409 "
+    "invalid_status from any other status.",
+)
+async def copy_unfinished(
+    campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database
+) -> Campaign | JSONResponse:
+    payload = CampaignDuplicate(campaign_id=campaign_id, copy_id=uuid4(), unfinished_only=True)
+    outcome = await commands.send(
+        request,
+        who,
+        campaign_id,
+        MessageType.CAMPAIGN_DUPLICATE,
+        payload,
+        Action.DUPLICATE,
+        MessageType.CAMPAIGN_DUPLICATED,
+    )
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    async with database.acquire() as connection:
+        return await view(connection, payload.copy_id)

@@ -26,6 +26,7 @@ from shared.domain.campaigns import (
     add_contacts,
     after_run,
     copy_name,
+    copy_unfinished,
     delete,
     disable,
     display_status,
@@ -230,6 +231,27 @@ def test_command(command: Command, current: CampaignState, outcome: object) -> N
             result.executions,
             result.reason,
         ) == outcome
+
+
+COPIES_OF_UNFINISHED = [
+    # state -> refusal code, or None: "Run again as a copy" only from a stopped campaign
+    (state(S.CANCELLED), None),
+    (state(S.CANCELLED, enabled=False), None),
+    (state(S.CANCELLED, deleted=True), "campaign_deleted"),
+    (state(S.FAILED), "invalid_status"),  # launched again instead
+    (state(S.PAUSED), "invalid_status"),
+    (state(S.ACTIVE), "invalid_status"),
+    (state(S.COMPLETED), "invalid_status"),
+    (state(S.DRAFT), "invalid_status"),
+]
+
+
+@pytest.mark.parametrize(("current", "code"), COPIES_OF_UNFINISHED)
+def test_copy_unfinished_only_from_a_stopped_campaign(
+    current: CampaignState, code: str | None
+) -> None:
+    refusal = copy_unfinished(current)
+    assert (refusal.code if refusal is not None else None) == code
 
 
 def test_duplicate_refuses_only_deleted_campaigns() -> None:
