@@ -50,10 +50,14 @@ from shared.messaging.contracts.campaign_events import (
 )
 from shared.messaging.contracts.contact_commands import (
     ContactCommand,
+    ContactRef,
+    ContactTags,
+    ContactUpsert,
     DoNotContactAdd,
     DoNotContactRemove,
 )
 from shared.messaging.contracts.contact_events import (
+    ContactChanged,
     ContactCommandRejected,
     ContactEvent,
     DoNotContactAdded,
@@ -107,9 +111,13 @@ __all__ = [
     "CampaignLaunch",
     "CampaignStatusChanged",
     "CampaignStatusName",
+    "ContactChanged",
     "ContactCommand",
     "ContactCommandRejected",
     "ContactEvent",
+    "ContactRef",
+    "ContactTags",
+    "ContactUpsert",
     "Contract",
     "ContractViolation",
     "Decoded",

@@ -61,6 +61,12 @@ class MessageType(StrEnum):
     DO_NOT_CONTACT_ADDED = "do_not_contact.added"
     DO_NOT_CONTACT_REMOVED = "do_not_contact.removed"
     CONTACT_COMMAND_REJECTED = "contact.command_rejected"
+    CONTACT_UPSERT = "contact.upsert"
+    CONTACT_ADD_TAGS = "contact.add_tags"
+    CONTACT_REMOVE_TAGS = "contact.remove_tags"
+    CONTACT_DELETE = "contact.delete"
+    CONTACT_RESTORE = "contact.restore"
+    CONTACT_CHANGED = "contact.changed"
     BULK_ACTION_CHANGED = "bulk_action.changed"
 
 
