@@ -21,9 +21,11 @@ from services.api import (
     statistics,
     telegram_accounts,
 )
+from services.api.bulk_actions import requests as bulk_requests
 from services.api.guard import RequestGuard, ServerErrors
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
+from shared.messaging.contracts import bulk_commands
 from shared.messaging.contracts import contact_commands as contact_contracts
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -37,6 +39,10 @@ def create_service(settings: Settings) -> Service:
         service.handle(listed)(do_not_contact.on_command)
     for record in contact_contracts.RECORD_CONTRACTS:
         service.handle(record)(contact_commands.on_command)
+    # Other systems ask for bulk actions over contacts (docs/kafka.md); the topic's bulk
+    # operations are the scheduler's, taken here without effect.
+    service.handle(bulk_commands.ACTION_REQUESTED)(bulk_requests.on_requested)
+    service.handle(bulk_commands.OPERATION_REQUESTED)(bulk_requests.on_operation_requested)
     return service
 
 

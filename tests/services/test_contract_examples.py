@@ -160,6 +160,16 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
         (EXECUTION, "cancelled"), (CHANGED, 1)]),
     ("api", "contact.restore"): ({"contact_deleted": True}, [
         ("SELECT deleted_at IS NULL FROM contacts", True), (CHANGED, 1)]),
+    # Another system asks for a bulk action (issue 16): recorded as over HTTP, and answered.
+    ("api", "bulk_action.requested"): ({}, [
+        ("SELECT (action, mode, status, batch_size)::text FROM bulk_actions",
+         "(add_to_campaign,drip,queued,50)"),
+        ("SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'bulk_action.changed'",
+         1)]),
+    # The topic's other type belongs to the other service: taken without effect.
+    ("api", "bulk_operation.requested"): ({}, [("SELECT count(*) FROM outbox", 0)]),
+    ("scheduler", "bulk_action.requested"): ({}, [
+        ("SELECT count(*) FROM bulk_actions", 0), ("SELECT count(*) FROM outbox", 0)]),
     ("scheduler", "campaign.pause"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "paused"), (EXECUTION, "paused"), (CAMPAIGN_EVENTS, 1)]),
     ("scheduler", "campaign.stop"): ({"status": "active"}, [
@@ -241,7 +251,7 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
         "bulk_operation.progressed", "bulk_operation.completed", "bulk_action.progressed",
-        "bulk_action.completed", "bulk_action.changed")},
+        "bulk_action.completed", "bulk_action.changed", "bulk_action.rejected")},
 }  # fmt: skip
 
 
@@ -274,6 +284,10 @@ async def test_example_through_its_handler(
         "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'contact.command_rejected'"
     )
     assert refused == 0, "the example contact command was rejected"
+    bulk_refused = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'bulk_action.rejected'"
+    )
+    assert bulk_refused == 0, "the example bulk action request was rejected"
     for query, expected in expectations:
         arguments = [UUID(contract.example["copy_id"])] if "$1" in query else []
         assert await pool.fetchval(query, *arguments) == expected, query

@@ -23,9 +23,15 @@ from shared.messaging.contracts.account_events import (
     AccountLoginProgressed,
 )
 from shared.messaging.contracts.base import Contract, MessageType, Payload, PayloadT_co
-from shared.messaging.contracts.bulk_commands import MAX_CAMPAIGNS_PER_BULK, BulkOperationRequest
+from shared.messaging.contracts.bulk_commands import (
+    MAX_CAMPAIGNS_PER_BULK,
+    BulkActionRequest,
+    BulkCommand,
+    BulkOperationRequest,
+)
 from shared.messaging.contracts.bulk_events import (
     BulkActionProgress,
+    BulkActionRejected,
     BulkEvent,
     BulkItemOutcome,
     BulkOperationProgress,
@@ -95,6 +101,9 @@ __all__ = [
     "AccountLogin",
     "AccountLoginProgressed",
     "BulkActionProgress",
+    "BulkActionRejected",
+    "BulkActionRequest",
+    "BulkCommand",
     "BulkEvent",
     "BulkItemOutcome",
     "BulkOperationProgress",

@@ -68,6 +68,8 @@ class MessageType(StrEnum):
     CONTACT_RESTORE = "contact.restore"
     CONTACT_CHANGED = "contact.changed"
     BULK_ACTION_CHANGED = "bulk_action.changed"
+    BULK_ACTION_REQUESTED = "bulk_action.requested"
+    BULK_ACTION_REJECTED = "bulk_action.rejected"
 
 
 @dataclass(frozen=True)
@@ -89,3 +91,4 @@ EXAMPLE_MESSAGE = "1d2c3b4a-5968-4776-8594-a3b2c1d0e9f8"
 EXAMPLE_ACCOUNT = "9a1e2b3c-4d5e-4f60-8a7b-1c2d3e4f5a6b"
 EXAMPLE_LOGIN = "6c5b4a39-2817-4f06-9e5d-4c3b2a190807"
 EXAMPLE_OPERATION = "2e4c6a80-1b3d-4f5e-8a7c-9d0e1f2a3b4c"
+EXAMPLE_BULK_ACTION = "8d7c6b5a-4939-4281-9a7b-6c5d4e3f2a1b"
