@@ -65,9 +65,11 @@ async def launch_campaign(
     database: Database,
     reset_completed: bool = False,
 ) -> Campaign | JSONResponse:
-    """From draft or paused. Needs an enabled campaign, a connected and healthy account, at least
-    one contact and a valid flow; every unmet requirement is reported in `errors`. Paused
-    executions resume; completed ones restart only with reset_completed=true."""
+    """From draft, paused, scheduled (run now) or failed (once its cause is fixed). Needs an
+    enabled campaign, a connected and healthy account, at least one contact and a valid flow;
+    every unmet requirement is reported in `errors`. Paused executions (a failed campaign's
+    interrupted ones too) resume where they stopped; completed ones restart only with
+    reset_completed=true."""
     payload = CampaignLaunch(campaign_id=campaign_id, reset_completed=reset_completed)
     return await _lifecycle(
         request, database, who, campaign_id, MessageType.CAMPAIGN_LAUNCH, Action.LAUNCH, payload
@@ -117,8 +119,9 @@ async def pause_campaign(
     response_model=Campaign,
     responses=_ANSWERS,
     summary="Stop a campaign",
-    description="From active, paused or scheduled (Waiting): the campaign is cancelled, its "
-    "schedule cleared, and every unfinished execution cancelled with 'Campaign stopped by user'.",
+    description="From active, paused, scheduled (Waiting) or failed: the campaign is cancelled, "
+    "its schedule cleared, and every unfinished execution cancelled with 'Campaign stopped by "
+    "user'.",
 )
 async def stop_campaign(
     campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database
