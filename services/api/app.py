@@ -11,6 +11,7 @@ from services.api import (
     bulk_operations,
     campaigns,
     companies,
+    contact_commands,
     contacts,
     conversations,
     do_not_contact,
@@ -21,20 +22,29 @@ from services.api import (
     statistics,
     telegram_accounts,
 )
+from services.api.bulk_actions import requests as bulk_requests
 from services.api.guard import RequestGuard, ServerErrors
 from services.api.idempotency import IdempotencyMiddleware
 from services.api.replies import ReplyWaiter
 from services.api.shedding import LoadShedding
-from shared.messaging.contracts import contact_commands
+from shared.messaging.contracts import bulk_commands
+from shared.messaging.contracts import contact_commands as contact_contracts
 from shared.runtime import Service, build_app
 from shared.settings import Settings
 
 
 def create_service(settings: Settings) -> Service:
     service = Service("api", settings, description="HTTP API; publishes commands.")
-    # Other systems edit the do-not-contact list the API owns (group dripline.api).
-    for contract in contact_commands.CONTRACTS:
-        service.handle(contract)(do_not_contact.on_command)
+    # Other systems edit the do-not-contact list and the contacts the API owns (group
+    # dripline.api; docs/kafka.md).
+    for listed in contact_contracts.DO_NOT_CONTACT_CONTRACTS:
+        service.handle(listed)(do_not_contact.on_command)
+    for record in contact_contracts.RECORD_CONTRACTS:
+        service.handle(record)(contact_commands.on_command)
+    # Other systems ask for bulk actions over contacts (docs/kafka.md); the topic's bulk
+    # operations are the scheduler's, taken here without effect.
+    service.handle(bulk_commands.ACTION_REQUESTED)(bulk_requests.on_requested)
+    service.handle(bulk_commands.OPERATION_REQUESTED)(bulk_requests.on_operation_requested)
     return service
 
 

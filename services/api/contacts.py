@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,19 +29,18 @@ from services.api.problems import Problem, field_error, invalid, not_found
 from shared.csv_export import restored
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain import identifiers
 from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
 from shared.domain.reach import SkipReason
 from shared.messaging.contracts import ExecutionProgressed
 from shared.messaging.envelope import Cause
+from shared.messaging.outbox import Outbox
 from shared.messaging.transaction import transaction
 
 CONTACTS = Queries.load(Path(__file__).with_suffix(".sql"))
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
-_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
-_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
-_PHONE_NOISE = re.compile(r"[\s\-().]")
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FieldValue = str | int | float | bool | None
 MAX_FIELD_TEXT = 5000
@@ -52,24 +50,8 @@ MAX_IMPORT_ROWS = 50_000
 EDITABLE = (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags", "company_id")
 
 
-def _username(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    name = value.strip().removeprefix("@")
-    if not _USERNAME.fullmatch(name):
-        raise ValueError(
-            "a Telegram username has 4-32 letters, digits or underscores and starts with a letter"
-        )
-    return name
-
-
-def _phone(value: str | None) -> str | None:
-    if value is None or not value.strip():
-        return None
-    digits = _PHONE_NOISE.sub("", value.strip())
-    if not _PHONE.fullmatch(digits):
-        raise ValueError("a phone number is 7-15 digits in international form, e.g. +4915123456789")
-    return "+" + digits.removeprefix("+")
+_username = identifiers.username
+_phone = identifiers.phone
 
 
 def _custom_fields(value: dict[str, FieldValue]) -> dict[str, FieldValue]:
@@ -406,17 +388,24 @@ async def delete_contact(
                 "Permission denied",
                 "a member may delete only the contacts they created",
             )
-        # In the deletion's transaction, not through the scheduler: a command would leave the
-        # contact live in its campaigns until it was applied (docs/architecture.md).
-        await tx.connection.execute(CONTACTS["lock_memberships"], contact_id)
-        for row in await tx.connection.fetch(CONTACTS["delete_contact"], contact_id, now):
-            event = ExecutionProgressed(
-                execution_id=row["id"],
-                campaign_id=row["campaign_id"],
-                contact_id=row["contact_id"],
-                previous_status=row["previous_status"],
-                status=row["status"],
-                node_id=row["current_node_id"],
-                detail=SkipReason.CONTACT_DELETED.value,
-            )
-            tx.outbox.emit(event, key=row["campaign_id"], cause=Cause(who.actor), at=now)
+        await remove_contact(tx.connection, tx.outbox, contact_id, now, Cause(who.actor))
+
+
+async def remove_contact(
+    connection: DbConnection, outbox: Outbox, contact_id: UUID, now: datetime, cause: Cause
+) -> None:
+    """Soft-delete a contact in the caller's transaction (HTTP, or a contact.delete command):
+    in the deletion's transaction, not through the scheduler, since a command would leave the
+    contact live in its campaigns until it was applied (docs/architecture.md)."""
+    await connection.execute(CONTACTS["lock_memberships"], contact_id)
+    for row in await connection.fetch(CONTACTS["delete_contact"], contact_id, now):
+        event = ExecutionProgressed(
+            execution_id=row["id"],
+            campaign_id=row["campaign_id"],
+            contact_id=row["contact_id"],
+            previous_status=row["previous_status"],
+            status=row["status"],
+            node_id=row["current_node_id"],
+            detail=SkipReason.CONTACT_DELETED.value,
+        )
+        outbox.emit(event, key=row["campaign_id"], cause=cause, at=now)

@@ -1,6 +1,7 @@
 """What a Telegram account's health means for campaigns: a dead account (auth lost, session
 conflict, banned) fails the campaigns that use it, with the reason shown on the campaign (spec
-004 "Failed")."""
+004 "Failed"). Their unfinished executions are interrupted (paused, with the reason), not
+finished: a relaunch once the account is fixed or changed continues them (docs/campaigns.md)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ async def on_health_changed(
     if not failed:
         return
     await context.connection.execute(
-        QUERIES["fail_account_executions"], [r["id"] for r in failed], reason, now
+        QUERIES["interrupt_account_executions"], [r["id"] for r in failed], reason, now
     )
     for row in failed:
         status_changed(

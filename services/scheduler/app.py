@@ -31,6 +31,7 @@ def create_service(settings: Settings) -> Service:
     service.handle(bulk_commands.OPERATION_REQUESTED)(
         bulk_operations.request_handler(settings.bulk_batch_size)
     )
+    service.handle(bulk_commands.ACTION_REQUESTED)(bulk_operations.on_action_requested)
     service.every_sweep("bulk_operations")(bulk_operations.advance)
     service.every_sweep("bulk_actions")(bulk_actions.release_batches)
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)

@@ -35,6 +35,7 @@ from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemOutcome, I
 from shared.domain.campaigns import ExecutionEffect
 from shared.messaging.consumer import Handler, HandlerContext
 from shared.messaging.contracts import (
+    BulkActionRequest,
     BulkItemOutcome,
     BulkOperationProgress,
     BulkOperationRequest,
@@ -317,3 +318,10 @@ def _report(
     """Progress answers the request: it carries the request's correlation id."""
     tx.outbox.emit(payload, key=payload.operation_id, cause=Cause(correlation_id=correlation_id),
                    type=message_type, at=now)  # fmt: skip
+
+
+async def on_action_requested(context: HandlerContext, message: Decoded[BulkActionRequest]) -> None:
+    """Bulk actions over contacts asked for over Kafka are recorded by the API (which owns bulk
+    requests; services/api/bulk_actions/requests.py); their batches come to the scheduler's
+    bulk_actions job as any action's do. Taken here without effect so as not to be
+    dead-lettered."""

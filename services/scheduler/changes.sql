@@ -39,10 +39,11 @@ WHERE c.id = v.id;
 -- each campaign.
 
 -- name: resume_executions
--- Spec 001: paused executions resume; next_execution_at becomes now where it has passed.
+-- Spec 001: paused executions resume; next_execution_at becomes now where it has passed. An
+-- execution interrupted by a dead account (issue 16) loses that reason as it resumes.
 WITH changed AS (
     UPDATE executions
-    SET status = 'pending',
+    SET status = 'pending', error_message = NULL,
         next_execution_at = CASE WHEN next_execution_at IS NULL OR next_execution_at < $2
                                  THEN $2 ELSE next_execution_at END,
         lease_until = NULL, updated_at = $2

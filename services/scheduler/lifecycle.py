@@ -165,19 +165,38 @@ async def _duplicate(
 ) -> None:
     row = campaign.row
     refusal = campaigns.duplicate(campaign.state)
+    if refusal is None and payload.unfinished_only:
+        refusal = campaigns.copy_unfinished(campaign.state)
     if refusal is not None:
         raise Rejected(refusal.code, refusal.detail)
     actor = message.envelope.actor
     assert actor is not None
+    now = context.clock.now()
     await context.connection.execute(
         QUERIES["duplicate_campaign"],
         row["id"],
         payload.copy_id,
         actor.user_id,
         campaigns.copy_name(row["name"]),
-        context.clock.now(),
+        now,
     )
-    event = CampaignDuplicated(campaign_id=row["id"], copy_id=payload.copy_id)
+    added = 0
+    if payload.unfinished_only:
+        # Run again as a copy: its contacts that never finished, enrolled as add_contacts does
+        # (visibility, do-not-contact and recontact rules included), in this transaction.
+        unfinished = await context.connection.fetch(QUERIES["unfinished_contacts"], row["id"])
+        if unfinished:
+            enrolled = await context.connection.fetch(
+                ENROLMENT["add_contacts"],
+                payload.copy_id,
+                [r["contact_id"] for r in unfinished],
+                row["organization_id"],
+                actor.user_id,
+                row["telegram_account_id"],
+                now,
+            )
+            added = sum(1 for c in enrolled if c["added"])
+    event = CampaignDuplicated(campaign_id=row["id"], copy_id=payload.copy_id, contacts_added=added)
     context.outbox.emit(event, key=row["id"], cause=message.envelope)
 
 

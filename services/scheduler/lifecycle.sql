@@ -9,6 +9,13 @@ FROM campaigns
 WHERE id = $1
 ON CONFLICT (id) DO NOTHING;
 
+-- name: unfinished_contacts
+-- Run again as a copy (issue 16): the campaign's contacts whose executions never finished
+-- (stopped or disabled before the end: neither completed nor failed); removed ones are left out.
+SELECT contact_id FROM executions
+WHERE campaign_id = $1 AND deleted_at IS NULL AND status NOT IN ('completed', 'failed')
+ORDER BY contact_id;
+
 -- name: remove_contacts
 -- Spec 001: the executions are soft-deleted (their progress is lost, their history kept).
 WITH removed AS (

@@ -275,7 +275,8 @@ async def _account_failed(
 ) -> AccountHealth | None:
     """Apply an account's failure; returns the health status it entered, if it moved.
     `dropped`: the send record was deleted (the message's outcome changed, so it is said);
-    `standing`: the execution stands on that send (so it waits or fails with it)."""
+    `standing`: the execution stands on that send (so it waits with it, or, when the account is
+    dead, is interrupted where it stands)."""
     entered: AccountHealth | None
     row = loaded.row
     if isinstance(error, (RetryAfter, AccountLimited)):
@@ -319,9 +320,10 @@ async def _account_failed(
             connection, outbox, account.id, health, error.reason, now
         )
         if standing:
+            # Interrupted, not failed (issue 16): paused where it stands, so a relaunch of its
+            # campaign (failed by this account's health event) continues it at this same send.
             reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
-            failed = interpreter.Fail(row["current_node_id"], reason)
-            await save(connection, outbox, loaded, interpreter.Step(failed, loaded.state), now)
+            await connection.execute(QUERIES["interrupt_execution"], row["id"], reason, now)
         if dropped:
             _message_failed(outbox, row, account, None, "account_dead", error.reason, now)
     else:  # pragma: no cover - the gateway raises only the five categories

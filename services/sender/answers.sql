@@ -63,6 +63,12 @@ DELETE FROM messages WHERE id = $1 AND status = 'queued';
 -- A flood error today: the rest of today's budget of new peers is cut.
 UPDATE telegram_accounts SET flood_on = $2 WHERE id = $1;
 
+-- name: interrupt_execution
+-- Its account is dead (auth lost, session conflict, banned): paused where it stands (node and
+-- send count kept), with the reason; a relaunch of the campaign continues it (issue 16).
+UPDATE executions SET status = 'paused', error_message = $2, lease_until = NULL, updated_at = $3
+WHERE id = $1;
+
 -- name: defer_execution
 -- Not now (a cooldown, a limit, a transient failure): due again at $2, nothing else changes.
 UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = attempts + $3,

@@ -1086,3 +1086,11 @@ CREATE TABLE opportunities (
 );
 CREATE INDEX opportunities_contact_idx ON opportunities (contact_id);
 CREATE INDEX opportunities_stage_idx ON opportunities (stage_id);
+
+-- Issue 16 (migration 0022): other systems upsert contacts over Kafka by their own id, unique
+-- within a context (the organization, or the owner in personal mode) where set, deleted
+-- contacts included.
+ALTER TABLE contacts ADD COLUMN external_id text CHECK (length(external_id) BETWEEN 1 AND 200);
+CREATE UNIQUE INDEX contacts_external_id_idx
+    ON contacts ((coalesce(organization_id, owner_user_id)), external_id)
+    WHERE external_id IS NOT NULL;

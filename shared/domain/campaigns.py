@@ -86,12 +86,18 @@ class LaunchReadiness:
     flow_problems: int  # validation problems of the flow; an empty flow counts as one
 
 
-# Spec 001, "Launch Campaign": status draft or paused; and a scheduled campaign may be run now
-# (spec 004: a run time that passed "with an option to edit it", docs/campaigns.md).
-LAUNCHABLE_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+# Spec 001, "Launch Campaign": status draft or paused; a scheduled campaign may be run now
+# (spec 004: a run time that passed "with an option to edit it", docs/campaigns.md); and a
+# failed one is launched again once its cause is fixed (issue 16: no dead ends).
+LAUNCHABLE_FROM = frozenset(
+    {CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED, CampaignStatus.FAILED}
+)
 PAUSABLE_FROM = frozenset({CampaignStatus.ACTIVE})
-# Spec 004: Waiting "can be stopped", the later and more specific rule than spec 000's.
-STOPPABLE_FROM = frozenset({CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+# Spec 004: Waiting "can be stopped", the later and more specific rule than spec 000's; a failed
+# campaign too, so that its interrupted executions can be ended for good (issue 16).
+STOPPABLE_FROM = frozenset(
+    {CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED, CampaignStatus.FAILED}
+)
 # A due run found later than this was missed (the scheduler was down): it waits for a person.
 MISSED_RUN_GRACE = timedelta(minutes=5)
 READ_ONLY = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
@@ -140,7 +146,8 @@ def launch(
     if state.status not in LAUNCHABLE_FROM:
         return Refusal(
             "invalid_status",
-            f"a campaign can be launched from draft or paused, not from {state.status.value}",
+            "a campaign can be launched from draft, paused, scheduled or failed, not from "
+            f"{state.status.value}",
         )
     unmet = launch_requirements(state, readiness)
     if unmet:
@@ -149,8 +156,9 @@ def launch(
     effect = ExecutionEffect.RESUME_AND_RESET if reset_completed else ExecutionEffect.RESUME
     if state.status is CampaignStatus.SCHEDULED and state.launch_type is LaunchType.RECURRING:
         effect = ExecutionEffect.RESTART  # run now: the next occurrence, early
-    # Spec 001: "Status changes to active (or scheduled if scheduled)"; relaunching a paused
-    # campaign resumes at once whatever its launch type.
+    # Spec 001: "Status changes to active (or scheduled if scheduled)"; relaunching a paused or
+    # failed campaign resumes at once whatever its launch type (a failed campaign's interrupted
+    # executions are paused ones: they continue where they stopped).
     waits = state.launch_type in (LaunchType.SCHEDULE, LaunchType.RECURRING)
     if waits and state.status is CampaignStatus.DRAFT:
         return _same(state, status=CampaignStatus.SCHEDULED, executions=effect)
@@ -174,7 +182,8 @@ def stop(state: CampaignState) -> Change | Refusal:
     if state.status not in STOPPABLE_FROM:
         return Refusal(
             "invalid_status",
-            f"a campaign can be stopped when active, paused or scheduled, not {state.status.value}",
+            "a campaign can be stopped when active, paused, scheduled or failed, not "
+            f"{state.status.value}",
         )
     return _same(
         state,
@@ -244,6 +253,21 @@ def remove_contacts(state: CampaignState) -> Change | Refusal:
 def duplicate(state: CampaignState) -> Refusal | None:
     if state.deleted:
         return _deleted("duplicated")
+    return None
+
+
+def copy_unfinished(state: CampaignState) -> Refusal | None:
+    """ "Run again as a copy" (issue 16): a stopped (cancelled) campaign stays final (spec 001);
+    a draft copy takes its contacts that never finished, so nobody who finished is messaged
+    again. Only from cancelled: a failed or paused campaign is launched again instead."""
+    if state.deleted:
+        return _deleted("copied")
+    if state.status is not CampaignStatus.CANCELLED:
+        return Refusal(
+            "invalid_status",
+            "only a stopped (cancelled) campaign is run again as a copy, not a "
+            f"{state.status.value} one; launch it again instead",
+        )
     return None
 
 
@@ -317,8 +341,9 @@ class FieldGroup(StrEnum):
     FLOW = "flow"  # flow and the launch plan (launch type, scheduled_at, recurrence)
 
 
+# A failed campaign is edited as a paused one, so its cause can be fixed (issue 16).
 FLOW_EDITABLE_IN = frozenset(
-    {CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED}
+    {CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED, CampaignStatus.FAILED}
 )
 
 

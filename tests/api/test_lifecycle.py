@@ -212,6 +212,53 @@ async def test_duplicate_makes_a_draft_copy_without_contacts(ann: Person) -> Non
     assert contacts["items"] == []
 
 
+async def test_a_stopped_campaign_runs_again_as_a_copy_of_its_unfinished_contacts(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    original = await launchable(ann.client, "Rerun", contacts=5)
+    ok(await command(ann.client, original["id"], "launch"))
+    # Only a stopped campaign is copied this way; an active one is launched, paused or stopped.
+    early = await command(ann.client, original["id"], "copy-unfinished")
+    assert (early.status_code, early.json()["code"]) == (409, "invalid_status")
+    rows = await db.fetch(
+        "SELECT id, contact_id FROM executions WHERE campaign_id = $1 ORDER BY created_at, id",
+        original["id"],
+    )
+    done, failed, removed, *unfinished = rows
+    await db.execute(
+        "UPDATE executions SET status = 'completed', completed_at = now() WHERE id = $1",
+        done["id"],
+    )
+    await db.execute(
+        "UPDATE executions SET status = 'failed', completed_at = now() WHERE id = $1",
+        failed["id"],
+    )
+    taken_out = await ann.client.request(
+        "DELETE",
+        f"/campaign-flows/{original['id']}/contacts",
+        json={"contact_ids": [str(removed["contact_id"])]},
+    )
+    assert ok(taken_out)["removed"] == 1
+    ok(await command(ann.client, original["id"], "stop"))
+
+    copy = ok(await command(ann.client, original["id"], "copy-unfinished"), 201)
+    assert copy["id"] != original["id"]
+    assert (copy["name"], copy["status"], copy["has_contacts"]) == ("Rerun (Copy)", "draft", True)
+    for same in ("flow", "settings", "telegram_account_id", "launch_type"):
+        assert copy[same] == original[same], same
+    enrolled = await db.fetch(
+        "SELECT contact_id, status FROM executions WHERE campaign_id = $1 AND deleted_at IS NULL",
+        copy["id"],
+    )
+    # Exactly the contacts that never finished: not the completed, failed or removed one.
+    assert sorted(r["contact_id"] for r in enrolled) == sorted(r["contact_id"] for r in unfinished)
+    assert {r["status"] for r in enrolled} == {"pending"}
+    # The stopped campaign stays final, and the copy launches like any ready draft.
+    kept = ok(await ann.client.get(f"/campaign-flows/{original['id']}"))
+    assert kept["status"] == "cancelled"
+    assert ok(await command(ann.client, copy["id"], "launch"))["status"] == "active"
+
+
 async def test_delete_is_soft_refuses_active_and_restore_brings_it_back(
     ann: Person, db: asyncpg.Pool[Any]
 ) -> None:

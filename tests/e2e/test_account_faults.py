@@ -193,8 +193,10 @@ async def test_a_revoked_session_or_a_ban_fails_the_campaign_with_the_reason(
     assert await health(stack.api, revoked["id"]) == "auth_lost"
     assert await health(stack.api, banned["id"]) == "banned"
     for campaign in (lost, gone):
+        # Interrupted where it stood, not finished: a relaunch continues it (issue 16).
         rows = await executions(pool, campaign["id"])
-        assert [r["status"] for r in rows.values()] == ["failed"]
+        assert [r["status"] for r in rows.values()] == ["paused"]
+        assert "Telegram account" in next(iter(rows.values()))["error_message"]
     # The first send of each went out; the second never did, and nothing went twice.
     assert await nothing_sent_twice(pool, revoked["id"]) == 1
     assert await nothing_sent_twice(pool, banned["id"]) == 1
@@ -287,3 +289,71 @@ async def test_a_new_account_warms_up_with_a_small_daily_budget(
     rows = await executions(pool, created["id"])
     assert all(r["next_execution_at"].hour == 0 for r in rows.values() if r["status"] == "pending")
     assert await health(stack.api, account["id"]) == "warming"
+
+
+# A campaign failed by a ban is launched again once another account is chosen (issue 16): its
+# interrupted executions continue where they stopped, and every contact is messaged exactly
+# once at each step (the simulated Telegram, across both accounts, says so).
+RELAUNCHED = ["rl_a1", "rl_b2", "rl_c3", "rl_d4"]
+
+
+async def test_a_campaign_failed_by_a_ban_relaunches_on_another_account_without_resending(
+    stack: Stack, pool: asyncpg.Pool[Any]
+) -> None:
+    # The account is banned at its fourth send: three messages went out, five did not.
+    banned, campaign = await run(stack.api, "Relaunch", {"banned_after": 3}, RELAUNCHED, TWO_SENDS)
+    url = f"/campaign-flows/{campaign['id']}"
+
+    async def failed() -> Any:
+        found = ok(await stack.api.get(url))
+        return found if found["status"] == "failed" else None
+
+    failed_campaign = await eventually(failed, timeout_s=60)
+    assert "banned" in failed_campaign["failure_reason"]
+    # The relaunch is refused while its account is banned, with the requirement named.
+    refused = await stack.api.post(f"{url}/launch")
+    assert refused.status_code == 409, refused.text
+    assert [e["code"] for e in refused.json()["errors"]] == ["account_unavailable"]
+
+    async def interrupted() -> bool:
+        rows = await executions(pool, campaign["id"])
+        return all(r["status"] in ("paused", "completed") for r in rows.values())
+
+    await eventually(interrupted, timeout_s=60)
+    rows = await executions(pool, campaign["id"])
+    assert "failed" not in {r["status"] for r in rows.values()}
+
+    # While failed, its flow may be edited (as in a paused campaign) and its account changed.
+    edited = ok(await stack.api.patch(url, json={"flow": TWO_SENDS, "description": "fixed"}))
+    assert edited["status"] == "failed"
+    spare = ok(
+        await stack.api.post(
+            "/telegram-accounts",
+            json={"display_name": "Spare", "simulation": {}, "pacing": FAST, "warm": True},
+        ),
+        201,
+    )
+    changed = ok(await stack.api.patch(url, json={"telegram_account_id": spare["id"]}))
+    assert changed["unmet_requirements"] == []
+    relaunched = ok(await stack.api.post(f"{url}/launch"))
+    assert relaunched["status"] in ("active", "completed")
+    assert relaunched["failure_reason"] is None
+
+    async def completed() -> bool:
+        rows = await executions(pool, campaign["id"])
+        return all(r["status"] == "completed" for r in rows.values())
+
+    await eventually(completed, timeout_s=90)
+    # The simulated Telegram, across both accounts: each contact got each step exactly once.
+    sent = await pool.fetch(
+        "SELECT peer, body, count(*) AS times FROM simulator_messages"
+        " WHERE account_id = ANY($1::uuid[]) GROUP BY peer, body",
+        [banned["id"], spare["id"]],
+    )
+    by_step = {(r["peer"].lstrip("@"), r["body"]): r["times"] for r in sent}
+    expected = {(person, text): 1 for person in RELAUNCHED for text in ("Hi", "Hi again")}
+    assert by_step == expected
+    on_banned = sum(times for (_, _), times in by_step.items()) - await pool.fetchval(
+        "SELECT count(*) FROM simulator_messages WHERE account_id = $1", spare["id"]
+    )
+    assert on_banned == 3  # what went out before the ban stayed sent, and was not sent again

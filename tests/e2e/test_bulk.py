@@ -173,14 +173,21 @@ async def test_a_malformed_bulk_command_goes_to_the_dead_letter_topic_with_the_r
     await produce(
         stack.settings.bootstrap_servers, topic(stack.settings, Topic.BULK_COMMANDS), value, b"k"
     )
-    [letter] = await read_topic(
+    # Both groups reading the topic (the scheduler's, and the API's for bulk_action.requested,
+    # docs/kafka.md) decode it, and each dead-letters it with the reason.
+    letters = await read_topic(
         stack.settings.bootstrap_servers, topic(stack.settings, Topic.BULK_COMMANDS.dlq),
-        expected=1,
+        expected=2,
     )  # fmt: skip
-    headers = {k: v.decode() for k, v in letter.headers}
-    assert letter.value == value
-    assert "give either campaign_ids or filter" in headers["dlq-reason"]
-    assert headers["dlq-consumer"] == "scheduler"
+    by_consumer = {
+        headers["dlq-consumer"]: (letter, headers)
+        for letter in letters
+        for headers in [{k: v.decode() for k, v in letter.headers}]
+    }
+    assert set(by_consumer) == {"scheduler", "api"}
+    for letter, headers in by_consumer.values():
+        assert letter.value == value
+        assert "give either campaign_ids or filter" in headers["dlq-reason"]
 
 
 @pytest.mark.settings(bulk_batch_size=1)

@@ -53,6 +53,9 @@ async def seed_example_campaign(
     tags: list[str] | None = None,
     listed_phone: str | None = None,
     answer: bool = False,
+    external_id: str | None = None,
+    contact_tags: list[str] | None = None,
+    contact_deleted: bool = False,
 ) -> None:
     """The example's campaign in a state where the example command applies: a simulated
     account, a valid flow and, unless `execution` is None, the example contact in it."""
@@ -78,9 +81,13 @@ async def seed_example_campaign(
         tags or [],
     )
     await pool.execute(
-        "INSERT INTO contacts (id, owner_user_id, telegram_username) VALUES ($1, $2, 'example')",
+        "INSERT INTO contacts (id, owner_user_id, telegram_username, external_id, tags,"
+        " deleted_at) VALUES ($1, $2, 'example', $3, $4, CASE WHEN $5 THEN now() END)",
         CONTACT,
         CREATOR,
+        external_id,
+        contact_tags or [],
+        contact_deleted,
     )
     if listed_phone is not None:
         await pool.execute(
@@ -146,6 +153,7 @@ ACTIVITY = ("SELECT count(*) FROM campaign_activities", 1)
 NO_ACTIVITY = ("SELECT count(*) FROM campaign_activities", 0)
 PROGRESS = ("SELECT count(*) FROM stats_progress", 1)
 EXECUTION = "SELECT status FROM executions"
+CHANGED = "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'contact.changed'"
 
 # What each handled example must leave behind: the state it is applied to (seed arguments), and
 # queries with their expected values. Each command also emits exactly one outcome event.
@@ -163,6 +171,31 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
         ("SELECT count(*) FROM do_not_contact", 0),
         ("SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'do_not_contact.removed'",
          1)]),
+    # Other systems' contact commands (issue 16), each answered by contact.changed.
+    ("api", "contact.upsert"): ({}, [
+        ("SELECT (external_id, telegram_username, phone, first_name, tags)::text FROM contacts"
+         " WHERE external_id IS NOT NULL",
+         '(crm-000417,alice_smith,+4915123456789,Alice,"{crm,q4}")'),
+        (CHANGED, 1)]),
+    ("api", "contact.add_tags"): ({"external_id": "crm-000417", "contact_tags": ["a"]}, [
+        ("SELECT tags::text FROM contacts", "{a,vip}"), (CHANGED, 1)]),
+    ("api", "contact.remove_tags"): ({"contact_tags": ["q4", "a"]}, [
+        ("SELECT tags::text FROM contacts", "{a}"), (CHANGED, 1)]),
+    ("api", "contact.delete"): ({"external_id": "crm-000417"}, [
+        ("SELECT deleted_at IS NOT NULL FROM contacts", True),
+        (EXECUTION, "cancelled"), (CHANGED, 1)]),
+    ("api", "contact.restore"): ({"contact_deleted": True}, [
+        ("SELECT deleted_at IS NULL FROM contacts", True), (CHANGED, 1)]),
+    # Another system asks for a bulk action (issue 16): recorded as over HTTP, and answered.
+    ("api", "bulk_action.requested"): ({}, [
+        ("SELECT (action, mode, status, batch_size)::text FROM bulk_actions",
+         "(add_to_campaign,drip,queued,50)"),
+        ("SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'bulk_action.changed'",
+         1)]),
+    # The topic's other type belongs to the other service: taken without effect.
+    ("api", "bulk_operation.requested"): ({}, [("SELECT count(*) FROM outbox", 0)]),
+    ("scheduler", "bulk_action.requested"): ({}, [
+        ("SELECT count(*) FROM bulk_actions", 0), ("SELECT count(*) FROM outbox", 0)]),
     ("scheduler", "campaign.pause"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "paused"), (EXECUTION, "paused"), (CAMPAIGN_EVENTS, 1)]),
     ("scheduler", "campaign.stop"): ({"status": "active"}, [
@@ -256,7 +289,7 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
         "bulk_operation.progressed", "bulk_operation.completed", "bulk_action.progressed",
-        "bulk_action.completed", "bulk_action.changed")},
+        "bulk_action.completed", "bulk_action.changed", "bulk_action.rejected")},
 }  # fmt: skip
 
 
@@ -285,6 +318,14 @@ async def test_example_through_its_handler(
         "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'campaign.command_rejected'"
     )
     assert rejected == 0, "the example command was rejected"
+    refused = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'contact.command_rejected'"
+    )
+    assert refused == 0, "the example contact command was rejected"
+    bulk_refused = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE headers->>'message-type' = 'bulk_action.rejected'"
+    )
+    assert bulk_refused == 0, "the example bulk action request was rejected"
     for query, expected in expectations:
         arguments = [UUID(contract.example["copy_id"])] if "$1" in query else []
         assert await pool.fetchval(query, *arguments) == expected, query

@@ -66,33 +66,40 @@ async def create_action(
     clock: CurrentClock,
     settings: CurrentSettings,
 ) -> BulkAction:
-    now = clock.now()
+    action_id = uuid4()
+    async with database.acquire() as connection, connection.transaction():
+        await record(connection, who, action_id, body, clock.now())
+    return await read(database, settings, who, action_id)
+
+
+async def record(
+    connection: DbConnection, who: Principal, action_id: UUID, body: BulkActionCreate, now: datetime
+) -> None:
+    """Check and record a new bulk action in the caller's transaction: over HTTP, or asked for
+    over Kafka (bulk_action.requested, services/api/bulk_actions/requests.py). Raises Problem."""
     kind = BulkActionType(body.action)
     params = parameters.validated_params(kind, body.params)
     plan = parameters.plan_of(body.mode, body.start_at, body.drip)
-    action_id = uuid4()
-    async with database.acquire() as connection, connection.transaction():
-        await parameters.check_params(connection, who, kind, params)
-        selection = parameters.selection_of(body.contact_ids, body.filter)
-        await parameters.check_selection(connection, who, kind, selection)
-        await connection.execute(
-            BULK_ACTIONS["insert"],
-            action_id,
-            who.caller.organization_id,
-            who.caller.user_id,
-            body.name,
-            kind.value,
-            body.mode.value,
-            selection,
-            params,
-            *parameters.plan_columns(plan),
-            drip.first_batch_at(plan, now),
-            None,
-            now,
-        )
-        if kind is BulkActionType.SEND_MESSAGE:
-            await carrier(connection, who, action_id, body.name, params, now)
-    return await read(database, settings, who, action_id)
+    await parameters.check_params(connection, who, kind, params)
+    selection = parameters.selection_of(body.contact_ids, body.filter)
+    await parameters.check_selection(connection, who, kind, selection)
+    await connection.execute(
+        BULK_ACTIONS["insert"],
+        action_id,
+        who.caller.organization_id,
+        who.caller.user_id,
+        body.name,
+        kind.value,
+        body.mode.value,
+        selection,
+        params,
+        *parameters.plan_columns(plan),
+        drip.first_batch_at(plan, now),
+        None,
+        now,
+    )
+    if kind is BulkActionType.SEND_MESSAGE:
+        await carrier(connection, who, action_id, body.name, params, now)
 
 
 @router.get("/bulk-actions", response_model=BulkActionPage, summary="Bulk actions")

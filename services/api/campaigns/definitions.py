@@ -290,10 +290,10 @@ async def update_campaign(
     replies: Replies,
     settings: CurrentSettings,
 ) -> Campaign:
-    """The flow and launch plan are editable in draft, paused and scheduled; name, description,
-    account, time zone, tags and response handling in any status but completed and cancelled
-    (read-only history); A/B test settings unless active. A "now" draft this edit makes
-    launchable is launched; a change of the launch plan answers a missed run."""
+    """The flow and launch plan are editable in draft, paused, scheduled and failed; name,
+    description, account, time zone, tags and response handling in any status but completed and
+    cancelled (read-only history); A/B test settings unless active. A "now" draft this edit
+    makes launchable is launched; a change of the launch plan answers a missed run."""
     nulls = edits.null_errors(body)
     if nulls:
         raise invalid(nulls)

@@ -65,9 +65,11 @@ async def launch_campaign(
     database: Database,
     reset_completed: bool = False,
 ) -> Campaign | JSONResponse:
-    """From draft or paused. Needs an enabled campaign, a connected and healthy account, at least
-    one contact and a valid flow; every unmet requirement is reported in `errors`. Paused
-    executions resume; completed ones restart only with reset_completed=true."""
+    """From draft, paused, scheduled (run now) or failed (once its cause is fixed). Needs an
+    enabled campaign, a connected and healthy account, at least one contact and a valid flow;
+    every unmet requirement is reported in `errors`. Paused executions (a failed campaign's
+    interrupted ones too) resume where they stopped; completed ones restart only with
+    reset_completed=true."""
     payload = CampaignLaunch(campaign_id=campaign_id, reset_completed=reset_completed)
     return await _lifecycle(
         request, database, who, campaign_id, MessageType.CAMPAIGN_LAUNCH, Action.LAUNCH, payload
@@ -117,8 +119,9 @@ async def pause_campaign(
     response_model=Campaign,
     responses=_ANSWERS,
     summary="Stop a campaign",
-    description="From active, paused or scheduled (Waiting): the campaign is cancelled, its "
-    "schedule cleared, and every unfinished execution cancelled with 'Campaign stopped by user'.",
+    description="From active, paused, scheduled (Waiting) or failed: the campaign is cancelled, "
+    "its schedule cleared, and every unfinished execution cancelled with 'Campaign stopped by "
+    "user'.",
 )
 async def stop_campaign(
     campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database
@@ -202,6 +205,37 @@ async def duplicate_campaign(
     """A draft named "{name} (Copy)" with the flow and settings, and no contacts, created by the
     caller."""
     payload = CampaignDuplicate(campaign_id=campaign_id, copy_id=uuid4())
+    outcome = await commands.send(
+        request,
+        who,
+        campaign_id,
+        MessageType.CAMPAIGN_DUPLICATE,
+        payload,
+        Action.DUPLICATE,
+        MessageType.CAMPAIGN_DUPLICATED,
+    )
+    if isinstance(outcome, JSONResponse):
+        return outcome
+    async with database.acquire() as connection:
+        return await view(connection, payload.copy_id)
+
+
+@router.post(
+    "/{campaign_id}/copy-unfinished",
+    status_code=201,
+    response_model=Campaign,
+    responses=_ANSWERS,
+    summary="Run a stopped campaign again as a copy",
+    description="Only from a stopped (cancelled) campaign, which stays final: a draft named "
+    "'{name} (Copy)' with its flow, settings and account, holding exactly the contacts whose "
+    "executions never finished (neither completed nor failed), enrolled as adding contacts "
+    "does (do-not-contact and recontact rules apply). Nobody who finished is in it. 409 "
+    "invalid_status from any other status.",
+)
+async def copy_unfinished(
+    campaign_id: UUID, who: CurrentPrincipal, request: Request, database: Database
+) -> Campaign | JSONResponse:
+    payload = CampaignDuplicate(campaign_id=campaign_id, copy_id=uuid4(), unfinished_only=True)
     outcome = await commands.send(
         request,
         who,

@@ -193,7 +193,9 @@ class Requirement(BaseModel):
 
 
 # Statuses from which a campaign can still start, by a person or at its run time.
-_STARTS_FROM = frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED})
+_STARTS_FROM = frozenset(
+    {CampaignStatus.DRAFT, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED, CampaignStatus.FAILED}
+)
 
 
 class Campaign(BaseModel):

@@ -25,9 +25,15 @@ from shared.messaging.contracts.account_events import (
     AccountLoginProgressed,
 )
 from shared.messaging.contracts.base import Contract, MessageType, Payload, PayloadT_co
-from shared.messaging.contracts.bulk_commands import MAX_CAMPAIGNS_PER_BULK, BulkOperationRequest
+from shared.messaging.contracts.bulk_commands import (
+    MAX_CAMPAIGNS_PER_BULK,
+    BulkActionRequest,
+    BulkCommand,
+    BulkOperationRequest,
+)
 from shared.messaging.contracts.bulk_events import (
     BulkActionProgress,
+    BulkActionRejected,
     BulkEvent,
     BulkItemOutcome,
     BulkOperationProgress,
@@ -52,10 +58,14 @@ from shared.messaging.contracts.campaign_events import (
 )
 from shared.messaging.contracts.contact_commands import (
     ContactCommand,
+    ContactRef,
+    ContactTags,
+    ContactUpsert,
     DoNotContactAdd,
     DoNotContactRemove,
 )
 from shared.messaging.contracts.contact_events import (
+    ContactChanged,
     ContactCommandRejected,
     ContactEvent,
     DoNotContactAdded,
@@ -98,6 +108,9 @@ __all__ = [
     "AccountLogin",
     "AccountLoginProgressed",
     "BulkActionProgress",
+    "BulkActionRejected",
+    "BulkActionRequest",
+    "BulkCommand",
     "BulkEvent",
     "BulkItemOutcome",
     "BulkOperationProgress",
@@ -114,9 +127,13 @@ __all__ = [
     "CampaignLaunch",
     "CampaignStatusChanged",
     "CampaignStatusName",
+    "ContactChanged",
     "ContactCommand",
     "ContactCommandRejected",
     "ContactEvent",
+    "ContactRef",
+    "ContactTags",
+    "ContactUpsert",
     "Contract",
     "ContractViolation",
     "ConversationEvent",

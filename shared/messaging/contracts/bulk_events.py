@@ -13,6 +13,7 @@ from pydantic import Field
 from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemResult
 from shared.domain.progress import Progress
 from shared.messaging.contracts.base import (
+    EXAMPLE_BULK_ACTION,
     EXAMPLE_CAMPAIGN,
     EXAMPLE_COPY,
     EXAMPLE_OPERATION,
@@ -74,8 +75,19 @@ class BulkActionProgress(Progress, Payload):
         )
 
 
+class BulkActionRejected(Payload):
+    """A bulk_action.requested that was understood but is not recorded: its parameters,
+    selection or plan do not hold, or the actor may not do it (the codes of the HTTP API's
+    problems, e.g. validation_error, not_a_member)."""
+
+    action_id: UUID
+    code: str
+    message: str
+    errors: list[str] = Field(default_factory=list)
+
+
 # What a consumer of this topic may be handed.
-BulkEvent = BulkOperationProgress | BulkActionProgress
+BulkEvent = BulkOperationProgress | BulkActionProgress | BulkActionRejected
 
 _PROGRESS: dict[str, Any] = {
     "operation_id": EXAMPLE_OPERATION,
@@ -173,5 +185,18 @@ CONTRACTS: tuple[Contract[BulkEvent], ...] = (
         BulkOperationProgress,
         False,
         {**_PROGRESS, "status": "completed", "processed": 3, "error_count": 1},
+    ),
+    Contract(
+        _B,
+        MessageType.BULK_ACTION_REJECTED,
+        1,
+        BulkActionRejected,
+        True,
+        {
+            "action_id": EXAMPLE_BULK_ACTION,
+            "code": "validation_error",
+            "message": "the request does not hold",
+            "errors": ["params.campaign_id: no such campaign"],
+        },
     ),
 )

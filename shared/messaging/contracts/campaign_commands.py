@@ -39,6 +39,12 @@ class CampaignDuplicate(Payload):
         description="The id the copy gets; chosen by the requester, so a "
         "redelivered command creates one copy."
     )
+    unfinished_only: bool = Field(
+        default=False,
+        description="Run again as a copy (issue 16): only from a stopped (cancelled) campaign; "
+        "the copy holds exactly the contacts whose executions never finished (neither "
+        "completed nor failed), enrolled as add_contacts does.",
+    )
 
 
 class CampaignContacts(Payload):
@@ -76,7 +82,7 @@ CONTRACTS: tuple[Contract[CampaignCommandPayload], ...] = (
         1,
         CampaignDuplicate,
         True,
-        {"campaign_id": EXAMPLE_CAMPAIGN, "copy_id": EXAMPLE_COPY},
+        {"campaign_id": EXAMPLE_CAMPAIGN, "copy_id": EXAMPLE_COPY, "unfinished_only": False},
     ),
     Contract(
         _C,

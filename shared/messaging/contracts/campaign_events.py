@@ -83,6 +83,12 @@ class CampaignContactsRemoved(Payload):
 class CampaignDuplicated(Payload):
     campaign_id: UUID
     copy_id: UUID
+    contacts_added: int = Field(
+        default=0,
+        ge=0,
+        description="Contacts enrolled in the copy: those that never finished, for a copy of "
+        "the unfinished; 0 for a plain duplicate (it has no contacts).",
+    )
 
 
 # What a consumer of this topic may be handed: every event names its campaign.
@@ -161,6 +167,6 @@ CONTRACTS: tuple[Contract[CampaignEvent], ...] = (
         1,
         CampaignDuplicated,
         False,
-        {"campaign_id": EXAMPLE_CAMPAIGN, "copy_id": EXAMPLE_COPY},
+        {"campaign_id": EXAMPLE_CAMPAIGN, "copy_id": EXAMPLE_COPY, "contacts_added": 0},
     ),
 )

@@ -4,6 +4,7 @@ correlation id tells the requester which)."""
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 from shared.domain.do_not_contact import Kind, Reason, Source
@@ -43,7 +44,24 @@ class ContactCommandRejected(Payload):
     message: str
 
 
-ContactEvent = DoNotContactAdded | DoNotContactRemoved | ContactCommandRejected
+ContactChange = Literal["created", "updated", "tags_added", "tags_removed", "deleted", "restored"]
+
+
+class ContactChanged(Payload):
+    """The answer to a contact command (with its correlation id): the contact as it now is.
+    `change` says what the command did; an upsert or tag change that changed nothing is still
+    answered (`updated`, or the tag change) so the requester is never left waiting."""
+
+    contact_id: UUID
+    external_id: str | None
+    change: ContactChange
+    telegram_username: str | None
+    phone: str | None
+    tags: list[str]
+    deleted: bool
+
+
+ContactEvent = DoNotContactAdded | DoNotContactRemoved | ContactCommandRejected | ContactChanged
 
 ADDED = Contract(
     Topic.CONTACT_EVENTS,
@@ -89,4 +107,20 @@ REJECTED = Contract(
         "message": "only owners and admins edit the organization's do-not-contact list",
     },
 )
-CONTRACTS: tuple[Contract[ContactEvent], ...] = (ADDED, REMOVED, REJECTED)
+CHANGED = Contract(
+    Topic.CONTACT_EVENTS,
+    MessageType.CONTACT_CHANGED,
+    1,
+    ContactChanged,
+    False,
+    {
+        "contact_id": EXAMPLE_CONTACT,
+        "external_id": "crm-000417",
+        "change": "created",
+        "telegram_username": "alice_smith",
+        "phone": "+4915123456789",
+        "tags": ["crm", "q4"],
+        "deleted": False,
+    },
+)
+CONTRACTS: tuple[Contract[ContactEvent], ...] = (ADDED, REMOVED, REJECTED, CHANGED)

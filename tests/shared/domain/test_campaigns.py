@@ -26,6 +26,7 @@ from shared.domain.campaigns import (
     add_contacts,
     after_run,
     copy_name,
+    copy_unfinished,
     delete,
     disable,
     display_status,
@@ -77,7 +78,19 @@ LAUNCH = [
     ),
     (state(S.COMPLETED), READY, False, "invalid_status"),
     (state(S.CANCELLED), READY, False, "invalid_status"),
-    (state(S.FAILED), READY, False, "invalid_status"),
+    # A failed campaign is launched again once its cause is fixed (issue 16): active at once,
+    # its interrupted (paused) executions continue where they stopped; requirements re-checked.
+    (state(S.FAILED), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.FAILED, launch_type=L.SCHEDULE), READY, False, (S.ACTIVE, E.RESUME)),
+    (state(S.FAILED, launch_type=L.RECURRING), READY, False, (S.ACTIVE, E.RESUME)),
+    (
+        state(S.FAILED),
+        LaunchReadiness(AccountHealth.BANNED, 3, 0),
+        False,
+        "launch_requirements_unmet",
+    ),
+    (state(S.FAILED), LaunchReadiness(None, 3, 0), False, "launch_requirements_unmet"),
+    (state(S.FAILED, deleted=True), READY, False, "campaign_deleted"),
     (state(S.DRAFT, deleted=True), READY, False, "campaign_deleted"),
     (state(S.DRAFT, enabled=False), READY, False, "launch_requirements_unmet"),
     (state(S.DRAFT), LaunchReadiness(None, 3, 0), False, "launch_requirements_unmet"),
@@ -167,7 +180,8 @@ COMMANDS = [
         state(S.SCHEDULED, enabled=False),
         (S.CANCELLED, False, False, E.CANCEL, STOPPED_BY_USER),
     ),
-    (stop, state(S.FAILED), "invalid_status"),
+    # A failed campaign may be stopped too: its interrupted executions end (issue 16).
+    (stop, state(S.FAILED), (S.CANCELLED, True, False, E.CANCEL, STOPPED_BY_USER)),
     (stop, state(S.COMPLETED), "invalid_status"),
     (stop, state(S.CANCELLED), "invalid_status"),
     (enable, state(S.DRAFT, enabled=False), (S.DRAFT, True, False, E.NONE, None)),
@@ -219,6 +233,27 @@ def test_command(command: Command, current: CampaignState, outcome: object) -> N
         ) == outcome
 
 
+COPIES_OF_UNFINISHED = [
+    # state -> refusal code, or None: "Run again as a copy" only from a stopped campaign
+    (state(S.CANCELLED), None),
+    (state(S.CANCELLED, enabled=False), None),
+    (state(S.CANCELLED, deleted=True), "campaign_deleted"),
+    (state(S.FAILED), "invalid_status"),  # launched again instead
+    (state(S.PAUSED), "invalid_status"),
+    (state(S.ACTIVE), "invalid_status"),
+    (state(S.COMPLETED), "invalid_status"),
+    (state(S.DRAFT), "invalid_status"),
+]
+
+
+@pytest.mark.parametrize(("current", "code"), COPIES_OF_UNFINISHED)
+def test_copy_unfinished_only_from_a_stopped_campaign(
+    current: CampaignState, code: str | None
+) -> None:
+    refusal = copy_unfinished(current)
+    assert (refusal.code if refusal is not None else None) == code
+
+
 def test_duplicate_refuses_only_deleted_campaigns() -> None:
     assert duplicate(state(S.ACTIVE)) is None
     refusal = duplicate(state(S.DRAFT, deleted=True))
@@ -258,7 +293,7 @@ EDITS = [
     (S.ACTIVE, {FL}, "flow_locked"),
     (S.ACTIVE, {AB}, "flow_locked"),
     (S.FAILED, {M, AB}, None),
-    (S.FAILED, {FL}, "flow_locked"),
+    (S.FAILED, {FL}, None),  # edited as a paused campaign, to fix its cause (issue 16)
     (S.COMPLETED, {M}, "campaign_read_only"),
     (S.CANCELLED, {M}, "campaign_read_only"),
     (S.COMPLETED, {FL}, "campaign_read_only"),
