@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from shared.settings import Settings
 from tests.builders import add_contacts, contact, ok
 from tests.e2e.conftest import Stack
 from tests.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 from tests.support import eventually
 
 SENDER, ADA, BOB, CY = 1000, 2001, 2002, 2003
+PHONE = "+15550100"
 FAST = {"min_gap_s": 0, "jitter_s": 0, "flood_margin_s": 0}
 # A limited or frozen account's sends come back soon after it is lifted (an hour by default).
 QUICK_RETRY = {**FAST, "limited_retry_s": 5}
@@ -50,7 +53,7 @@ TWO_SENDS = {
 async def telegram() -> AsyncIterator[FakeTelegram]:
     server = FakeTelegram()
     await server.start()
-    server.add_account(SENDER)
+    server.add_account(SENDER, phone=PHONE)
     server.add_user(ADA, username="ada_fault")
     server.add_user(BOB, username="bob_fault")
     server.add_user(CY, username="cy_fault")
@@ -59,6 +62,19 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
     finally:
         await server.stop()
     assert server.errors == []
+
+
+@pytest.fixture
+def settings(settings: Settings, telegram: FakeTelegram, tmp_path: Path) -> Settings:
+    """The sender can log an account in again against the fake (and trusts its RSA key)."""
+    key_file = tmp_path / "fake-telegram.pem"
+    key_file.write_text(telegram.rsa_key.public_pem)
+    return settings.model_copy(
+        update={
+            "telegram_login_endpoint": f"2:127.0.0.1:{telegram.port}",
+            "telegram_rsa_key_file": key_file,
+        }
+    )
 
 
 async def account_of(
@@ -72,6 +88,7 @@ async def account_of(
                 "display_name": "Real",
                 "session_kind": "telethon",
                 "session_string": telegram.session_string(SENDER),
+                "phone": PHONE,
                 "pacing": pacing,
                 "warm": True,
             },
@@ -231,10 +248,7 @@ async def test_a_contact_whose_username_changed_is_resolved_again(
     account = await account_of(stack.api, telegram)
     campaign, ids = await launch(api, account, ["ada_fault"], TWO_SENDS)
 
-    async def first_sent() -> bool:
-        return any(m.peer_user_id == ADA for m in received(telegram))
-
-    await eventually(first_sent, timeout_s=60)
+    await eventually(lambda: first_sent(telegram), timeout_s=60)
     # Ada takes a new username and gives hers up; someone else takes the old one.
     telegram.rename(ADA, "ada_renamed")
     telegram.add_user(2999, username="ada_fault")
@@ -296,3 +310,59 @@ async def test_a_session_used_from_elsewhere_stops_the_account_and_fails_its_cam
     assert await health(api, account["id"], "session_conflict") is not None
     assert [c for c in telegram.calls[calls:] if c.account_id == SENDER] == []
     assert await one_to_one(pool, telegram, account["id"]) == 0
+
+
+async def failed(api: httpx.AsyncClient, campaign_id: str) -> Any:
+    found = ok(await api.get(f"/campaign-flows/{campaign_id}"))
+    return found if found["status"] == "failed" else None
+
+
+async def first_sent(telegram: FakeTelegram) -> bool:
+    return any(m.peer_user_id == ADA for m in received(telegram))
+
+
+async def test_a_lost_login_fails_the_campaign_with_the_reason_and_is_logged_in_again(
+    stack: Stack, pool: asyncpg.Pool[Any], telegram: FakeTelegram
+) -> None:
+    api = stack.api
+    account = await account_of(stack.api, telegram)
+    campaign, _ = await launch(api, account, ["ada_fault"], TWO_SENDS)
+    await eventually(lambda: first_sent(telegram), timeout_s=60)
+    telegram.revoke(SENDER)  # AUTH_KEY_UNREGISTERED before the second send (3 s later)
+
+    ended = await eventually(lambda: failed(api, campaign["id"]), timeout_s=60)
+    assert "lost its login" in ended["failure_reason"]
+    assert await health(api, account["id"], "auth_lost") is not None
+    assert await one_to_one(pool, telegram, account["id"]) == 1
+
+    # Logged in again in place: same account, same campaign.
+    started = ok(await api.post(f"/telegram-accounts/{account['id']}/login"), 201)
+    code = {"code": telegram.last_code(PHONE)}
+    done = ok(await api.post(f"/telegram-accounts/logins/{started['id']}/code", json=code))
+    assert done["status"] == "logged_in"
+    assert done["telegram_account_id"] == account["id"]
+    await eventually(lambda: health(api, account["id"], "active", "warming"), timeout_s=60)
+    # Launching the failed campaign again is not possible yet (launchable from draft, paused
+    # or scheduled only): it stays failed, and nothing more was sent.
+    again = await api.post(f"/campaign-flows/{campaign['id']}/launch")
+    assert again.status_code == 409, again.text
+    assert await failed(api, campaign["id"]) is not None
+    assert await one_to_one(pool, telegram, account["id"]) == 1
+
+
+async def test_a_ban_fails_the_campaign_with_the_reason(
+    stack: Stack, pool: asyncpg.Pool[Any], telegram: FakeTelegram
+) -> None:
+    api = stack.api
+    account = await account_of(stack.api, telegram)
+    campaign, _ = await launch(api, account, ["ada_fault"], TWO_SENDS)
+    await eventually(lambda: first_sent(telegram), timeout_s=60)
+    telegram.ban(SENDER)
+
+    ended = await eventually(lambda: failed(api, campaign["id"]), timeout_s=60)
+    assert "banned" in ended["failure_reason"]
+    assert await health(api, account["id"], "banned") is not None
+    assert await one_to_one(pool, telegram, account["id"]) == 1
+    # A banned account cannot log in again: Telegram refuses its phone.
+    refused = await api.post(f"/telegram-accounts/{account['id']}/login")
+    assert refused.status_code in (403, 409), refused.text
