@@ -172,9 +172,6 @@ async def test_a_flood_wait_cools_the_account_down_and_nothing_is_sent_inside_it
     telegram.fail("messages.SendMessage", "FLOOD_WAIT_4", 420, user_id=SENDER)
     campaign, _ = await launch(stack.api, account, ["ada_fault", "bob_fault", "cy_fault"])
 
-    cooled = await eventually(
-        lambda: health(stack.api, account["id"], "cooldown", "active"), timeout_s=60
-    )
     await eventually(lambda: all_completed(pool, campaign["id"]), timeout_s=90)
     flooded = sends(telegram)[0]
     later = [c.at for c in sends(telegram)[1:]]
@@ -187,7 +184,6 @@ async def test_a_flood_wait_cools_the_account_down_and_nothing_is_sent_inside_it
         " AND convert_from(value, 'UTF8')::jsonb->'payload'->>'status' = 'cooldown'"
     )
     assert events >= 1
-    assert cooled is not None
 
 
 async def test_peer_flood_limits_the_account_until_spambot_clears_it(
