@@ -199,13 +199,23 @@ async def send_all(gateway: Gateway, sends: Sequence[Outgoing], clock: Clock) ->
     if isinstance(gateway, SendsMany):
         return await gateway.send_many(sends, clock)
     results: list[SendResult] = []
+    stopped: dict[UUID, GatewayError] = {}
     for item in sends:
+        halted = stopped.get(item.account.id)
+        if halted is not None:
+            # The account met a flood wait, a limit, a freeze or lost its session earlier in
+            # this batch: its other sends are not tried (they wait or fail with it, as the
+            # first did), so nothing goes out inside a cooldown or to a new peer when limited.
+            results.append(halted)
+            continue
         try:
             results.append(
                 await gateway.send(item.account, item.peer, item.text, item.random_id, clock.now())
             )
         except GatewayError as error:
             results.append(error)
+            if isinstance(error, (RetryAfter, AccountLimited, AccountDead)):
+                stopped[item.account.id] = error
         except Exception:
             log.exception("sending %s through %s failed", item.random_id, type(gateway).__name__)
             results.append(None)

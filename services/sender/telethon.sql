@@ -61,6 +61,23 @@ WHERE p.telegram_account_id = $1 AND p.user_id = $2 AND m.direction = 'outgoing'
 ORDER BY m.telegram_message_id DESC
 LIMIT 1;
 
+-- name: send_in_flight
+-- A send to this Telegram user still queued since $3: Telegram may have it already while its
+-- answer (the message id, mark_sent) is not recorded yet, so a reply or read pushed meanwhile
+-- may be about it. Such an update waits for the record rather than be matched to an older
+-- message (or to none) and lost.
+SELECT EXISTS (
+    SELECT 1 FROM telegram_peers p
+    JOIN messages m ON m.telegram_account_id = p.telegram_account_id
+                   AND m.contact_id = p.contact_id
+    WHERE p.telegram_account_id = $1 AND p.user_id = $2 AND m.direction = 'outgoing'
+      AND m.status = 'queued' AND m.created_at > $3
+);
+
+-- name: put_back_update
+-- Taken, but not to be applied yet: the next round takes it again.
+UPDATE telegram_updates SET applied_at = NULL WHERE id = $1;
+
 -- name: accounts_to_reconcile
 SELECT id FROM telegram_accounts
 WHERE session_kind = 'telethon' AND deleted_at IS NULL AND health_status IN ('active', 'warming');

@@ -95,6 +95,9 @@ SPAMBOT = "SpamBot"
 # How long @SpamBot's answer to /start is waited for, and how often its dialog is read meanwhile.
 SPAMBOT_WAIT_S = 15.0
 SPAMBOT_POLL_S = 0.25
+# How long a reply or read waits for a queued send to the same person to be recorded (a send
+# whose answer never comes is failed or retried by then; the update is applied after it anyway).
+IN_FLIGHT_WAIT = timedelta(minutes=2)
 # What Telethon raises for a failed call: RPC errors, a lost connection, a timeout, a proxy's
 # refusal (python-socks' own exception, which Telethon lets through).
 TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
@@ -240,7 +243,17 @@ class TelethonTelegram:
         await self._save_unsaved()
         taken = await connection.fetch(QUERIES["take_updates"], now)
         found: list[Incoming] = []
+        waiting: set[tuple[UUID, int]] = set()
         for row in sorted(taken, key=lambda r: r["id"]):
+            dialog = (row["telegram_account_id"], row["peer_user_id"])
+            if dialog in waiting or await connection.fetchval(
+                QUERIES["send_in_flight"], *dialog, now - IN_FLIGHT_WAIT
+            ):
+                # Our send's record is not written yet: this update (and the dialog's later
+                # ones, to keep their order) is taken again next round.
+                waiting.add(dialog)
+                await connection.execute(QUERIES["put_back_update"], row["id"])
+                continue
             random_id = await connection.fetchval(
                 QUERIES["answered_message"],
                 row["telegram_account_id"],

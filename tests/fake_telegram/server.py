@@ -78,6 +78,7 @@ class Call:
 
     account_id: int | None  # None: a key that is not logged in
     method: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when it arrived
 
 
 @dataclass(frozen=True)
@@ -410,6 +411,15 @@ class FakeTelegram:
 
     def unfreeze(self, user_id: int) -> None:
         self._accounts[user_id].freeze = None
+
+    def rename(self, user_id: int, username: str | None) -> None:
+        """The user changes (or drops) their username: the old one resolves to nobody."""
+        user = self._users[user_id]
+        if user.username:
+            del self._usernames[user.username.lower()]
+        user.username = username
+        if username:
+            self._usernames[username.lower()] = user_id
 
     def spambot_says(self, user_id: int, answer: str) -> None:
         """What @SpamBot answers that account's /start from now on (SPAMBOT_FREE by default,

@@ -14,6 +14,9 @@ import pytest
 
 from services.sender.gateway import (
     Account,
+    AccountDead,
+    AccountFrozen,
+    AccountLimited,
     ContactPermanent,
     Delivery,
     Gateways,
@@ -203,8 +206,10 @@ class OneAtATime:
 @pytest.mark.parametrize("routed", [False, True], ids=["adapter", "through-gateways"])
 async def test_an_adapter_without_batches_sends_one_at_a_time(routed: bool) -> None:
     adapter = OneAtATime()
-    account = Account(uuid4(), "telethon", {})
-    sends = [Outgoing(account, Peer(f"p{i}", uuid4()), "Hi", i) for i in (1, 2, 3, 4)]
+    sends = [
+        Outgoing(Account(uuid4(), "telethon", {}), Peer(f"p{i}", uuid4()), "Hi", i)
+        for i in (1, 2, 3, 4)
+    ]
     gateway: Any = Gateways({"telethon": adapter}) if routed else adapter
     results = await send_all(gateway, sends, FixedClock(NOW))
     assert [call[0] for call in adapter.calls] == [1, 2, 3, 4]
@@ -213,6 +218,46 @@ async def test_an_adapter_without_batches_sends_one_at_a_time(routed: bool) -> N
     assert isinstance(results[1], RetryAfter)
     assert results[2] is None  # broke: logged, its record left to the lease
     assert isinstance(results[3], Delivery)
+
+
+class AccountTrouble(OneAtATime):
+    """Send 2 meets an account's trouble: a flood wait, a limit, a freeze or a lost session."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def send(
+        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+    ) -> Delivery:
+        self.calls.append((random_id, now))
+        if random_id == 2:
+            raise self.error
+        return Delivery(random_id * 10, now)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RetryAfter(5),
+        AccountLimited("PEER_FLOOD"),
+        AccountFrozen("FROZEN_METHOD_INVALID"),
+        AccountDead("AUTH_KEY_UNREGISTERED", "auth_lost"),
+    ],
+    ids=["flood-wait", "limited", "frozen", "dead"],
+)
+async def test_an_account_in_trouble_sends_nothing_more_in_the_batch(error: Exception) -> None:
+    """Its later sends get the same answer untried; another account's still go."""
+    adapter = AccountTrouble(error)
+    troubled, other = Account(uuid4(), "telethon", {}), Account(uuid4(), "telethon", {})
+    owners = {1: troubled, 2: troubled, 3: other, 4: troubled}
+    sends = [Outgoing(owners[i], Peer(f"p{i}", uuid4()), "Hi", i) for i in (1, 2, 3, 4)]
+    results = await send_all(adapter, sends, FixedClock(NOW))
+    assert [call[0] for call in adapter.calls] == [1, 2, 3]
+    assert isinstance(results[0], Delivery)
+    assert results[1] is error
+    assert isinstance(results[2], Delivery)
+    assert results[3] is error
 
 
 async def test_gateways_answer_an_unknown_kind_as_transient() -> None:

@@ -270,3 +270,40 @@ async def test_a_reply_missed_while_disconnected_is_found_in_the_dialog(world: W
     async with world.pool.acquire() as connection, connection.transaction():
         incoming = await world.gateway.updates(connection, now())
     assert [(i.kind, i.random_id) for i in incoming] == [("reply", 71)]
+
+
+async def test_a_reply_that_comes_before_the_send_is_recorded_waits_for_the_record(
+    world: World,
+) -> None:
+    """Telegram may push the answer to a message before the sender has recorded the send's
+    message id (mark_sent): the update waits for the record instead of being lost."""
+    first = await world.gateway.send(world.account, world.peer("ada"), "Hi", 71, now())
+    assert first.telegram_message_id is not None
+    await world.sent_message("ada", 71, first.telegram_message_id)
+    # Our second message is queued: Telegram has it, its answer is not recorded yet.
+    message_id = await world.pool.fetchval(
+        "INSERT INTO messages (campaign_id, contact_id, telegram_account_id, direction, body,"
+        " status, random_id) VALUES ($1, $2, $3, 'outgoing', 'Any thoughts?', 'queued', 72)"
+        " RETURNING id",
+        world.campaign_id,
+        world.contacts["ada"],
+        world.account.id,
+    )
+    second = await world.gateway.send(world.account, world.peer("ada"), "Any thoughts?", 72, now())
+    await world.server.push_reply(SENDER, ADA, "Love it")
+
+    async def arrived() -> Any:
+        return await world.pool.fetchval("SELECT count(*) FROM telegram_updates") == 1 or None
+
+    await eventually(arrived)
+    async with world.pool.acquire() as connection, connection.transaction():
+        assert await world.gateway.updates(connection, now()) == []  # it waits for the record
+    await world.pool.execute(
+        "UPDATE messages SET status = 'sent', telegram_message_id = $2, sent_at = now()"
+        " WHERE id = $1",
+        message_id,
+        second.telegram_message_id,
+    )
+    async with world.pool.acquire() as connection, connection.transaction():
+        incoming = await world.gateway.updates(connection, now())
+    assert [(i.kind, i.random_id, i.text) for i in incoming] == [("reply", 72, "Love it")]
