@@ -123,6 +123,14 @@ def cmd_accounts_login(args: argparse.Namespace) -> None:
         sys.exit(f"login failed: {exc.args[0]}")
 
 
+def cmd_fake_telegram(args: argparse.Namespace) -> None:
+    from dripline.fake_telegram.run import Options, serve
+
+    rsa_key_out = args.rsa_key_out or get_settings().state_dir / "fake-telegram-rsa.pem"
+    options = Options(args.port, rsa_key_out, args.accounts, args.sessions_out, args.quiet)
+    asyncio.run(serve(options, lambda line: print(line, flush=True)))
+
+
 def cmd_asyncapi(args: argparse.Namespace) -> None:
     from shared.messaging.asyncapi import document
 
@@ -208,6 +216,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--account", metavar="ID", help="log this account (auth_lost) in again in place"
     )
     account_login.set_defaults(func=cmd_accounts_login)
+    fake = commands.add_parser(
+        "fake-telegram",
+        help="run a local fake Telegram (MTProto) server to try logins and campaigns on",
+    )
+    fake.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    fake.add_argument(
+        "--rsa-key-out",
+        type=Path,
+        metavar="FILE",
+        help="where to write its RSA public key (default: the state directory)",
+    )
+    fake.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also make N logged-in accounts (for bench/accounts.py)",
+    )
+    fake.add_argument(
+        "--sessions-out",
+        type=Path,
+        metavar="FILE",
+        help="write the N accounts' 'user_id session' lines there",
+    )
+    fake.add_argument("--quiet", action="store_true", help="do not print each message received")
+    fake.set_defaults(func=cmd_fake_telegram)
     asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of the topics")
     asyncapi.add_argument("--output", help="write to this file instead")
     asyncapi.set_defaults(func=cmd_asyncapi)

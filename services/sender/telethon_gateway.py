@@ -53,8 +53,8 @@ from services.sender.connections import (
     ApiCredentials,
     Connection,
     Proxy,
-    client_options,
     proxy_failure,
+    sender_client_options,
 )
 from services.sender.gateway import (
     Account,
@@ -292,7 +292,7 @@ class TelethonTelegram:
             if session is None:
                 session, connection = await self._session(account_id)
             await self._hold(account_id)
-            client = TelegramClient(StringSession(session), **self._options(connection))
+            client = TelegramClient(StringSession(session), **sender_client_options(connection))
             client.add_event_handler(
                 partial(self._on_reply, account_id),
                 events.NewMessage(incoming=True, func=lambda event: event.is_private),
@@ -354,19 +354,6 @@ class TelethonTelegram:
             log.exception("account %s: recording its dropped connection failed", account_id)
             return
         accounts.count_transitions([entered])
-
-    @staticmethod
-    def _options(connection: Connection) -> dict[str, Any]:
-        return client_options(connection) | {
-            # Every wait reaches the pacer; one attempt per call, the sender retries.
-            "flood_sleep_threshold": 0,
-            "raise_last_call_error": True,
-            "request_retries": 1,
-            "connection_retries": 1,
-            "retry_delay": 0,
-            "catch_up": False,
-            "receive_updates": True,
-        }
 
     async def _session(self, account_id: UUID) -> tuple[str, Connection]:
         """The account's session (opened) and how it connects."""

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from shared.settings import Settings
 from tests.builders import FAST, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.proxies import LocalProxy
 from tests.support import eventually
 

@@ -1,4 +1,4 @@
-"""The Telethon adapter against a local MTProto server (tests/fake_telegram): an unmodified
+"""The Telethon adapter against a local MTProto server (dripline/fake_telegram): an unmodified
 TelegramClient, so every failure below is the exception class Telethon itself raises."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from services.sender.gateway import (
     Account,
     AccountDead,
@@ -25,7 +26,6 @@ from services.sender.telethon_gateway import TelethonTelegram
 from shared.crypto import SessionCipher
 from shared.domain.clock import SystemClock
 from shared.settings import Settings
-from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
 SENDER, ADA, BOB, PHONE_USER, STRANGER = 1000, 2001, 2002, 2003, 2999
