@@ -37,6 +37,7 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures
 	$(BIN)/python -m bench.contacts
 	$(BIN)/python -m bench.logs
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.accounts
 
 fuzz: $(STAMP)  ## schemathesis against the running API, all checks (DRIPLINE_FUZZ_SECONDS, 180)
 	DRIPLINE_FUZZ=1 $(BIN)/pytest tests/api/test_fuzz.py -m fuzz -s -q

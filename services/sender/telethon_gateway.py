@@ -67,6 +67,7 @@ from services.sender.gateway import (
     Incoming,
     Peer,
     ProxyUnreachable,
+    SessionElsewhere,
     Transient,
 )
 from services.sender.telethon_errors import StalePeer, categorize
@@ -95,9 +96,28 @@ SPAMBOT = "SpamBot"
 # How long @SpamBot's answer to /start is waited for, and how often its dialog is read meanwhile.
 SPAMBOT_WAIT_S = 15.0
 SPAMBOT_POLL_S = 0.25
+# How often a sender looks for sessions no sender holds (a sender died), and how many it takes
+# at a time: several live senders take turns, so the orphans spread over them.
+ADOPT_INTERVAL_S = 15.0
+ADOPT_BATCH = 50
 # What Telethon raises for a failed call: RPC errors, a lost connection, a timeout, a proxy's
 # refusal (python-socks' own exception, which Telethon lets through).
 TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
+
+
+def adopt_sessions(telethon: TelethonTelegram, started: datetime) -> Job:
+    """The periodic job: every ADOPT_INTERVAL_S, connect the sending Telethon accounts whose
+    session no sender holds (their sender died); returns how many this sender took."""
+    last = [started]
+
+    async def job(service: Service) -> int:
+        now = service.clock.now()
+        if (now - last[0]).total_seconds() < ADOPT_INTERVAL_S:
+            return 0
+        last[0] = now
+        return await telethon.adopt()
+
+    return job
 
 
 def reconcile_dialogs(telethon: TelethonTelegram, started: datetime) -> Job:
@@ -265,6 +285,27 @@ class TelethonTelegram:
                 log.warning("reconciling account %s: %s", account["id"], failure.reason)
         return found
 
+    async def adopt(self) -> int:
+        """Connect up to ADOPT_BATCH sending accounts that no sender holds (a sender that died
+        released their advisory locks with its connection), picked at random so that several
+        senders share them; returns how many this sender now holds."""
+        if self._settings.telethon_ready is not None:
+            return 0
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(QUERIES["orphaned_sessions"], ADOPT_BATCH)
+        adopted = 0
+        for row in rows:
+            try:
+                await self._client(row["id"])
+            except GatewayError as failure:
+                # Another sender was quicker, or the account has a problem its check will find.
+                log.info("adopting account %s: %s", row["id"], failure.reason)
+                continue
+            adopted += 1
+        if adopted:
+            log.info("adopted %d account session(s) no sender held", adopted)
+        return adopted
+
     async def close(self) -> None:
         for account_id in list(self._clients):
             await self._close(account_id)
@@ -413,7 +454,7 @@ class TelethonTelegram:
                 self._lock_connection = await connect(self._settings.dsn)
             held = await self._lock_connection.fetchval(QUERIES["hold_session"], account_id)
         if not held:
-            raise Transient(
+            raise SessionElsewhere(
                 "another sender holds this account's session (a session used from two "
                 "places at once is killed by Telegram)"
             )
