@@ -44,7 +44,8 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures, 
 	$(BIN)/python -m bench.contacts && \
 	$(BIN)/python -m bench.logs && \
 	$(BIN)/python -m bench.stats && \
-	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.api_load && \
+	$(BIN)/python -m bench.accounts
 	$(BIN)/python -m bench.report $(BENCH_REPORT)  # the table, and .bench/figures.json
 
 fuzz: $(STAMP)  ## schemathesis against the running API, all checks (DRIPLINE_FUZZ_SECONDS, 180)

@@ -6,12 +6,59 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 # A step the sender has not answered within the API's wait (202) is read again this often.
 POLL_S = 1.0
 POLL_TIMES = 60
+
+
+DEVICE_FIELDS = ("device_model", "system_version", "app_version", "lang_code", "system_lang_code")
+PROXY_SCHEMES = {"socks5": "socks5", "socks5h": "socks5", "http": "http"}
+
+
+class BadOption(ValueError):
+    """A --proxy or --device the command line cannot use (said before anything is sent)."""
+
+
+def parse_proxy(url: str) -> dict[str, Any]:
+    """`socks5://user:pass@host:port` or `http://…` as the API's `proxy` object."""
+    parts = urlsplit(url)
+    kind = PROXY_SCHEMES.get(parts.scheme.lower())
+    if kind is None:
+        raise BadOption(f"a proxy is socks5://… or http://…, not {parts.scheme or url!r}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise BadOption(f"the proxy's port: {exc}") from exc
+    if not parts.hostname or port is None:
+        raise BadOption(f"a proxy needs a host and a port: {kind}://[user:password@]host:port")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise BadOption("a proxy URL has no path, query or fragment")
+    proxy: dict[str, Any] = {"type": kind, "host": parts.hostname, "port": port}
+    if parts.username:
+        proxy["username"] = unquote(parts.username)
+    if parts.password:
+        proxy["password"] = unquote(parts.password)
+    return proxy
+
+
+def parse_device(text: str) -> dict[str, str]:
+    """`device_model=…,system_version=…,app_version=…[,lang_code=…,system_lang_code=…]` as the
+    API's `device` object (the API says which fields it needs)."""
+    device: dict[str, str] = {}
+    for item in text.split(","):
+        name, equals, value = item.partition("=")
+        name = name.strip()
+        if not equals or name not in DEVICE_FIELDS:
+            raise BadOption(f"a device is name=value pairs of {', '.join(DEVICE_FIELDS)}: "
+                            f"not {item.strip()!r}")  # fmt: skip
+        if name in device:
+            raise BadOption(f"{name} is given twice")
+        device[name] = value.strip()
+    return device
 
 
 class LoginFailed(Exception):
@@ -30,8 +77,14 @@ async def login(
     *,
     account_id: str | None = None,
     display_name: str | None = None,
+    proxy: dict[str, Any] | None = None,
+    device: dict[str, str] | None = None,
 ) -> str:
-    """Log in (or log `account_id` in again in place); the account's id."""
+    """Log in (or log `account_id` in again in place, through its own proxy as its own
+    device); the account's id. `proxy` and `device` (parse_proxy, parse_device) are the new
+    account's: every step of the login goes through that proxy and presents that device."""
+    if account_id is not None and (proxy is not None or device is not None):
+        raise BadOption("an account logged in again keeps its own proxy and device")
     if account_id is not None:
         answer = await _step(client, f"/telegram-accounts/{account_id}/login", None)
     else:
@@ -39,6 +92,10 @@ async def login(
         body: dict[str, Any] = {"phone": phone}
         if display_name:
             body["display_name"] = display_name
+        if proxy is not None:
+            body["proxy"] = proxy
+        if device is not None:
+            body["device"] = device
         answer = await _step(client, "/telegram-accounts/logins", body)
     login_url = f"/telegram-accounts/logins/{answer['id']}"
     say("Telegram sent a login code to the account's Telegram app.")

@@ -103,11 +103,18 @@ def cmd_accounts_login(args: argparse.Namespace) -> None:
 
     import httpx
 
-    from dripline.account_login import LoginFailed, login
+    from dripline.account_login import BadOption, LoginFailed, login, parse_device, parse_proxy
 
     key = args.key or os.environ.get("DRIPLINE_API_KEY")
     if not key:
         sys.exit("give an API key: --key or DRIPLINE_API_KEY")
+    try:
+        proxy = None if args.proxy is None else parse_proxy(args.proxy)
+        device = None if args.device is None else parse_device(args.device)
+        if args.account is not None and (proxy is not None or device is not None):
+            raise BadOption("an account logged in again keeps its own proxy and device")
+    except BadOption as exc:
+        sys.exit(f"dripline accounts login: {exc}")
     settings = get_settings()
     url = args.api or f"http://{settings.http_host}:{service_port(settings, 'api')}"
 
@@ -115,12 +122,20 @@ def cmd_accounts_login(args: argparse.Namespace) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as client:
             await login(client, input, getpass.getpass, print, account_id=args.account,
-                        display_name=args.name)  # fmt: skip
+                        display_name=args.name, proxy=proxy, device=device)  # fmt: skip
 
     try:
         asyncio.run(run())
     except LoginFailed as exc:
         sys.exit(f"login failed: {exc.args[0]}")
+
+
+def cmd_fake_telegram(args: argparse.Namespace) -> None:
+    from dripline.fake_telegram.run import Options, serve
+
+    rsa_key_out = args.rsa_key_out or get_settings().state_dir / "fake-telegram-rsa.pem"
+    options = Options(args.port, rsa_key_out, args.accounts, args.sessions_out, args.quiet)
+    asyncio.run(serve(options, lambda line: print(line, flush=True)))
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> None:
@@ -207,7 +222,44 @@ def build_parser() -> argparse.ArgumentParser:
     account_login.add_argument(
         "--account", metavar="ID", help="log this account (auth_lost) in again in place"
     )
+    account_login.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="the account's proxy: socks5://user:password@host:port or http://host:port",
+    )
+    account_login.add_argument(
+        "--device",
+        metavar="NAME=VALUE,…",
+        help="the account's device: device_model=…,system_version=…,app_version=…"
+        "[,lang_code=…,system_lang_code=…] (default: one picked for the account)",
+    )
     account_login.set_defaults(func=cmd_accounts_login)
+    fake = commands.add_parser(
+        "fake-telegram",
+        help="run a local fake Telegram (MTProto) server to try logins and campaigns on",
+    )
+    fake.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    fake.add_argument(
+        "--rsa-key-out",
+        type=Path,
+        metavar="FILE",
+        help="where to write its RSA public key (default: the state directory)",
+    )
+    fake.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also make N logged-in accounts (for bench/accounts.py)",
+    )
+    fake.add_argument(
+        "--sessions-out",
+        type=Path,
+        metavar="FILE",
+        help="write the N accounts' 'user_id session' lines there",
+    )
+    fake.add_argument("--quiet", action="store_true", help="do not print each message received")
+    fake.set_defaults(func=cmd_fake_telegram)
     asyncapi = commands.add_parser("asyncapi", help="print the AsyncAPI document of the topics")
     asyncapi.add_argument("--output", help="write to this file instead")
     asyncapi.set_defaults(func=cmd_asyncapi)

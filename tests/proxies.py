@@ -2,7 +2,7 @@
 given) or HTTP CONNECT (with Basic credentials when given), relaying bytes both ways.
 
 It records every tunnel it opened, with the local address of its own connection to the
-destination: that is the client address the destination (tests/fake_telegram) sees, so a test
+destination: that is the client address the destination (dripline/fake_telegram) sees, so a test
 can tell which of the server's connections came through this proxy and which did not.
 """
 

@@ -33,6 +33,7 @@ from services.sender.gateway import (
     AccountLimited,
     Gateway,
     RetryAfter,
+    SessionElsewhere,
     Transient,
 )
 from shared.db.pool import DbConnection
@@ -52,6 +53,8 @@ from shared.runtime import Job, Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 DEAD = NEEDS_A_PERSON
+# When a check that found the session held by another sender asks again.
+ELSEWHERE_RECHECK = timedelta(seconds=60)
 
 TRANSITIONS = Counter(
     "dripline_telegram_account_transitions_total",
@@ -188,6 +191,13 @@ async def check(
             until=limited.until,
             appeal_url=limited.appeal_url if isinstance(limited, AccountFrozen) else None,
         )
+    except SessionElsewhere:
+        # Another sender holds the session: it sends for the account and checks it. Asked
+        # again in a while (and taken, if that sender has died meanwhile).
+        await connection.execute(
+            QUERIES["checked_elsewhere"], account.id, now, now + ELSEWHERE_RECHECK
+        )
+        return None
     except Transient as failure:
         if health in (AccountHealth.LIMITED, AccountHealth.FROZEN):
             # Telegram could not be asked: what it said last stands (lifting a limit on a

@@ -15,6 +15,11 @@ UPDATE telegram_accounts
 SET last_checked_at = $2, next_check_at = $3, check_streak = check_streak + 1, updated_at = $2
 WHERE id = $1;
 
+-- name: checked_elsewhere
+-- Another sender holds the account's session: nothing about the account changes; due again $3.
+UPDATE telegram_accounts SET last_checked_at = $2, next_check_at = $3, updated_at = $2
+WHERE id = $1;
+
 -- name: account_health
 SELECT health_status, cooldown_until, check_streak FROM telegram_accounts WHERE id = $1;
 

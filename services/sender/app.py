@@ -11,7 +11,12 @@ from services.sender import account_commands, accounts, conversations, logins
 from services.sender.due import Steps
 from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
-from services.sender.telethon_gateway import TelethonTelegram, reconcile_dialogs
+from services.sender.telethon_gateway import (
+    TelethonTelegram,
+    adopt_sessions,
+    hand_over_sessions,
+    reconcile_dialogs,
+)
 from services.sender.updates import replies_and_reads
 from shared.messaging.contracts import account_commands as account_contracts
 from shared.messaging.contracts import executions_due
@@ -39,6 +44,8 @@ def create_service(settings: Settings) -> Service:
     service.every_sweep("replies_and_reads")(replies_and_reads(gateway))
     service.every_sweep("health_checks")(accounts.health_checks(gateway))
     service.every_sweep("account_gauges")(accounts.account_gauges)
+    service.every_sweep("adopt_sessions")(adopt_sessions(telethon, service.clock.now()))
+    service.every_sweep("hand_over_sessions")(hand_over_sessions(telethon, service.clock.now()))
     service.every_sweep("reconcile_dialogs")(reconcile_dialogs(telethon, service.clock.now()))
     return service
 

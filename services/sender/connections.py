@@ -102,6 +102,25 @@ def client_options(connection: Connection) -> dict[str, Any]:
     return options
 
 
+# How the sender's clients call: every wait reaches the pacer; one attempt per call, the sender
+# retries; updates are received (replies, reads) but not caught up at connect.
+SENDER_CALLS: dict[str, Any] = {
+    "flood_sleep_threshold": 0,
+    "raise_last_call_error": True,
+    "request_retries": 1,
+    "connection_retries": 1,
+    "retry_delay": 0,
+    "catch_up": False,
+    "receive_updates": True,
+}
+
+
+def sender_client_options(connection: Connection) -> dict[str, Any]:
+    """The sender's TelegramClient arguments for an account (also what bench/accounts.py
+    connects its accounts with)."""
+    return client_options(connection) | SENDER_CALLS
+
+
 async def proxy_failure(
     proxy: Proxy | None, host: str, port: int, exc: BaseException
 ) -> str | None:

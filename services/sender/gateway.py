@@ -78,6 +78,11 @@ class ProxyUnreachable(Transient):
     starts with `proxy_unreachable:`, the health detail an operator reads."""
 
 
+class SessionElsewhere(Transient):
+    """Another sender holds the account's session (its advisory lock): that sender sends for
+    it and checks it; this one leaves it alone (the account is not disconnected)."""
+
+
 @dataclass(frozen=True)
 class Account:
     id: UUID

@@ -104,3 +104,41 @@ SELECT pg_try_advisory_lock(hashtextextended('dripline.telethon:' || $1::uuid::t
 
 -- name: release_session
 SELECT pg_advisory_unlock(hashtextextended('dripline.telethon:' || $1::uuid::text, 0));
+
+-- name: orphaned_sessions
+-- Sending Telethon accounts whose session no sender holds: no backend holds the advisory lock
+-- of hold_session (a bigint lock shows in pg_locks as classid, the high half, and objid, the
+-- low half, with objsubid 1). A disconnected account is left to its check's backoff. Random,
+-- so that senders adopting at the same time take different ones.
+SELECT a.id
+FROM telegram_accounts a
+WHERE a.deleted_at IS NULL AND a.session_kind = 'telethon'
+  AND a.health_status IN ('active', 'warming', 'cooldown', 'limited', 'frozen')
+  AND NOT EXISTS (
+      SELECT 1 FROM pg_locks l
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::int8 << 32) | l.objid::int8)
+            = hashtextextended('dripline.telethon:' || a.id::text, 0))
+ORDER BY random()
+LIMIT $1;
+
+-- name: want_session
+-- A send here waits for a session another sender holds: a second advisory lock, on the wanting
+-- sender's lock connection, that the holder sees (wanted_sessions) and answers by letting go.
+SELECT pg_try_advisory_lock(hashtextextended('dripline.telethon.want:' || $1::uuid::text, 0));
+
+-- name: unwant_session
+SELECT pg_advisory_unlock(hashtextextended('dripline.telethon.want:' || $1::uuid::text, 0));
+
+-- name: wanted_sessions
+-- Of the sessions this backend holds ($1), those whose want lock another backend holds.
+SELECT held.id
+FROM unnest($1::uuid[]) AS held (id)
+WHERE EXISTS (
+    SELECT 1 FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.pid <> pg_backend_pid()
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND ((l.classid::int8 << 32) | l.objid::int8)
+          = hashtextextended('dripline.telethon.want:' || held.id::text, 0));

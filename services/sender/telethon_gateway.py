@@ -53,8 +53,8 @@ from services.sender.connections import (
     ApiCredentials,
     Connection,
     Proxy,
-    client_options,
     proxy_failure,
+    sender_client_options,
 )
 from services.sender.gateway import (
     Account,
@@ -67,6 +67,7 @@ from services.sender.gateway import (
     Incoming,
     Peer,
     ProxyUnreachable,
+    SessionElsewhere,
     Transient,
 )
 from services.sender.telethon_errors import StalePeer, categorize
@@ -98,9 +99,47 @@ SPAMBOT_POLL_S = 0.25
 # How long a reply or read waits for a queued send to the same person to be recorded (a send
 # whose answer never comes is failed or retried by then; the update is applied after it anyway).
 IN_FLIGHT_WAIT = timedelta(minutes=2)
+# How often a sender looks for sessions no sender holds (a sender died), and how many it takes
+# at a time: several live senders take turns, so the orphans spread over them.
+ADOPT_INTERVAL_S = 15.0
+ADOPT_BATCH = 50
+# How often a sender looks for sessions that another sender's sends wait for, and how long
+# after its own last send from an account it keeps the session anyway.
+HAND_OVER_INTERVAL_S = 5.0
+HAND_OVER_IDLE = timedelta(seconds=30)
 # What Telethon raises for a failed call: RPC errors, a lost connection, a timeout, a proxy's
 # refusal (python-socks' own exception, which Telethon lets through).
 TELETHON_FAILURES = (errors.RPCError, OSError, AuthKeyNotFound, *PROXY_ERRORS)
+
+
+def adopt_sessions(telethon: TelethonTelegram, started: datetime) -> Job:
+    """The periodic job: every ADOPT_INTERVAL_S, connect the sending Telethon accounts whose
+    session no sender holds (their sender died); returns how many this sender took."""
+    last = [started]
+
+    async def job(service: Service) -> int:
+        now = service.clock.now()
+        if (now - last[0]).total_seconds() < ADOPT_INTERVAL_S:
+            return 0
+        last[0] = now
+        return await telethon.adopt()
+
+    return job
+
+
+def hand_over_sessions(telethon: TelethonTelegram, started: datetime) -> Job:
+    """The periodic job: every HAND_OVER_INTERVAL_S, let go of the sessions another sender's
+    sends wait for (TelethonTelegram.hand_over); returns how many."""
+    last = [started]
+
+    async def job(service: Service) -> int:
+        now = service.clock.now()
+        if (now - last[0]).total_seconds() < HAND_OVER_INTERVAL_S:
+            return 0
+        last[0] = now
+        return await telethon.hand_over(now)
+
+    return job
 
 
 def reconcile_dialogs(telethon: TelethonTelegram, started: datetime) -> Job:
@@ -144,6 +183,10 @@ class TelethonTelegram:
         self._watchers: dict[UUID, asyncio.Task[None]] = {}
         self._lock_connection: DbConnection | None = None
         self._lock_guard = asyncio.Lock()
+        # Sessions another sender holds that a send here waits for (a want lock is held for
+        # each), and when this sender last sent from each account it holds.
+        self._wanted: set[UUID] = set()
+        self._last_sent: dict[UUID, datetime] = {}
         # Updates whose write failed (the database was away): retried before the next take.
         self._unsaved: list[PushedUpdate] = []
 
@@ -156,7 +199,12 @@ class TelethonTelegram:
     async def send(
         self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
     ) -> Delivery:
-        client = await self._client(account.id)
+        try:
+            client = await self._client(account.id)
+        except SessionElsewhere:
+            await self._want(account.id)  # the holder hands it over when it does not send
+            raise
+        self._last_sent[account.id] = now
         for attempt in (1, 2):
             input_peer = await self._input_peer(client, account, peer, now)
             request = functions.messages.SendMessageRequest(
@@ -287,6 +335,63 @@ class TelethonTelegram:
                 log.warning("reconciling account %s: %s", account["id"], failure.reason)
         return found
 
+    async def adopt(self) -> int:
+        """Connect up to ADOPT_BATCH sending accounts that no sender holds (a sender that died
+        released their advisory locks with its connection), picked at random so that several
+        senders share them; returns how many this sender now holds."""
+        if self._settings.telethon_ready is not None:
+            return 0
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(QUERIES["orphaned_sessions"], ADOPT_BATCH)
+        adopted = 0
+        for row in rows:
+            try:
+                await self._client(row["id"])
+            except GatewayError as failure:
+                # Another sender was quicker, or the account has a problem its check will find.
+                log.info("adopting account %s: %s", row["id"], failure.reason)
+                continue
+            adopted += 1
+        if adopted:
+            log.info("adopted %d account session(s) no sender held", adopted)
+        return adopted
+
+    async def hand_over(self, now: datetime) -> int:
+        """Let go of the sessions that a send of another sender waits for, unless this sender
+        sent from the account within HAND_OVER_IDLE (then the other is the one that should not
+        have it: its turn comes when this one stops sending). Sends follow the account's
+        partition, so after a rebalance the session follows its new owner; returns how many
+        were let go."""
+        held = list(self._clients)
+        if not held:
+            return 0
+        async with self._lock_guard:
+            if self._lock_connection is None or self._lock_connection.is_closed():
+                return 0
+            # On the lock connection: pg_backend_pid() is the holder's.
+            rows = await self._lock_connection.fetch(QUERIES["wanted_sessions"], held)
+        released = 0
+        for row in rows:
+            account_id = row["id"]
+            last = self._last_sent.get(account_id)
+            if last is not None and now - last < HAND_OVER_IDLE:
+                continue
+            async with self._opening[account_id]:
+                if account_id in self._clients:
+                    await self._close(account_id)
+                    released += 1
+        if released:
+            log.info("handed over %d account session(s) another sender's sends wait for", released)
+        return released
+
+    async def _want(self, account_id: UUID) -> None:
+        async with self._lock_guard:
+            if self._lock_connection is None or self._lock_connection.is_closed():
+                return
+            if account_id not in self._wanted:
+                await self._lock_connection.fetchval(QUERIES["want_session"], account_id)
+                self._wanted.add(account_id)
+
     async def close(self) -> None:
         for account_id in list(self._clients):
             await self._close(account_id)
@@ -314,7 +419,7 @@ class TelethonTelegram:
             if session is None:
                 session, connection = await self._session(account_id)
             await self._hold(account_id)
-            client = TelegramClient(StringSession(session), **self._options(connection))
+            client = TelegramClient(StringSession(session), **sender_client_options(connection))
             client.add_event_handler(
                 partial(self._on_reply, account_id),
                 events.NewMessage(incoming=True, func=lambda event: event.is_private),
@@ -377,19 +482,6 @@ class TelethonTelegram:
             return
         accounts.count_transitions([entered])
 
-    @staticmethod
-    def _options(connection: Connection) -> dict[str, Any]:
-        return client_options(connection) | {
-            # Every wait reaches the pacer; one attempt per call, the sender retries.
-            "flood_sleep_threshold": 0,
-            "raise_last_call_error": True,
-            "request_retries": 1,
-            "connection_retries": 1,
-            "retry_delay": 0,
-            "catch_up": False,
-            "receive_updates": True,
-        }
-
     async def _session(self, account_id: UUID) -> tuple[str, Connection]:
         """The account's session (opened) and how it connects."""
         if (why := self._settings.telethon_ready) is not None:
@@ -446,9 +538,13 @@ class TelethonTelegram:
         async with self._lock_guard:
             if self._lock_connection is None or self._lock_connection.is_closed():
                 self._lock_connection = await connect(self._settings.dsn)
+                self._wanted.clear()  # went with the old connection
             held = await self._lock_connection.fetchval(QUERIES["hold_session"], account_id)
+            if held and account_id in self._wanted:
+                self._wanted.discard(account_id)
+                await self._lock_connection.fetchval(QUERIES["unwant_session"], account_id)
         if not held:
-            raise Transient(
+            raise SessionElsewhere(
                 "another sender holds this account's session (a session used from two "
                 "places at once is killed by Telegram)"
             )
@@ -460,6 +556,7 @@ class TelethonTelegram:
 
     async def _close(self, account_id: UUID) -> None:
         self._connections.pop(account_id, None)
+        self._last_sent.pop(account_id, None)
         watcher = self._watchers.pop(account_id, None)
         if watcher is not None:
             watcher.cancel()

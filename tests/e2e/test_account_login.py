@@ -1,6 +1,6 @@
 """Bringing a real account in through the API (issue 14, item 1), through the real services: the
 API asks the sender (account.login / account.import_session commands), the sender logs in with
-an unmodified TelegramClient against the local MTProto server (tests/fake_telegram), whose RSA
+an unmodified TelegramClient against the local MTProto server (dripline/fake_telegram), whose RSA
 key the sender process is handed through `telegram_rsa_key_file`."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 from telethon.sessions import SQLiteSession, StringSession
 
 from dripline.account_login import login as cli_login
+from dripline.fake_telegram import FakeTelegram
 from shared.crypto import SessionCipher
 from shared.settings import Settings
 from tests.builders import END, FAST, SEND, add_contacts, contact, edge, flow, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
 SENDER, RELOGGED, BANNED, ADA = 1000, 1001, 1002, 2001

@@ -10,14 +10,17 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 
+from dripline.account_login import login as cli_login
+from dripline.account_login import parse_device, parse_proxy
+from dripline.fake_telegram import FakeTelegram
 from shared.settings import Settings
 from tests.builders import FAST, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.proxies import LocalProxy
 from tests.support import eventually
 
@@ -193,3 +196,24 @@ async def test_a_proxy_that_cannot_be_reached_is_proxy_unreachable(
             "mtproxy_unsupported")  # fmt: skip
     alone = {"phone": PHONE, "proxy": {**dead, "password": "no username"}}
     refused(await api.post("/telegram-accounts/logins", json=alone), 422, "validation_error")
+
+
+async def test_the_command_line_login_goes_through_its_proxy_as_its_device(
+    stack: Stack, telegram: FakeTelegram, proxy: LocalProxy
+) -> None:
+    """`dripline accounts login --proxy socks5://… --device …`, as an operator runs it."""
+    url = f"socks5://login:{quote(PROXY_PASSWORD)}@127.0.0.1:{proxy.port}"
+    device = ",".join(f"{name}={value}" for name, value in DEVICE.items())
+    said: list[str] = []
+    account_id = await cli_login(
+        stack.api, lambda prompt: PHONE if "Phone" in prompt else telegram.last_code(PHONE),
+        lambda _: PASSWORD, said.append, display_name="Operator's",
+        proxy=parse_proxy(url), device=parse_device(device),
+    )  # fmt: skip
+    assert said[-1] == f"Logged in: account {account_id}"
+    assert len(came_through(telegram, proxy, 0)) >= 3  # start, code, password
+    assert presented(telegram, 0) == [DEVICE] * len(telegram.inits)
+    account = ok(await stack.api.get(f"/telegram-accounts/{account_id}"))
+    assert account["proxy"] == {"type": "socks5", "host": "127.0.0.1", "port": proxy.port,
+                                "username": "login", "has_password": True}  # fmt: skip
+    assert account["device"] == DEVICE

@@ -1,6 +1,6 @@
 """Deletion honoured through the real services with the Telethon adapter (issue 15, item 1,
 the first "Done when" line): a contact and an account deleted while their sends are pending
-(paced, due in a moment) get nothing more on a local MTProto server (tests/fake_telegram), and
+(paced, due in a moment) get nothing more on a local MTProto server (dripline/fake_telegram), and
 the statistics still equal the recount (the `stack` fixture checks). tests/e2e/test_deletion.py
 proves the same with the simulator."""
 
@@ -13,9 +13,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from tests.builders import FLOW, add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
 GAP_S = 3  # between two sends of one account: the sends after the first wait their turn

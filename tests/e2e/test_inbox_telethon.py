@@ -1,5 +1,5 @@
 """The unified inbox through the Telethon adapter and a local MTProto server
-(tests/fake_telegram; issue 15, the third "Done when" line): a reply the fake server pushes
+(dripline/fake_telegram; issue 15, the third "Done when" line): a reply the fake server pushes
 shows as a conversation, an answer sent through the API arrives at the fake server from the
 account, and marking the conversation read sends Telegram's read receipt (messages.ReadHistory).
 """
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from dripline.fake_telegram import FakeTelegram, ReadReceipt
 from tests.builders import FLOW, add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram, ReadReceipt
 from tests.support import eventually
 
 SENDER, ADA = 1000, 2001

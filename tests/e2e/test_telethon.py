@@ -1,5 +1,5 @@
 """A campaign sent from a Telethon account, through the real services, to a local MTProto
-server (tests/fake_telegram): an unmodified TelegramClient in the sender process."""
+server (dripline/fake_telegram): an unmodified TelegramClient in the sender process."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from tests.builders import BRANCHING_FLOW, FAST, add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
 SENDER, ADA, BOB = 1000, 2001, 2002

@@ -1,6 +1,6 @@
 """The Telethon path under faults (issue 14, item 6): all four services as processes, the sender
 with the Telethon adapter (an unmodified TelegramClient) against the local MTProto server
-(tests/fake_telegram). Each case ends with the fake's received messages equal to our sent
+(dripline/fake_telegram). Each case ends with the fake's received messages equal to our sent
 records one to one (@SpamBot's /start messages left out: they are health checks, not sends)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
+from dripline.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 from shared.settings import Settings
 from tests.builders import add_contacts, contact, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 from tests.support import eventually
 
 SENDER, ADA, BOB, CY = 1000, 2001, 2002, 2003

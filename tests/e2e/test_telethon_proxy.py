@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from tests.builders import END, FAST, SEND, add_contacts, contact, edge, flow, ok
 from tests.e2e.conftest import Stack
-from tests.fake_telegram import FakeTelegram
 from tests.proxies import LocalProxy
 from tests.support import eventually
 

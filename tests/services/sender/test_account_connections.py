@@ -1,6 +1,6 @@
 """How an account reaches Telegram (issue 14, items 2 and 3): through its own proxy, and always
 as the same device. An unmodified TelegramClient in the sender's Telethon adapter (and the login
-core) talks to tests/fake_telegram through a real local proxy (tests/proxies.py); the fake
+core) talks to dripline/fake_telegram through a real local proxy (tests/proxies.py); the fake
 records each connection's initConnection and the address it came from, the proxy the address of
 each tunnel it opened, so a test can tell which connections went through the proxy."""
 
@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from services.sender import accounts
 from services.sender.accounts import QUERIES as SENDER_QUERIES
 from services.sender.gateway import Account, Peer, ProxyUnreachable
@@ -35,7 +36,6 @@ from shared.domain.clock import SystemClock
 from shared.domain.devices import DeviceIdentity
 from shared.messaging.transaction import transaction
 from shared.settings import Settings
-from tests.fake_telegram import FakeTelegram
 from tests.proxies import LocalProxy
 
 PROXIED, DIRECT, ADA = 1001, 1002, 2001

@@ -1,5 +1,5 @@
 """Health that tells the truth (issue 14, item 4), through the sender's Telethon adapter and an
-unmodified TelegramClient against tests/fake_telegram: a limit is confirmed and lifted by
+unmodified TelegramClient against dripline/fake_telegram: a limit is confirmed and lifted by
 @SpamBot on a backoff (GetState succeeds on a limited account), a freeze is read from
 help.getAppConfig and stops sends, AUTH_KEY_DUPLICATED ends every use of the session, and a
 connection that drops is noticed when it drops."""
@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 from services.sender import accounts
 from services.sender.accounts import QUERIES as SENDER_QUERIES
 from services.sender.gateway import Account, AccountFrozen, AccountLimited, Peer
@@ -25,7 +26,6 @@ from shared.domain.accounts import AccountHealth
 from shared.domain.clock import SystemClock
 from shared.messaging.transaction import transaction
 from shared.settings import Settings
-from tests.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 
 ME, ADA = 1001, 2001
 

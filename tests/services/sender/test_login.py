@@ -18,6 +18,7 @@ from telethon.crypto import AuthKey
 from telethon.errors.common import AuthKeyNotFound
 from telethon.sessions import SQLiteSession, StringSession
 
+from dripline.fake_telegram import FakeTelegram
 from services.sender.login import (
     ApiCredentials,
     Connection,
@@ -37,7 +38,6 @@ from services.sender.login import (
     to_string_session,
     validate_session,
 )
-from tests.fake_telegram import FakeTelegram
 
 ACCOUNT, WITH_PASSWORD, BANNED = 1001, 1002, 1003
 PHONE, PASSWORD_PHONE, BANNED_PHONE = "+15550100", "+15550200", "+15550300"

@@ -1,17 +1,18 @@
-"""The Telethon adapter against a local MTProto server (tests/fake_telegram): an unmodified
+"""The Telethon adapter against a local MTProto server (dripline/fake_telegram): an unmodified
 TelegramClient, so every failure below is the exception class Telethon itself raises."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import pytest
 
+from dripline.fake_telegram import FakeTelegram
 from services.sender.gateway import (
     Account,
     AccountDead,
@@ -19,13 +20,13 @@ from services.sender.gateway import (
     ContactPermanent,
     Peer,
     RetryAfter,
+    SessionElsewhere,
     Transient,
 )
 from services.sender.telethon_gateway import TelethonTelegram
 from shared.crypto import SessionCipher
 from shared.domain.clock import SystemClock
 from shared.settings import Settings
-from tests.fake_telegram import FakeTelegram
 from tests.support import eventually
 
 SENDER, ADA, BOB, PHONE_USER, STRANGER = 1000, 2001, 2002, 2003, 2999
@@ -307,3 +308,32 @@ async def test_a_reply_that_comes_before_the_send_is_recorded_waits_for_the_reco
     async with world.pool.acquire() as connection, connection.transaction():
         incoming = await world.gateway.updates(connection, now())
     assert [(i.kind, i.random_id, i.text) for i in incoming] == [("reply", 72, "Love it")]
+
+
+async def test_a_session_held_by_another_sender_is_handed_over_to_the_one_that_sends(
+    world: World,
+) -> None:
+    """Two senders on one database: the session goes to the one whose sends wait for it (the
+    account's partition moved to it), unless the holder still sends from the account."""
+    holder = world.gateway
+    await holder.probe(world.account, now())  # a check here opened the session
+    other = TelethonTelegram(lambda: world.pool, world.settings, SystemClock())
+    try:
+        with pytest.raises(SessionElsewhere):  # a check there leaves it alone, wanting nothing
+            await other.probe(world.account, now())
+        assert await holder.hand_over(now()) == 0
+        with pytest.raises(SessionElsewhere):  # a send there waits for it
+            await other.send(world.account, world.peer("ada"), "Hi", 21, now())
+        assert await holder.hand_over(now()) == 1  # the holder never sent from it
+        await other.send(world.account, world.peer("ada"), "Hi", 21, now())
+
+        # Now the holder's sends wait, but the other sent a moment ago: it keeps the session.
+        with pytest.raises(SessionElsewhere):
+            await holder.send(world.account, world.peer("bob"), "Hi", 22, now())
+        assert await other.hand_over(now()) == 0
+        assert await other.hand_over(now() + timedelta(seconds=31)) == 1
+        await holder.send(world.account, world.peer("bob"), "Hi", 22, now())
+        assert await holder.hand_over(now()) == 0  # nobody waits for it any more
+    finally:
+        await other.close()
+    assert [(m.peer_user_id, m.random_id) for m in world.server.sent] == [(ADA, 21), (BOB, 22)]

@@ -18,9 +18,9 @@ from telethon.sessions import StringSession
 from telethon.tl import TLRequest, types
 from telethon.tl.alltlobjects import tlobjects
 
-from tests.fake_telegram import srp
-from tests.fake_telegram.handshake import FakeRsaKey, fake_rsa_key
-from tests.fake_telegram.mtproto import Connection, Fault, RpcError, method_name
+from dripline.fake_telegram import srp
+from dripline.fake_telegram.handshake import FakeRsaKey, fake_rsa_key
+from dripline.fake_telegram.mtproto import Connection, Fault, RpcError, method_name
 
 DC_ID = 2
 MESSAGE_LENGTH_MAX = 4096
@@ -238,8 +238,17 @@ class FakeTelegram:
     `errors` exceptions that are bugs in the fake (a test fixture should assert it is empty).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, login_code: str | None = None, record: bool = True) -> None:
+        """`login_code`: the code every login gets (a random one each time by default);
+        `record`: keep `calls`, `connected` and `inits` (a long-running server with many
+        accounts, `dripline fake-telegram`, keeps none)."""
+        if login_code is not None and not (
+            login_code.isdigit() and len(login_code) == LOGIN_CODE_LENGTH
+        ):
+            raise ValueError(f"a login code is {LOGIN_CODE_LENGTH} digits, not {login_code!r}")
         self.port = 0
+        self._login_code = login_code
+        self._record = record
         self.rsa_key: FakeRsaKey = fake_rsa_key()
         self.sent: list[SentMessage] = []
         self.read: list[ReadReceipt] = []
@@ -545,7 +554,8 @@ class FakeTelegram:
     def attach(self, connection: Connection, key_id: int) -> None:
         key = self._keys[key_id]
         self._connected[connection] = key
-        self.connected.append(Connected(key.user_id, connection.peer))
+        if self._record:
+            self.connected.append(Connected(key.user_id, connection.peer))
         if key.user_id is not None:
             self._accounts[key.user_id].connections.add(connection)
 
@@ -555,6 +565,8 @@ class FakeTelegram:
             self._accounts[key.user_id].connections.discard(connection)
 
     def init_connection(self, connection: Connection, init: Any) -> None:
+        if not self._record:
+            return
         key = self._connected.get(connection)
         proxy = None if init.proxy is None else (init.proxy.address, init.proxy.port)
         self.inits.append(
@@ -586,7 +598,8 @@ class FakeTelegram:
         key = self._connected[connection]
         account = None if key.user_id is None else self._accounts[key.user_id]
         method = method_name(type(query))
-        self.calls.append(Call(key.user_id, method))
+        if self._record:
+            self.calls.append(Call(key.user_id, method))
         # Telegram serves help.getConfig without a login; Telethon sends it on every connect.
         if method == "help.GetConfig":
             return self._get_config()
@@ -618,7 +631,9 @@ class FakeTelegram:
         if account.banned:
             raise RpcError(400, "PHONE_NUMBER_BANNED")
         phone = _digits(request.phone_number)
-        code = "".join(secrets.choice("0123456789") for _ in range(LOGIN_CODE_LENGTH))
+        code = self._login_code or "".join(
+            secrets.choice("0123456789") for _ in range(LOGIN_CODE_LENGTH)
+        )
         phone_code_hash = secrets.token_hex(9)
         self._codes[phone_code_hash] = _Code(phone, code, key.key.key_id)
         self._last_codes[phone] = code

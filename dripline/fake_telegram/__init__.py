@@ -51,7 +51,7 @@ like Telegram, which starts sending updates after the first such call.
 mtproto.py is the wire protocol of one connection; server.py is the fake Telegram behind it.
 """
 
-from tests.fake_telegram.server import (
+from dripline.fake_telegram.server import (
     SPAMBOT_FREE,
     SPAMBOT_ID,
     Call,

@@ -21,7 +21,7 @@ from telethon.errors.common import AuthKeyNotFound
 from telethon.errors.rpcbaseerrors import BadRequestError, ForbiddenError
 from telethon.sessions import StringSession
 
-from tests.fake_telegram import FakeTelegram, SentMessage
+from dripline.fake_telegram import FakeTelegram, SentMessage
 
 ACCOUNT = 1001
 OTHER_ACCOUNT = 1002
@@ -509,7 +509,7 @@ async def test_a_protocol_error_is_logged_and_closes_the_connection(
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", telegram.port)
 
-    with caplog.at_level(logging.WARNING, logger="tests.fake_telegram.mtproto"):
+    with caplog.at_level(logging.WARNING, logger="dripline.fake_telegram.mtproto"):
         writer.write(struct.pack("<ii", 5, 0))  # an impossible TcpFull length
         assert await asyncio.wait_for(reader.read(), WAIT) == b""
     writer.close()

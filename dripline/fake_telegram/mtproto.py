@@ -1,6 +1,6 @@
 """The server side of one MTProto 2.0 connection: TcpFull framing, encryption, service messages.
 
-Accounts, RPCs and updates belong to the `Backend` (`tests.fake_telegram.server.FakeTelegram`);
+Accounts, RPCs and updates belong to the `Backend` (`dripline.fake_telegram.server.FakeTelegram`);
 this module only gets a message from the wire to `Backend.call` and its answer back. It reuses
 Telethon's own pieces (`MTProtoState._calc_key`, `AES`, `BinaryReader`, the TL classes) so the
 bytes are exactly what the client expects, with x = 8 for server-to-client messages.
@@ -26,7 +26,7 @@ from telethon.network.mtprotostate import MTProtoState
 from telethon.tl import TLRequest, functions, types
 from telethon.tl.core import GzipPacked, MessageContainer, RpcResult
 
-from tests.fake_telegram.handshake import FakeRsaKey, Handshake, HandshakeError
+from dripline.fake_telegram.handshake import FakeRsaKey, Handshake, HandshakeError
 
 log = logging.getLogger(__name__)
 

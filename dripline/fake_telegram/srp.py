@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from telethon import password as pw
 from telethon.tl import types
 
-from tests.fake_telegram.handshake import DH_G, DH_PRIME
+from dripline.fake_telegram.handshake import DH_G, DH_PRIME
 
 _P_BYTES = DH_PRIME.to_bytes(256, "big")
 

@@ -16,7 +16,7 @@ from telethon import TelegramClient, errors, events, functions, types
 from telethon import password as pw
 from telethon.sessions import StringSession
 
-from tests.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
+from dripline.fake_telegram import SPAMBOT_FREE, SPAMBOT_ID, FakeTelegram, spambot_limited
 
 ACCOUNT, WITH_PASSWORD, BANNED, ALICE = 1001, 1002, 1003, 2001
 PHONE, PASSWORD_PHONE, BANNED_PHONE = "+15550100", "+15550200", "+15550300"

@@ -1,0 +1,91 @@
+"""`dripline fake-telegram` as a user runs it: a process that prints where it listens and what
+to log in with; an unmodified TelegramClient (through the sender's login core) logs in with the
+printed phone, code and 2FA password, trusting the RSA key file it wrote; and the bench
+accounts' sessions work."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from telethon import TelegramClient, functions, types
+from telethon.crypto import rsa
+from telethon.sessions import StringSession
+
+from services.sender.connections import sender_client_options
+from services.sender.login import (
+    ApiCredentials,
+    Connection,
+    DeviceIdentity,
+    Endpoint,
+    LoggedIn,
+    PhoneLogin,
+)
+
+CONNECTION = Connection(ApiCredentials(1, "any"), DeviceIdentity("MacBook Pro", "macOS 14", "5.1"))
+
+
+@pytest.fixture
+def command(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    """The command's printed instructions, the key file it names, and its sessions file."""
+    sessions = tmp_path / "sessions.txt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dripline", "fake-telegram", "--rsa-key-out",
+         str(tmp_path / "key.pem"), "--accounts", "2", "--sessions-out", str(sessions)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    try:
+        for line in process.stdout:  # until the instructions end
+            lines.append(line)
+            if line.startswith("Not Telegram"):
+                break
+        text = "".join(lines)
+        key_file = Path(printed(r"DRIPLINE_TELEGRAM_RSA_KEY_FILE=(\S+)", text))
+        yield text, key_file.read_text(), sessions.read_text()
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+
+
+def printed(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, (pattern, text)
+    return found.group(1)
+
+
+async def test_a_login_with_what_the_command_prints_works(command: tuple[str, str, str]) -> None:
+    text, key_pem, sessions = command
+    endpoint = printed(r"DRIPLINE_TELEGRAM_LOGIN_ENDPOINT=(\S+)", text)
+    phone = printed(r"Log in with phone (\S+),", text)
+    code = printed(r"code (\d+),", text)
+    password = printed(r"2FA password (\S+)", text)
+    rsa.add_key(key_pem, old=False)  # what the sender does with the key file
+    dc, host, port = endpoint.split(":")
+    login = PhoneLogin(CONNECTION, endpoint=Endpoint(int(dc), host, int(port)))
+    now = datetime.now(UTC)
+
+    pending = await login.start(phone, now)
+    waiting = await login.submit_code(pending, code, now)
+    assert not isinstance(waiting, LoggedIn)  # the account has a 2FA password
+    done = await login.submit_password(waiting, password, now)
+    assert isinstance(done, LoggedIn)
+    assert done.phone == phone.lstrip("+")
+
+    # The bench's accounts: logged-in sessions, one a line.
+    lines = sessions.splitlines()
+    assert len(lines) == 2
+    user_id, session = lines[0].split(" ", 1)
+    client = TelegramClient(StringSession(session), **sender_client_options(CONNECTION))
+    await client.connect()
+    try:
+        me = await client(functions.users.GetUsersRequest(id=[types.InputUserSelf()]))
+        assert me[0].id == int(user_id)
+    finally:
+        await client.disconnect()
