@@ -1059,3 +1059,19 @@ CREATE TABLE opportunities (
 );
 CREATE INDEX opportunities_contact_idx ON opportunities (contact_id);
 CREATE INDEX opportunities_stage_idx ON opportunities (stage_id);
+
+-- Photos and documents uploaded once (POST /attachments) and named by send steps; the bytes are
+-- bounded by DRIPLINE_MAX_ATTACHMENT_BYTES. organization_id is NULL in personal mode.
+CREATE TABLE attachments (
+    id              uuid PRIMARY KEY,
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    owner_user_id   uuid NOT NULL REFERENCES users (id),
+    kind            text NOT NULL CHECK (kind IN ('photo', 'document')),
+    content_type    text NOT NULL,
+    filename        text NOT NULL,
+    size_bytes      integer NOT NULL CHECK (size_bytes > 0),
+    sha256          text NOT NULL,
+    data            bytea NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX attachments_organization_idx ON attachments (organization_id, created_at);
