@@ -254,6 +254,7 @@ async def claim(
                 row["id"],
                 account.pacing,
                 row["campaign_id"],
+                UUID(outcome.attachment_id) if outcome.attachment_id else None,
             )
         )
     reserved = [pace for pace in reservations.paces.values() if pace.reserved]

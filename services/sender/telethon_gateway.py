@@ -65,6 +65,7 @@ from services.sender.gateway import (
     Delivery,
     GatewayError,
     Incoming,
+    Media,
     Peer,
     ProxyUnreachable,
     Transient,
@@ -151,8 +152,18 @@ class TelethonTelegram:
     # -- the gateway -------------------------------------------------------------------------
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
+        if media is not None:
+            # Not built yet (upload.saveFilePart, messages.sendMedia): refused plainly, so the
+            # execution fails with this reason rather than sending the caption alone.
+            raise ContactPermanent("the Telethon adapter does not send attachments yet")
         client = await self._client(account.id)
         for attempt in (1, 2):
             input_peer = await self._input_peer(client, account, peer, now)

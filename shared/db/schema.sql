@@ -343,6 +343,7 @@ CREATE TABLE simulator_messages (
     reply_at        timestamptz,
     read_reported   boolean NOT NULL DEFAULT false,
     reply_reported  boolean NOT NULL DEFAULT false,
+    attachment_id   uuid,  -- the photo or document sent with the body as its caption
     PRIMARY KEY (account_id, random_id)
 );
 CREATE INDEX simulator_messages_pending_idx ON simulator_messages (account_id, sent_at)

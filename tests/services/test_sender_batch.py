@@ -17,6 +17,7 @@ from services.sender.gateway import (
     ContactPermanent,
     Delivery,
     Gateways,
+    Media,
     Outgoing,
     Peer,
     RetryAfter,
@@ -181,7 +182,13 @@ class OneAtATime:
         self.calls: list[tuple[int, datetime]] = []
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         self.calls.append((random_id, now))
         if random_id == 2:

@@ -14,3 +14,6 @@ CREATE TABLE attachments (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX attachments_organization_idx ON attachments (organization_id, created_at);
+
+-- The simulated Telegram records the attachment a message carried.
+ALTER TABLE simulator_messages ADD COLUMN attachment_id uuid;
