@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest CSV body POST /contacts/import reads (413 above it).",
     )
+    max_attachment_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="The largest file POST /attachments stores (413 attachment_too_large above "
+        "it); photos are further limited to Telegram's 10 MB.",
+    )
     command_wait_s: float = Field(
         default=5.0, description="How long a lifecycle call waits for its outcome before 202."
     )

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.api import (
     account_logins,
     api_keys,
+    attachments,
     bulk_actions,
     bulk_operations,
     campaigns,
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
         larger={
             "/contacts/import": settings.max_import_bytes,
             "/do-not-contact/import": settings.max_import_bytes,
+            # the route answers attachment_too_large itself, the guard only bounds the read
+            "/attachments": settings.max_attachment_bytes + 1,
         },
     )
     app.add_middleware(ServerErrors)
@@ -78,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
     for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
-                   companies, pipelines, do_not_contact, conversations,
+                   companies, pipelines, do_not_contact, conversations, attachments,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

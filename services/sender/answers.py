@@ -34,8 +34,10 @@ from services.sender.gateway import (
     Delivery,
     Gateway,
     GatewayError,
+    Media,
     Outgoing,
     RetryAfter,
+    SendResult,
     Transient,
     send_all,
     send_outcome,
@@ -90,6 +92,7 @@ class Answers:
         self.gateway = gateway
         self._get_pool = pool
         self.clock = clock
+        self._media: dict[UUID, Media] = {}
 
     @property
     def pool(self) -> asyncpg.Pool[Any]:
@@ -98,8 +101,25 @@ class Answers:
     async def send_batch(self, pending: Sequence[PendingSend], consumer: str = "sender") -> None:
         """The network calls of a committed batch, then their answers: the sends Telegram
         accepted are recorded in one transaction, each failure in its own (as before)."""
-        outgoing = [Outgoing(p.account, p.peer, p.text, p.random_id) for p in pending]
-        results = await send_all(self.gateway, outgoing, self.clock)
+        media = await self.media({p.attachment_id for p in pending if p.attachment_id})
+        outgoing = [
+            Outgoing(
+                p.account,
+                p.peer,
+                p.text,
+                p.random_id,
+                media[p.attachment_id] if p.attachment_id else None,
+            )
+            for p in pending
+            if p.attachment_id is None or p.attachment_id in media
+        ]
+        sent = iter(await send_all(self.gateway, outgoing, self.clock))
+        # A step naming an attachment that is gone fails, rather than going out without it.
+        gone = ContactPermanent("the step's attachment no longer exists")
+        results: list[SendResult] = [
+            next(sent) if p.attachment_id is None or p.attachment_id in media else gone
+            for p in pending
+        ]
         for result in results:
             _SENDS[send_outcome(result)].inc()
             if isinstance(result, RetryAfter):
@@ -130,6 +150,18 @@ class Answers:
                 )
             elif result is None:  # logged by the gateway; the lease brings the send back
                 AFTER_COMMIT_FAILURES.labels(consumer, Topic.EXECUTIONS_DUE.value).inc()
+
+    async def media(self, ids: set[UUID]) -> dict[UUID, Media]:
+        """The attachments these sends carry, read once per process (they never change)."""
+        missing = [i for i in ids if i not in self._media]
+        if missing:
+            async with self.pool.acquire() as connection:
+                rows = await connection.fetch(QUERIES["attachments"], missing)
+            for row in rows:
+                self._media[row["id"]] = Media(
+                    row["id"], row["kind"], row["filename"], row["content_type"], row["data"]
+                )
+        return {i: self._media[i] for i in ids if i in self._media}
 
     @staticmethod
     async def _isolated(work: Any, consumer: str) -> None:

@@ -74,3 +74,7 @@ WHERE id = $1;
 UPDATE executions SET next_execution_at = $2, lease_until = NULL, attempts = attempts + $3,
                       updated_at = $4
 WHERE id = $1;
+
+-- name: attachments
+-- The photos and documents of the sends about to go (the bytes too).
+SELECT id, kind, filename, content_type, data FROM attachments WHERE id = ANY($1::uuid[]);

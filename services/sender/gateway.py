@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
@@ -100,6 +100,18 @@ class Peer:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A photo or document sent with the text as its caption (table attachments). Its id is
+    stable, so an adapter may upload the bytes once per account and reuse the reference."""
+
+    id: UUID
+    kind: Literal["photo", "document"]
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Delivery:
     """Telegram accepted the message (sent); `duplicate` if this random_id had been sent before.
     The message id is None only for a duplicate whose first send cannot be found again."""
@@ -128,6 +140,7 @@ class Outgoing:
     peer: Peer
     text: str
     random_id: int
+    media: Media | None = None
 
 
 # What one send came to: accepted (possibly a duplicate), one of the five failures, or None if
@@ -166,10 +179,17 @@ def send_outcome(result: SendResult) -> str:
 
 class Gateway(Protocol):
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         """Send once per random_id: a repeated random_id returns the first delivery marked
-        duplicate, never a second message (Telegram deduplicates random_id the same way)."""
+        duplicate, never a second message (Telegram deduplicates random_id the same way).
+        With `media`, the photo or document goes with the text as its caption."""
         ...
 
     async def probe(self, account: Account, now: datetime, *, ask_spambot: bool = False) -> None:
@@ -215,7 +235,9 @@ async def send_all(gateway: Gateway, sends: Sequence[Outgoing], clock: Clock) ->
             continue
         try:
             results.append(
-                await gateway.send(item.account, item.peer, item.text, item.random_id, clock.now())
+                await gateway.send(
+                    item.account, item.peer, item.text, item.random_id, clock.now(), item.media
+                )
             )
         except GatewayError as error:
             results.append(error)
@@ -240,9 +262,15 @@ class Gateways:
         return adapter
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
-        return await self._for(account).send(account, peer, text, random_id, now)
+        return await self._for(account).send(account, peer, text, random_id, now, media)
 
     async def send_many(self, sends: Sequence[Outgoing], clock: Clock) -> list[SendResult]:
         results: list[SendResult] = [None] * len(sends)

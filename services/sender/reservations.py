@@ -180,7 +180,7 @@ def pace_send(
     # Keep what the walk did up to the send (tags, the A/B choice), standing on the send.
     # The claim is held: the send below stays this step's until its answer is recorded
     # (deferring, or moving on from a recorded answer, releases it).
-    standing = replace(step, outcome=interpreter.Send(outcome.node_id, outcome.text))
+    standing = replace(step, outcome=outcome)
     if moment > now:
         stage(plan, loaded, standing, now, deferred_to=moment)
         return None
@@ -254,6 +254,7 @@ async def claim(
                 row["id"],
                 account.pacing,
                 row["campaign_id"],
+                UUID(outcome.attachment_id) if outcome.attachment_id else None,
             )
         )
     reserved = [pace for pace in reservations.paces.values() if pace.reserved]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -33,6 +34,7 @@ from services.sender.gateway import (
     Delivery,
     GatewayError,
     Incoming,
+    Media,
     Outgoing,
     Peer,
     RetryAfter,
@@ -71,7 +73,13 @@ class SimulatedTelegram:
         return self._get_pool()
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         sim = account.simulation
         async with self._pool.acquire() as connection:
@@ -98,7 +106,15 @@ class SimulatedTelegram:
             read_at = _after(now, contact.get("read_after_s"))
             reply_at = _after(now, contact.get("reply_after_s"))
             message_id = await connection.fetchval(
-                QUERIES["record"], account.id, random_id, peer.key, text, now, read_at, reply_at
+                QUERIES["record"],
+                account.id,
+                random_id,
+                peer.key,
+                text,
+                now,
+                read_at,
+                reply_at,
+                media.id if media is not None else None,
             )
         return Delivery(message_id, now)
 
@@ -136,6 +152,7 @@ class SimulatedTelegram:
                     now,
                     [_after(now, contact.get("read_after_s")) for _, contact in accepted],
                     [_after(now, contact.get("reply_after_s")) for _, contact in accepted],
+                    [_media_id(sends[i]) for i, _ in accepted],
                 )
                 recorded = {(r["account_id"], r["random_id"]): r["message_id"] for r in rows}
                 for index, _ in accepted:
@@ -161,7 +178,7 @@ class SimulatedTelegram:
             item = sends[index]
             try:
                 results[index] = await self.send(
-                    item.account, item.peer, item.text, item.random_id, clock.now()
+                    item.account, item.peer, item.text, item.random_id, clock.now(), item.media
                 )
             except GatewayError as error:
                 results[index] = error
@@ -223,6 +240,10 @@ class SimulatedTelegram:
 
 
 DEFAULT_REPLY = "Thanks, sounds good"
+
+
+def _media_id(item: Outgoing) -> UUID | None:
+    return item.media.id if item.media is not None else None
 
 
 def reply_text(simulation: dict[str, Any], peer: str) -> str:

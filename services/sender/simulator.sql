@@ -16,8 +16,8 @@ WHERE account_id = $1;
 -- name: record
 -- A message that will never be read or answered has nothing to report.
 INSERT INTO simulator_messages (account_id, random_id, peer, body, sent_at, read_at, reply_at,
-                                read_reported, reply_reported)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $6::timestamptz IS NULL, $7::timestamptz IS NULL)
+                                read_reported, reply_reported, attachment_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $6::timestamptz IS NULL, $7::timestamptz IS NULL, $8)
 RETURNING message_id;
 
 -- name: due_updates
@@ -50,12 +50,12 @@ SELECT count(*) FROM simulator_messages WHERE account_id = $1;
 -- `record` for many sends of one moment ($5); a random_id it already holds is left alone (not
 -- returned: the caller looks it up with find_many and answers it as a duplicate).
 INSERT INTO simulator_messages (account_id, random_id, peer, body, sent_at, read_at, reply_at,
-                                read_reported, reply_reported)
+                                read_reported, reply_reported, attachment_id)
 SELECT account_id, random_id, peer, body, $5, read_at, reply_at, read_at IS NULL,
-       reply_at IS NULL
+       reply_at IS NULL, attachment_id
 FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $6::timestamptz[],
-            $7::timestamptz[])
-     AS i (account_id, random_id, peer, body, read_at, reply_at)
+            $7::timestamptz[], $8::uuid[])
+     AS i (account_id, random_id, peer, body, read_at, reply_at, attachment_id)
 ON CONFLICT (account_id, random_id) DO NOTHING
 RETURNING account_id, random_id, message_id;
 

@@ -181,6 +181,7 @@ class PendingSend:
     execution_id: UUID
     pacing: Pacing
     campaign_id: UUID | None = None
+    attachment_id: UUID | None = None  # sent with the text as its caption
 
 
 @dataclass

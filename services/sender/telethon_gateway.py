@@ -65,6 +65,7 @@ from services.sender.gateway import (
     Delivery,
     GatewayError,
     Incoming,
+    Media,
     Peer,
     ProxyUnreachable,
     SessionElsewhere,
@@ -197,8 +198,18 @@ class TelethonTelegram:
     # -- the gateway -------------------------------------------------------------------------
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
+        if media is not None:
+            # Not built yet (upload.saveFilePart, messages.sendMedia): refused plainly, so the
+            # execution fails with this reason rather than sending the caption alone.
+            raise ContactPermanent("the Telethon adapter does not send attachments yet")
         try:
             client = await self._client(account.id)
         except SessionElsewhere:

@@ -370,6 +370,7 @@ CREATE TABLE simulator_messages (
     reply_at        timestamptz,
     read_reported   boolean NOT NULL DEFAULT false,
     reply_reported  boolean NOT NULL DEFAULT false,
+    attachment_id   uuid,  -- the photo or document sent with the body as its caption
     PRIMARY KEY (account_id, random_id)
 );
 CREATE INDEX simulator_messages_pending_idx ON simulator_messages (account_id, sent_at)
@@ -1094,3 +1095,19 @@ ALTER TABLE contacts ADD COLUMN external_id text CHECK (length(external_id) BETW
 CREATE UNIQUE INDEX contacts_external_id_idx
     ON contacts ((coalesce(organization_id, owner_user_id)), external_id)
     WHERE external_id IS NOT NULL;
+
+-- Photos and documents uploaded once (POST /attachments) and named by send steps; the bytes are
+-- bounded by DRIPLINE_MAX_ATTACHMENT_BYTES. organization_id is NULL in personal mode.
+CREATE TABLE attachments (
+    id              uuid PRIMARY KEY,
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    owner_user_id   uuid NOT NULL REFERENCES users (id),
+    kind            text NOT NULL CHECK (kind IN ('photo', 'document')),
+    content_type    text NOT NULL,
+    filename        text NOT NULL,
+    size_bytes      integer NOT NULL CHECK (size_bytes > 0),
+    sha256          text NOT NULL,
+    data            bytea NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX attachments_organization_idx ON attachments (organization_id, created_at);

@@ -4,7 +4,7 @@ A flow is JSON: {"start": node id, "nodes": [...], "edges": [...]}. Each node ha
 type; each edge goes from a node to a node under a label (`when`) that says which outcome of the
 source node it follows:
 
-  send_message   {"text"}                    next
+  send_message   {"text", "attachment_id"?}  next
   delay          {"seconds"}                 next
   wait_for_reply {"timeout_seconds"}         replied, timed_out
   condition      {"condition": {"kind": replied | has_tag | field_equals, "tag" | "field",
@@ -24,11 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
-from shared.domain.templates import template_problems
+from shared.domain.templates import limit_problem, template_problems
 
 MAX_NODES = 500
-MAX_TEXT = 4096  # Telegram's limit for one message
+# The template's own length; Telegram's limits (4,096 of text, 1,024 of caption) apply to its
+# longest rendering (templates.limit_problem), which spintax can make much shorter.
+MAX_TEXT = 16384
 MAX_WAIT_SECONDS = 90 * 24 * 3600
 
 
@@ -81,6 +84,7 @@ class Node:
     id: str
     type: NodeType
     text: str = ""
+    attachment_id: str | None = None  # a photo or document sent with the text as its caption
     seconds: int = 0
     condition: ConditionKind | None = None
     tag: str = ""
@@ -177,10 +181,15 @@ def _read_fields(reader: _Reader, node_type: NodeType) -> Node:
     raw = reader.raw
     match node_type:
         case NodeType.SEND_MESSAGE:
-            text = reader.text("text", limit=MAX_TEXT)
-            for message in template_problems(text):
-                reader.problem("invalid_template", message, "text")
-            return Node(node_id, node_type, text=text)
+            attachment_id = _attachment_id(reader)
+            text = reader.text("text", limit=MAX_TEXT, required=attachment_id is None)
+            problems = template_problems(text)
+            for problem in problems:
+                reader.problem(problem.code, problem.message, "text")
+            too_long = None if problems else limit_problem(text, caption=attachment_id is not None)
+            if too_long is not None:
+                reader.problem(too_long.code, too_long.message, "text")
+            return Node(node_id, node_type, text=text, attachment_id=attachment_id)
         case NodeType.DELAY:
             return Node(node_id, node_type, seconds=reader.seconds("seconds"))
         case NodeType.WAIT_FOR_REPLY:
@@ -193,6 +202,17 @@ def _read_fields(reader: _Reader, node_type: NodeType) -> Node:
             return Node(node_id, node_type, variants=_read_variants(reader, raw.get("variants")))
         case NodeType.END:
             return Node(node_id, node_type)
+
+
+def _attachment_id(reader: _Reader) -> str | None:
+    raw = reader.raw.get("attachment_id")
+    if raw is None:
+        return None
+    try:
+        return str(UUID(str(raw)))
+    except ValueError:
+        reader.problem("invalid_field", "attachment_id must be an attachment's id", "attachment_id")
+        return None
 
 
 def _read_condition(reader: _Reader, node_id: str) -> Node:

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.domain.flows import ConditionKind, Flow, Node, NodeType
-from shared.domain.templates import render
+from shared.domain.templates import CAPTION_LIMIT, TEXT_LIMIT, render
 
 # Validated flows have no loop of instant nodes; this only guards against a flow that slipped by.
 MAX_INSTANT_STEPS = 1000
@@ -79,6 +79,7 @@ Event = Due | Replied | Sent | SendFailed
 class Send:
     node_id: str
     text: str
+    attachment_id: str | None = None  # the text is then the attachment's caption
 
 
 @dataclass(frozen=True)
@@ -181,9 +182,16 @@ class _Walk:
             self.state = replace(self.state, node_id=node_id, wait_until=None)
             match node.type:
                 case NodeType.SEND_MESSAGE:
-                    text = render(node.text, self.state.values)
+                    seed = f"{self.state.execution_key}:{node_id}"
+                    text = render(node.text, self.state.values, seed)
+                    limit = TEXT_LIMIT if node.attachment_id is None else CAPTION_LIMIT
+                    if len(text) > limit:
+                        # Validation measured the template with fallbacks; a long value can
+                        # still carry it over Telegram's limit, which would refuse it.
+                        reason = f"the message renders to {len(text)} characters (limit {limit})"
+                        return self.step(Fail(node_id, reason))
                     self.visited.append(Visit(node_id, node.type, "send"))
-                    return self.step(Send(node_id, text))
+                    return self.step(Send(node_id, text, node.attachment_id))
                 case NodeType.DELAY:
                     until = now + timedelta(seconds=node.seconds)
                     self.state = replace(self.state, wait_until=until)

@@ -67,6 +67,7 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
         make_settings(
             infra.dsn(name), infra.bootstrap, prefix, clock_file=clock_file,
             max_import_bytes=4 * 1024 * 1024,
+            max_attachment_bytes=64 * 1024,
         )
     )  # fmt: skip
     processes = {service: ServiceProcess(service, settings) for service in SERVICES}

@@ -20,6 +20,7 @@ from services.sender.gateway import (
     ContactPermanent,
     Delivery,
     Gateways,
+    Media,
     Outgoing,
     Peer,
     RetryAfter,
@@ -184,7 +185,13 @@ class OneAtATime:
         self.calls: list[tuple[int, datetime]] = []
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         self.calls.append((random_id, now))
         if random_id == 2:
@@ -228,7 +235,13 @@ class AccountTrouble(OneAtATime):
         self.error = error
 
     async def send(
-        self, account: Account, peer: Peer, text: str, random_id: int, now: datetime
+        self,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         self.calls.append((random_id, now))
         if random_id == 2:

@@ -73,6 +73,7 @@ OWNERS: dict[str, set[str]] = {
     "pipeline_stages": {"api"},
     "opportunities": {"api", "scheduler"},  # one at a time; the upsert_opportunities batches
     "do_not_contact": {"api"},  # the list, and the consumer of dripline.contact.commands
+    "attachments": {"api"},  # uploaded once (POST /attachments); the sender only reads them
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
     # definitions; health, pacing and quota; a login or an import creates one in the sender
     "telegram_accounts": {"api", "sender"},

@@ -80,6 +80,49 @@ CASES = [
     ),
     (
         flow(
+            [{"id": "hello", "type": "send_message", "text": "{Hi|Hello"}, END],
+            [edge("hello", "end")],
+        ),
+        [("unbalanced_braces", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "send_message", "text": "{Hi||Hello}"}, END],
+            [edge("hello", "end")],
+        ),
+        [("empty_alternative", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "send_message", "text": "{a|" + "x" * 4097 + "}"}, END],
+            [edge("hello", "end")],
+        ),
+        [("text_too_long", "hello", None)],
+    ),
+    (
+        flow(
+            [
+                {
+                    "id": "hello",
+                    "type": "send_message",
+                    "text": "x" * 1025,
+                    "attachment_id": "6f1e2db0-0000-4000-8000-000000000000",
+                },
+                END,
+            ],
+            [edge("hello", "end")],
+        ),
+        [("caption_too_long", "hello", None)],
+    ),
+    (
+        flow(
+            [{"id": "hello", "type": "send_message", "text": "Hi", "attachment_id": "nope"}, END],
+            [edge("hello", "end")],
+        ),
+        [("invalid_field", "hello", None)],
+    ),
+    (
+        flow(
             [
                 {
                     "id": "hello",
@@ -204,3 +247,15 @@ def test_every_problem_is_reported_at_once() -> None:
 )
 def test_launch_problems(raw: dict[str, Any], count: int) -> None:
     assert launch_problems(raw) == count
+
+
+def test_an_attachment_may_go_without_a_caption() -> None:
+    photo = "6f1e2db0-0000-4000-8000-000000000000"
+    nodes: list[dict[str, Any]] = [
+        {"id": "hello", "type": "send_message", "text": "", "attachment_id": photo},
+        END,
+    ]
+    parsed, problems = validate(flow(nodes, [edge("hello", "end")]))
+    assert problems == []
+    assert parsed is not None
+    assert parsed.nodes["hello"].attachment_id == photo

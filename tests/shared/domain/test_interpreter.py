@@ -48,6 +48,18 @@ FLOWS = {
         [("s", "end", "next")],
     ),
     "delay": parsed([{"id": "d", "type": "delay", "seconds": 3600}, END], [("d", "end", "next")]),
+    "content": parsed(
+        [
+            {
+                "id": "s",
+                "type": "send_message",
+                "text": "{Hi|Hi} {first_name|there}",
+                "attachment_id": "6f1e2db0-0000-4000-8000-000000000000",
+            },
+            END,
+        ],
+        [("s", "end", "next")],
+    ),
     "wait": parsed(
         [
             {"id": "s", "type": "send_message", "text": "Hi"},
@@ -142,6 +154,31 @@ CASES: list[tuple[str, ExecutionState, Event, Outcome]] = [
     ("send", at("s"), SendFailed(T0, "privacy restricted"), Fail("s", "privacy restricted")),
     ("send", at("s"), Due(T0), Send("s", "Hi ")),  # unconfirmed: asked again
     ("send", at("end"), Sent(T0), Stay("end")),  # a repeated report changes nothing
+    # content: a fallback, spintax, an attachment; a value too long for a caption fails it.
+    (
+        "content",
+        at(),
+        Due(T0),
+        Send("s", "Hi there", "6f1e2db0-0000-4000-8000-000000000000"),
+    ),
+    (
+        "content",
+        at(values={"first_name": "Ada"}),
+        Due(T0),
+        Send("s", "Hi Ada", "6f1e2db0-0000-4000-8000-000000000000"),
+    ),
+    (
+        "content",
+        at(values={"first_name": "x" * 1022}),
+        Due(T0),
+        Fail("s", "the message renders to 1025 characters (limit 1024)"),
+    ),
+    (
+        "send",
+        at(values={"first_name": "x" * 4094}),
+        Due(T0),
+        Fail("s", "the message renders to 4097 characters (limit 4096)"),
+    ),
     # delay: waits, an early Due keeps waiting, a due one moves on.
     ("delay", at(), Due(T0), Wait("d", T0 + HOUR)),
     ("delay", at("d", wait_until=T0 + HOUR), Due(T0 + HOUR / 2), Wait("d", T0 + HOUR)),
@@ -260,3 +297,26 @@ def test_ab_split_honours_its_weights(weights: tuple[int, ...]) -> None:
         sigma = (contacts * (weight / total) * (1 - weight / total)) ** 0.5
         # Within 4 standard deviations of a fair draw: fails by chance about once in 15,000.
         assert abs(counts[name] - expected) < 4 * sigma, (name, counts)
+
+
+def test_spintax_is_chosen_per_contact_and_step_and_kept_on_a_resend() -> None:
+    flow = parsed(
+        [
+            {"id": "s", "type": "send_message", "text": "{a|b|c|d|e|f|g|h}"},
+            {"id": "t", "type": "send_message", "text": "{a|b|c|d|e|f|g|h}"},
+            END,
+        ],
+        [("s", "t", "next"), ("t", "end", "next")],
+    )
+
+    def text(key: str, node: str | None = None, event: Event | None = None) -> str:
+        state = ExecutionState(execution_key=key, node_id=node)
+        step = advance(flow, state, event or Due(T0))
+        assert isinstance(step.outcome, Send)
+        return step.outcome.text
+
+    first = text("contact-1")
+    assert text("contact-1", "s") == first  # unconfirmed send asked again: the same text
+    assert len({text(f"contact-{i}") for i in range(100)}) == 8
+    assert len({text(f"contact-{i}", "s", Sent(T0)) for i in range(100)}) == 8
+    assert any(text(f"contact-{i}") != text(f"contact-{i}", "s", Sent(T0)) for i in range(20))

@@ -8,13 +8,33 @@ import pytest
 
 from shared.domain.campaigns import LaunchType
 from shared.domain.schedules import next_run, occurrences_between, recurrence_problem
-from shared.domain.templates import render, template_problems
+from shared.domain.templates import (
+    CAPTION_LIMIT,
+    TEXT_LIMIT,
+    limit_problem,
+    longest_length,
+    placeholders,
+    render,
+    template_problems,
+)
 
 RENDER = [
     ("Hi {first_name}!", {"first_name": "Ann"}, "Hi Ann!"),
     ("Hi {first_name} {last_name}", {"first_name": "Ann"}, "Hi Ann "),
     ("{{literal}} {x}", {"x": 1}, "{literal} 1"),
     ("no placeholders", {}, "no placeholders"),
+    ("Hi {first_name|there}!", {"first_name": "Ann"}, "Hi Ann!"),
+    ("Hi {first_name|there}!", {}, "Hi there!"),
+    ("Hi {first_name|there}!", {"first_name": None}, "Hi there!"),
+    ("Hi {first_name|there}!", {"first_name": "  "}, "Hi there!"),
+    ("Hi {first_name}!", {"first_name": "  "}, "Hi   !"),
+    ("At {fields.company|your company}", {"company": "Acme"}, "At Acme"),
+    ("At {fields.company|your company}", {}, "At your company"),
+    ("At {company}", {"company": "Acme"}, "At Acme"),
+    ("{Hi|Hi} {first_name|there}", {}, "Hi there"),
+    ("{a|a}}}", {}, "a}"),
+    ("a | b", {}, "a | b"),
+    ("{{Hi|Hello}}", {}, "{Hi|Hello}"),
 ]
 
 
@@ -34,6 +54,90 @@ def test_templates_reach_no_attribute_index_or_format_spec(text: str) -> None:
 
 def test_a_value_that_looks_like_a_template_is_not_expanded() -> None:
     assert render("Hi {first_name}", {"first_name": "{secret}"}) == "Hi {secret}"
+    assert render("Hi {first_name|x}", {"first_name": "{Hi|Yo}"}) == "Hi {Hi|Yo}"
+
+
+PROBLEMS = [
+    # template -> the problems' codes
+    ("{Hi|Hello", ["unbalanced_braces"]),
+    ("Hi|Hello}", ["unbalanced_braces"]),
+    ("{Hi|{first_name}}", ["unbalanced_braces", "unbalanced_braces"]),
+    ("{Hi||Hello}", ["empty_alternative"]),
+    ("{|Hello}", ["empty_alternative"]),
+    ("{Hi|}", ["empty_alternative"]),
+    ("{first_name|}", ["empty_alternative"]),
+    ("{first_name|there|friend}", ["invalid_template"]),
+    ("{Hello there}", ["invalid_template"]),
+    ("{fields.}", ["invalid_template"]),
+    ("{}", ["invalid_template"]),
+    ("{Hi|Hello} {first_name|there}, {a|b|c}", []),
+    ("{first_name} {last_name|} {", ["empty_alternative", "unbalanced_braces"]),
+]
+
+
+@pytest.mark.parametrize(("text", "codes"), PROBLEMS)
+def test_template_problem_codes(text: str, codes: list[str]) -> None:
+    assert [p.code for p in template_problems(text)] == codes
+
+
+def test_spintax_is_stable_per_seed_and_spread_over_seeds() -> None:
+    text = "{Hi|Hello|Hey} {first_name|there}, {one|two}"
+    values = {"first_name": "Ann"}
+    first = render(text, values, "contact-1:step-a")
+    assert all(render(text, values, "contact-1:step-a") == first for _ in range(20))
+    seen = {render(text, values, f"contact-{i}:step-a") for i in range(200)}
+    greetings = {s.split(" ")[0] for s in seen}
+    assert greetings == {"Hi", "Hello", "Hey"}
+    assert {s.rsplit(" ", 1)[1] for s in seen} == {"one", "two"}
+    assert all(" Ann, " in s for s in seen)
+
+
+def test_spintax_differs_by_step() -> None:
+    text = "{a|b|c|d|e|f|g|h}"
+    by_step = {render(text, {}, f"contact-1:step-{i}") for i in range(50)}
+    assert len(by_step) > 1
+
+
+LENGTHS = [
+    # template -> its longest rendering as validation measures it
+    ("Hello", 5),
+    ("{Hi|Hello|Hey}!", 6),
+    ("{first_name|there}", 5),
+    ("{first_name}", 0),
+    ("{{x}}", 3),
+]
+
+
+@pytest.mark.parametrize(("text", "length"), LENGTHS)
+def test_longest_length(text: str, length: int) -> None:
+    assert longest_length(text) == length
+
+
+LIMITS = [
+    # template, as a caption? -> the problem's code
+    ("x" * TEXT_LIMIT, False, None),
+    ("x" * (TEXT_LIMIT + 1), False, "text_too_long"),
+    ("x" * CAPTION_LIMIT, True, None),
+    ("x" * (CAPTION_LIMIT + 1), True, "caption_too_long"),
+    ("{" + "x" * TEXT_LIMIT + "|y}", False, None),
+    ("{" + "x" * TEXT_LIMIT + "|y}!", False, "text_too_long"),
+    ("x{short|" + "y" * CAPTION_LIMIT + "}", True, "caption_too_long"),
+    ("{first_name|" + "y" * 1000 + "}" + "x" * 25, True, "caption_too_long"),
+]
+
+
+@pytest.mark.parametrize(("text", "caption", "code"), LIMITS)
+def test_telegram_limits(text: str, caption: bool, code: str | None) -> None:
+    problem = limit_problem(text, caption=caption)
+    assert (problem.code if problem else None) == code
+
+
+def test_placeholders_name_variables_not_spintax() -> None:
+    assert placeholders("{Hi|Hello} {first_name|there} {fields.company} {x}") == [
+        "first_name",
+        "company",
+        "x",
+    ]
 
 
 @pytest.mark.parametrize(
