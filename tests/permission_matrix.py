@@ -120,3 +120,13 @@ for _action in ContactAction:
         F,
         "issue 15: members may not edit the list, nor delete or export others' contacts",
     )
+# Merging takes the other contact away (issue 19, item 6): a member merges only contacts they
+# created; "own" here means both contacts of the pair are the caller's.
+CONTACT_CELLS[("organization", Role.MEMBER, True, ContactAction.MERGE_CONTACTS)] = (
+    A,
+    "issue 19 item 6: a member merges the contacts they created",
+)
+CONTACT_CELLS[("organization", Role.MEMBER, False, ContactAction.MERGE_CONTACTS)] = (
+    F,
+    "issue 19 item 6: merging across owners is for owners and admins",
+)

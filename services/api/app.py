@@ -14,6 +14,7 @@ from services.api import (
     contacts,
     do_not_contact,
     logs,
+    merge,
     organizations,
     pipelines,
     problems,
@@ -58,8 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     app.add_middleware(ServerErrors)
-    # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
-    for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
+    # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id; merge before
+    # contacts: /contacts/duplicates is not a contact id.
+    for module in (organizations, api_keys, account_logins, telegram_accounts, merge, contacts,
                    companies, pipelines, do_not_contact,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)

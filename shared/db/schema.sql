@@ -440,7 +440,7 @@ CREATE TABLE bulk_actions (
                      CHECK (action IN ('add_to_campaign', 'send_message', 'add_tags', 'remove_tags',
                                        'delete_contacts', 'restore_contacts', 'export_contacts',
                                        'add_to_company', 'remove_from_company',
-                                       'upsert_opportunities')),
+                                       'upsert_opportunities', 'merge_contacts')),
     mode             text NOT NULL CHECK (mode IN ('all_at_once', 'scheduled', 'drip')),
     selection        jsonb NOT NULL,
     params           jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -1059,3 +1059,8 @@ CREATE TABLE opportunities (
 );
 CREATE INDEX opportunities_contact_idx ON opportunities (contact_id);
 CREATE INDEX opportunities_stage_idx ON opportunities (stage_id);
+
+-- Merging contacts (0027): the contact merged away stays, soft-deleted, naming its master.
+ALTER TABLE contacts ADD COLUMN merged_into_id uuid REFERENCES contacts (id);
+CREATE INDEX contacts_merged_into_idx ON contacts (merged_into_id)
+    WHERE merged_into_id IS NOT NULL;
