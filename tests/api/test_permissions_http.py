@@ -191,8 +191,8 @@ async def attempt_on_contacts(
 ) -> httpx.Response:
     match call:
         case "merge":
-            body = {"master_id": contact_id, "other_id": second_id, "confirm": True}
-            return await client.post("/contacts/merge", json=body)
+            pair = {"master_id": contact_id, "other_id": second_id, "confirm": True}
+            return await client.post("/contacts/merge", json=pair)
         case "do_not_contact":
             return await client.post(
                 "/do-not-contact", json={"kind": "contact", "value": contact_id}
