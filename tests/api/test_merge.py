@@ -210,3 +210,35 @@ async def test_candidate_duplicates_are_listed_in_keyset_pages(ann: Person) -> N
     assert pages == 3
     bad = await ann.client.get("/contacts/duplicates", params={"cursor": "nonsense"})
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_cursor")
+
+
+async def test_a_merge_while_a_send_is_in_flight_changes_nothing(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    master = await contact(ann.client, unique("busy_master"))
+    other = await contact(ann.client, unique("busy_other"), tags=["x"])
+    sender = await account(ann.client)
+    target = await campaign(ann.client, "Busy", telegram_account_id=sender["id"], flow=FLOW)
+    await add_contacts(ann.client, target["id"], [master["id"], other["id"]])
+    # The dispatcher holds the other's execution: its send may be on its way.
+    await db.execute(
+        "UPDATE executions SET lease_until = now() + interval '1 hour'"
+        " WHERE campaign_id = $1 AND contact_id = $2",
+        uuid.UUID(target["id"]),
+        uuid.UUID(other["id"]),
+    )
+    action = await merged(ann.client, {"master_id": master["id"], "other_id": other["id"]})
+    assert (action["status"], action["error_count"]) == ("completed", 2)
+    items = ok(await ann.client.get(f"/bulk-actions/{action['id']}/items"))["items"]
+    assert {i["code"] for i in items} == {"send_in_flight"}
+    # Nothing moved: both contacts are live, each with their own execution.
+    assert ok(await ann.client.get(f"/contacts/{other['id']}"))["tags"] == ["x"]
+    assert ok(await ann.client.get(f"/contacts/{master['id']}"))["tags"] == []
+    rows = await db.fetch(
+        "SELECT contact_id::text, status FROM executions WHERE campaign_id = $1",
+        uuid.UUID(target["id"]),
+    )
+    assert {r["contact_id"]: r["status"] for r in rows} == {
+        master["id"]: "pending",
+        other["id"]: "pending",
+    }
