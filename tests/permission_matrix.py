@@ -121,6 +121,17 @@ for _action in ContactAction:
         "issue 15: members may not edit the list, nor delete or export others' contacts",
     )
 
+# Merging takes the other contact away (issue 19, item 6): a member merges only contacts they
+# created; "own" here means both contacts of the pair are the caller's.
+CONTACT_CELLS[("organization", Role.MEMBER, True, ContactAction.MERGE_CONTACTS)] = (
+    A,
+    "issue 19 item 6: a member merges the contacts they created",
+)
+CONTACT_CELLS[("organization", Role.MEMBER, False, ContactAction.MERGE_CONTACTS)] = (
+    F,
+    "issue 19 item 6: merging across owners is for owners and admins",
+)
+
 
 # The unified inbox (issue 15, item 6; docs/inbox.md): a conversation follows its campaign.
 # Whoever may view the campaign lists and reads its conversations; whoever may edit it answers

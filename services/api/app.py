@@ -17,6 +17,7 @@ from services.api import (
     conversations,
     do_not_contact,
     logs,
+    merge,
     organizations,
     pipelines,
     problems,
@@ -79,8 +80,9 @@ def create_app(settings: Settings) -> FastAPI:
         limit=settings.api_max_concurrent_requests,
         queue_wait_s=settings.api_queue_wait_s,
     )
-    # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id.
-    for module in (organizations, api_keys, account_logins, telegram_accounts, contacts,
+    # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id; merge before
+    # contacts: /contacts/duplicates is not a contact id.
+    for module in (organizations, api_keys, account_logins, telegram_accounts, merge, contacts,
                    companies, pipelines, do_not_contact, conversations, attachments,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)

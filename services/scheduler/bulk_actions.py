@@ -30,9 +30,10 @@ from shared.db.contact_filter import add_contact_filter
 from shared.db.pool import DbConnection
 from shared.db.rows import BulkActionRow
 from shared.db.sql import Queries
-from shared.domain import campaigns, crm, drip, permissions
+from shared.domain import campaigns, crm, drip, merge, permissions
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, ContactFilter
 from shared.domain.campaigns import Refusal
+from shared.domain.executions import ExecutionStatus
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.contracts import BulkActionProgress, MessageType, OpportunityStageChanged
 from shared.messaging.envelope import Actor, Cause
@@ -641,6 +642,99 @@ async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
     return outcomes
 
 
+async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
+    """Spec 003's "Merge Contacts" (irreversible): the other contact's history moves to the
+    master, in the batch's one transaction. In a campaign both are in, the execution further
+    along (shared/domain/merge.py) ends up the master's and the other is cancelled with
+    `merged`. Refused whole, changing nothing, while a send to either is in flight."""
+    connection, action, now = batch.connection, batch.action, batch.now
+    params = action.params
+    master_id, other_id = UUID(params["master_id"]), UUID(params["other_id"])
+    pair = [master_id, other_id]
+    contacts = {r["id"]: r for r in await connection.fetch(QUERIES["merge_lock_contacts"], pair)}
+
+    def refused(code: str, message: str) -> dict[UUID, Outcome]:
+        return dict.fromkeys(batch.ids, Outcome("failed", code, message))
+
+    if master_id not in contacts or other_id not in contacts or set(batch.ids) != set(pair):
+        return refused("contact_not_found", "a contact of the pair was deleted or merged already")
+    master, other = contacts[master_id], contacts[other_id]
+    fields = merge.merged_fields(
+        master, other, {k: merge.Side(v) for k, v in (params.get("fields") or {}).items()}
+    )
+    if not merge.has_identifier(fields):
+        return refused(
+            "no_identifier", "the chosen fields leave no username, phone or Telegram user id"
+        )
+    executions = await connection.fetch(QUERIES["merge_executions"], pair, now)
+    if any(e["in_flight"] for e in executions):
+        return refused(
+            "send_in_flight", "a message to one of the contacts is being sent; merge again soon"
+        )
+    by_campaign: dict[UUID, dict[UUID, Any]] = defaultdict(dict)
+    for e in executions:
+        by_campaign[e["campaign_id"]][e["contact_id"]] = e
+    swaps: tuple[list[UUID], list[UUID]] = ([], [])
+    losers: list[UUID] = []
+    for both in by_campaign.values():
+        if len(both) < 2:
+            continue
+        mine, theirs = both[master_id], both[other_id]
+        if merge.further_along(_progress(mine), _progress(theirs)) is merge.Side.OTHER:
+            swaps[0].append(mine["id"])
+            swaps[1].append(theirs["id"])
+        losers.append(theirs["id"])  # after a swap, the other's row holds the lost progress
+    if swaps[0]:
+        await connection.execute(QUERIES["merge_swap_executions"], *swaps, now)
+    if losers:
+        await connection.execute(QUERIES["merge_cancel_executions"], losers, now)
+    tags = merge.Combine(params.get("tags", "union"))
+    custom = merge.Combine(params.get("custom_fields", "union"))
+    moved = await connection.fetchrow(
+        QUERIES["merge_move_history"],
+        master_id,
+        other_id,
+        now,
+        fields["first_name"],
+        fields["last_name"],
+        fields["telegram_username"],
+        fields["phone"],
+        fields["telegram_user_id"],
+        fields["company_id"],
+        merge.merged_tags(master["tags"], other["tags"], tags),
+        merge.merged_custom_fields(master["custom_fields"], other["custom_fields"], custom),
+    )
+    assert moved is not None
+    details = {
+        "master_id": str(master_id),
+        "other_id": str(other_id),
+        "campaigns": [str(c) for c in by_campaign],
+        "executions_moved": moved["executions"],
+        "executions_cancelled": [str(e) for e in losers],
+        "kept_from_other": len(swaps[0]),
+        "messages_moved": moved["messages"],
+    }
+    summary = (
+        f"{moved['executions']} execution(s) and {moved['messages']} message(s) moved,"
+        f" {len(losers)} execution(s) cancelled as merged"
+    )
+    done = {
+        master_id: Outcome("succeeded", "merged", f"kept as the master: {summary}", details),
+        other_id: Outcome("succeeded", "merged_into", f"merged into {master_id}", details),
+    }
+    return {contact: done[contact] for contact in batch.ids if contact in done}
+
+
+def _progress(row: Mapping[str, Any]) -> merge.Progress:
+    return merge.Progress(
+        ExecutionStatus(row["status"]),
+        started=row["started"],
+        replied=row["replied"],
+        messages_sent=row["messages_sent"],
+        removed=row["removed"],
+    )
+
+
 APPLY: dict[BulkActionType, Apply] = {
     BulkActionType.ADD_TO_CAMPAIGN: _add_to_campaign,
     BulkActionType.SEND_MESSAGE: _send_message,
@@ -652,6 +746,7 @@ APPLY: dict[BulkActionType, Apply] = {
     BulkActionType.ADD_TO_COMPANY: _add_to_company,
     BulkActionType.REMOVE_FROM_COMPANY: _remove_from_company,
     BulkActionType.UPSERT_OPPORTUNITIES: _upsert_opportunities,
+    BulkActionType.MERGE_CONTACTS: _merge_contacts,
 }
 
 

@@ -247,3 +247,125 @@ ON CONFLICT (pipeline_id, contact_id) DO UPDATE
 SET stage_id = excluded.stage_id, name = excluded.name, value = excluded.value,
     status = excluded.status, custom_fields = excluded.custom_fields, updated_at = $3
 RETURNING id, contact_id;
+
+-- Merging two contacts (issue 19, item 1) ---------------------------------------------------
+
+-- name: merge_lock_contacts
+-- Both contacts, locked in id order; a deleted one (or one merged already) is not returned.
+SELECT id, organization_id, owner_user_id, first_name, last_name, telegram_username, phone,
+       telegram_user_id, company_id, tags, custom_fields
+FROM contacts
+WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
+ORDER BY id
+FOR UPDATE;
+
+-- name: merge_executions
+-- Both contacts' executions, locked, with what decides which is further along, and whether a
+-- send is in flight (leased, or a message queued or of unknown fate).
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.started_at IS NOT NULL AS started,
+       e.deleted_at IS NOT NULL AS removed,
+       coalesce(e.lease_until > $2, false)
+           OR EXISTS (SELECT 1 FROM messages m
+                      WHERE m.execution_id = e.id AND m.direction = 'outgoing'
+                        AND m.status IN ('queued', 'unknown')) AS in_flight,
+       EXISTS (SELECT 1 FROM messages m
+               WHERE m.execution_id = e.id AND m.direction = 'incoming') AS replied,
+       (SELECT count(*) FROM messages m
+        WHERE m.execution_id = e.id AND m.direction = 'outgoing'
+          AND m.status <> 'failed')::int AS messages_sent
+FROM executions e
+WHERE e.contact_id = ANY($1::uuid[])
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: merge_swap_executions
+-- Where the other contact's execution is kept, the two executions of a campaign swap their
+-- progress (a campaign holds one execution per contact, so the rows keep their contacts and
+-- exchange what they hold), and their messages and log entries follow: $1 the master's, $2
+-- the other's, pairwise.
+WITH pairs AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS p(a, b)
+    UNION ALL
+    SELECT b, a FROM unnest($1::uuid[], $2::uuid[]) AS p(a, b)
+), moved_messages AS (
+    UPDATE messages m SET execution_id = p.b
+    FROM pairs p WHERE m.execution_id = p.a
+    RETURNING m.id
+), moved_logs AS (
+    UPDATE execution_logs l SET execution_id = p.b
+    FROM pairs p WHERE l.execution_id = p.a
+    RETURNING l.id
+)
+UPDATE executions e
+SET telegram_account_id = s.telegram_account_id, status = s.status,
+    current_node_id = s.current_node_id, next_execution_at = s.next_execution_at,
+    variant = s.variant, context = s.context, error_message = s.error_message,
+    attempts = s.attempts, dispatched_at = s.dispatched_at, started_at = s.started_at,
+    completed_at = s.completed_at, created_at = s.created_at, deleted_at = s.deleted_at,
+    lease_until = s.lease_until, updated_at = $3
+FROM pairs p
+JOIN executions s ON s.id = p.b
+WHERE e.id = p.a;
+
+-- name: merge_cancel_executions
+-- The executions that lost to the master's in their campaign: cancelled with `merged`.
+UPDATE executions
+SET status = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}} THEN 'cancelled' ELSE status END,
+    error_message = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}} THEN 'merged'
+                         ELSE error_message END,
+    completed_at = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}} THEN coalesce(completed_at, $2)
+                        ELSE completed_at END,
+    next_execution_at = NULL, lease_until = NULL, updated_at = $2
+WHERE id = ANY($1::uuid[]);
+
+-- name: merge_move_history
+-- The other contact ($2)'s history becomes the master's ($1): executions in campaigns the master
+-- is not in, messages (conversations and replies), log entries, do-not-contact entries,
+-- resolved Telegram peers and opportunities the master has no counterpart of. Then the master
+-- takes its merged fields and the other is marked merged into it (soft-deleted).
+WITH moved_executions AS (
+    UPDATE executions e SET contact_id = $1, updated_at = $3
+    WHERE e.contact_id = $2
+      AND NOT EXISTS (SELECT 1 FROM executions m
+                      WHERE m.contact_id = $1 AND m.campaign_id = e.campaign_id)
+    RETURNING e.id
+), moved_messages AS (
+    UPDATE messages SET contact_id = $1 WHERE contact_id = $2 RETURNING id
+), moved_logs AS (
+    UPDATE execution_logs SET contact_id = $1 WHERE contact_id = $2 RETURNING id
+), moved_entries AS (
+    UPDATE do_not_contact SET contact_id = $1 WHERE contact_id = $2 RETURNING id
+), listed_master AS (
+    INSERT INTO do_not_contact (organization_id, user_id, kind, value, reason, source, note,
+                                contact_id, added_by, created_at)
+    SELECT organization_id, user_id, 'contact', $1::text, reason, source, note, $1, added_by,
+           created_at
+    FROM do_not_contact WHERE kind = 'contact' AND value = $2::text
+    ON CONFLICT (list_id, kind, value) DO NOTHING
+    RETURNING id
+), moved_peers AS (
+    UPDATE telegram_peers p SET contact_id = $1
+    WHERE p.contact_id = $2
+      AND NOT EXISTS (SELECT 1 FROM telegram_peers q
+                      WHERE q.contact_id = $1 AND q.telegram_account_id = p.telegram_account_id)
+    RETURNING p.contact_id
+), moved_opportunities AS (
+    UPDATE opportunities o SET contact_id = $1, updated_at = $3
+    WHERE o.contact_id = $2
+      AND NOT EXISTS (SELECT 1 FROM opportunities q
+                      WHERE q.contact_id = $1 AND q.pipeline_id = o.pipeline_id)
+    RETURNING o.id
+), master AS (
+    UPDATE contacts
+    SET first_name = $4, last_name = $5, telegram_username = $6, phone = $7,
+        telegram_user_id = $8, company_id = $9, tags = $10, custom_fields = $11, updated_at = $3
+    WHERE id = $1
+    RETURNING id
+), other AS (
+    UPDATE contacts SET deleted_at = $3, merged_into_id = $1, updated_at = $3
+    WHERE id = $2
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM moved_executions)::int AS executions,
+       (SELECT count(*) FROM moved_messages)::int AS messages,
+       (SELECT count(*) FROM master) + (SELECT count(*) FROM other) AS contacts;

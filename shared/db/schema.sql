@@ -468,7 +468,7 @@ CREATE TABLE bulk_actions (
                      CHECK (action IN ('add_to_campaign', 'send_message', 'add_tags', 'remove_tags',
                                        'delete_contacts', 'restore_contacts', 'export_contacts',
                                        'add_to_company', 'remove_from_company',
-                                       'upsert_opportunities')),
+                                       'upsert_opportunities', 'merge_contacts')),
     mode             text NOT NULL CHECK (mode IN ('all_at_once', 'scheduled', 'drip')),
     selection        jsonb NOT NULL,
     params           jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -1111,3 +1111,8 @@ CREATE TABLE attachments (
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX attachments_organization_idx ON attachments (organization_id, created_at);
+
+-- Merging contacts (0024): the contact merged away stays, soft-deleted, naming its master.
+ALTER TABLE contacts ADD COLUMN merged_into_id uuid REFERENCES contacts (id);
+CREATE INDEX contacts_merged_into_idx ON contacts (merged_into_id)
+    WHERE merged_into_id IS NOT NULL;

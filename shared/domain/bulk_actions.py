@@ -24,6 +24,7 @@ class BulkActionType(StrEnum):
     ADD_TO_COMPANY = "add_to_company"
     REMOVE_FROM_COMPANY = "remove_from_company"
     UPSERT_OPPORTUNITIES = "upsert_opportunities"
+    MERGE_CONTACTS = "merge_contacts"
 
 
 class Mode(StrEnum):

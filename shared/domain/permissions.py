@@ -167,6 +167,7 @@ class ContactAction(StrEnum):
     EDIT_DO_NOT_CONTACT = "edit_do_not_contact"
     DELETE_CONTACTS = "delete_contacts"
     EXPORT_CONTACTS = "export_contacts"
+    MERGE_CONTACTS = "merge_contacts"  # takes one contact away into another (issue 19, item 6)
 
 
 # The problem code a member's refusal carries, per action: says what only owners and admins do.
@@ -174,6 +175,7 @@ CONTACT_REFUSALS: dict[ContactAction, str] = {
     ContactAction.EDIT_DO_NOT_CONTACT: "do_not_contact_forbidden",
     ContactAction.DELETE_CONTACTS: "contacts_not_own",
     ContactAction.EXPORT_CONTACTS: "contacts_not_own",
+    ContactAction.MERGE_CONTACTS: "merge_not_own",
 }
 
 
@@ -182,8 +184,9 @@ def decide_contacts(caller: Caller, action: ContactAction, *, only_own: bool) ->
     the caller (a selection limited to their own contacts).
 
     In personal mode everything is one's own. In an organization, owners and admins may do all
-    three to any contact; a member may not edit the do-not-contact list at all (it stops every
-    member's campaigns), and may delete or export only the contacts they created. Visibility is
+    of these to any contact; a member may not edit the do-not-contact list at all (it stops
+    every member's campaigns), and may delete, export or merge only the contacts they created
+    (merging across owners is for owners and admins). Visibility is
     not decided here: contacts are shared within an organization."""
     if caller.organization_id is None or caller.role in (Role.OWNER, Role.ADMIN):
         return Decision.ALLOWED

@@ -122,6 +122,8 @@ PARAMS: dict[BulkActionType, type[BaseModel]] = {
     BulkActionType.ADD_TO_COMPANY: CompanyParams,
     BulkActionType.REMOVE_FROM_COMPANY: CompanyParams,
     BulkActionType.UPSERT_OPPORTUNITIES: UpsertOpportunities,
+    # Created by POST /contacts/merge only (services/api/merge.py); its params are not edited.
+    BulkActionType.MERGE_CONTACTS: NoParams,
 }
 
 

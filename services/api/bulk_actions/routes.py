@@ -176,6 +176,13 @@ async def update_action(
         if refusal is not None:
             raise Problem(409, refusal.code, "Cannot edit this bulk action", refusal.detail)
         kind = row.action
+        if kind is BulkActionType.MERGE_CONTACTS and fields - {"name"}:
+            raise Problem(
+                409,
+                "merge_not_editable",
+                "Cannot edit this bulk action",
+                "a merge's pair and choices are fixed; cancel it and merge again",
+            )
         selection = row.selection
         if {"contact_ids", "filter"} & fields:
             if (body.contact_ids is None) == (body.filter is None):

@@ -134,8 +134,24 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         " error_message account_deleted and lease_until only, never the status"
     ),
     ("services/scheduler/bulk_actions.sql", "contacts"): (
-        "the add/remove-tags, delete/undelete-contacts and add-to/remove-from-company bulk"
-        " actions change contacts in batches"
+        "the add/remove-tags, delete/undelete-contacts, add-to/remove-from-company and"
+        " merge-contacts bulk actions change contacts in batches"
+    ),
+    # A merge (issue 19, item 1) moves the other contact's whole history to the master in one
+    # transaction, with the executions it decides between, so nobody is messaged twice.
+    ("services/scheduler/bulk_actions.sql", "messages"): (
+        "a merge moves the other contact's messages (contact_id; execution_id where two"
+        " executions swap their progress) to the master"
+    ),
+    ("services/scheduler/bulk_actions.sql", "execution_logs"): (
+        "a merge moves the other contact's log entries to the master, as its messages"
+    ),
+    ("services/scheduler/bulk_actions.sql", "do_not_contact"): (
+        "a merge points the other contact's do-not-contact entries at the master and lists the"
+        " master by contact where the other was, so the merge unblocks nobody"
+    ),
+    ("services/scheduler/bulk_actions.sql", "telegram_peers"): (
+        "a merge keeps the other contact's resolved peers for the master where it has none"
     ),
     ("services/sender/updates.sql", "do_not_contact"): (
         "an opt-out reply lists the person in the transaction that records the reply (issue 15),"

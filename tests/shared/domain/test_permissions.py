@@ -153,8 +153,8 @@ def test_records_of_another_context_are_invisible(
 
 
 def test_the_contact_cells_are_complete() -> None:
-    # 3 actions x own or not x (3 roles + personal mode).
-    assert len(CONTACT_CELLS) == 3 * 2 * 4
+    # 4 actions x own or not x (3 roles + personal mode).
+    assert len(CONTACT_CELLS) == 4 * 2 * 4
 
 
 @pytest.mark.parametrize(

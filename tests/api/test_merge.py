@@ -1,0 +1,244 @@
+"""Merging contacts through HTTP (issue 19, item 1): the confirmation and input checks, a merge
+of two contacts who share a campaign applied by the live scheduler (one execution left, the
+other cancelled with `merged`, history moved, fields chosen, tags and custom fields united),
+and the candidate duplicates listing with keyset pages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.api.conftest import Person, PersonFactory
+from tests.builders import FLOW, account, add_contacts, campaign, contact, ok
+from tests.support import eventually
+
+
+@pytest.fixture
+async def ann(person: PersonFactory) -> Person:
+    return await person("ann")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def finished(client: httpx.AsyncClient, action_id: str) -> dict[str, Any]:
+    async def done() -> Any:
+        found = ok(await client.get(f"/bulk-actions/{action_id}"))
+        return found if found["status"] in ("completed", "cancelled", "failed") else None
+
+    return await eventually(done, timeout_s=60)  # type: ignore[no-any-return]
+
+
+async def merged(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/contacts/merge", json={"confirm": True, **body})
+    action = ok(response, 202)
+    assert response.headers["Location"] == f"/bulk-actions/{action['id']}"
+    assert action["action"] == "merge_contacts"
+    return await finished(client, action["id"])
+
+
+async def test_a_merge_needs_confirmation_two_different_contacts_and_an_identifier(
+    ann: Person,
+) -> None:
+    a = await contact(ann.client, unique("keep"))
+    b = await contact(ann.client, unique("gone"))
+    pair = {"master_id": a["id"], "other_id": b["id"]}
+    refused = await ann.client.post("/contacts/merge", json=pair)
+    assert (refused.status_code, refused.json()["code"]) == (422, "confirmation_required")
+    same = await ann.client.post(
+        "/contacts/merge", json={"master_id": a["id"], "other_id": a["id"], "confirm": True}
+    )
+    assert (same.status_code, same.json()["code"]) == (422, "validation_error")
+    missing = await ann.client.post(
+        "/contacts/merge", json={**pair, "other_id": str(uuid.uuid4()), "confirm": True}
+    )
+    assert (missing.status_code, missing.json()["code"]) == (404, "contact_not_found")
+    # choosing the other's missing username and the master's missing phone leaves no way to
+    # reach the contact: refused
+    phone_only = ok(await ann.client.post("/contacts", json={"phone": "+49 170 000 1111"}), 201)
+    empty = await ann.client.post(
+        "/contacts/merge",
+        json={"master_id": a["id"], "other_id": phone_only["id"], "confirm": True,
+              "fields": {"telegram_username": "other", "phone": "master"}},
+    )  # fmt: skip
+    assert (empty.status_code, empty.json()["code"]) == (422, "validation_error")
+    assert "fields" in empty.text
+    unknown = await ann.client.post(
+        "/contacts/merge", json={**pair, "confirm": True, "fields": {"owner": "other"}}
+    )
+    assert (unknown.status_code, unknown.json()["code"]) == (422, "validation_error")
+
+
+async def test_two_contacts_in_one_campaign_become_one_with_one_execution(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    master = await contact(
+        ann.client, unique("master"), tags=["lead"], custom_fields={"plan": "pro", "seats": 3}
+    )
+    other = await contact(
+        ann.client,
+        unique("other"),
+        first_name="Olga",
+        phone="+49 151 2345 6789",
+        tags=["vip"],
+        custom_fields={"plan": "free", "city": "Berlin"},
+    )
+    sender = await account(ann.client)
+    both = await campaign(ann.client, "Both", telegram_account_id=sender["id"], flow=FLOW)
+    only_other = await campaign(ann.client, "Other", telegram_account_id=sender["id"], flow=FLOW)
+    await add_contacts(ann.client, both["id"], [master["id"], other["id"]])
+    await add_contacts(ann.client, only_other["id"], [other["id"]])
+    # The other contact's execution in the shared campaign already messaged them: it is further
+    # along, so it is the one kept (the master's, not started, is cancelled).
+    now = datetime.now(UTC)
+    ahead = await db.fetchval(
+        "UPDATE executions SET status = 'waiting', started_at = $3, current_node_id = 'hello'"
+        " WHERE campaign_id = $1 AND contact_id = $2 RETURNING id",
+        uuid.UUID(both["id"]),
+        uuid.UUID(other["id"]),
+        now,
+    )
+    message = await db.fetchval(
+        "INSERT INTO messages (campaign_id, execution_id, contact_id, direction, body, status,"
+        " sent_at) VALUES ($1, $2, $3, 'outgoing', 'Hi Olga!', 'sent', $4) RETURNING id",
+        uuid.UUID(both["id"]),
+        ahead,
+        uuid.UUID(other["id"]),
+        now,
+    )
+    action = await merged(
+        ann.client,
+        {"master_id": master["id"], "other_id": other["id"], "fields": {"first_name": "other"}},
+    )
+    assert (action["status"], action["success_count"], action["error_count"]) == (
+        "completed",
+        2,
+        0,
+    )
+    items = ok(await ann.client.get(f"/bulk-actions/{action['id']}/items"))["items"]
+    assert {i["contact_id"]: i["code"] for i in items} == {
+        master["id"]: "merged",
+        other["id"]: "merged_into",
+    }
+    # The master took the chosen name, the phone it lacked, and both tags and custom fields.
+    kept = ok(await ann.client.get(f"/contacts/{master['id']}"))
+    assert (kept["first_name"], kept["phone"], kept["telegram_username"]) == (
+        "Olga",
+        "+4915123456789",
+        master["telegram_username"],
+    )
+    assert kept["tags"] == ["lead", "vip"]
+    assert kept["custom_fields"] == {"plan": "pro", "seats": 3, "city": "Berlin"}
+    gone = await ann.client.get(f"/contacts/{other['id']}")
+    assert (gone.status_code, gone.json()["code"]) == (404, "contact_not_found")
+    assert await db.fetchval(
+        "SELECT merged_into_id FROM contacts WHERE id = $1", uuid.UUID(other["id"])
+    ) == uuid.UUID(master["id"])
+    rows = await db.fetch(
+        "SELECT campaign_id, contact_id, status, error_message, started_at IS NOT NULL AS started"
+        " FROM executions WHERE campaign_id = ANY($1::uuid[]) ORDER BY campaign_id, contact_id",
+        [uuid.UUID(both["id"]), uuid.UUID(only_other["id"])],
+    )
+    by = {(str(r["campaign_id"]), str(r["contact_id"])): r for r in rows}
+    assert len(by) == 3
+    # In the shared campaign the master now holds the progress that had messaged them ...
+    mine = by[(both["id"], master["id"])]
+    assert (mine["status"], mine["started"]) == ("waiting", True)
+    # ... and the row left with the merged contact is the unstarted one, cancelled as merged.
+    left = by[(both["id"], other["id"])]
+    assert (left["status"], left["error_message"], left["started"]) == (
+        "cancelled",
+        "merged",
+        False,
+    )
+    # The campaign only the other was in is the master's now.
+    assert by[(only_other["id"], master["id"])]["status"] == "pending"
+    moved = await db.fetchrow(
+        "SELECT m.contact_id, e.contact_id AS execution_contact FROM messages m"
+        " JOIN executions e ON e.id = m.execution_id WHERE m.id = $1",
+        message,
+    )
+    assert moved is not None
+    assert (str(moved["contact_id"]), str(moved["execution_contact"])) == (
+        master["id"],
+        master["id"],
+    )
+    # A merge is irreversible: merging the merged-away contact again finds nothing.
+    again = await ann.client.post(
+        "/contacts/merge",
+        json={"master_id": master["id"], "other_id": other["id"], "confirm": True},
+    )
+    assert (again.status_code, again.json()["code"]) == (404, "contact_not_found")
+
+
+async def test_candidate_duplicates_are_listed_in_keyset_pages(ann: Person) -> None:
+    name = unique("Dupe")
+    by_name = await contact(ann.client, name)
+    by_name_again = await contact(ann.client, name.lower())
+    phone_a = await contact(ann.client, unique("pa"), phone="+44 20 7946 0000")
+    phone_b = await contact(ann.client, unique("pb"), phone="+442079460000")
+    user_a = await contact(ann.client, unique("ua"), telegram_user_id=777000111)
+    user_b = await contact(ann.client, unique("ub"), telegram_user_id=777000111)
+    await contact(ann.client, unique("alone"))
+    seen: dict[frozenset[str], list[str]] = {}
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = ok(await ann.client.get("/contacts/duplicates", params=params))
+        pages += 1
+        for pair in page["items"]:
+            key = frozenset({pair["first"]["id"], pair["second"]["id"]})
+            assert key not in seen  # no pair twice across pages
+            seen[key] = pair["matched_on"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == {
+        frozenset({by_name["id"], by_name_again["id"]}): ["telegram_username"],
+        frozenset({phone_a["id"], phone_b["id"]}): ["phone"],
+        frozenset({user_a["id"], user_b["id"]}): ["telegram_user_id"],
+    }
+    assert pages == 3
+    bad = await ann.client.get("/contacts/duplicates", params={"cursor": "nonsense"})
+    assert (bad.status_code, bad.json()["code"]) == (400, "invalid_cursor")
+
+
+async def test_a_merge_while_a_send_is_in_flight_changes_nothing(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    master = await contact(ann.client, unique("busy_master"))
+    other = await contact(ann.client, unique("busy_other"), tags=["x"])
+    sender = await account(ann.client)
+    target = await campaign(ann.client, "Busy", telegram_account_id=sender["id"], flow=FLOW)
+    await add_contacts(ann.client, target["id"], [master["id"], other["id"]])
+    # The dispatcher holds the other's execution: its send may be on its way.
+    await db.execute(
+        "UPDATE executions SET lease_until = now() + interval '1 hour'"
+        " WHERE campaign_id = $1 AND contact_id = $2",
+        uuid.UUID(target["id"]),
+        uuid.UUID(other["id"]),
+    )
+    action = await merged(ann.client, {"master_id": master["id"], "other_id": other["id"]})
+    assert (action["status"], action["error_count"]) == ("completed", 2)
+    items = ok(await ann.client.get(f"/bulk-actions/{action['id']}/items"))["items"]
+    assert {i["code"] for i in items} == {"send_in_flight"}
+    # Nothing moved: both contacts are live, each with their own execution.
+    assert ok(await ann.client.get(f"/contacts/{other['id']}"))["tags"] == ["x"]
+    assert ok(await ann.client.get(f"/contacts/{master['id']}"))["tags"] == []
+    rows = await db.fetch(
+        "SELECT contact_id::text, status FROM executions WHERE campaign_id = $1",
+        uuid.UUID(target["id"]),
+    )
+    assert {r["contact_id"]: r["status"] for r in rows} == {
+        master["id"]: "pending",
+        other["id"]: "pending",
+    }
