@@ -37,17 +37,19 @@ CASES = [
     (A.LAUNCH, S.PAUSED, True, OK, "launched"),
     (A.LAUNCH, S.DRAFT, False, FAIL, "launch_requirements_unmet"),
     *[(A.LAUNCH, s, True, SKIP, "invalid_status") for s in S if s not in (S.DRAFT, S.PAUSED)],
-    # Stop: active and paused only.
+    # Stop: active, paused, waiting and failed.
     (A.STOP, S.ACTIVE, True, OK, "stopped"),
     (A.STOP, S.PAUSED, True, OK, "stopped"),
     (A.STOP, S.PAUSED, False, OK, "stopped"),
     # A waiting campaign is stopped in bulk too (issue 16, spec 004).
     (A.STOP, S.SCHEDULED, True, OK, "stopped"),
     (A.STOP, S.SCHEDULED, False, OK, "stopped"),
+    # A failed campaign may be relaunched or stopped (issue 16 item 2, docs/campaigns.md).
+    (A.STOP, S.FAILED, True, OK, "stopped"),
     *[
         (A.STOP, s, True, SKIP, "invalid_status")
         for s in S
-        if s not in (S.ACTIVE, S.PAUSED, S.SCHEDULED)
+        if s not in (S.ACTIVE, S.PAUSED, S.SCHEDULED, S.FAILED)
     ],
     # Delete: anything but active.
     (A.DELETE, S.ACTIVE, True, SKIP, "campaign_active"),
