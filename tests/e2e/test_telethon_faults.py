@@ -338,12 +338,16 @@ async def test_a_lost_login_fails_the_campaign_with_the_reason_and_is_logged_in_
     assert done["status"] == "logged_in"
     assert done["telegram_account_id"] == account["id"]
     await eventually(lambda: health(api, account["id"], "active", "warming"), timeout_s=60)
-    # Launching the failed campaign again is not possible yet (launchable from draft, paused
-    # or scheduled only): it stays failed, and nothing more was sent.
-    again = await api.post(f"/campaign-flows/{campaign['id']}/launch")
-    assert again.status_code == 409, again.text
-    assert await failed(api, campaign["id"]) is not None
-    assert await one_to_one(pool, telegram, account["id"]) == 1
+    # Launched again (issue 16 item 2): it continues where it stopped, the second message goes
+    # and the first is not sent again.
+    ok(await api.post(f"/campaign-flows/{campaign['id']}/launch"))
+
+    async def completed() -> Any:
+        found = ok(await api.get(f"/campaign-flows/{campaign['id']}"))
+        return found if found["status"] == "completed" else None
+
+    await eventually(completed, timeout_s=90)
+    assert await one_to_one(pool, telegram, account["id"]) == 2
 
 
 async def test_a_ban_fails_the_campaign_with_the_reason(
