@@ -40,7 +40,7 @@ class TopicSpec:
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.CAMPAIGN_COMMANDS, 8, "campaign id",
               "launch, pause, stop, enable, disable, delete, restore, add/remove contacts"),
-    TopicSpec(Topic.BULK_COMMANDS, 4, "bulk operation id",
+    TopicSpec(Topic.BULK_COMMANDS, 4, "bulk operation or bulk action id",
               "bulk operations over campaigns; bulk actions over contacts and their edits"),
     TopicSpec(Topic.CONTACT_COMMANDS, 8, "organization id (user id in personal mode)",
               "do-not-contact list additions and removals"),
