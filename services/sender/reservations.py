@@ -172,10 +172,10 @@ def pace_send(
         if window is not None and not resend:
             moment = next_allowed(window, moment)
     except CannotSend as exc:
-        failed = interpreter.Step(
-            interpreter.Fail(outcome.node_id, str(exc)), step.state, step.visited
-        )
-        stage(plan, loaded, failed, now)
+        # Its account is dead (banned, auth lost, a session conflict): interrupted, not failed
+        # (issue 16), standing on this send, as the scheduler pauses the campaign's other
+        # executions when the account's health event reaches it; a relaunch sends it.
+        stage(plan, loaded, replace(step, outcome=outcome), now, interrupted=str(exc))
         return None
     # Keep what the walk did up to the send (tags, the A/B choice), standing on the send.
     # The claim is held: the send below stays this step's until its answer is recorded

@@ -210,10 +210,12 @@ def stage(
     sends: int | None = None,
     lease_until: datetime | None = None,
     deferred_to: datetime | None = None,
+    interrupted: str | None = None,
 ) -> None:
     """Gather an interpreter step: the execution's new status and state, logs, tags, events.
     The claim is released unless `lease_until` keeps it (a send in flight); `deferred_to` puts
-    a send off until then (pacing, active hours)."""
+    a send off until then (pacing, active hours); `interrupted` pauses it there, with that
+    reason (its account is dead)."""
     row = loaded.row
     outcome = step.outcome
     status: str = "pending"
@@ -233,6 +235,8 @@ def stage(
             status, next_at = "pending", now  # the next send: due at once, paced by the sender
     if deferred_to is not None:
         next_at = deferred_to
+    if interrupted is not None:
+        status, error = "paused", interrupted
     flow_context = Loaded.context_of(step.state, loaded.sends if sends is None else sends)
     plan.executions[row["id"]] = (
         row["id"],

@@ -315,11 +315,17 @@ async def test_a_campaign_failed_by_a_ban_relaunches_on_another_account_without_
     assert refused.status_code == 409, refused.text
     assert [e["code"] for e in refused.json()["errors"]] == ["account_unavailable"]
 
+    seen: list[dict[str, tuple[str, str | None]]] = []
+
     async def interrupted() -> bool:
         rows = await executions(pool, campaign["id"])
+        seen.append({name: (r["status"], r["error_message"]) for name, r in rows.items()})
         return all(r["status"] in ("paused", "completed") for r in rows.values())
 
-    await eventually(interrupted, timeout_s=60)
+    try:
+        await eventually(interrupted, timeout_s=60)
+    except AssertionError as late:
+        raise AssertionError(f"executions not interrupted: {seen[-1]}") from late
     rows = await executions(pool, campaign["id"])
     assert "failed" not in {r["status"] for r in rows.values()}
 

@@ -46,7 +46,10 @@ async def test_spintax_a_fallback_and_a_photo_go_out_through_the_simulator(
     nameless = [await contact(api, f"anon_content_{i}", first_name=None) for i in range(2)]
     people = [ada, *nameless]
     await add_contacts(api, created["id"], [p["id"] for p in people])
-    assert ok(await api.post(f"/campaign-flows/{created['id']}/launch"))["status"] == "active"
+    # Three sends through the zero-latency simulator can all be made before the answer to the
+    # launch is read back: completed is as right as active here.
+    launched = ok(await api.post(f"/campaign-flows/{created['id']}/launch"))
+    assert launched["status"] in ("active", "completed")
 
     seen: list[Any] = []
 
