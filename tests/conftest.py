@@ -24,7 +24,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from dripline.cli import run_service
 from dripline.infra import EmbeddedBroker, EmbeddedPostgres, free_port
+from dripline.processes import use_preforked_services
 from shared.db.migrate import apply_migrations
 from shared.db.pool import connect, create_pool
 from shared.messaging.kafka import ensure_topics
@@ -32,6 +34,12 @@ from shared.settings import Settings
 from tests.support import Infra, make_settings, new_ports
 
 TEMPLATE = f"dripline_template_{os.getpid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The services of the live-stack tests are forked from one process that imported them
+    # (dripline/processes.py says why): the same code, without an interpreter's start each time.
+    use_preforked_services(run_service)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from dripline.processes import ServiceProcess
+from dripline.processes import ServiceProcess, stop_all
 from services.api.accounts import create_user_with_key
 from shared.db.pool import connect, create_pool
 from shared.file_clock import FileClock
@@ -82,7 +82,7 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
         asyncio.run(healthy())
         yield Live(settings, processes)
     finally:
-        codes = {service: process.stop() for service, process in processes.items()}
+        codes = stop_all(processes)
         asyncio.run(drop())
     assert codes == dict.fromkeys(SERVICES, 0), {
         service: processes[service].output()[-3000:] for service, code in codes.items() if code

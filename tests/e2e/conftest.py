@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
-from dripline.processes import SERVICES, ServiceProcess
+from dripline.processes import SERVICES, ServiceProcess, stop_all
 from services.api.accounts import create_user_with_key
 from services.stats.verify import settled_drift
 from shared.settings import Settings
@@ -49,7 +49,7 @@ async def stack(settings: Settings, pool: asyncpg.Pool[Any]) -> AsyncIterator[St
             drifted = await settled_drift(connection, settle_s=15)
         assert not drifted, "\n".join(str(d) for d in drifted)
     finally:
-        codes = {name: process.stop() for name, process in processes.items()}
+        codes = stop_all(processes)
     # Graceful shutdown is part of the contract: every service exits cleanly.
     assert codes == dict.fromkeys(SERVICES, 0), {
         name: processes[name].output()[-3000:] for name, code in codes.items() if code != 0
