@@ -7,7 +7,7 @@ SELECT * FROM bulk_actions
 WHERE status IN ('queued', 'processing') AND next_batch_at <= $1
 ORDER BY next_batch_at
 LIMIT 1
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;
 
 -- name: select_ids
 INSERT INTO bulk_action_items (bulk_action_id, contact_id)

@@ -64,7 +64,7 @@ SELECT campaign_id FROM bulk_operation_items
 WHERE bulk_operation_id = $1 AND status = 'pending'
 ORDER BY campaign_id
 LIMIT $2
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;
 
 -- name: record_outcomes
 -- Each item's outcome: code and message for every result (error_* name the columns of old).

@@ -25,7 +25,7 @@ WITH due AS MATERIALIZED (
       AND a.deleted_at IS NULL
     ORDER BY e.next_execution_at
     LIMIT 2000
-    FOR UPDATE OF e SKIP LOCKED
+    FOR NO KEY UPDATE OF e SKIP LOCKED
 ), taken AS (
     SELECT id FROM due ORDER BY next_execution_at LIMIT $3
 )
@@ -46,7 +46,7 @@ FROM campaigns
 WHERE status = 'scheduled' AND enabled AND deleted_at IS NULL AND next_run_at <= $1
 ORDER BY next_run_at
 LIMIT 1000
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;
 
 -- name: record_missed
 -- Run times that passed while no scheduler ran ($2), one entry per campaign ($1); $3: the next

@@ -13,7 +13,7 @@ WHERE c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
                   WHERE e.campaign_id = c.id AND e.deleted_at IS NULL
                     AND e.status IN {{EXECUTIONS_UNFINISHED}})
 LIMIT $1
-FOR UPDATE OF c SKIP LOCKED;
+FOR NO KEY UPDATE OF c SKIP LOCKED;
 
 -- name: finish_run
 -- Done, or (recurring) back to scheduled for the next occurrence, or failed with $5.

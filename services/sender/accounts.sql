@@ -35,6 +35,9 @@ GROUP BY health_status;
 -- when it is due ($2 is now), the others when not checked since $1 or waiting out a cooldown;
 -- and any whose check was asked for (last_checked_at cleared, by the API). The states only a
 -- person ends are never probed: a session in conflict must not be used at all.
+-- NO KEY UPDATE: a row inserted that references the account (a message, an update) holds KEY
+-- SHARE on it, which the strongest row lock conflicts with: SKIP LOCKED would then pass over
+-- every busy account.
 SELECT id, session_kind, simulation, health_status, cooldown_until, pacing, daily_quota,
        created_at, warm_up, check_streak
 FROM telegram_accounts
@@ -43,4 +46,4 @@ WHERE deleted_at IS NULL AND health_status NOT IN ('auth_lost', 'session_conflic
        OR (next_check_at IS NULL AND (last_checked_at < $1 OR health_status = 'cooldown'))
        OR next_check_at <= $2)
 LIMIT 100
-FOR UPDATE SKIP LOCKED;
+FOR NO KEY UPDATE SKIP LOCKED;

@@ -33,7 +33,7 @@ WITH due AS (
            OR (reply_at IS NOT NULL AND reply_at <= $1 AND NOT reply_reported))
     ORDER BY sent_at
     LIMIT 1000
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE simulator_messages s
 SET read_reported = s.read_reported OR due.read_due,

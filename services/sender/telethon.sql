@@ -17,7 +17,7 @@ UPDATE telegram_accounts
 SET device_model = $2, system_version = $3, app_version = $4, lang_code = $5,
     system_lang_code = $6
 WHERE id = (SELECT id FROM telegram_accounts WHERE id = $1 AND device_model IS NULL
-            FOR UPDATE SKIP LOCKED);
+            FOR NO KEY UPDATE SKIP LOCKED);
 
 -- name: peer
 SELECT peer_key, user_id, access_hash FROM telegram_peers
@@ -47,7 +47,7 @@ DO NOTHING;
 -- Claimed in the caller's transaction: a crash before it commits leaves them to take again.
 UPDATE telegram_updates SET applied_at = $1
 WHERE id IN (SELECT id FROM telegram_updates WHERE applied_at IS NULL
-             ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED)
+             ORDER BY id LIMIT 500 FOR NO KEY UPDATE SKIP LOCKED)
 RETURNING id, telegram_account_id, kind, peer_user_id, telegram_message_id, body, received_at;
 
 -- name: answered_message

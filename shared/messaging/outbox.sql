@@ -97,7 +97,7 @@ WITH previous AS (
     SELECT singleton, backend_pid, backend_started FROM outbox_relay r
     WHERE r.lease_until < now() OR r.backend_pid IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid)
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 )
 UPDATE outbox_relay r
 SET epoch = r.epoch + 1, holder = $1, backend_pid = pg_backend_pid(),

@@ -174,6 +174,22 @@ async def test_a_limit_with_no_date_stays_until_spambot_says_free(world: World) 
     assert state["next_check_at"] == t0 + timedelta(hours=79)
 
 
+async def test_the_check_finds_an_account_while_its_update_is_being_recorded(
+    world: World,
+) -> None:
+    """Recording an update references the account (KEY SHARE on its row): the sweep's claim
+    must not pass over it (CI saw the limited account skipped after @SpamBot's answer)."""
+    await world.set_health("limited")
+    async with world.pool.acquire() as recorder, recorder.transaction():
+        await recorder.execute(
+            "INSERT INTO telegram_updates (telegram_account_id, kind, peer_user_id,"
+            " telegram_message_id, body, received_at) VALUES ($1, 'reply', $2, 1, 'hi', now())",
+            world.account.id,
+            SPAMBOT_ID,
+        )
+        assert await world.due(now())
+
+
 async def test_a_frozen_account_stops_sending_and_shows_its_appeal_link(world: World) -> None:
     since, until = now() - timedelta(days=1), now() + timedelta(days=30)
     world.server.freeze(ME, since=since, until=until, appeal_url="https://t.me/spambot?start=x")

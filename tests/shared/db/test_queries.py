@@ -307,6 +307,19 @@ async def test_every_named_query_prepares_against_the_migrated_schema(database: 
     assert failures == []
 
 
+def test_claims_that_skip_locked_rows_do_not_skip_rows_merely_referenced() -> None:
+    """A row another transaction only references (an INSERT whose foreign key points at it)
+    holds KEY SHARE on it; FOR UPDATE conflicts with that and SKIP LOCKED would pass the row
+    over (the health check skipped an account while its own update was being recorded), while
+    FOR NO KEY UPDATE does not, and still excludes every other claimer."""
+    plain = [
+        (path, name)
+        for path, name, sql in _statements()
+        if "SKIP LOCKED" in sql and re.search(r"FOR\s+UPDATE\b", sql)
+    ]
+    assert plain == []
+
+
 def _service(path: str) -> str:
     parts = Path(path).parts
     return parts[1] if parts[0] == "services" else parts[0]
