@@ -27,6 +27,7 @@ from services.api.auth import CurrentPrincipal, Principal
 from services.api.deps import CurrentClock, CurrentSettings, Database, Pool, Replies
 from services.api.paging import Keyset
 from services.api.problems import not_found
+from shared.db.rows import BulkOperationRow, Row
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
@@ -114,6 +115,24 @@ class BulkOperation(Progress):
         description=f"Campaigns skipped or in error, with code and message (the first "
         f"{PROBLEMS_SHOWN}; /bulk-operations/{{id}}/items has them all).",
     )
+
+    @classmethod
+    def of(cls, row: BulkOperationRow, requested_by_email: str) -> BulkOperation:
+        """The view of a recorded operation (`get` and `list` select its row with the
+        requester's email beside it)."""
+        return cls(
+            id=row.id, action=row.action, status=row.status, origin=row.origin,
+            requested_by=row.requested_by, requested_by_email=requested_by_email,
+            organization_id=row.organization_id, selection=row.selection, options=row.options,
+            total=row.total, processed=row.processed, success_count=row.success_count,
+            skipped_count=row.skipped_count, error_count=row.error_count,
+            cancelled_executions=row.cancelled_executions, error_message=row.error_message,
+            created_at=row.created_at, started_at=row.started_at, completed_at=row.completed_at,
+        )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: Row) -> BulkOperation:
+        return cls.of(BulkOperationRow.from_row(row), row["requested_by_email"])
 
 
 class BulkOperationPage(BaseModel):
@@ -227,7 +246,7 @@ async def list_operations(
         )  # fmt: skip
     items, next_cursor = keyset.page(
         rows,
-        lambda row: BulkOperation.model_validate(dict(row)),
+        BulkOperation.from_row,
         lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return BulkOperationPage(items=items, next_cursor=next_cursor)
@@ -256,7 +275,7 @@ async def _read(
         errors = []
         if problems:
             errors = await connection.fetch(BULK_OPERATIONS["problems"], operation_id, problems)
-    operation = BulkOperation.model_validate(dict(row))
+    operation = BulkOperation.from_row(row)
     operation.errors = [BulkItem.from_row(r) for r in errors]
     return operation
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from services.scheduler.changes import Accepted, apply_changes, lock
 from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
+from shared.db.rows import BulkOperationRow
 from shared.db.sql import Queries
 from shared.domain import bulk_operations, permissions
 from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemOutcome, ItemResult
@@ -66,8 +66,8 @@ async def accept_request(
     actor = envelope.actor
     assert actor is not None  # the contract requires one
     connection, now = context.connection, context.clock.now()
-    operation = await connection.fetchrow(QUERIES["operation"], request.operation_id)
-    if operation is None:
+    recorded = await connection.fetchrow(QUERIES["operation"], request.operation_id)
+    if recorded is None:
         if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
             _report(context, _unrecorded(request, "the actor is not a known user"),
                   envelope.correlation_id, now, COMPLETED)  # fmt: skip
@@ -77,7 +77,7 @@ async def accept_request(
         by_api = await connection.fetchval(
             QUERIES["published_by_api"], str(request.operation_id), envelope.message_id
         )
-        operation = await connection.fetchrow(
+        recorded = await connection.fetchrow(
             QUERIES["record_operation"],
             request.operation_id,
             actor.organization_id,
@@ -90,10 +90,11 @@ async def accept_request(
             "http" if by_api else "kafka",
             now,
         )
-    assert operation is not None
-    if operation["status"] != BulkStatus.QUEUED:
+    assert recorded is not None
+    operation = BulkOperationRow.from_row(recorded)
+    if operation.status is not BulkStatus.QUEUED:
         # A repeated request: it was applied once; say where it stands.
-        _report(context, progress(operation), operation["correlation_id"], now)
+        _report(context, progress(operation), operation.correlation_id, now)
         return
     # The record is what is applied: an id reused by someone else changes nothing.
     tally = Tally(OPERATION_ITEMS)
@@ -104,7 +105,7 @@ async def accept_request(
 
 async def start(
     tx: Transaction,
-    operation: Mapping[str, Any],
+    operation: BulkOperationRow,
     request: BulkOperationRequest,
     actor: Actor,
     now: datetime,
@@ -117,22 +118,24 @@ async def start(
     caller = await caller_of(connection, actor)
     if actor.organization_id is not None and caller.role is None:
         failed = await connection.fetchrow(
-            QUERIES["fail"], operation["id"], "the actor is not a member of the organization", now
+            QUERIES["fail"], operation.id, "the actor is not a member of the organization", now
         )
         assert failed is not None
-        _report(tx, progress(failed), operation["correlation_id"], now, COMPLETED)
+        _report(tx, progress(BulkOperationRow.from_row(failed)), operation.correlation_id, now,
+                COMPLETED)  # fmt: skip
         return
     if request.campaign_ids is not None:
-        await connection.execute(QUERIES["select_ids"], operation["id"], request.campaign_ids)
+        await connection.execute(QUERIES["select_ids"], operation.id, request.campaign_ids)
     else:
         assert request.filter is not None
         where = Where()
-        where.bind(operation["id"])
+        where.bind(operation.id)
         add_filter(where, caller, request.filter)
         await connection.execute(QUERIES["select_matching"].format(where=where.sql), *where.values)
-    started = await connection.fetchrow(QUERIES["start"], operation["id"], now)
-    assert started is not None
-    _report(tx, progress(started), started["correlation_id"], now)
+    record = await connection.fetchrow(QUERIES["start"], operation.id, now)
+    assert record is not None
+    started = BulkOperationRow.from_row(record)
+    _report(tx, progress(started), started.correlation_id, now)
     await apply_batch(tx, started, now, batch_size, tally)
 
 
@@ -150,7 +153,7 @@ async def _work(service: Service) -> int:
         async with service.pool.acquire() as connection:
             running = await connection.fetch(QUERIES["running_operations"])
         applied = False
-        for operation in running:
+        for operation in map(BulkOperationRow.from_row, running):
             tally = Tally(OPERATION_ITEMS)
             async with transaction(service.pool, service.clock) as tx:
                 applied = await apply_batch(tx, operation, service.clock.now(), batch_size, tally)
@@ -162,24 +165,24 @@ async def _work(service: Service) -> int:
             return batches
 
 
-def requester(operation: Mapping[str, Any]) -> Actor:
-    return Actor(user_id=operation["requested_by"], organization_id=operation["organization_id"])
+def requester(operation: BulkOperationRow) -> Actor:
+    return Actor(user_id=operation.requested_by, organization_id=operation.organization_id)
 
 
-def recorded_request(operation: Mapping[str, Any]) -> BulkOperationRequest:
-    selection = operation["selection"]
+def recorded_request(operation: BulkOperationRow) -> BulkOperationRequest:
+    selection = operation.selection
     return BulkOperationRequest(
-        operation_id=operation["id"],
-        action=operation["action"],
+        operation_id=operation.id,
+        action=operation.action,
         campaign_ids=selection.get("campaign_ids"),
         filter=selection.get("filter"),
-        reset_completed=bool(operation["options"].get("reset_completed", False)),
+        reset_completed=operation.reset_completed,
     )
 
 
 async def apply_batch(
     tx: Transaction,
-    operation: Mapping[str, Any],
+    operation: BulkOperationRow,
     now: datetime,
     batch_size: int,
     tally: Tally,
@@ -189,10 +192,10 @@ async def apply_batch(
     `tally`."""
     connection = tx.connection
     ids = [r["campaign_id"] for r in await connection.fetch(
-        QUERIES["claim_items"], operation["id"], batch_size)]  # fmt: skip
+        QUERIES["claim_items"], operation.id, batch_size)]  # fmt: skip
     if not ids:
         return await _complete_if_finished(tx, operation, now)
-    action = BulkAction(operation["action"])
+    action = operation.action
     outcomes: dict[UUID, ItemOutcome] = {}
     accepted: list[Accepted] = []
     caller = await caller_of(connection, requester(operation))
@@ -200,7 +203,7 @@ async def apply_batch(
     readiness = {}
     if action is BulkAction.LAUNCH:
         readiness = await campaign_reads.readiness_of_many(connection, list(locked))
-    reset = bool(operation["options"].get("reset_completed", False))
+    reset = operation.reset_completed
     for campaign_id in ids:
         campaign = locked.get(campaign_id)
         state, decision = None, permissions.Decision.INVISIBLE
@@ -216,10 +219,10 @@ async def apply_batch(
         if outcome.change is not None:
             assert campaign is not None
             accepted.append(Accepted(campaign, outcome.change))
-    correlation_id = operation["correlation_id"]
+    correlation_id = operation.correlation_id
     affected = await apply_changes(
-        tx, accepted, operation["requested_by"], now, command=f"campaign.{action.value}",
-        cause=Cause(requester(operation), correlation_id, operation["id"]),
+        tx, accepted, operation.requested_by, now, command=f"campaign.{action.value}",
+        cause=Cause(requester(operation), correlation_id, operation.id),
         launched=action is BulkAction.LAUNCH,
     )  # fmt: skip
     cancelled = {
@@ -229,66 +232,68 @@ async def apply_batch(
     }
     order = list(outcomes)
     await connection.execute(
-        QUERIES["record_outcomes"], operation["id"], now, order,
+        QUERIES["record_outcomes"], operation.id, now, order,
         [outcomes[i].result.value for i in order], [outcomes[i].code for i in order],
         [outcomes[i].message for i in order], [cancelled.get(i, 0) for i in order],
     )  # fmt: skip
     # With the operation locked, the last batch to commit sees nothing pending and closes it.
-    await connection.fetchrow(QUERIES["operation"], operation["id"])
-    more = await connection.fetchval(QUERIES["any_pending"], operation["id"])
+    await connection.fetchrow(QUERIES["operation"], operation.id)
+    more = await connection.fetchval(QUERIES["any_pending"], operation.id)
     results = [o.result for o in outcomes.values()]
     tally.add(action.value, (result.value for result in results))
     counted = await connection.fetchrow(
-        QUERIES["count_batch"], operation["id"], len(ids),
+        QUERIES["count_batch"], operation.id, len(ids),
         results.count(ItemResult.SUCCEEDED), results.count(ItemResult.SKIPPED),
         results.count(ItemResult.FAILED), sum(cancelled.values()), now, not more,
     )  # fmt: skip
     assert counted is not None
+    after = BulkOperationRow.from_row(counted)
     items = [
         BulkItemOutcome(campaign_id=i, result=o.result, code=o.code, message=o.message,
                         cancelled_executions=cancelled.get(i, 0))
         for i, o in outcomes.items()
     ]  # fmt: skip
-    _report(tx, progress(counted, items), correlation_id, now)
+    _report(tx, progress(after, items), correlation_id, now)
     if not more:
-        _report(tx, progress(counted), correlation_id, now, COMPLETED)
+        _report(tx, progress(after), correlation_id, now, COMPLETED)
     return True
 
 
 async def _complete_if_finished(
-    tx: Transaction, operation: Mapping[str, Any], now: datetime
+    tx: Transaction, operation: BulkOperationRow, now: datetime
 ) -> bool:
     """An operation with nothing left pending that is not closed yet (it selected no campaign
     at all) is closed here; one whose last items another worker holds is left to that one."""
     connection = tx.connection
-    locked = await connection.fetchrow(QUERIES["operation"], operation["id"])
+    locked = await connection.fetchrow(QUERIES["operation"], operation.id)
     assert locked is not None
-    if locked["status"] != BulkStatus.PROCESSING:
+    if BulkOperationRow.from_row(locked).status is not BulkStatus.PROCESSING:
         return False
-    if await connection.fetchval(QUERIES["any_pending"], operation["id"]):
+    if await connection.fetchval(QUERIES["any_pending"], operation.id):
         return False
     counted = await connection.fetchrow(
-        QUERIES["count_batch"], operation["id"], 0, 0, 0, 0, 0, now, True
+        QUERIES["count_batch"], operation.id, 0, 0, 0, 0, 0, now, True
     )
     assert counted is not None
-    _report(tx, progress(counted), operation["correlation_id"], now, COMPLETED)
+    _report(tx, progress(BulkOperationRow.from_row(counted)), operation.correlation_id, now,
+            COMPLETED)  # fmt: skip
     return True
 
 
 def progress(
-    operation: Mapping[str, Any], items: list[BulkItemOutcome] | None = None
+    operation: BulkOperationRow, items: list[BulkItemOutcome] | None = None
 ) -> BulkOperationProgress:
     return BulkOperationProgress(
-        operation_id=operation["id"],
-        action=operation["action"],
-        status=operation["status"],
-        total=operation["total"],
-        processed=operation["processed"],
-        success_count=operation["success_count"],
-        skipped_count=operation["skipped_count"],
-        error_count=operation["error_count"],
-        cancelled_executions=operation["cancelled_executions"],
-        error_message=operation["error_message"],
+        operation_id=operation.id,
+        action=operation.action,
+        status=operation.status,
+        total=operation.total,
+        processed=operation.processed,
+        success_count=operation.success_count,
+        skipped_count=operation.skipped_count,
+        error_count=operation.error_count,
+        cancelled_executions=operation.cancelled_executions,
+        error_message=operation.error_message,
         items=items or [],
     )
 

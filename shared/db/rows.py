@@ -1,7 +1,8 @@
 """Typed rows at the SQL boundary, as procrastinate's `Job.from_row`: a query that selects a
 table's row (`SELECT *` or the same columns) hands its record to `from_row`, and the code above
 reads attributes mypy checks instead of `row["..."]` strings it cannot. A row also answers the
-domain's questions about itself (`BulkActionRow.plan`), so that mapping is written once.
+domain's questions about itself (`BulkActionRow.plan`, `BulkOperationRow.reset_completed`), so
+that mapping is written once.
 
 `from_row` takes any mapping (an asyncpg.Record is one), so the tests build rows from dicts."""
 
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.drip import Plan
 from shared.domain.permissions import CampaignOwnership
@@ -113,6 +115,63 @@ class BulkActionRow:
             timedelta(seconds=every) if every is not None else None,
             window_of(self.timezone, self.allowed_days, self.window_start, self.window_end),
         )
+
+
+@dataclass(frozen=True)
+class BulkOperationRow:
+    """A row of bulk_operations (the scheduler's, which owns the table; the API's views add the
+    requester's email beside it)."""
+
+    id: UUID
+    organization_id: UUID | None
+    requested_by: UUID
+    action: BulkAction
+    selection: dict[str, Any]
+    status: BulkStatus
+    total: int
+    processed: int
+    success_count: int
+    skipped_count: int
+    error_count: int
+    cancelled_executions: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    options: dict[str, Any]
+    origin: str
+    correlation_id: UUID | None
+    error_message: str | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> BulkOperationRow:
+        return cls(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            requested_by=row["requested_by"],
+            action=BulkAction(row["action"]),
+            selection=row["selection"],
+            status=BulkStatus(row["status"]),
+            total=row["total"],
+            processed=row["processed"],
+            success_count=row["success_count"],
+            skipped_count=row["skipped_count"],
+            error_count=row["error_count"],
+            cancelled_executions=row["cancelled_executions"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            options=row["options"],
+            origin=row["origin"],
+            correlation_id=row["correlation_id"],
+            error_message=row["error_message"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def reset_completed(self) -> bool:
+        """A launch that also restarts completed executions (the request's option)."""
+        return bool(self.options.get("reset_completed", False))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from uuid import uuid4
 
 import pytest
 
-from shared.db.rows import BulkActionRow, CampaignRow
+from shared.db.rows import BulkActionRow, BulkOperationRow, CampaignRow
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
+from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.drip import Plan
 from shared.domain.permissions import CampaignOwnership
@@ -146,3 +147,51 @@ def test_campaign_row_state_is_what_the_state_machine_takes(
     row = CampaignRow.from_row(record)
     assert row.state == state
     assert row.ownership == CampaignOwnership(owner, organization)
+
+
+def operation_row(**changes: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": uuid4(),
+        "organization_id": None,
+        "requested_by": uuid4(),
+        "action": "launch",
+        "selection": {"campaign_ids": []},
+        "status": "processing",
+        "total": 3,
+        "processed": 1,
+        "success_count": 1,
+        "skipped_count": 0,
+        "error_count": 0,
+        "cancelled_executions": 0,
+        "created_at": START,
+        "started_at": START,
+        "completed_at": None,
+        "options": {},
+        "origin": "http",
+        "correlation_id": None,
+        "error_message": None,
+        "updated_at": START,
+    }
+    return row | changes
+
+
+def test_operation_row_types_the_columns() -> None:
+    record = operation_row(status="completed", processed=3, completed_at=START)
+    row = BulkOperationRow.from_row(record)
+    assert row.id == record["id"]
+    assert row.action is BulkAction.LAUNCH
+    assert row.status is BulkStatus.COMPLETED
+    assert (row.processed, row.completed_at) == (3, START)
+
+
+def test_operation_row_refuses_a_status_the_domain_does_not_know() -> None:
+    with pytest.raises(ValueError, match="'lost' is not a valid BulkStatus"):
+        BulkOperationRow.from_row(operation_row(status="lost"))
+
+
+@pytest.mark.parametrize(
+    ("options", "reset"),
+    [({}, False), ({"reset_completed": False}, False), ({"reset_completed": True}, True)],
+)
+def test_operation_row_reset_completed_is_the_option(options: dict[str, Any], reset: bool) -> None:
+    assert BulkOperationRow.from_row(operation_row(options=options)).reset_completed is reset
