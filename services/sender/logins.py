@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from telethon.crypto import rsa
@@ -189,50 +189,72 @@ def _proxy_columns(proxy: LoginProxy | None) -> tuple[Any, ...]:
     return proxy.type, proxy.host, proxy.port, proxy.username, proxy.password_sealed
 
 
-def login_handler(settings: Settings) -> Handler[AccountLogin]:
-    async def on_login(context: HandlerContext, message: Decoded[AccountLogin]) -> None:
+@dataclass(frozen=True)
+class Asked:
+    """What the work on a login command takes beside the command: its transaction, the
+    settings, the session key's cipher, who asked, and when."""
+
+    context: HandlerContext
+    settings: Settings
+    cipher: SessionCipher
+    actor: Actor
+    now: datetime
+
+    @property
+    def connection(self) -> DbConnection:
+        return self.context.connection
+
+
+C = TypeVar("C", AccountLogin, AccountImportSession)
+# The work on a login command (Telethon configured), answered by what it returns.
+Answer = Callable[[Asked, C], Awaitable[AccountLoginProgressed]]
+
+
+def _answering(settings: Settings, answer: Answer[C]) -> Handler[C]:
+    """A login command's handler: its answer goes out as account.login_progressed, keyed by the
+    login and under the command's correlation id; where Telethon accounts are not configured
+    the answer says so and nothing else is done."""
+
+    async def handle(context: HandlerContext, message: Decoded[C]) -> None:
         actor = message.envelope.actor
         assert actor is not None  # the contract requires one
-        now = context.clock.now()
-        answer = await _step(context.connection, context, settings, message.payload, actor, now)
-        context.outbox.emit(
-            answer, key=message.payload.login_id, cause=Cause.of(message.envelope), at=now
-        )
+        command, now = message.payload, context.clock.now()
+        if (why := settings.telethon_ready) is not None:
+            reply = _failed(
+                command.login_id, "telethon_not_configured", f"Telethon accounts are {why}"
+            )
+        else:
+            asked = Asked(context, settings, _cipher(settings), actor, now)
+            reply = await answer(asked, command)
+        context.outbox.emit(reply, key=command.login_id, cause=Cause.of(message.envelope), at=now)
 
-    return on_login
+    return handle
 
 
-async def _step(
-    connection: DbConnection,
-    context: HandlerContext,
-    settings: Settings,
-    command: AccountLogin,
-    actor: Actor,
-    now: datetime,
-) -> AccountLoginProgressed:
+def login_handler(settings: Settings) -> Handler[AccountLogin]:
+    return _answering(settings, _step)
+
+
+def import_handler(settings: Settings) -> Handler[AccountImportSession]:
+    return _answering(settings, _import)
+
+
+async def _step(asked: Asked, command: AccountLogin) -> AccountLoginProgressed:
     login_id = command.login_id
-    if (why := settings.telethon_ready) is not None:
-        return _failed(login_id, "telethon_not_configured", f"Telethon accounts are {why}")
-    await connection.execute(QUERIES["forget_expired"], now)
-    cipher = _cipher(settings)
+    await asked.connection.execute(QUERIES["forget_expired"], asked.now)
     try:
         if command.step == "start":
-            return await _start(connection, settings, cipher, command, actor, now)
-        return await _continue(connection, context, settings, cipher, command, actor, now)
+            return await _start(asked, command)
+        return await _continue(asked, command)
     except ProxyKeyError as exc:
         return _failed(login_id, "proxy_unreachable", f"proxy_unreachable: {exc}")
     except SessionKeyError as exc:
         return _failed(login_id, "login_expired", f"{exc}; start again")
 
 
-async def _start(
-    connection: DbConnection,
-    settings: Settings,
-    cipher: SessionCipher,
-    command: AccountLogin,
-    actor: Actor,
-    now: datetime,
-) -> AccountLoginProgressed:
+async def _start(asked: Asked, command: AccountLogin) -> AccountLoginProgressed:
+    connection, settings, cipher, actor, now = (
+        asked.connection, asked.settings, asked.cipher, asked.actor, asked.now)  # fmt: skip
     login_id, account = command.login_id, None
     if command.telegram_account_id is not None:
         account = await connection.fetchrow(
@@ -289,15 +311,9 @@ async def _start(
     )
 
 
-async def _continue(
-    connection: DbConnection,
-    context: HandlerContext,
-    settings: Settings,
-    cipher: SessionCipher,
-    command: AccountLogin,
-    actor: Actor,
-    now: datetime,
-) -> AccountLoginProgressed:
+async def _continue(asked: Asked, command: AccountLogin) -> AccountLoginProgressed:
+    connection, settings, cipher, actor, now = (
+        asked.connection, asked.settings, asked.cipher, asked.actor, asked.now)  # fmt: skip
     login_id = command.login_id
     row = await connection.fetchrow(QUERIES["login_to_continue"], login_id, actor.user_id)
     if row is None:
@@ -354,7 +370,7 @@ async def _continue(
     if account is not None:
         changed = await connection.fetchrow(QUERIES["logged_in_again"], account_id, session, now)
         assert changed is not None  # locked above
-        context.outbox.emit(
+        asked.context.outbox.emit(
             AccountHealthChanged(
                 telegram_account_id=account_id,
                 previous_status=changed["previous_status"],
@@ -395,30 +411,9 @@ async def _insert_account(
     )  # fmt: skip
 
 
-def import_handler(settings: Settings) -> Handler[AccountImportSession]:
-    async def on_import(context: HandlerContext, message: Decoded[AccountImportSession]) -> None:
-        actor = message.envelope.actor
-        assert actor is not None  # the contract requires one
-        now = context.clock.now()
-        answer = await _import(context.connection, settings, message.payload, actor, now)
-        context.outbox.emit(
-            answer, key=message.payload.login_id, cause=Cause.of(message.envelope), at=now
-        )
-
-    return on_import
-
-
-async def _import(
-    connection: DbConnection,
-    settings: Settings,
-    command: AccountImportSession,
-    actor: Actor,
-    now: datetime,
-) -> AccountLoginProgressed:
-    login_id = command.login_id
-    if (why := settings.telethon_ready) is not None:
-        return _failed(login_id, "telethon_not_configured", f"Telethon accounts are {why}")
-    cipher = _cipher(settings)
+async def _import(asked: Asked, command: AccountImportSession) -> AccountLoginProgressed:
+    settings, cipher, actor, now = asked.settings, asked.cipher, asked.actor, asked.now
+    login_id, connection = command.login_id, asked.connection
     account_id = uuid4()
     device = default_device(account_id) if command.device is None else _given_device(command.device)
     try:
