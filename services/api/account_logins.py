@@ -12,9 +12,10 @@ is never returned.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
@@ -32,7 +33,12 @@ from services.api import commands
 from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.commands import CommandAccepted
 from services.api.problems import Problem, field_error, invalid, not_found
-from services.api.telegram_accounts import DeviceSettings, ProxySettings, proxy_columns
+from services.api.telegram_accounts import (
+    DeviceSettings,
+    ProxySettings,
+    proxy_columns,
+    require_telethon,
+)
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -46,6 +52,8 @@ from shared.messaging.contracts import (
     Payload,
 )
 from shared.settings import Settings
+
+Route = TypeVar("Route", bound=Callable[..., Any])
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -78,8 +86,39 @@ STATUS = {
 DEFAULT_RETRY_AFTER_S = 3600
 
 
-class LoginStart(BaseModel):
+class LoginConnection(BaseModel):
+    """How a login's steps, or an import's validation, connect to Telegram: through `proxy`, as
+    `device`. The account keeps both for all its connections."""
+
     model_config = ConfigDict(extra="forbid")
+    proxy: ProxySettings | None = Field(
+        default=None,
+        description="The proxy every step of the login (or the import's validation) connects "
+        "through; the account keeps it for all its connections. Its password is sealed and "
+        "never returned. (Not with an uploaded session file: send it base64-encoded in JSON to "
+        "give a proxy.)",
+    )
+    device: DeviceSettings | None = Field(
+        default=None,
+        description="The device every step presents to Telegram (for an import, the one the "
+        "session was used with elsewhere); the account keeps it for good. Omitted, a realistic "
+        "desktop set is picked from the account's id.",
+    )
+
+    def login_proxy(self, settings: Settings) -> LoginProxy | None:
+        """Checked as POST /telegram-accounts checks a proxy; the password sealed."""
+        if self.proxy is None:
+            return None
+        kind, host, port, username, sealed = proxy_columns(self.proxy, settings)
+        return LoginProxy(
+            type=kind, host=host, port=port, username=username, password_sealed=sealed
+        )
+
+    def login_device(self) -> LoginDevice | None:
+        return None if self.device is None else LoginDevice(**self.device.model_dump())
+
+
+class LoginStart(LoginConnection):
     phone: Phone = Field(examples=["+15550100"], description="In international format.")
     display_name: DisplayName | None = Field(
         default=None, description="The account's name in Dripline; the phone when omitted."
@@ -89,16 +128,6 @@ class LoginStart(BaseModel):
     )
     api_hash: SecretStr | None = Field(
         default=None, min_length=32, max_length=32, description="Goes with api_id; sealed."
-    )
-    proxy: ProxySettings | None = Field(
-        default=None,
-        description="The proxy every step of the login connects through; the account keeps it "
-        "for all its connections. Its password is sealed and never returned.",
-    )
-    device: DeviceSettings | None = Field(
-        default=None,
-        description="The device every step presents to Telegram; the account keeps it for good. "
-        "Omitted, a realistic desktop set is picked from the account's id.",
     )
 
 
@@ -114,8 +143,7 @@ class LoginPassword(BaseModel):
     )
 
 
-class SessionImport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SessionImport(LoginConnection):
     display_name: DisplayName
     format: Literal["telethon_string", "telethon_sqlite", "pyrogram"] = Field(
         description="`telethon_string`: a Telethon StringSession; `telethon_sqlite`: a Telethon "
@@ -124,16 +152,6 @@ class SessionImport(BaseModel):
         "string."
     )
     session: SecretStr = Field(min_length=1, max_length=2_000_000)
-    proxy: ProxySettings | None = Field(
-        default=None,
-        description="The proxy the validation connects through; the account keeps it. (Not "
-        "with an uploaded file: send it base64-encoded in JSON to give a proxy.)",
-    )
-    device: DeviceSettings | None = Field(
-        default=None,
-        description="The device the session was used with elsewhere; presented from the "
-        "validation on. Omitted, a desktop set is picked from the account's id.",
-    )
 
 
 class Login(BaseModel):
@@ -147,27 +165,9 @@ class Login(BaseModel):
 
 
 def _cipher(settings: Settings) -> SessionCipher:
-    if (why := settings.telethon_ready) is not None:
-        raise Problem(
-            503,
-            "telethon_not_configured",
-            "Telethon accounts are not available",
-            f"This deployment cannot run Telethon accounts: {why}",
-        )
+    require_telethon(settings)
     assert settings.session_key is not None
     return SessionCipher(settings.session_key.get_secret_value())
-
-
-def _login_proxy(proxy: ProxySettings | None, settings: Settings) -> LoginProxy | None:
-    """Checked as POST /telegram-accounts checks a proxy; the password sealed."""
-    if proxy is None:
-        return None
-    kind, host, port, username, sealed = proxy_columns(proxy, settings)
-    return LoginProxy(type=kind, host=host, port=port, username=username, password_sealed=sealed)
-
-
-def _login_device(device: DeviceSettings | None) -> LoginDevice | None:
-    return None if device is None else LoginDevice(**device.model_dump())
 
 
 def refusal(answer: AccountLoginProgressed) -> Problem:
@@ -226,10 +226,16 @@ _ACCEPTED: dict[int | str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-@router.post(
-    "/logins", status_code=201, response_model=Login, responses=_ACCEPTED,
-    summary="Start a phone login (Telegram sends a code)",
-)  # fmt: skip
+def _step(
+    path: str, summary: str, status_code: int = 200, **extra: Any
+) -> Callable[[Route], Route]:
+    """The route of a login step or an import: answered with the login, or 202 while the
+    sender has not answered."""
+    return router.post(path, status_code=status_code, response_model=Login, responses=_ACCEPTED,
+                       summary=summary, **extra)  # fmt: skip
+
+
+@_step("/logins", "Start a phone login (Telegram sends a code)", 201)
 async def start_login(
     body: LoginStart, who: CurrentPrincipal, request: Request
 ) -> Login | JSONResponse:
@@ -240,7 +246,7 @@ async def start_login(
     cipher = _cipher(settings)
     if (body.api_id is None) != (body.api_hash is None):
         raise invalid([field_error("api_hash", "api_id and api_hash go together")])
-    proxy = _login_proxy(body.proxy, settings)
+    proxy = body.login_proxy(settings)
     login_id = uuid4()
     command = AccountLogin(
         login_id=login_id,
@@ -252,15 +258,12 @@ async def start_login(
         if body.api_hash is None
         else cipher.seal(body.api_hash.get_secret_value()),
         proxy=proxy,
-        device=_login_device(body.device),
+        device=body.login_device(),
     )
     return await _ask(request, who, command, login_id)
 
 
-@router.post(
-    "/{account_id}/login", status_code=201, response_model=Login, responses=_ACCEPTED,
-    summary="Log an account that lost its login in again, in place",
-)  # fmt: skip
+@_step("/{account_id}/login", "Log an account that lost its login in again, in place", 201)
 async def relogin(
     account_id: UUID, who: CurrentPrincipal, request: Request
 ) -> Login | JSONResponse:
@@ -275,10 +278,7 @@ async def relogin(
     return await _ask(request, who, command, login_id)
 
 
-@router.post(
-    "/logins/{login_id}/code", response_model=Login, responses=_ACCEPTED,
-    summary="Submit the login code",
-)  # fmt: skip
+@_step("/logins/{login_id}/code", "Submit the login code")
 async def submit_code(
     login_id: UUID, body: LoginCode, who: CurrentPrincipal, request: Request
 ) -> Login | JSONResponse:
@@ -290,10 +290,7 @@ async def submit_code(
     return await _ask(request, who, command, login_id)
 
 
-@router.post(
-    "/logins/{login_id}/password", response_model=Login, responses=_ACCEPTED,
-    summary="Submit the 2FA password",
-)  # fmt: skip
+@_step("/logins/{login_id}/password", "Submit the 2FA password")
 async def submit_password(
     login_id: UUID, body: LoginPassword, who: CurrentPrincipal, request: Request
 ) -> Login | JSONResponse:
@@ -328,13 +325,12 @@ async def get_login(login_id: UUID, who: CurrentPrincipal, request: Request) -> 
     )
 
 
-@router.post(
-    "/import", status_code=201, response_model=Login, responses=_ACCEPTED,
+@_step(
+    "/import", "Import a session someone already has", 201,
     openapi_extra={"requestBody": {"content": {
         "application/json": {"schema": SessionImport.model_json_schema()},
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "required": True}},
-    summary="Import a session someone already has",
 )  # fmt: skip
 async def import_session(
     who: CurrentPrincipal, request: Request, display_name: str | None = None
@@ -370,7 +366,7 @@ async def import_session(
         format=body.format,
         session_sealed=cipher.seal(body.session.get_secret_value()),
         display_name=body.display_name,
-        proxy=_login_proxy(body.proxy, settings),
-        device=_login_device(body.device),
+        proxy=body.login_proxy(settings),
+        device=body.login_device(),
     )
     return await _ask(request, who, command, login_id)

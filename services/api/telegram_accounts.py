@@ -236,12 +236,9 @@ def _may_manage(who: Principal, row: Any) -> None:
         )
 
 
-def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
-    """The session string, checked and encrypted; None for a simulated account."""
-    if body.session_kind == "simulated":
-        if body.session_string is not None:
-            raise invalid([field_error("session_string", "only telethon accounts have a session")])
-        return None
+def require_telethon(settings: Settings) -> None:
+    """503 `telethon_not_configured` where this deployment cannot run Telethon accounts (an
+    account registered with its session, a login, an import)."""
     if (why := settings.telethon_ready) is not None:
         raise Problem(
             503,
@@ -249,6 +246,15 @@ def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
             "Telethon accounts are not available",
             f"This deployment cannot run Telethon accounts: {why}",
         )
+
+
+def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
+    """The session string, checked and encrypted; None for a simulated account."""
+    if body.session_kind == "simulated":
+        if body.session_string is not None:
+            raise invalid([field_error("session_string", "only telethon accounts have a session")])
+        return None
+    require_telethon(settings)
     if body.session_string is None:
         raise invalid([field_error("session_string", "a telethon account needs its StringSession")])
     session = body.session_string.get_secret_value()
