@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -36,8 +37,8 @@ from services.api.problems import Problem, field_error, invalid, not_found
 from services.api.telegram_accounts import (
     DeviceSettings,
     ProxySettings,
-    proxy_columns,
     require_telethon,
+    sealed_proxy,
 )
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
@@ -107,12 +108,8 @@ class LoginConnection(BaseModel):
 
     def login_proxy(self, settings: Settings) -> LoginProxy | None:
         """Checked as POST /telegram-accounts checks a proxy; the password sealed."""
-        if self.proxy is None:
-            return None
-        kind, host, port, username, sealed = proxy_columns(self.proxy, settings)
-        return LoginProxy(
-            type=kind, host=host, port=port, username=username, password_sealed=sealed
-        )
+        stored = sealed_proxy(self.proxy, settings)
+        return None if stored is None else LoginProxy(**asdict(stored))
 
     def login_device(self) -> LoginDevice | None:
         return None if self.device is None else LoginDevice(**self.device.model_dump())

@@ -11,6 +11,7 @@ password is sealed like the session and never returned (docs/accounts.md).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ from services.api.deps import CurrentClock, CurrentSettings, Database, Replies
 from services.api.problems import Problem, field_error, forbidden, invalid, not_found
 from shared.crypto import SessionCipher
 from shared.db.pool import DbConnection
+from shared.db.rows import ProxyRow, device_columns, device_of, proxy_columns
 from shared.db.sql import Queries
 from shared.domain.accounts import AccountHealth
 from shared.domain.devices import DeviceIdentity, default_device
@@ -201,22 +203,19 @@ class TelegramAccount(BaseModel):
         if not isinstance(data, dict) or "proxy_type" not in data:
             return data
         data = dict(data)
+        proxy, device = ProxyRow.from_row(data), device_of(data)
         data["proxy"] = (
             None
-            if data["proxy_type"] is None
+            if proxy is None
             else {
-                "type": data["proxy_type"],
-                "host": data["proxy_host"],
-                "port": data["proxy_port"],
-                "username": data["proxy_username"],
-                "has_password": data["proxy_secret"] is not None,
+                "type": proxy.type,
+                "host": proxy.host,
+                "port": proxy.port,
+                "username": proxy.username,
+                "has_password": proxy.password_sealed is not None,
             }
         )
-        data["device"] = (
-            None
-            if data["device_model"] is None
-            else {name: data[name] for name in DeviceSettings.model_fields}
-        )
+        data["device"] = None if device is None else asdict(device)
         return data
 
 
@@ -268,10 +267,10 @@ def _sealed_session(body: AccountCreate, settings: Settings) -> str | None:
     return SessionCipher(settings.session_key.get_secret_value()).seal(session)
 
 
-def proxy_columns(proxy: ProxySettings | None, settings: Settings) -> tuple[Any, ...]:
-    """The proxy as stored (type, host, port, username, sealed password), all None for none."""
+def sealed_proxy(proxy: ProxySettings | None, settings: Settings) -> ProxyRow | None:
+    """The proxy as stored, checked and its password sealed; None for none."""
     if proxy is None:
-        return (None,) * 5
+        return None
     if proxy.type == "mtproxy":
         raise Problem(
             422,
@@ -293,14 +292,7 @@ def proxy_columns(proxy: ProxySettings | None, settings: Settings) -> tuple[Any,
             )
         cipher = SessionCipher(settings.session_key.get_secret_value())
         sealed = cipher.seal(proxy.password.get_secret_value())
-    return proxy.type, proxy.host, proxy.port, proxy.username, sealed
-
-
-def _device_columns(device: DeviceSettings | DeviceIdentity | None) -> tuple[Any, ...]:
-    if device is None:
-        return (None,) * 5
-    return (device.device_model, device.system_version, device.app_version, device.lang_code,
-            device.system_lang_code)  # fmt: skip
+    return ProxyRow(proxy.type, proxy.host, proxy.port, proxy.username, sealed)
 
 
 def _telethon_only(body: AccountCreate) -> None:
@@ -318,7 +310,7 @@ async def create_account(
     settings = request.app.state.service.settings
     _telethon_only(body)
     sealed = _sealed_session(body, settings)
-    proxy = proxy_columns(body.proxy, settings)
+    proxy = proxy_columns(sealed_proxy(body.proxy, settings))
     account_id = uuid4()
     device: DeviceSettings | DeviceIdentity | None = body.device
     if device is None and body.session_kind == "telethon":
@@ -346,7 +338,7 @@ async def create_account(
             detail,
             account_id,
             *proxy,
-            *_device_columns(device),
+            *device_columns(device),
         )
     return TelegramAccount.model_validate(dict(row))  # type: ignore[arg-type]
 
@@ -377,7 +369,7 @@ async def update_account(
         if "proxy" in body.model_fields_set:
             if row["session_kind"] != "telethon":
                 raise invalid([field_error("proxy", "only telethon accounts connect to Telegram")])
-            proxy = proxy_columns(body.proxy, request.app.state.service.settings)
+            proxy = proxy_columns(sealed_proxy(body.proxy, request.app.state.service.settings))
         updated = await connection.fetchrow(
             TELEGRAM_ACCOUNTS["update"],
             account_id,

@@ -42,6 +42,7 @@ from services.sender.login import (
 )
 from shared.crypto import SessionCipher, SessionKeyError
 from shared.db.pool import DbConnection
+from shared.db.rows import ProxyRow, device_columns, device_of, proxy_columns
 from shared.db.sql import Queries
 from shared.domain.devices import DeviceIdentity, default_device
 from shared.messaging.consumer import Handler, HandlerContext
@@ -120,10 +121,8 @@ def _api(settings: Settings, api_id: int | None, api_hash: str | None) -> ApiCre
 
 
 def _device(row: Any, account_id: UUID) -> DeviceIdentity:
-    if row is None or row["device_model"] is None:
-        return default_device(account_id)
-    return DeviceIdentity(row["device_model"], row["system_version"], row["app_version"],
-                          row["lang_code"], row["system_lang_code"])  # fmt: skip
+    device = None if row is None else device_of(row)
+    return default_device(account_id) if device is None else device
 
 
 def _given_device(device: LoginDevice) -> DeviceIdentity:
@@ -133,15 +132,8 @@ def _given_device(device: LoginDevice) -> DeviceIdentity:
 
 def _account_proxy(row: Any) -> LoginProxy | None:
     """An account's stored proxy, its password still sealed (a login again goes through it)."""
-    if row is None or row["proxy_type"] is None:
-        return None
-    return LoginProxy(
-        type=row["proxy_type"],
-        host=row["proxy_host"],
-        port=row["proxy_port"],
-        username=row["proxy_username"],
-        password_sealed=row["proxy_secret"],
-    )
+    stored = None if row is None else ProxyRow.from_row(row)
+    return None if stored is None else LoginProxy(**asdict(stored))
 
 
 class ProxyKeyError(Exception):
@@ -181,12 +173,6 @@ def _open_pending(
     proxy = None if data["proxy"] is None else LoginProxy.model_validate(data["proxy"])
     device = _given_device(LoginDevice.model_validate(data["device"]))
     return PendingLogin.from_json(data["pending"]), proxy, device
-
-
-def _proxy_columns(proxy: LoginProxy | None) -> tuple[Any, ...]:
-    if proxy is None:
-        return (None,) * 5
-    return proxy.type, proxy.host, proxy.port, proxy.username, proxy.password_sealed
 
 
 @dataclass(frozen=True)
@@ -406,8 +392,7 @@ async def _insert_account(
 ) -> None:
     await connection.execute(
         QUERIES["insert_account"], account_id, organization_id, owner_user_id, display_name,
-        phone, sealed_session, device.device_model, device.system_version, device.app_version,
-        device.lang_code, device.system_lang_code, now, *_proxy_columns(proxy),
+        phone, sealed_session, *device_columns(device), now, *proxy_columns(proxy),
     )  # fmt: skip
 
 

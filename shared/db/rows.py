@@ -16,6 +16,7 @@ from uuid import UUID
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
 from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
+from shared.domain.devices import DeviceIdentity
 from shared.domain.drip import Plan
 from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import window_of
@@ -208,3 +209,84 @@ class CampaignRow:
     @property
     def ownership(self) -> CampaignOwnership:
         return CampaignOwnership(self.created_by, self.organization_id)
+
+
+# -- an account's device and proxy columns (telegram_accounts): the API writes them when an
+# account is registered or its proxy set, the sender when a login or an import brings one in,
+# and both read them back.
+
+
+class Device(Protocol):
+    """A device as the columns hold it: DeviceIdentity, the login command's LoginDevice, the
+    API's DeviceSettings."""
+
+    @property
+    def device_model(self) -> str: ...
+    @property
+    def system_version(self) -> str: ...
+    @property
+    def app_version(self) -> str: ...
+    @property
+    def lang_code(self) -> str: ...
+    @property
+    def system_lang_code(self) -> str: ...
+
+
+def device_of(row: Row) -> DeviceIdentity | None:
+    """The device an account presents to Telegram; None while it has none yet (a simulated
+    account, or a Telethon one registered before devices until the sender first connects it)."""
+    if row["device_model"] is None:
+        return None
+    return DeviceIdentity(row["device_model"], row["system_version"], row["app_version"],
+                          row["lang_code"], row["system_lang_code"])  # fmt: skip
+
+
+def device_columns(device: Device | None) -> tuple[str | None, ...]:
+    """device_model, system_version, app_version, lang_code, system_lang_code (all None:
+    none)."""
+    if device is None:
+        return (None,) * 5
+    return (device.device_model, device.system_version, device.app_version, device.lang_code,
+            device.system_lang_code)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProxyRow:
+    """An account's proxy columns (proxy_type, _host, _port, _username, _secret), its password
+    sealed (shared/crypto.py); named as the login command's LoginProxy is."""
+
+    type: str
+    host: str
+    port: int
+    username: str | None
+    password_sealed: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ProxyRow | None:
+        """None for an account that connects directly."""
+        if row["proxy_type"] is None:
+            return None
+        return cls(row["proxy_type"], row["proxy_host"], row["proxy_port"],
+                   row["proxy_username"], row["proxy_secret"])  # fmt: skip
+
+
+class Proxy(Protocol):
+    """A proxy as the columns hold it: ProxyRow, the login command's LoginProxy."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password_sealed(self) -> str | None: ...
+
+
+def proxy_columns(proxy: Proxy | None) -> tuple[Any, ...]:
+    """proxy_type, _host, _port, _username, _secret (all None: none)."""
+    if proxy is None:
+        return (None,) * 5
+    return proxy.type, proxy.host, proxy.port, proxy.username, proxy.password_sealed

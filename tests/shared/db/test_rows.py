@@ -8,13 +8,23 @@ from uuid import uuid4
 
 import pytest
 
-from shared.db.rows import BulkActionRow, BulkOperationRow, CampaignRow
+from shared.db.rows import (
+    BulkActionRow,
+    BulkOperationRow,
+    CampaignRow,
+    ProxyRow,
+    device_columns,
+    device_of,
+    proxy_columns,
+)
 from shared.domain.bulk_actions import ActionStatus, BulkActionType, Mode
 from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
+from shared.domain.devices import DeviceIdentity
 from shared.domain.drip import Plan
 from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import ALL_DAYS, Window
+from shared.messaging.contracts import LoginDevice, LoginProxy
 
 START = datetime(2030, 1, 7, 9, tzinfo=UTC)
 
@@ -195,3 +205,61 @@ def test_operation_row_refuses_a_status_the_domain_does_not_know() -> None:
 )
 def test_operation_row_reset_completed_is_the_option(options: dict[str, Any], reset: bool) -> None:
     assert BulkOperationRow.from_row(operation_row(options=options)).reset_completed is reset
+
+
+ACCOUNT_DEVICE = {
+    "device_model": "MacBook Pro",
+    "system_version": "macOS 14.6.1",
+    "app_version": "5.8.3 x64",
+    "lang_code": "en",
+    "system_lang_code": "en-GB",
+}
+NO_DEVICE = dict.fromkeys(ACCOUNT_DEVICE)
+ACCOUNT_PROXY = {
+    "proxy_type": "socks5",
+    "proxy_host": "10.0.0.1",
+    "proxy_port": 1080,
+    "proxy_username": "me",
+    "proxy_secret": "sealed",
+}
+NO_PROXY = dict.fromkeys(ACCOUNT_PROXY)
+
+
+@pytest.mark.parametrize(
+    ("columns", "device"),
+    [
+        (NO_DEVICE, None),
+        (ACCOUNT_DEVICE, DeviceIdentity("MacBook Pro", "macOS 14.6.1", "5.8.3 x64", "en", "en-GB")),
+    ],
+)
+def test_an_accounts_device_columns_round_trip(
+    columns: dict[str, Any], device: DeviceIdentity | None
+) -> None:
+    assert device_of(columns) == device
+    assert device_columns(device) == tuple(columns.values())
+
+
+@pytest.mark.parametrize(
+    ("columns", "proxy"),
+    [
+        (NO_PROXY, None),
+        (ACCOUNT_PROXY, ProxyRow("socks5", "10.0.0.1", 1080, "me", "sealed")),
+        (
+            ACCOUNT_PROXY | {"proxy_type": "http", "proxy_username": None, "proxy_secret": None},
+            ProxyRow("http", "10.0.0.1", 1080, None, None),
+        ),
+    ],
+)
+def test_an_accounts_proxy_columns_round_trip(
+    columns: dict[str, Any], proxy: ProxyRow | None
+) -> None:
+    assert ProxyRow.from_row(columns) == proxy
+    assert proxy_columns(proxy) == tuple(columns.values())
+
+
+def test_a_login_commands_proxy_and_device_are_stored_as_the_accounts_are() -> None:
+    proxy = LoginProxy(type="socks5", host="10.0.0.1", port=1080, username="me",
+                       password_sealed="sealed")  # fmt: skip
+    device = LoginDevice(**ACCOUNT_DEVICE)
+    assert proxy_columns(proxy) == tuple(ACCOUNT_PROXY.values())
+    assert device_columns(device) == tuple(ACCOUNT_DEVICE.values())
