@@ -83,6 +83,7 @@ async def main(campaigns: int, executions_each: int, enable: int, index_set: str
         disabled = [r["id"] for r in await connection.fetch(
             "SELECT id::text FROM campaigns WHERE NOT enabled")]  # fmt: skip
         raw = await _raw_stop(connection, active)
+        print(f"raw SQL baseline ({index_set} indexes): {raw:.2f} s", flush=True)
         settings = Settings(
             database_url=infra.dsn,
             kafka_bootstrap=infra.bootstrap,
