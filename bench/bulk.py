@@ -1,11 +1,11 @@
 """Bulk operations end to end: HTTP request, Kafka, the scheduler's batches, the final answer.
 
     .venv/bin/python -m bench.bulk [--campaigns 1000] [--executions-each 1000] [--enable 10000]
-                                   [--index-set current|before-0026]
+                                   [--index-set current|before-0025]
 
 The sizes default to BULK_CAMPAIGNS, BULK_EXECUTIONS_EACH and BULK_ENABLE when set (the full size,
-1,000 x 1,000 and 10,000, otherwise). `--index-set before-0026` puts back the executions index
-set of before migration 0026 (one (campaign_id, status) index over every row) before seeding, so
+1,000 x 1,000 and 10,000, otherwise). `--index-set before-0025` puts back the executions index
+set of before migration 0025 (one (campaign_id, status) index over every row) before seeding, so
 two runs compare the index sets with the same code; the raw baseline is always measured on the
 schema the services run on.
 
@@ -59,8 +59,8 @@ UPDATE executions SET status = 'cancelled', completed_at = now(), lease_until = 
                       error_message = 'Campaign stopped by user', updated_at = now()
 WHERE campaign_id = ANY($1::uuid[]) AND status IN ('pending', 'running', 'waiting', 'paused');
 """
-# The executions index set of before migration 0026, for a comparison run.
-BEFORE_0026 = """
+# The executions index set of before migration 0025, for a comparison run.
+BEFORE_0025 = """
 DROP INDEX executions_unfinished_idx;
 DROP INDEX executions_finished_idx;
 CREATE INDEX executions_campaign_status_idx ON executions (campaign_id, status);
@@ -70,8 +70,8 @@ CREATE INDEX executions_campaign_status_idx ON executions (campaign_id, status);
 async def main(campaigns: int, executions_each: int, enable: int, index_set: str) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
-        if index_set == "before-0026":
-            await connection.execute(BEFORE_0026)
+        if index_set == "before-0025":
+            await connection.execute(BEFORE_0025)
         issued = await create_user(connection, "bench@example.com")
         print(f"seeding {campaigns} active campaigns x {executions_each} executions ...",
               flush=True)  # fmt: skip
@@ -157,7 +157,7 @@ if __name__ == "__main__":
         "--executions-each", type=int, default=int(os.environ.get("BULK_EXECUTIONS_EACH", 1000))
     )
     parser.add_argument("--enable", type=int, default=int(os.environ.get("BULK_ENABLE", 10_000)))
-    parser.add_argument("--index-set", choices=["current", "before-0026"], default="current")
+    parser.add_argument("--index-set", choices=["current", "before-0025"], default="current")
     arguments = parser.parse_args()
     asyncio.run(
         main(arguments.campaigns, arguments.executions_each, arguments.enable, arguments.index_set)

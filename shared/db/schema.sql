@@ -263,7 +263,7 @@ CREATE TABLE executions (
 -- The hot path: claiming due executions with FOR UPDATE SKIP LOCKED in next_execution_at order.
 CREATE INDEX executions_due_idx ON executions (next_execution_at)
     WHERE status IN ('pending', 'waiting');
--- A campaign's executions by status (0026): two partial indexes a cancelled row is in neither
+-- A campaign's executions by status (0025): two partial indexes a cancelled row is in neither
 -- of, so a stop writes fewer index entries; a campaign's cancelled rows are read through
 -- (campaign_id, contact_id).
 CREATE INDEX executions_unfinished_idx ON executions (campaign_id, status)

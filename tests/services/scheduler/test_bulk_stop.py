@@ -2,7 +2,7 @@
 execution is cancelled in the stop's own transaction (spec 000/001), finished ones are left as
 they were, nothing of the stopped campaigns is claimed again or sent by a sender holding a due
 event claimed before the stop, and the statistics the stats service derives from the stop's
-events equal the recount. Migration 0026 changed the indexes the stop writes and reads; the
+events equal the recount. Migration 0025 changed the indexes the stop writes and reads; the
 reads that used the dropped index are checked to walk the new ones."""
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ async def test_a_bulk_stop_during_a_dispatch_cancels_every_unfinished_execution_
     assert cancelled == 3 * UNFINISHED
 
 
-# The reads that used executions_campaign_status_idx (dropped by 0026), with the index each one
+# The reads that used executions_campaign_status_idx (dropped by 0025), with the index each one
 # walks now. Sequential scans are off, so a read no index serves shows up as a Seq Scan.
 READS = [
     ("the stop's cancel", "cancel_executions", "executions_unfinished_idx"),
