@@ -22,6 +22,7 @@ from services.scheduler.dispatch import dispatch_due
 from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from services.stats.app import create_service as create_stats
 from services.stats.verify import drift, repair
+from shared.db.rows import BulkOperationRow
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.topics import Topic
@@ -88,16 +89,17 @@ def scheduler(pool: asyncpg.Pool[Any], settings: Settings) -> Service:
 async def bulk_stop(pool: asyncpg.Pool[Any], user: UUID, campaigns: list[UUID]) -> Any:
     """A bulk stop recorded and applied as the scheduler applies a request (one batch)."""
     async with transaction(pool, FixedClock(NOW)) as tx:
-        operation = await tx.connection.fetchrow(
+        recorded = await tx.connection.fetchrow(
             BULK["record_operation"], uuid4(), None, user, "stop",
             {"campaign_ids": [str(c) for c in campaigns]}, {"reset_completed": False},
             uuid4(), NOW, "http", NOW,
         )  # fmt: skip
-        assert operation is not None
+        assert recorded is not None
+        operation = BulkOperationRow.from_row(recorded)
         await start(tx, operation, recorded_request(operation), requester(operation), NOW,
                     len(campaigns), Tally(OPERATION_ITEMS))  # fmt: skip
         return await tx.connection.fetchrow(
-            "SELECT * FROM bulk_operations WHERE id = $1", operation["id"]
+            "SELECT * FROM bulk_operations WHERE id = $1", operation.id
         )
 
 
