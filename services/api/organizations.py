@@ -21,6 +21,13 @@ from services.api.auth import CurrentPrincipal, Principal, pool
 from services.api.problems import Problem, forbidden, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
+from shared.domain.breaker import (
+    DEFAULT_HYSTERESIS,
+    DEFAULT_MIN_ACCOUNTS,
+    DEFAULT_SHARE,
+    BreakerPolicy,
+    policy_of,
+)
 from shared.domain.do_not_contact import DEFAULT_OPT_OUT_PHRASES, check_phrases
 from shared.domain.permissions import Role, can_manage_organization
 
@@ -43,6 +50,18 @@ class OrganizationCreate(BaseModel):
     admin_view_enabled: bool = False
 
 
+class FleetBreaker(BaseModel):
+    """The fleet circuit breaker's policy (docs/accounts.md): the organization's sending pauses
+    when at least `share` of its sending accounts, and at least `min_accounts` of them, are
+    limited, frozen or cooling down within the last hour; it resumes below
+    `share - hysteresis`."""
+
+    model_config = ConfigDict(extra="forbid")
+    share: float = Field(default=DEFAULT_SHARE, gt=0, le=1)
+    min_accounts: int = Field(default=DEFAULT_MIN_ACCOUNTS, ge=1, le=100_000)
+    hysteresis: float = Field(default=DEFAULT_HYSTERESIS, ge=0, lt=1)
+
+
 class OrganizationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: OrgName | None = None
@@ -59,6 +78,12 @@ class OrganizationPatch(BaseModel):
         le=3650,
         description="Do not message a person another campaign of the organization messaged "
         "within this many days (skipped as recently_contacted). null turns it off.",
+    )
+
+    fleet_breaker: FleetBreaker | None = Field(
+        default=None,
+        description="The fleet circuit breaker's policy (what is left out keeps its default;"
+        " hysteresis must stay below share: fleet_breaker_invalid). null restores the defaults.",
     )
 
     @field_validator("opt_out_phrases")
@@ -80,6 +105,10 @@ class Organization(BaseModel):
         description="Campaigns skip a person another campaign messaged within this many days "
         "(null: off).",
     )
+    fleet_breaker: FleetBreaker = Field(
+        default_factory=FleetBreaker,
+        description="The fleet circuit breaker's policy (the defaults unless set).",
+    )
     role: Role = Field(description="The caller's role in it.")
     created_at: datetime
     updated_at: datetime
@@ -91,6 +120,10 @@ class Organization(BaseModel):
             settings = data.pop("settings") or {}
             data["opt_out_phrases"] = settings.get("opt_out_phrases", DEFAULT_OPT_OUT_PHRASES)
             data["recontact_after_days"] = settings.get("recontact_after_days")
+            policy = policy_of(settings)
+            data["fleet_breaker"] = FleetBreaker(
+                share=policy.share, min_accounts=policy.min_accounts, hysteresis=policy.hysteresis
+            )
         return data
 
 
@@ -166,13 +199,19 @@ async def get_organization(
 @router.patch(
     "/{organization_id}",
     response_model=Organization,
-    summary="Change an organization's name, admin_view_enabled, opt-out phrases or"
-    " recontact_after_days",
+    summary="Change an organization's name, admin_view_enabled, opt-out phrases,"
+    " recontact_after_days or fleet breaker",
 )
 async def update_organization(
     organization_id: UUID, body: OrganizationPatch, who: CurrentPrincipal, request: Request
 ) -> Organization:
     """Owners and admins only."""
+    breaker = body.fleet_breaker
+    if breaker is not None:
+        try:
+            BreakerPolicy(breaker.share, breaker.min_accounts, breaker.hysteresis)
+        except ValueError as exc:
+            raise Problem(422, "fleet_breaker_invalid", "Invalid fleet breaker", str(exc)) from exc
     async with pool(request).acquire() as connection, connection.transaction():
         current = await _membership(connection, who, organization_id)
         _require_manager(Role(current["role"]))
@@ -187,6 +226,8 @@ async def update_organization(
             body.opt_out_phrases,
             "recontact_after_days" in body.model_fields_set,
             body.recontact_after_days,
+            "fleet_breaker" in body.model_fields_set,
+            breaker.model_dump() if breaker is not None else None,
         )
     assert row is not None
     return Organization.model_validate({**dict(row), "role": current["role"]})

@@ -21,15 +21,20 @@ ORDER BY o.created_at, o.id;
 
 -- name: update
 -- $4: replace the opt-out phrases with $5 (null: back to the defaults); $6: set
--- recontact_after_days to $7 (null: off). The sender reads both from settings.
+-- recontact_after_days to $7 (null: off); $8: set the fleet breaker's policy to $9 (null: back
+-- to the defaults). The sender reads the first two from settings, the scheduler the third.
 UPDATE organizations
 SET name = $2, admin_view_enabled = $3, updated_at = now(),
-    settings = (CASE WHEN NOT $4::boolean THEN settings
-                     WHEN $5::jsonb IS NULL THEN settings - 'opt_out_phrases'
-                     ELSE jsonb_set(settings, '{opt_out_phrases}', $5::jsonb) END)
-               - CASE WHEN $6::boolean THEN 'recontact_after_days' ELSE '' END
-               || CASE WHEN $6::boolean AND $7::integer IS NOT NULL
-                       THEN jsonb_build_object('recontact_after_days', $7::integer)
+    settings = (((CASE WHEN NOT $4::boolean THEN settings
+                       WHEN $5::jsonb IS NULL THEN settings - 'opt_out_phrases'
+                       ELSE jsonb_set(settings, '{opt_out_phrases}', $5::jsonb) END)
+                 - CASE WHEN $6::boolean THEN 'recontact_after_days' ELSE '' END
+                 || CASE WHEN $6::boolean AND $7::integer IS NOT NULL
+                         THEN jsonb_build_object('recontact_after_days', $7::integer)
+                         ELSE '{}'::jsonb END)
+                - CASE WHEN $8::boolean THEN 'fleet_breaker' ELSE '' END)
+               || CASE WHEN $8::boolean AND $9::jsonb IS NOT NULL
+                       THEN jsonb_build_object('fleet_breaker', $9::jsonb)
                        ELSE '{}'::jsonb END
 WHERE id = $1
 RETURNING *;

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.scheduler import breakers
 from services.scheduler.changes import status_changed
 from shared.db.sql import Queries
 from shared.messaging.consumer import HandlerContext
@@ -34,6 +35,9 @@ async def on_health_changed(
     context: HandlerContext, message: Decoded[AccountHealthChanged]
 ) -> None:
     event = message.payload
+    # Every health change may move the fleet breaker of the account's context (evaluated once
+    # per batch, before it commits: breakers.py).
+    await breakers.on_health_changed(context, message)
     if event.status not in DEAD:
         return
     now = context.clock.now()

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.scheduler import (
     accounts,
+    breakers,
     bulk_actions,
     bulk_operations,
     dispatch,
@@ -39,6 +40,7 @@ def create_service(settings: Settings) -> Service:
     service.every_sweep("finish_runs")(runs.finish_runs)
     service.every_sweep("bulk_gauges")(metrics.measure_unfinished)
     service.every_sweep("lost_commands")(recovery.LostCommands())
+    service.every_sweep("fleet_breakers")(breakers.sweep)
     return service
 
 

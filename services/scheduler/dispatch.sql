@@ -9,7 +9,8 @@ SELECT count(*) FROM (SELECT 1 FROM executions WHERE lease_until > $1 LIMIT $2) 
 -- (its event was lost, or the sender died) is claimed again. A deleted account's executions
 -- are not claimed: they wait until the campaign has a live account (the sender checks again
 -- before each send), nor those of a conversation a person took over (taken_over_at,
--- docs/inbox.md). The inner limit is a literal on purpose: a bound LIMIT can make a
+-- docs/inbox.md), nor those of a context whose sending the fleet breaker paused (they go once
+-- it resets; the sender defers any it is handed meanwhile). The inner limit is a literal on purpose: a bound LIMIT can make a
 -- prepared statement switch to a generic plan that scans the table; the candidates are
 -- materialized, so $3 only trims them.
 WITH due AS MATERIALIZED (
@@ -23,6 +24,10 @@ WITH due AS MATERIALIZED (
       AND e.deleted_at IS NULL AND e.taken_over_at IS NULL
       AND c.status = 'active' AND c.enabled AND c.deleted_at IS NULL
       AND a.deleted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM fleet_breakers b
+                      WHERE b.tripped_at IS NOT NULL
+                        AND (b.organization_id = a.organization_id
+                             OR (a.organization_id IS NULL AND b.user_id = a.owner_user_id)))
     ORDER BY e.next_execution_at
     LIMIT 2000
     FOR NO KEY UPDATE OF e SKIP LOCKED

@@ -1,10 +1,15 @@
 -- name: set_health
 -- With when the next check is due ($6, NULL: the regular interval), the checks in a row that
 -- found the account limited, frozen or unreachable ($7, for the backoffs), the end Telegram
--- gave a limit or freeze ($8) and a freeze's appeal link ($9).
+-- gave a limit or freeze ($8) and a freeze's appeal link ($9). troubled_at: the last moment the
+-- account was seen limited, frozen or cooling down (entering, staying or leaving), for the
+-- fleet breaker's window (shared/domain/breaker.py).
 UPDATE telegram_accounts
 SET health_status = $2, health_detail = $3, cooldown_until = $4, last_checked_at = $5,
     next_check_at = $6, check_streak = $7, health_until = $8, appeal_url = $9,
+    troubled_at = CASE WHEN health_status IN ('limited', 'frozen', 'cooldown')
+                         OR $2 IN ('limited', 'frozen', 'cooldown') THEN $5
+                       ELSE troubled_at END,
     updated_at = $5
 WHERE id = $1;
 

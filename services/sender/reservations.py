@@ -31,6 +31,7 @@ from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import interpreter, reach
 from shared.domain.accounts import AccountHealth
+from shared.domain.breaker import PAUSED_RECHECK
 from shared.domain.pacing import AccountPace, CannotSend, Pacing, next_send_at
 from shared.domain.windows import Window, next_allowed
 
@@ -177,6 +178,12 @@ def pace_send(
         # executions when the account's health event reaches it; a relaunch sends it.
         stage(plan, loaded, replace(step, outcome=outcome), now, interrupted=str(exc))
         return None
+    if record is None and account.row["fleet_paused"] is not None:
+        # The fleet breaker paused the sending of the account's context: a new send waits (not
+        # failed, not paused for good) and is looked at again after PAUSED_RECHECK; it goes out
+        # once the breaker has reset. A send already claimed (queued) goes again to learn its
+        # fate, and a recorded answer is moved on from, as below.
+        moment = max(moment, now + PAUSED_RECHECK)
     # Keep what the walk did up to the send (tags, the A/B choice), standing on the send.
     # The claim is held: the send below stays this step's until its answer is recorded
     # (deferring, or moving on from a recorded answer, releases it).

@@ -3,11 +3,19 @@
 
 -- name: lock_accounts
 -- The batch's accounts, locked in id order: each account's sends are paced one after another.
-SELECT id, session_kind, simulation, pacing, health_status, cooldown_until, last_send_at,
-       daily_quota, sent_today, quota_day, flood_on, created_at, deleted_at
-FROM telegram_accounts
-WHERE id = ANY($1::uuid[])
-ORDER BY id
+-- fleet_paused: why the fleet breaker paused the sending of the account's context (its
+-- organization, or its owner in personal mode), NULL when it is not; read, not locked (the
+-- scheduler writes it, taking no account lock).
+SELECT a.id, a.session_kind, a.simulation, a.pacing, a.health_status, a.cooldown_until,
+       a.last_send_at, a.daily_quota, a.sent_today, a.quota_day, a.flood_on, a.created_at,
+       a.deleted_at,
+       (SELECT b.reason FROM fleet_breakers b
+        WHERE b.tripped_at IS NOT NULL
+          AND CASE WHEN a.organization_id IS NOT NULL THEN b.organization_id = a.organization_id
+                   ELSE b.user_id = a.owner_user_id END) AS fleet_paused
+FROM telegram_accounts a
+WHERE a.id = ANY($1::uuid[])
+ORDER BY a.id
 FOR UPDATE;
 
 -- name: known_peers

@@ -1122,3 +1122,24 @@ CREATE INDEX attachments_organization_idx ON attachments (organization_id, creat
 ALTER TABLE contacts ADD COLUMN merged_into_id uuid REFERENCES contacts (id);
 CREATE INDEX contacts_merged_into_idx ON contacts (merged_into_id)
     WHERE merged_into_id IS NOT NULL;
+
+-- The fleet circuit breaker (0025): an account's last moment in trouble (limited, frozen or
+-- cooldown, entering or leaving), and one breaker per context (an organization, or a user in
+-- personal mode); tripped_at NULL: sending is not paused.
+ALTER TABLE telegram_accounts ADD COLUMN troubled_at timestamptz;
+CREATE TABLE fleet_breakers (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    user_id         uuid REFERENCES users (id) ON DELETE CASCADE,
+    tripped_at      timestamptz,
+    reason          text,
+    troubled        integer NOT NULL DEFAULT 0,
+    sending         integer NOT NULL DEFAULT 0,
+    evaluated_at    timestamptz NOT NULL,
+    CONSTRAINT fleet_breakers_context_check CHECK ((organization_id IS NULL) <> (user_id IS NULL)),
+    CONSTRAINT fleet_breakers_reason_check CHECK ((tripped_at IS NULL) = (reason IS NULL))
+);
+CREATE UNIQUE INDEX fleet_breakers_organization_idx ON fleet_breakers (organization_id)
+    WHERE organization_id IS NOT NULL;
+CREATE UNIQUE INDEX fleet_breakers_user_idx ON fleet_breakers (user_id)
+    WHERE user_id IS NOT NULL;

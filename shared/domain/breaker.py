@@ -12,13 +12,18 @@ The breaker **trips** when the share of sending accounts in trouble reaches `sha
 problem: its own state already stops what it may not send). It **resets** when the share falls
 below `share - hysteresis` (default 0.1), so that one account going back and forth across the
 line does not pause and resume the organization every minute.
+
+An organization sets its own policy in its settings (`fleet_breaker`: share, min_accounts,
+hysteresis; `policy_of`); personal mode uses the defaults. While paused, a due send is put off by
+`PAUSED_RECHECK` and looked at again then (docs/accounts.md, "The fleet circuit breaker").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain.accounts import AccountHealth
 
@@ -26,6 +31,8 @@ WINDOW = timedelta(hours=1)
 DEFAULT_SHARE = 0.6
 DEFAULT_MIN_ACCOUNTS = 2
 DEFAULT_HYSTERESIS = 0.1
+# While a context's sending is paused, a due send is put off this long, then looked at again.
+PAUSED_RECHECK = timedelta(seconds=30)
 
 TROUBLE: frozenset[AccountHealth] = frozenset(
     {AccountHealth.LIMITED, AccountHealth.FROZEN, AccountHealth.COOLDOWN}
@@ -37,8 +44,8 @@ DEAD: frozenset[AccountHealth] = frozenset(
 
 @dataclass(frozen=True)
 class FleetAccount:
-    """What the breaker needs of one account: its state now, and when it last entered one of
-    the trouble states (limited, frozen, cooldown), if ever."""
+    """What the breaker needs of one account: its state now, and the last moment it was seen in
+    one of the trouble states (limited, frozen, cooldown: entering or leaving it), if ever."""
 
     health: AccountHealth
     troubled_at: datetime | None = None
@@ -66,6 +73,19 @@ class BreakerDecision:
     troubled: int  # sending accounts in trouble
     sending: int  # sending accounts
     reason: str | None  # why sending is paused (None when it is not)
+
+
+def policy_of(settings: Mapping[str, Any] | None) -> BreakerPolicy:
+    """An organization's policy from its settings' `fleet_breaker` object (what it does not set
+    keeps the default; settings the API validated, so a bad value is a bug and raises)."""
+    chosen = (settings or {}).get("fleet_breaker")
+    if not isinstance(chosen, Mapping):
+        return BreakerPolicy()
+    return BreakerPolicy(
+        share=float(chosen.get("share", DEFAULT_SHARE)),
+        min_accounts=int(chosen.get("min_accounts", DEFAULT_MIN_ACCOUNTS)),
+        hysteresis=float(chosen.get("hysteresis", DEFAULT_HYSTERESIS)),
+    )
 
 
 def in_trouble(account: FleetAccount, now: datetime, window: timedelta = WINDOW) -> bool:

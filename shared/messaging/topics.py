@@ -23,6 +23,7 @@ class Topic(StrEnum):
     OPPORTUNITY_EVENTS = "dripline.opportunity.events"
     CONTACT_EVENTS = "dripline.contact.events"
     CONVERSATION_EVENTS = "dripline.conversation.events"
+    ORGANIZATION_EVENTS = "dripline.organization.events"
 
     @property
     def dlq(self) -> str:
@@ -60,6 +61,8 @@ TOPICS: tuple[TopicSpec, ...] = (
               "do-not-contact entries added and removed, contact command rejections"),
     TopicSpec(Topic.CONVERSATION_EVENTS, 8, "conversation id",
               "the inbox: a reply received in a conversation, a conversation taken over"),
+    TopicSpec(Topic.ORGANIZATION_EVENTS, 4, "organization id (user id in personal mode)",
+              "the fleet circuit breaker: a context's sending paused and resumed"),
 )  # fmt: skip
 
 DLQ_PARTITIONS = 1

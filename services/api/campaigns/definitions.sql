@@ -20,12 +20,18 @@ RETURNING id, organization_id, created_by, status, enabled, launch_type, deleted
 
 -- name: list
 -- The campaign list, and (with where c.id = $1) the detail view: each campaign with its
--- creator, its account's name and health, and whether any contact is in it (what the display
+-- creator, its account's name and health, why the fleet breaker paused the sending of the
+-- account's context (its organization, or its owner in personal mode), if it did, and whether
+-- any contact is in it (what the display
 -- status and the overview tab need). {where}, {order} and {limit} are filled from fixed
 -- fragments in definitions.py (the filters the caller gave, the sort column with its keyset
 -- condition); values are bound.
 SELECT c.*, u.email AS creator_email, a.display_name AS account_name,
        a.health_status AS account_health,
+       (SELECT b.reason FROM fleet_breakers b
+        WHERE b.tripped_at IS NOT NULL
+          AND CASE WHEN a.organization_id IS NOT NULL THEN b.organization_id = a.organization_id
+                   ELSE b.user_id = a.owner_user_id END) AS fleet_paused,
        EXISTS (SELECT 1 FROM executions e
                WHERE e.campaign_id = c.id AND e.deleted_at IS NULL) AS has_contacts
 FROM campaigns c

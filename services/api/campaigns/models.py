@@ -213,6 +213,13 @@ class Campaign(BaseModel):
         " `account_deleted`, its Telegram account was deleted (its executions wait until it"
         " gets another one)"
     )
+    sending_paused_reason: str | None = Field(
+        default=None,
+        description="Why the campaign's sends wait now, whatever its status: the fleet circuit"
+        " breaker paused the sending of its account's organization (or owner, in personal mode)"
+        " because most of its Telegram accounts are limited, frozen or cooling down within the"
+        " last hour (docs/accounts.md). Its due sends go out by themselves once it resets.",
+    )
     timezone: str
     launch_type: LaunchType
     scheduled_at: datetime | None
@@ -265,6 +272,8 @@ class Campaign(BaseModel):
         # The list joins only live accounts: an account named but not found was deleted.
         deleted = row["telegram_account_id"] is not None and row["account_name"] is None
         values["sending_blocked"] = "account_deleted" if deleted else None
+        paused = row.get("fleet_paused")
+        values["sending_paused_reason"] = f"fleet breaker: {paused}" if paused else None
         return cls.model_validate(values)
 
 

@@ -87,6 +87,7 @@ from shared.messaging.contracts.execution_events import (
 )
 from shared.messaging.contracts.executions_due import ExecutionDue
 from shared.messaging.contracts.opportunity_events import OpportunityStageChanged
+from shared.messaging.contracts.organization_events import OrganizationEvent, SendingChanged
 from shared.messaging.contracts.registry import (
     CONTRACTS,
     ContractViolation,
@@ -157,9 +158,11 @@ __all__ = [
     "MessageSent",
     "MessageType",
     "OpportunityStageChanged",
+    "OrganizationEvent",
     "Payload",
     "PayloadT_co",
     "ReplyReceived",
+    "SendingChanged",
     "Unmet",
     "contract_for",
     "contracts_on",

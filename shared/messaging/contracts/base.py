@@ -74,6 +74,8 @@ class MessageType(StrEnum):
     CONVERSATION_TAKEN_OVER = "conversation.taken_over"
     BULK_ACTION_REQUESTED = "bulk_action.requested"
     BULK_ACTION_REJECTED = "bulk_action.rejected"
+    ORGANIZATION_SENDING_PAUSED = "organization.sending_paused"
+    ORGANIZATION_SENDING_RESUMED = "organization.sending_resumed"
 
 
 @dataclass(frozen=True)

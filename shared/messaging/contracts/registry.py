@@ -21,6 +21,7 @@ from shared.messaging.contracts import (
     execution_events,
     executions_due,
     opportunity_events,
+    organization_events,
 )
 from shared.messaging.contracts.base import Contract, Payload, PayloadT_co
 from shared.messaging.envelope import Envelope
@@ -39,6 +40,7 @@ CONTRACTS: tuple[Contract[Payload], ...] = (
     *contact_commands.CONTRACTS,
     *contact_events.CONTRACTS,
     *conversation_events.CONTRACTS,
+    *organization_events.CONTRACTS,
 )
 
 _BY_KEY: dict[tuple[str, str, int], Contract[Payload]] = {

@@ -86,6 +86,8 @@ OWNERS: dict[str, set[str]] = {
     "telegram_updates": {"sender"},
     # The inbox (docs/inbox.md): kept with each send and reply; read, taken over, released.
     "conversations": {"api", "sender"},
+    # The fleet circuit breaker (docs/accounts.md): evaluated on health events and by the sweep.
+    "fleet_breakers": {"scheduler"},
     "bulk_operations": {"scheduler"},
     "bulk_operation_items": {"scheduler"},
     # Scheduled work's row (docs/architecture.md, "Request and reply"): its schedule (created,

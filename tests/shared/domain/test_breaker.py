@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.domain.accounts import AccountHealth as H
-from shared.domain.breaker import BreakerPolicy, FleetAccount, decide, in_trouble
+from shared.domain.breaker import BreakerPolicy, FleetAccount, decide, in_trouble, policy_of
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -96,3 +96,22 @@ def test_an_account_is_in_trouble(account: FleetAccount, expected: bool) -> None
 def test_a_policy_out_of_range_is_refused(fields: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must be"):
         BreakerPolicy(**fields)  # type: ignore[arg-type]
+
+
+POLICIES = [
+    # (an organization's settings) -> its policy
+    ("personal mode, or no settings", None, BreakerPolicy()),
+    ("settings without the breaker", {"recontact_after_days": 30}, BreakerPolicy()),
+    ("the share alone", {"fleet_breaker": {"share": 0.8}}, BreakerPolicy(share=0.8)),
+    ("all three", {"fleet_breaker": {"share": 0.5, "min_accounts": 3, "hysteresis": 0.2}},
+     BreakerPolicy(share=0.5, min_accounts=3, hysteresis=0.2)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"), [pytest.param(s, e, id=name) for name, s, e in POLICIES]
+)
+def test_an_organizations_policy_comes_from_its_settings(
+    settings: dict[str, object] | None, expected: BreakerPolicy
+) -> None:
+    assert policy_of(settings) == expected

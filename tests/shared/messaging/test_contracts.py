@@ -26,6 +26,7 @@ from shared.messaging.contracts import (
     execution_events,
     executions_due,
     opportunity_events,
+    organization_events,
 )
 from shared.messaging.topics import Topic
 
@@ -67,6 +68,7 @@ TOPIC_MODULES = {
     Topic.CONTACT_COMMANDS: contact_commands,
     Topic.CONTACT_EVENTS: contact_events,
     Topic.CONVERSATION_EVENTS: conversation_events,
+    Topic.ORGANIZATION_EVENTS: organization_events,
 }
 
 
