@@ -109,6 +109,12 @@ class Organization(BaseModel):
         default_factory=FleetBreaker,
         description="The fleet circuit breaker's policy (the defaults unless set).",
     )
+    sending_paused_reason: str | None = Field(
+        default=None,
+        description="Why the fleet circuit breaker paused the organization's sending now (most"
+        " of its Telegram accounts limited, frozen or cooling down within the last hour); null"
+        " when it did not. It resumes by itself (docs/accounts.md).",
+    )
     role: Role = Field(description="The caller's role in it.")
     created_at: datetime
     updated_at: datetime
@@ -116,6 +122,9 @@ class Organization(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_row(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "fleet_paused" in data:
+            paused = data.pop("fleet_paused")
+            data["sending_paused_reason"] = f"fleet breaker: {paused}" if paused else None
         if isinstance(data, dict) and "settings" in data:
             settings = data.pop("settings") or {}
             data["opt_out_phrases"] = settings.get("opt_out_phrases", DEFAULT_OPT_OUT_PHRASES)

@@ -9,12 +9,19 @@ ON CONFLICT DO NOTHING
 RETURNING created_at;
 
 -- name: get_for_member
-SELECT o.*, m.role FROM organizations o
+-- fleet_paused: why the fleet breaker paused the organization's sending (NULL: it did not).
+SELECT o.*, m.role,
+       (SELECT b.reason FROM fleet_breakers b
+        WHERE b.organization_id = o.id AND b.tripped_at IS NOT NULL) AS fleet_paused
+FROM organizations o
 JOIN memberships m ON m.organization_id = o.id AND m.user_id = $2
 WHERE o.id = $1;
 
 -- name: list_for_user
-SELECT o.*, m.role FROM organizations o
+SELECT o.*, m.role,
+       (SELECT b.reason FROM fleet_breakers b
+        WHERE b.organization_id = o.id AND b.tripped_at IS NOT NULL) AS fleet_paused
+FROM organizations o
 JOIN memberships m ON m.organization_id = o.id
 WHERE m.user_id = $1
 ORDER BY o.created_at, o.id;
@@ -37,7 +44,10 @@ SET name = $2, admin_view_enabled = $3, updated_at = now(),
                        THEN jsonb_build_object('fleet_breaker', $9::jsonb)
                        ELSE '{}'::jsonb END
 WHERE id = $1
-RETURNING *;
+RETURNING *,
+          (SELECT b.reason FROM fleet_breakers b
+           WHERE b.organization_id = organizations.id AND b.tripped_at IS NOT NULL)
+          AS fleet_paused;
 
 -- name: members
 SELECT m.user_id, u.email, u.name, m.role, m.created_at

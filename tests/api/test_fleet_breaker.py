@@ -72,6 +72,12 @@ async def test_campaigns_show_why_the_breaker_paused_their_sending(
     )
     detail = ok(await client.get(f"/campaign-flows/{shown['id']}"))
     assert detail["sending_paused_reason"] == f"fleet breaker: {reason}"
+    for viewed in (
+        ok(await client.get(f"/organizations/{organization.id}")),
+        ok(await client.get("/organizations"))[0],
+        ok(await client.patch(f"/organizations/{organization.id}", json={"name": "Acme 2"})),
+    ):
+        assert viewed["sending_paused_reason"] == f"fleet breaker: {reason}"
     [listed] = ok(await client.get("/campaign-flows"))["items"]
     assert listed["sending_paused_reason"] == f"fleet breaker: {reason}"
     solo = ok(await outsider.client.get(f"/campaign-flows/{personal['id']}"))
@@ -89,3 +95,5 @@ async def test_campaigns_show_why_the_breaker_paused_their_sending(
     await db.execute("UPDATE fleet_breakers SET tripped_at = NULL, reason = NULL")
     detail = ok(await client.get(f"/campaign-flows/{shown['id']}"))
     assert detail["sending_paused_reason"] is None
+    viewed = ok(await client.get(f"/organizations/{organization.id}"))
+    assert viewed["sending_paused_reason"] is None
