@@ -10,6 +10,7 @@ from shared.messaging.contracts import (
     bulk_events,
     campaign_events,
     execution_events,
+    organization_events,
 )
 from shared.runtime import Service, build_app
 from shared.settings import Settings
@@ -27,6 +28,8 @@ def create_service(settings: Settings) -> Service:
     service.handle(account_events.LOGIN_PROGRESSED)(events.on_account_checked)
     for bulk_contract in bulk_events.CONTRACTS:
         service.handle(bulk_contract)(events.on_bulk_events)
+    for organization_contract in organization_events.CONTRACTS:
+        service.handle(organization_contract)(events.on_organization_events)
     service.every_sweep("reconcile_statistics")(reconcile.Reconciler())
     return service
 

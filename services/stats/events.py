@@ -28,6 +28,7 @@ from shared.messaging.contracts import (
     CampaignStatusName,
     Decoded,
     ExecutionEvent,
+    OrganizationEvent,
     contracts_on,
 )
 from shared.messaging.topics import Topic
@@ -154,6 +155,36 @@ async def on_account_events(
             event.model_dump(mode="json"),
             message.envelope.occurred_at,
             event.telegram_account_id,
+        )
+
+
+@takes_batches
+async def on_organization_events(
+    context: HandlerContext,
+    messages: Decoded[OrganizationEvent] | Sequence[Decoded[OrganizationEvent]],
+) -> None:
+    """The fleet breaker paused or resumed a context's sending: news in the feed of its
+    unfinished campaigns; no figure changes."""
+    batch = touched(context)
+    for message in as_batch(messages):
+        event = message.payload
+        batch.event(message.contract.topic.value, message.envelope.occurred_at)
+        if event.reason is not None:
+            summary = f"Sending paused by the fleet breaker: {event.reason}"
+        else:
+            summary = (
+                f"Sending resumed: the fleet breaker reset ({event.troubled} of {event.sending}"
+                " sending accounts in trouble within the last hour)"
+            )
+        await context.connection.execute(
+            QUERIES["record_context_activity"],
+            str(message.envelope.message_id),
+            message.envelope.type,
+            summary,
+            event.model_dump(mode="json"),
+            message.envelope.occurred_at,
+            event.organization_id,
+            event.user_id,
         )
 
 

@@ -15,6 +15,18 @@ WHERE c.telegram_account_id = $6 AND c.deleted_at IS NULL
   AND c.status IN ('scheduled', 'active', 'paused')
 ON CONFLICT (message_id) DO NOTHING;
 
+-- name: record_context_activity
+-- The fleet breaker paused or resumed a context's sending ($6: the organization, or $7: the user
+-- in personal mode): in the feed of every unfinished campaign sending from one of its accounts.
+INSERT INTO campaign_activities (campaign_id, message_id, type, summary, details, occurred_at)
+SELECT c.id, md5($1 || c.id::text)::uuid, $2, $3, $4, $5
+FROM campaigns c
+JOIN telegram_accounts a ON a.id = c.telegram_account_id
+WHERE c.deleted_at IS NULL AND c.status IN ('scheduled', 'active', 'paused')
+  AND CASE WHEN $6::uuid IS NOT NULL THEN a.organization_id = $6
+           ELSE a.organization_id IS NULL AND a.owner_user_id = $7 END
+ON CONFLICT (message_id) DO NOTHING;
+
 -- name: bulk_action_executions
 -- The executions one batch of a bulk action changed: its contacts' executions in the campaign it
 -- adds to, in its one-message campaign, or in the campaigns its contacts left or rejoined.

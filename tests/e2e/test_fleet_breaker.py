@@ -2,7 +2,8 @@
 simulated accounts meet PEER_FLOOD and are limited, so the user's sending pauses by itself; a
 campaign launched meanwhile from the healthy account shows why and sends nothing; once the
 limited accounts are taken out of the fleet the breaker resets and that send goes out with no
-manual step."""
+manual step. The pause and the resume are in the activity feed of a campaign that was
+sending."""
 
 from __future__ import annotations
 
@@ -110,3 +111,14 @@ async def test_limited_accounts_pause_the_fleet_and_sending_resumes_after_the_re
         "organization.sending_paused",
         "organization.sending_resumed",
     ]
+
+    # Both are news in the feed of a campaign that was sending from the context (the stats
+    # service keeps it).
+    async def feed_says_both() -> bool:
+        feed = ok(await api.get(f"/campaign-flows/{first[1]}/activities"))
+        summaries = [item["summary"] for item in feed["items"]]
+        return any(
+            s.startswith("Sending paused by the fleet breaker: 2 of 3") for s in summaries
+        ) and any(s.startswith("Sending resumed: the fleet breaker reset") for s in summaries)
+
+    await eventually(feed_says_both)

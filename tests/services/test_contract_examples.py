@@ -285,6 +285,10 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # A check's answer is not news: what it found, if anything, is its own health change.
     ("stats", "account.checked"): ({"status": "active"}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
     ("stats", "account.login_progressed"): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
+    # The fleet breaker's pause and resume are news in the feed of the context's unfinished
+    # campaigns: the example names an organization this database does not hold.
+    **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (
+        "organization.sending_paused", "organization.sending_resumed")},
     # Bulk operations change campaigns through campaign.status_changed; a bulk action's batch
     # names its campaigns through its items (the example's action is not in this database).
     **{("stats", kind): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]) for kind in (

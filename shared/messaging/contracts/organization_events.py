@@ -1,7 +1,7 @@
 """dripline.organization.events: what happens to a whole context's sending, keyed by the
 context (organization id, or user id in personal mode). The fleet circuit breaker (issue 14,
-item 4; docs/accounts.md) pauses and resumes it. Consumed by nobody in Dripline yet: for other
-systems (alerting, a CRM)."""
+item 4; docs/accounts.md) pauses and resumes it. Consumed by the stats service (the activity
+feed of the context's campaigns) and meant for other systems too (alerting, a CRM)."""
 
 from __future__ import annotations
 
