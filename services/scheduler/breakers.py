@@ -12,9 +12,10 @@ order; the sweep evaluates one context per transaction and takes no other lock. 
 are read (not locked) after the breaker row is locked, so two evaluations of one context take
 turns and the second sees what the first committed.
 
-The sweep (every scheduler sweep) evaluates the paused contexts and those with an account in
-trouble within the hour, so the window's end resets a breaker with no health change, and keeps
-the dripline_fleet_breakers_tripped gauge current.
+The sweep (every scheduler sweep) evaluates the paused contexts, so the window's end resets a
+breaker with no health change, and, once a minute (RESWEEP), those with an account in trouble
+within the hour, so a policy or a fleet changed through the API is seen; it keeps the
+dripline_fleet_breakers_tripped gauge current.
 
 Its effect is elsewhere: the sender defers a paused context's sends before reserving them
 (services/sender/reservations.py), dispatch skips its executions (dispatch.sql, claim_due), and
@@ -22,7 +23,7 @@ the API shows the reason on its campaigns (`sending_paused_reason`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from uuid import UUID
@@ -52,6 +53,10 @@ TRIPPED = Gauge(
     "Organizations (and personal-mode users) whose sending the fleet breaker has paused",
 )
 _KEY = "fleet_breakers"
+# How often the sweep evaluates a breaker that is not paused but has accounts in trouble (a
+# paused one: every sweep). It catches what no health event reports: a policy changed, accounts
+# deleted or added through the API.
+RESWEEP = timedelta(seconds=60)
 
 
 class Context(NamedTuple):
@@ -135,11 +140,12 @@ async def on_health_changed(
 
 
 async def sweep(service: Service) -> int:
-    """The periodic evaluation: every paused context and every one with an account in trouble
-    within the hour, one transaction each; then the gauge. Returns the contexts evaluated."""
+    """The periodic evaluation: every paused context, and every one with an account in trouble
+    within the hour not evaluated for RESWEEP, one transaction each; then the gauge. Returns
+    the contexts evaluated."""
     now = service.clock.now()
     async with service.pool.acquire() as connection:
-        rows = await connection.fetch(QUERIES["contexts_to_sweep"], now - WINDOW)
+        rows = await connection.fetch(QUERIES["contexts_to_sweep"], now - WINDOW, now - RESWEEP)
     contexts = sorted({Context(r["organization_id"], r["user_id"]) for r in rows},
                       key=Context.sort_key)  # fmt: skip
     for context in contexts:

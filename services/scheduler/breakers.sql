@@ -36,15 +36,22 @@ SET tripped_at = $2, reason = $3, troubled = $4, sending = $5, evaluated_at = $6
 WHERE id = $1;
 
 -- name: contexts_to_sweep
--- The contexts whose breaker may move with time alone or has not seen a change yet: those
--- paused (the hour's window ends), and those with an account in trouble now or within the
--- window ($1: now minus the window).
+-- The contexts the sweep evaluates: those paused, every time (the hour's window ends with no
+-- health change), and those with an account in trouble now or within the window ($1: now minus
+-- the window) not evaluated since $2 (a breaker not paused never trips with time alone: only a
+-- change the API made, to the policy or the accounts, or an event not seen yet, is caught so).
 SELECT organization_id, user_id FROM fleet_breakers WHERE tripped_at IS NOT NULL
 UNION
-SELECT organization_id, CASE WHEN organization_id IS NULL THEN owner_user_id END
-FROM telegram_accounts
-WHERE deleted_at IS NULL
-  AND (health_status IN ('limited', 'frozen', 'cooldown') OR troubled_at > $1);
+SELECT t.organization_id, t.user_id
+FROM (SELECT DISTINCT organization_id,
+             CASE WHEN organization_id IS NULL THEN owner_user_id END AS user_id
+      FROM telegram_accounts
+      WHERE deleted_at IS NULL
+        AND (health_status IN ('limited', 'frozen', 'cooldown') OR troubled_at > $1)) t
+WHERE NOT EXISTS (SELECT 1 FROM fleet_breakers b
+                  WHERE b.evaluated_at > $2
+                    AND (b.organization_id = t.organization_id
+                         OR (t.organization_id IS NULL AND b.user_id = t.user_id)));
 
 -- name: tripped
 -- dripline_fleet_breakers_tripped: contexts whose sending is paused now.

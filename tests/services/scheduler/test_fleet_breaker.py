@@ -248,13 +248,22 @@ async def test_personal_mode_has_its_own_breaker_with_the_defaults(
     )  # fmt: skip
 
 
-async def test_an_organizations_own_share_is_used(pool: asyncpg.Pool[Any]) -> None:
+async def test_an_organizations_own_share_is_used_and_a_changed_one_by_the_next_resweep(
+    pool: asyncpg.Pool[Any],
+) -> None:
     org, _, ids = await seed_fleet(pool, 4)
+    await change(pool, ids[0], AccountHealth.LIMITED, NOW)
+    await change(pool, ids[1], AccountHealth.FROZEN, NOW)
+    assert (await breaker(pool) or {}).get("tripped_at") is None  # 2 of 4: below 60%
+    # The organization lowers its share (as PATCH /organizations/{id} does): no health event
+    # says so; the sweep evaluates a breaker that is not paused once a minute.
     await pool.execute(
         "UPDATE organizations SET settings = $2 WHERE id = $1",
         org,
         {"fleet_breaker": {"share": 0.5, "min_accounts": 2, "hysteresis": 0.1}},
     )
-    await change(pool, ids[0], AccountHealth.LIMITED, NOW)
-    await change(pool, ids[1], AccountHealth.FROZEN, NOW)
-    assert (await breaker(pool) or {}).get("tripped_at") == NOW  # 2 of 4 reaches 50%
+    assert await breakers.sweep(scheduler(pool, NOW + MIN / 2)) == 0
+    assert await breakers.sweep(scheduler(pool, NOW + MIN)) == 1
+    assert (await breaker(pool) or {}).get("tripped_at") == NOW + MIN  # 2 of 4 reaches 50%
+    # Paused, it is evaluated by every sweep.
+    assert await breakers.sweep(scheduler(pool, NOW + MIN)) == 1
