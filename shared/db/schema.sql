@@ -1123,7 +1123,7 @@ ALTER TABLE contacts ADD COLUMN merged_into_id uuid REFERENCES contacts (id);
 CREATE INDEX contacts_merged_into_idx ON contacts (merged_into_id)
     WHERE merged_into_id IS NOT NULL;
 
--- The fleet circuit breaker (0025): an account's last moment in trouble (limited, frozen or
+-- The fleet circuit breaker (0026): an account's last moment in trouble (limited, frozen or
 -- cooldown, entering or leaving), and one breaker per context (an organization, or a user in
 -- personal mode); tripped_at NULL: sending is not paused.
 ALTER TABLE telegram_accounts ADD COLUMN troubled_at timestamptz;
