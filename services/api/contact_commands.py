@@ -70,6 +70,7 @@ async def on_command(context: HandlerContext, message: Decoded[ContactRecordComm
         phone=row["phone"],
         tags=list(row["tags"]),
         deleted=row["deleted_at"] is not None,
+        time_zone=row["time_zone"],
     )
     context.outbox.emit(changed, key=list_id(caller), cause=cause, at=now)
 
@@ -161,6 +162,7 @@ async def _upsert(
         payload.first_name,
         payload.last_name,
         payload.custom_fields,
+        payload.time_zone,
     )
     if row is not None:
         if (

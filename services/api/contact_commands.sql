@@ -32,9 +32,9 @@ FOR UPDATE;
 
 -- name: insert
 INSERT INTO contacts (organization_id, owner_user_id, external_id, telegram_username, phone,
-                      telegram_user_id, first_name, last_name, custom_fields, tags)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'::jsonb),
-        coalesce($10::text[], '{}'))
+                      telegram_user_id, first_name, last_name, custom_fields, time_zone, tags)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9::jsonb, '{}'::jsonb), $10,
+        coalesce($11::text[], '{}'))
 RETURNING *;
 
 -- name: update
@@ -47,8 +47,9 @@ SET external_id = coalesce($2, external_id),
     first_name = coalesce($6, first_name),
     last_name = coalesce($7, last_name),
     custom_fields = custom_fields || coalesce($8::jsonb, '{}'::jsonb),
-    tags = coalesce($9::text[], tags),
-    updated_at = $10
+    time_zone = coalesce($9, time_zone),
+    tags = coalesce($10::text[], tags),
+    updated_at = $11
 WHERE id = $1
 RETURNING *;
 

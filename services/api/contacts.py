@@ -19,7 +19,9 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from services.api import cursors
 from services.api.auth import CurrentPrincipal, Principal, pool
@@ -32,6 +34,7 @@ from shared.db.sql import Queries
 from shared.domain import identifiers
 from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
 from shared.domain.reach import SkipReason
+from shared.domain.recipient_zones import effective_zone, valid_zone
 from shared.messaging.contracts import ExecutionProgressed
 from shared.messaging.envelope import Cause
 from shared.messaging.outbox import Outbox
@@ -47,7 +50,17 @@ MAX_FIELD_TEXT = 5000
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
 MAX_IMPORT_ROWS = 50_000
 # What PATCH may change, in the order the update query binds it.
-EDITABLE = (*IDENTIFIERS, "first_name", "last_name", "custom_fields", "tags", "company_id")
+EDITABLE = (
+    *IDENTIFIERS,
+    "first_name",
+    "last_name",
+    "custom_fields",
+    "tags",
+    "company_id",
+    "time_zone",
+)
+# The CSV import's own columns; any other becomes a custom field.
+IMPORT_COLUMNS = frozenset({*IDENTIFIERS, "first_name", "last_name", "tags", "time_zone"})
 
 
 _username = identifiers.username
@@ -62,6 +75,19 @@ def _custom_fields(value: dict[str, FieldValue]) -> dict[str, FieldValue]:
             raise ValueError(f"custom field name {key!r} must be 1-64 characters")
         if isinstance(item, str) and len(item) > MAX_FIELD_TEXT:
             raise ValueError(f"custom field {key!r} is longer than {MAX_FIELD_TEXT} characters")
+    return value
+
+
+def checked_zone(value: str | None) -> str | None:
+    """A contact's time zone: an IANA name the zone database knows (`unknown_time_zone`)."""
+    if value is None:
+        return None
+    if valid_zone(value) is None:
+        raise PydanticCustomError(
+            "unknown_time_zone",
+            "unknown time zone {zone!r}: give an IANA name such as Europe/Berlin",
+            {"zone": value},
+        )
     return value
 
 
@@ -82,10 +108,17 @@ class ContactFields(BaseModel):
     company_id: UUID | None = Field(
         default=None, description="The company the contact belongs to (at most one)."
     )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The contact's own time zone, an IANA name (Europe/Berlin). Without one, "
+        "the zone its phone number's country implies is used where the country has one zone.",
+    )
 
     _username = field_validator("telegram_username")(_username)
     _phone = field_validator("phone")(_phone)
     _custom = field_validator("custom_fields")(_custom_fields)
+    _time_zone = field_validator("time_zone")(checked_zone)
 
 
 class ContactPatch(ContactFields):
@@ -105,8 +138,24 @@ class Contact(BaseModel):
     custom_fields: dict[str, Any]
     tags: list[str]
     company_id: UUID | None
+    time_zone: str | None = Field(description="The time zone given for the contact, if any.")
+    effective_time_zone: str | None = Field(
+        description="The zone a campaign with active_hours.in_recipient_zone reads its hours "
+        "in: time_zone, else the one the phone number's country implies (when it has one)."
+    )
+    time_zone_inferred: bool = Field(
+        description="effective_time_zone comes from the phone number, not from time_zone."
+    )
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _effective_zone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "effective_time_zone" not in data:
+            zone = effective_zone(data.get("time_zone"), data.get("phone"))
+            data = {**data, "effective_time_zone": zone.zone, "time_zone_inferred": zone.inferred}
+        return data
 
 
 class ContactPage(BaseModel):
@@ -176,6 +225,7 @@ async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Re
                     "custom_fields",
                     "tags",
                     "company_id",
+                    "time_zone",
                 )
             ),
         )
@@ -228,8 +278,9 @@ async def list_contacts(
 )
 async def import_contacts(who: CurrentPrincipal, request: Request) -> ImportResult:
     """A CSV body (Content-Type: text/csv) with a header. Known columns: telegram_username,
-    phone, telegram_user_id, first_name, last_name, tags (separated by ';'); every other column
-    becomes a custom field. Good rows are imported; each bad row is reported with its errors.
+    phone, telegram_user_id, first_name, last_name, tags (separated by ';'), time_zone (an IANA
+    name; an unknown one fails its row, `unknown_time_zone`); every other column becomes a
+    custom field. Good rows are imported; each bad row is reported with its errors.
     A file the CSV reader cannot follow (an unclosed quote, a field over the reader's size
     limit), a header with a column twice, and a body over max_import_bytes (413) are refused
     whole, and nothing is imported."""
@@ -308,7 +359,7 @@ def _header(cells: list[str]) -> list[str]:
 
 
 def _parse_row(record: dict[str | None, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    known = {"telegram_username", "phone", "telegram_user_id", "first_name", "last_name", "tags"}
+    known = IMPORT_COLUMNS
     fields: dict[str, Any] = {"custom_fields": {}}
     if None in record:
         return {}, [field_error("row", "the row has more values than the header has columns")]

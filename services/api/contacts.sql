@@ -3,8 +3,9 @@
 
 -- name: insert
 INSERT INTO contacts (organization_id, owner_user_id, telegram_username, phone,
-                      telegram_user_id, first_name, last_name, custom_fields, tags, company_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                      telegram_user_id, first_name, last_name, custom_fields, tags, company_id,
+                      time_zone)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING *;
 
 -- name: company_in_context
@@ -17,12 +18,13 @@ SELECT EXISTS (SELECT 1 FROM companies
 -- name: insert_many
 -- A CSV import's good rows in one statement.
 INSERT INTO contacts (organization_id, owner_user_id, telegram_username, phone,
-                      telegram_user_id, first_name, last_name, custom_fields, tags)
+                      telegram_user_id, first_name, last_name, custom_fields, tags, time_zone)
 SELECT $1, $2, r.telegram_username, r.phone, r.telegram_user_id, r.first_name, r.last_name,
-       r.custom_fields, r.tags
+       r.custom_fields, r.tags, r.time_zone
 FROM jsonb_to_recordset($3::jsonb) AS r(telegram_username text, phone text,
                                          telegram_user_id bigint, first_name text,
-                                         last_name text, custom_fields jsonb, tags text[])
+                                         last_name text, custom_fields jsonb, tags text[],
+                                         time_zone text)
 RETURNING id;
 
 -- name: get
@@ -35,7 +37,7 @@ WHERE id = $1 AND deleted_at IS NULL
 -- name: update
 UPDATE contacts
 SET telegram_username = $2, phone = $3, telegram_user_id = $4, first_name = $5, last_name = $6,
-    custom_fields = $7, tags = $8, company_id = $9, updated_at = now()
+    custom_fields = $7, tags = $8, company_id = $9, time_zone = $10, updated_at = now()
 WHERE id = $1
 RETURNING *;
 

@@ -50,6 +50,7 @@ EXPORT_COLUMNS = (
     "telegram_username",
     "phone",
     "telegram_user_id",
+    "time_zone",
     "tags",
     "custom_fields",
     "created_at",

@@ -159,7 +159,7 @@ SELECT id, organization_id, created_by, telegram_account_id FROM campaigns
 WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL;
 
 -- name: export_rows
-SELECT id, first_name, last_name, telegram_username, phone, telegram_user_id, tags,
+SELECT id, first_name, last_name, telegram_username, phone, telegram_user_id, time_zone, tags,
        custom_fields, created_at
 FROM contacts
 WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL

@@ -131,8 +131,16 @@ def plan_batch(
             key = send_key(loaded, step) if isinstance(step.outcome, interpreter.Send) else ""
             skip(plan, loaded, step, refused, reserved.records.get(key), now)
         elif isinstance(step.outcome, interpreter.Send):
-            window = campaign_of(loaded.row, cache).window
-            claim = reservations.pace_send(plan, loaded, step, window, reserved, now)
+            campaign = campaign_of(loaded.row, cache)
+            claim = reservations.pace_send(
+                plan,
+                loaded,
+                step,
+                campaign.window,
+                reserved,
+                now,
+                recipient_zone=campaign.recipient_zone(loaded.row),
+            )
             if claim is not None:
                 claims.append(claim)
         else:

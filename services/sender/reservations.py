@@ -33,7 +33,8 @@ from shared.domain import interpreter, reach
 from shared.domain.accounts import AccountHealth
 from shared.domain.breaker import PAUSED_RECHECK
 from shared.domain.pacing import AccountPace, CannotSend, Pacing, next_send_at
-from shared.domain.windows import Window, next_allowed
+from shared.domain.recipient_zones import next_send_moment
+from shared.domain.windows import Window
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 
@@ -148,9 +149,12 @@ def pace_send(
     window: Window | None,
     reservations: Reservations,
     now: datetime,
+    recipient_zone: str | None = None,
 ) -> Claim | None:
     """Pace one send, in batch order: defer it, fail it, move on from an answer already
-    recorded, or reserve it (returned, for its record to be claimed)."""
+    recorded, or reserve it (returned, for its record to be claimed). The window is read in
+    `recipient_zone` when one is given (the campaign's `active_hours.in_recipient_zone`), else
+    in the campaign's own zone."""
     row, outcome = loaded.row, step.outcome
     assert isinstance(outcome, interpreter.Send)
     account = reservations.paces[row["account_id"]]
@@ -171,7 +175,7 @@ def pace_send(
             reserved=resend,
         )
         if window is not None and not resend:
-            moment = next_allowed(window, moment)
+            moment = next_send_moment(window, moment, recipient_zone)
     except CannotSend as exc:
         # Its account is dead (banned, auth lost, a session conflict): interrupted, not failed
         # (issue 16), standing on this send, as the scheduler pauses the campaign's other

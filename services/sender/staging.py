@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.gateway import Account, Peer
-from shared.domain import flows, interpreter, reach, windows
+from shared.domain import flows, interpreter, reach, recipient_zones, windows
 from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
@@ -62,6 +62,14 @@ class Campaign:
     flow: flows.Flow | None
     problems: list[flows.Problem]
     window: Window | None
+    # settings.active_hours.in_recipient_zone: the window is read in each contact's zone.
+    in_recipient_zone: bool = False
+
+    def recipient_zone(self, row: asyncpg.Record) -> str | None:
+        """The zone this campaign's window is read in for a row's contact (None: its own)."""
+        if not self.in_recipient_zone:
+            return None
+        return recipient_zones.recipient_zone(True, row["contact_time_zone"], row["phone"])
 
 
 # Per query: the rows of one query see one version of each campaign.
@@ -75,7 +83,9 @@ def campaign_of(row: asyncpg.Record, cache: CampaignCache) -> Campaign:
         flow, problems = flows.validate(json.loads(row["flow_json"]))
         settings = json.loads(row["settings_json"]) if row["settings_json"] else None
         window = window_of(settings, row["timezone"])
-        known = cache[row["campaign_id"]] = Campaign(flow, problems, window)
+        hours = (settings or {}).get("active_hours") or {}
+        in_zone = window is not None and bool(hours.get("in_recipient_zone"))
+        known = cache[row["campaign_id"]] = Campaign(flow, problems, window, in_zone)
     return known
 
 

@@ -1143,3 +1143,7 @@ CREATE UNIQUE INDEX fleet_breakers_organization_idx ON fleet_breakers (organizat
     WHERE organization_id IS NOT NULL;
 CREATE UNIQUE INDEX fleet_breakers_user_idx ON fleet_breakers (user_id)
     WHERE user_id IS NOT NULL;
+
+-- A contact's own time zone (0027): an IANA name the API checked; NULL when none was given (the
+-- zone its phone's country implies is computed where it is used, not stored).
+ALTER TABLE contacts ADD COLUMN time_zone text CHECK (length(time_zone) BETWEEN 1 AND 64);

@@ -1,12 +1,14 @@
 """Active hours in the recipient's own time zone (issue 16, item 3): which zone a contact is in,
 and the next moment a send may go in that zone.
 
-Only the arithmetic is here; a contact `timezone` column and the campaign setting that applies
-it in the sender's pacing are not built yet (docs/campaigns.md)."""
+A contact's zone is the one it was given (`contacts.time_zone`), else the one its phone
+number's country implies when that country has a single zone (`effective_zone`, computed where
+it is used, never stored). A campaign with `active_hours.in_recipient_zone` reads its window in
+that zone (`recipient_zone`), else in its own; the sender's pacing calls `next_send_moment`."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -87,3 +89,28 @@ def next_send_moment(window: Window, moment: datetime, recipient_zone: str | Non
     hours read in the recipient's zone when it has a valid one, else in the window's own."""
     zone = valid_zone(recipient_zone)
     return next_allowed(window if zone is None else replace(window, timezone=zone), moment)
+
+
+@dataclass(frozen=True)
+class ContactZone:
+    """A contact's effective zone: the one given, else the one its phone implies (`inferred`);
+    None when neither says."""
+
+    zone: str | None
+    inferred: bool
+
+
+def effective_zone(time_zone: str | None, phone: str | None) -> ContactZone:
+    given = valid_zone(time_zone)
+    if given is not None:
+        return ContactZone(given, inferred=False)
+    implied = zone_for_phone(phone)
+    return ContactZone(implied, inferred=implied is not None)
+
+
+def recipient_zone(in_recipient_zone: bool, time_zone: str | None, phone: str | None) -> str | None:
+    """The zone a campaign's window is read in for this contact, None for the campaign's own:
+    with the setting off always the campaign's; on, the contact's effective zone, if any."""
+    if not in_recipient_zone:
+        return None
+    return effective_zone(time_zone, phone).zone

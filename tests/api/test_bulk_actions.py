@@ -196,7 +196,14 @@ async def test_restore_is_refused_after_the_restore_period(ann: Person, clock: C
 
 
 async def test_export_streams_a_csv_of_the_selection(ann: Person) -> None:
-    contacts = await people(ann.client, "exp", 4, tags=["export"], custom_fields={"tier": "gold"})
+    contacts = await people(
+        ann.client,
+        "exp",
+        4,
+        tags=["export"],
+        custom_fields={"tier": "gold"},
+        time_zone="Asia/Tokyo",
+    )
     export = await start(
         ann.client, name="Gold list", action="export_contacts", filter={"tags": ["export"]}
     )
@@ -207,7 +214,9 @@ async def test_export_streams_a_csv_of_the_selection(ann: Person) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert sorted(r["id"] for r in rows) == sorted(contacts)
-    assert {(r["tags"], r["custom_fields"]) for r in rows} == {("export", '{"tier": "gold"}')}
+    assert {(r["tags"], r["custom_fields"], r["time_zone"]) for r in rows} == {
+        ("export", '{"tier": "gold"}', "Asia/Tokyo")
+    }
     stranger = await ann.client.get(f"/exports/{uuid.uuid4()}")
     assert stranger.status_code == 404
 

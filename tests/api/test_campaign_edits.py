@@ -82,6 +82,7 @@ KEPT = {name: STORED[name] for name in edits.EDITABLE}
                         "days": [1, 2, 3, 4, 5, 6, 7],
                         "start": "09:00:00",
                         "end": "17:00:00",
+                        "in_recipient_zone": False,
                     },
                 }
             },

@@ -49,8 +49,8 @@ class ResponseHandling(BaseModel):
 
 
 class ActiveHours(BaseModel):
-    """When the campaign may send, in its time zone: ISO weekdays (Monday = 1) and a time of
-    day; an end before the start crosses midnight."""
+    """When the campaign may send, in its time zone (or each recipient's): ISO weekdays
+    (Monday = 1) and a time of day; an end before the start crosses midnight."""
 
     model_config = ConfigDict(extra="forbid")
     days: list[Annotated[int, Field(ge=1, le=7)]] = Field(
@@ -58,6 +58,13 @@ class ActiveHours(BaseModel):
     )
     start: time | None = None
     end: time | None = None
+    in_recipient_zone: bool = Field(
+        default=False,
+        strict=True,
+        description="Read the days and hours in each contact's own time zone (its time_zone, "
+        "else the one its phone number's country implies), falling back to the campaign's "
+        "time zone for a contact with neither.",
+    )
 
     @model_validator(mode="after")
     def a_real_window(self) -> ActiveHours:

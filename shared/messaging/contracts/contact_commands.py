@@ -14,6 +14,7 @@ from pydantic import Field, StringConstraints, ValidationInfo, field_validator, 
 
 from shared.domain import identifiers
 from shared.domain.do_not_contact import Kind, Reason, normalise
+from shared.domain.recipient_zones import valid_zone
 from shared.messaging.contracts.base import EXAMPLE_CONTACT, Contract, MessageType, Payload
 from shared.messaging.topics import Topic
 
@@ -66,9 +67,22 @@ class ContactUpsert(Payload):
     last_name: str | None = Field(default=None, max_length=200)
     custom_fields: dict[str, FieldValue] | None = Field(default=None, max_length=50)
     tags: list[Tag] | None = Field(default=None, max_length=100)
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The contact's own time zone, an IANA name; one the zone database does not "
+        "know breaks the contract. Null or absent keeps the zone it has.",
+    )
 
     _username = field_validator("telegram_username")(identifiers.username)
     _phone = field_validator("phone")(identifiers.phone)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and valid_zone(value) is None:
+            raise ValueError(f"unknown time zone {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _found_by_something(self) -> Self:
@@ -131,6 +145,7 @@ UPSERT = Contract(
         "last_name": "Smith",
         "custom_fields": {"plan": "pro"},
         "tags": ["crm", "q4"],
+        "time_zone": "Europe/Berlin",
     },
 )
 ADD_TAGS = Contract(

@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Literal
 from uuid import UUID
 
+from pydantic import Field
+
 from shared.domain.do_not_contact import Kind, Reason, Source
 from shared.messaging.contracts.base import EXAMPLE_CONTACT, Contract, MessageType, Payload
 from shared.messaging.topics import Topic
@@ -59,6 +61,7 @@ class ContactChanged(Payload):
     phone: str | None
     tags: list[str]
     deleted: bool
+    time_zone: str | None = Field(default=None, description="The time zone given, if any.")
 
 
 ContactEvent = DoNotContactAdded | DoNotContactRemoved | ContactCommandRejected | ContactChanged
@@ -121,6 +124,7 @@ CHANGED = Contract(
         "phone": "+4915123456789",
         "tags": ["crm", "q4"],
         "deleted": False,
+        "time_zone": "Europe/Berlin",
     },
 )
 CONTRACTS: tuple[Contract[ContactEvent], ...] = (ADDED, REMOVED, REJECTED, CHANGED)
