@@ -47,8 +47,8 @@ class MergeRequest(BaseModel):
     fields: dict[str, Side] = Field(
         default_factory=dict,
         description="Per field, whose value to keep (`master` or `other`): first_name,"
-        " last_name, telegram_username, phone, telegram_user_id, company_id. A field not named"
-        " keeps the master's value, or the other's where the master has none.",
+        " last_name, telegram_username, phone, telegram_user_id, company_id, time_zone. A"
+        " field not named keeps the master's value, or the other's where the master has none.",
     )
     tags: Combine = Field(default=Combine.UNION, description="`union` or the `master`'s only.")
     custom_fields: Combine = Field(

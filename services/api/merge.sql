@@ -4,7 +4,7 @@
 -- These contacts ($1) in the caller's context ($2 organization, or $3 the personal owner),
 -- live.
 SELECT id, owner_user_id, first_name, last_name, telegram_username, phone, telegram_user_id,
-       company_id
+       company_id, time_zone
 FROM contacts
 WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
   AND organization_id IS NOT DISTINCT FROM $2

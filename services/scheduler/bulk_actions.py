@@ -704,6 +704,7 @@ async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
         fields["company_id"],
         merge.merged_tags(master["tags"], other["tags"], tags),
         merge.merged_custom_fields(master["custom_fields"], other["custom_fields"], custom),
+        fields["time_zone"],
     )
     assert moved is not None
     details = {

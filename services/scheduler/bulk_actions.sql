@@ -253,7 +253,7 @@ RETURNING id, contact_id;
 -- name: merge_lock_contacts
 -- Both contacts, locked in id order; a deleted one (or one merged already) is not returned.
 SELECT id, organization_id, owner_user_id, first_name, last_name, telegram_username, phone,
-       telegram_user_id, company_id, tags, custom_fields
+       telegram_user_id, company_id, time_zone, tags, custom_fields
 FROM contacts
 WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL
 ORDER BY id
@@ -358,7 +358,8 @@ WITH moved_executions AS (
 ), master AS (
     UPDATE contacts
     SET first_name = $4, last_name = $5, telegram_username = $6, phone = $7,
-        telegram_user_id = $8, company_id = $9, tags = $10, custom_fields = $11, updated_at = $3
+        telegram_user_id = $8, company_id = $9, tags = $10, custom_fields = $11, time_zone = $12,
+        updated_at = $3
     WHERE id = $1
     RETURNING id
 ), other AS (

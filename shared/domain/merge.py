@@ -23,6 +23,7 @@ CHOSEN_FIELDS = (
     "phone",
     "telegram_user_id",
     "company_id",
+    "time_zone",
 )
 MERGED_REASON = "merged"
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")

@@ -88,6 +88,7 @@ async def test_two_contacts_in_one_campaign_become_one_with_one_execution(
         phone="+49 151 2345 6789",
         tags=["vip"],
         custom_fields={"plan": "free", "city": "Berlin"},
+        time_zone="America/Chicago",
     )
     sender = await account(ann.client)
     both = await campaign(ann.client, "Both", telegram_account_id=sender["id"], flow=FLOW)
@@ -126,12 +127,14 @@ async def test_two_contacts_in_one_campaign_become_one_with_one_execution(
         master["id"]: "merged",
         other["id"]: "merged_into",
     }
-    # The master took the chosen name, the phone it lacked, and both tags and custom fields.
+    # The master took the chosen name, the phone and time zone it lacked, and both tags and
+    # custom fields.
     kept = ok(await ann.client.get(f"/contacts/{master['id']}"))
-    assert (kept["first_name"], kept["phone"], kept["telegram_username"]) == (
+    assert (kept["first_name"], kept["phone"], kept["telegram_username"], kept["time_zone"]) == (
         "Olga",
         "+4915123456789",
         master["telegram_username"],
+        "America/Chicago",
     )
     assert kept["tags"] == ["lead", "vip"]
     assert kept["custom_fields"] == {"plan": "pro", "seats": 3, "city": "Berlin"}

@@ -51,9 +51,11 @@ def test_the_execution_further_along_is_kept(master: Progress, other: Progress, 
 
 
 MASTER = {"first_name": "Ann", "last_name": None, "telegram_username": "ann",
-          "phone": None, "telegram_user_id": 7, "company_id": None}  # fmt: skip
+          "phone": None, "telegram_user_id": 7, "company_id": None,
+          "time_zone": None}  # fmt: skip
 OTHER = {"first_name": "Anna", "last_name": "Lee", "telegram_username": "ann_old",
-         "phone": "4915123", "telegram_user_id": None, "company_id": "c1"}  # fmt: skip
+         "phone": "4915123", "telegram_user_id": None, "company_id": "c1",
+         "time_zone": "Asia/Tokyo"}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -61,19 +63,22 @@ OTHER = {"first_name": "Anna", "last_name": "Lee", "telegram_username": "ann_old
     [
         # nothing chosen: the master's values, filled from the other where the master has none
         ({}, {"first_name": "Ann", "last_name": "Lee", "telegram_username": "ann",
-              "phone": "4915123", "telegram_user_id": 7, "company_id": "c1"}),
+              "phone": "4915123", "telegram_user_id": 7, "company_id": "c1",
+              "time_zone": "Asia/Tokyo"}),
         # the other's name and username chosen
         ({"first_name": Side.OTHER, "telegram_username": Side.OTHER},
          {"first_name": "Anna", "last_name": "Lee", "telegram_username": "ann_old",
-          "phone": "4915123", "telegram_user_id": 7, "company_id": "c1"}),
+          "phone": "4915123", "telegram_user_id": 7, "company_id": "c1",
+              "time_zone": "Asia/Tokyo"}),
         # the master's empty value chosen on purpose stays empty
-        ({"phone": Side.MASTER, "company_id": Side.MASTER},
+        ({"phone": Side.MASTER, "company_id": Side.MASTER, "time_zone": Side.MASTER},
          {"first_name": "Ann", "last_name": "Lee", "telegram_username": "ann",
-          "phone": None, "telegram_user_id": 7, "company_id": None}),
+          "phone": None, "telegram_user_id": 7, "company_id": None, "time_zone": None}),
         # the other's empty value chosen on purpose clears it
         ({"telegram_user_id": Side.OTHER},
          {"first_name": "Ann", "last_name": "Lee", "telegram_username": "ann",
-          "phone": "4915123", "telegram_user_id": None, "company_id": "c1"}),
+          "phone": "4915123", "telegram_user_id": None, "company_id": "c1",
+          "time_zone": "Asia/Tokyo"}),
     ],
 )  # fmt: skip
 def test_each_field_keeps_the_chosen_value(
