@@ -74,8 +74,14 @@ def zone_for_phone(phone: str | None) -> str | None:
     return None
 
 
+# Names the zone database answers that are not a place's zone: the server's own zone, tzcode's
+# internals, and the copies of every zone with other leap-second rules.
+NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 def valid_zone(name: str | None) -> str | None:
-    if not name:
+    """`name` if it is an IANA zone the zone database knows (case as written), else None."""
+    if not name or name in NOT_PLACES or name.startswith(("posix/", "right/")):
         return None
     try:
         ZoneInfo(name)

@@ -11,6 +11,7 @@ from shared.domain.recipient_zones import (
     effective_zone,
     next_send_moment,
     recipient_zone,
+    valid_zone,
     zone_for_phone,
 )
 from shared.domain.windows import Window
@@ -125,3 +126,27 @@ def test_recipient_zone(
     on: bool, given: str | None, phone: str | None, expected: str | None
 ) -> None:
     assert recipient_zone(on, given, phone) == expected
+
+
+NAMES = [
+    ("Europe/Berlin", True),
+    ("America/Argentina/Buenos_Aires", True),
+    ("UTC", True),
+    ("Europe/berlin", False),  # case as written
+    ("CEST", False),  # an abbreviation
+    ("Mars/Olympus", False),
+    ("", False),
+    (None, False),
+    ("../etc/passwd", False),
+    ("/usr/share/zoneinfo/UTC", False),
+    ("localtime", False),  # the server's own zone, whatever that is
+    ("posixrules", False),
+    ("Factory", False),
+    ("right/UTC", False),
+    ("posix/Europe/Berlin", False),
+]
+
+
+@pytest.mark.parametrize(("name", "valid"), NAMES)
+def test_valid_zone(name: str | None, valid: bool) -> None:
+    assert valid_zone(name) == (name if valid else None)
