@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="The largest CSV body POST /contacts/import reads (413 above it).",
     )
+    max_bulk_import_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1024,
+        description="The largest upload POST /imports streams in (413 above it); it is never "
+        "held in memory whole.",
+    )
     max_attachment_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,

@@ -16,6 +16,7 @@ from services.api import (
     contacts,
     conversations,
     do_not_contact,
+    imports,
     logs,
     merge,
     organizations,
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             # the route answers attachment_too_large itself, the guard only bounds the read
             "/attachments": settings.max_attachment_bytes + 1,
         },
+        streamed={"/imports": settings.max_bulk_import_bytes},
     )
     app.add_middleware(ServerErrors)
     # Outermost: a request the API cannot serve now is turned away before any work is done.
@@ -83,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     # bulk_operations before campaigns: /campaign-flows/bulk is not a campaign id; merge before
     # contacts: /contacts/duplicates is not a contact id.
     for module in (organizations, api_keys, account_logins, telegram_accounts, merge, contacts,
-                   companies, pipelines, do_not_contact, conversations, attachments,
+                   companies, pipelines, do_not_contact, conversations, attachments, imports,
                    bulk_operations, bulk_actions, statistics, logs, campaigns):  # fmt: skip
         app.include_router(module.router)
     return app

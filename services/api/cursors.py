@@ -57,6 +57,12 @@ class IdPosition(Position):
     i: UUID
 
 
+class LinePosition(Position):
+    """Lists in line order (an import's rows)."""
+
+    n: int = Field(ge=0, lt=2**31)
+
+
 class LogPosition(Position):
     """The log: the last entry's time and its bigint id."""
 

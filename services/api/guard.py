@@ -39,10 +39,19 @@ def payload_too_large(limit: int) -> Problem:
 class RequestGuard:
     """Body size limits (the default, and larger ones for named paths) and NUL/number checks."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, larger: dict[str, int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        larger: dict[str, int],
+        streamed: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.larger = larger
+        # Paths whose route reads the body as a stream (an upload of any size): passed on
+        # unread, counted as the route reads it, and refused with 413 past their limit.
+        self.streamed = streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,6 +60,9 @@ class RequestGuard:
         errors = list(_query_errors(scope))
         if errors:
             await invalid(errors).response()(scope, receive, send)
+            return
+        if scope["path"] in self.streamed and scope["method"] == "POST":
+            await self._stream(scope, receive, send, self.streamed[scope["path"]])
             return
         limit = self.larger.get(scope["path"], self.max_body_bytes)
         declared = _content_length(scope)
@@ -79,6 +91,24 @@ class RequestGuard:
                 await invalid(errors).response()(scope, receive, send)
                 return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await payload_too_large(limit).response()(scope, receive, send)
+            return
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise payload_too_large(limit)  # the route's transaction rolls back
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

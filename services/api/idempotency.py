@@ -31,6 +31,9 @@ AUTH = Queries.load(Path(__file__).with_name("auth.sql"))
 HEADER = "idempotency-key"
 ORGANIZATION_HEADER = "x-organization-id"
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# Uploads of any size are streamed, never read whole: an Idempotency-Key is not honoured there
+# (a repeated upload only makes a second upload; nothing happens until a bulk action uses it).
+STREAMED = frozenset({"/imports"})
 
 
 def fingerprint(request: Request, body: bytes) -> str:
@@ -66,7 +69,7 @@ def _organization(header: str | None) -> str | None:
 class IdempotencyMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         key = request.headers.get(HEADER)
-        if key is None or request.method not in WRITES:
+        if key is None or request.method not in WRITES or request.url.path in STREAMED:
             return await call_next(request)
         if not 1 <= len(key) <= 255:
             return Problem(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from services.scheduler import imports
 from services.scheduler.actors import caller_of
 from services.scheduler.changes import Accepted, apply_changes, lock_one
 from services.scheduler.metrics import ACTION_ITEMS, Tally
@@ -127,6 +128,9 @@ async def release(
     if action.status == ActionStatus.QUEUED:
         action = await _start(tx, action, kind, now, export_days)
     plan = action.plan
+    if kind is BulkActionType.IMPORT_CONTACTS:
+        await _release_import(tx, action, now, tally)
+        return
     batch = await connection.fetch(
         QUERIES["claim_batch"], action.id, plan.batch_limit, action.last_contact_id
     )
@@ -151,12 +155,28 @@ async def release(
     results = [o.status for o in outcomes.values()]
     if tally is not None:
         tally.add(kind.value, results)
+    await _count(tx, action, len(ids), results, more, now, last)
+    if not more and kind is BulkActionType.EXPORT_CONTACTS:
+        await connection.execute(QUERIES["close_export"], action.id, now)
+
+
+async def _count(
+    tx: Transaction,
+    action: BulkActionRow,
+    size: int,
+    results: list[str],
+    more: bool,
+    now: datetime,
+    last: UUID | None,
+) -> None:
+    """The batch's counters and the next batch's time (none when nothing is left), and its
+    progress event (and the completion's)."""
     assert action.next_batch_at is not None  # due_action took it for its next_batch_at
-    following = drip.next_batch_at(plan, action.next_batch_at, now) if more else None
-    counted = await connection.fetchrow(
+    following = drip.next_batch_at(action.plan, action.next_batch_at, now) if more else None
+    counted = await tx.connection.fetchrow(
         QUERIES["count_batch"],
         action.id,
-        len(ids),
+        size,
         results.count("succeeded"),
         results.count("skipped"),
         results.count("failed"),
@@ -166,12 +186,29 @@ async def release(
         last,
     )
     assert counted is not None
-    if not more and kind is BulkActionType.EXPORT_CONTACTS:
-        await connection.execute(QUERIES["close_export"], action.id, now)
     after = BulkActionRow.from_row(counted)
-    _report(tx, after, len(ids), now, MessageType.BULK_ACTION_PROGRESSED)
+    _report(tx, after, size, now, MessageType.BULK_ACTION_PROGRESSED)
     if not more:
-        _report(tx, after, len(ids), now, MessageType.BULK_ACTION_COMPLETED)
+        _report(tx, after, size, now, MessageType.BULK_ACTION_COMPLETED)
+
+
+async def _release_import(
+    tx: Transaction, action: BulkActionRow, now: datetime, tally: Tally | None
+) -> None:
+    """An import's batch: its upload's next rows (services/scheduler/imports.py), with the
+    import's campaign joined by add_to_campaign's rules."""
+    campaign = action.params.get("campaign_id")
+
+    async def enrol(contacts: list[UUID]) -> dict[UUID, tuple[str, str, str]]:
+        outcomes = await _enrol(Batch(tx, action, contacts, {}, now), UUID(campaign), check=True)
+        return {c: (o.status, o.code, o.message) for c, o in outcomes.items()}
+
+    applied = await imports.apply_batch(
+        tx, action, action.plan.batch_limit, now, enrol if campaign else None
+    )
+    if tally is not None:
+        tally.add(action.action.value, applied.results)
+    await _count(tx, action, len(applied.results), applied.results, applied.more, now, None)
 
 
 async def _start(
@@ -186,6 +223,8 @@ async def _start(
     selection = action.selection
     if kind is BulkActionType.RESTORE_CONTACTS:
         await connection.execute(QUERIES["select_restorable"], action.id, action.source_action_id)
+    elif kind is BulkActionType.IMPORT_CONTACTS:
+        pass  # its rows are its upload's (counted in `total` when the action was recorded)
     else:
         caller = await caller_of(connection, _actor(action))
         only_own = _only_own(caller, kind)

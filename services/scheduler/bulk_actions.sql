@@ -30,7 +30,8 @@ WHERE i.bulk_action_id = $2 AND i.status = 'succeeded';
 -- name: start
 UPDATE bulk_actions
 SET status = 'processing', started_at = $2, updated_at = $2,
-    total = (SELECT count(*) FROM bulk_action_items WHERE bulk_action_id = $1)
+    total = CASE WHEN action = 'import_contacts' THEN total  -- its upload's rows
+                 ELSE (SELECT count(*) FROM bulk_action_items WHERE bulk_action_id = $1) END
 WHERE id = $1
 RETURNING *;
 

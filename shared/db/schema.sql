@@ -474,7 +474,8 @@ CREATE TABLE bulk_actions (
                      CHECK (action IN ('add_to_campaign', 'send_message', 'add_tags', 'remove_tags',
                                        'delete_contacts', 'restore_contacts', 'export_contacts',
                                        'add_to_company', 'remove_from_company',
-                                       'upsert_opportunities', 'merge_contacts')),
+                                       'upsert_opportunities', 'merge_contacts',
+                                       'import_contacts')),
     mode             text NOT NULL CHECK (mode IN ('all_at_once', 'scheduled', 'drip')),
     selection        jsonb NOT NULL,
     params           jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -1147,3 +1148,48 @@ CREATE UNIQUE INDEX fleet_breakers_user_idx ON fleet_breakers (user_id)
 -- A contact's own time zone (0027): an IANA name the API checked; NULL when none was given (the
 -- zone its phone's country implies is computed where it is used, not stored).
 ALTER TABLE contacts ADD COLUMN time_zone text CHECK (length(time_zone) BETWEEN 1 AND 64);
+
+-- Imports as a tracked bulk action (0028): the upload, one row per record, with each row's
+-- outcome.
+CREATE TABLE contact_imports (
+    id              uuid PRIMARY KEY,
+    organization_id uuid REFERENCES organizations (id) ON DELETE CASCADE,
+    created_by      uuid NOT NULL REFERENCES users (id),
+    format          text NOT NULL CHECK (format IN ('csv', 'jsonl')),
+    columns         text[] NOT NULL DEFAULT '{}',
+    rows            integer NOT NULL DEFAULT 0,
+    bytes           bigint NOT NULL DEFAULT 0,
+    -- The import_contacts action that applies it (one at most).
+    bulk_action_id  uuid UNIQUE REFERENCES bulk_actions (id) ON DELETE CASCADE,
+    created_at      timestamptz NOT NULL
+);
+CREATE INDEX contact_imports_creator_idx ON contact_imports (created_by, created_at);
+
+-- One record of the upload: `line` is where it starts in the file (the CSV header is line 1).
+-- `data` holds its cells (CSV: column -> text) or its object (JSONL); `parse_error` what made
+-- it unreadable. Its outcome is recorded here, as bulk_action_items records a contact's.
+CREATE TABLE contact_import_rows (
+    import_id     uuid NOT NULL REFERENCES contact_imports (id) ON DELETE CASCADE,
+    line          integer NOT NULL,
+    data          jsonb,
+    parse_error   text,
+    status        text NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending', 'succeeded', 'skipped', 'failed')),
+    error_code    text,
+    error_message text,
+    contact_id    uuid REFERENCES contacts (id),
+    details       jsonb,
+    batch_number  integer,
+    processed_at  timestamptz,
+    PRIMARY KEY (import_id, line)
+);
+CREATE INDEX contact_import_rows_pending_idx ON contact_import_rows (import_id, line)
+    WHERE status = 'pending';
+CREATE INDEX contact_import_rows_contact_idx ON contact_import_rows (import_id, contact_id)
+    WHERE contact_id IS NOT NULL;
+
+-- An import finds existing contacts by username and phone, as contact.upsert does.
+CREATE INDEX contacts_username_idx ON contacts (lower(telegram_username))
+    WHERE deleted_at IS NULL AND telegram_username IS NOT NULL;
+CREATE INDEX contacts_phone_idx ON contacts (phone)
+    WHERE deleted_at IS NULL AND phone IS NOT NULL;

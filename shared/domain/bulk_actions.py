@@ -25,6 +25,7 @@ class BulkActionType(StrEnum):
     REMOVE_FROM_COMPANY = "remove_from_company"
     UPSERT_OPPORTUNITIES = "upsert_opportunities"
     MERGE_CONTACTS = "merge_contacts"
+    IMPORT_CONTACTS = "import_contacts"  # applies an upload (POST /imports): no selection
 
 
 class Mode(StrEnum):

@@ -77,6 +77,7 @@ Requestable = Literal[
     "add_to_company",
     "remove_from_company",
     "upsert_opportunities",
+    "import_contacts",
 ]
 
 
@@ -95,7 +96,10 @@ class BulkActionCreate(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> BulkActionCreate:
-        if (self.contact_ids is None) == (self.filter is None):
+        if self.action == "import_contacts":
+            if self.contact_ids is not None or self.filter is not None:
+                raise ValueError("an import's contacts are its upload's rows (params.import_id)")
+        elif (self.contact_ids is None) == (self.filter is None):
             raise ValueError("give either contact_ids or filter, not both and not neither")
         if (self.mode is Mode.DRIP) != (self.drip is not None):
             raise ValueError("drip settings go with mode drip, and only with it")
@@ -185,17 +189,28 @@ class BulkActionPage(BaseModel):
 
 
 class BulkActionItem(BaseModel):
-    contact_id: UUID
+    contact_id: UUID | None = Field(
+        description="import_contacts: the contact the row created or updated (none for a row"
+        " that failed)."
+    )
+    line: int | None = Field(
+        default=None, description="import_contacts: the row's line in the file (header: 1)."
+    )
+    details: dict[str, Any] | None = Field(
+        default=None, description="import_contacts: what else the row did, or each field's error."
+    )
     status: str
     code: str | None
     message: str | None
     batch_number: int | None
     processed_at: datetime | None
-    telegram_username: str | None
-    first_name: str | None
-    last_name: str | None
-    send_status: str | None = Field(description="send_message: the send's execution status.")
-    send_error: str | None
+    telegram_username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    send_status: str | None = Field(
+        default=None, description="send_message: the send's execution status."
+    )
+    send_error: str | None = None
 
 
 class BulkActionItemPage(BaseModel):

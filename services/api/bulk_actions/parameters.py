@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.api import imports
 from services.api.auth import Principal
 from services.api.bulk_actions.models import (
     BulkActionPatch,
@@ -112,6 +113,17 @@ class UpsertOpportunities(BaseModel):
     _custom = field_validator("custom_fields")(check_custom_fields)
 
 
+class ImportContacts(BaseModel):
+    """An upload (POST /imports) to apply: each row creates or updates a contact (the
+    uploader owns the ones it creates); optionally every imported contact gets `tags` and is
+    added to `campaign_id` (the rules and checks of add_to_campaign) in the same batch."""
+
+    model_config = ConfigDict(extra="forbid")
+    import_id: UUID
+    tags: list[Tag] | None = Field(default=None, min_length=1, max_length=50)
+    campaign_id: UUID | None = None
+
+
 PARAMS: dict[BulkActionType, type[BaseModel]] = {
     BulkActionType.ADD_TO_CAMPAIGN: AddToCampaign,
     BulkActionType.SEND_MESSAGE: SendMessage,
@@ -124,6 +136,7 @@ PARAMS: dict[BulkActionType, type[BaseModel]] = {
     BulkActionType.UPSERT_OPPORTUNITIES: UpsertOpportunities,
     # Created by POST /contacts/merge only (services/api/merge.py); its params are not edited.
     BulkActionType.MERGE_CONTACTS: NoParams,
+    BulkActionType.IMPORT_CONTACTS: ImportContacts,
 }
 
 
@@ -148,7 +161,12 @@ async def check_params(
     connection: DbConnection, who: Principal, kind: BulkActionType, params: dict[str, Any]
 ) -> None:
     """What the action points at must be the caller's to use: 404/403 as for the thing itself."""
-    if kind is BulkActionType.ADD_TO_CAMPAIGN:
+    if kind is BulkActionType.IMPORT_CONTACTS:
+        await imports.find(connection, who, UUID(params["import_id"]))
+    if params.get("campaign_id") is not None and kind in (
+        BulkActionType.ADD_TO_CAMPAIGN,
+        BulkActionType.IMPORT_CONTACTS,
+    ):
         campaign = await authorized(
             connection, who, UUID(params["campaign_id"]), Action.ADD_CONTACTS
         )
@@ -229,7 +247,14 @@ def message_flow(text: str) -> dict[str, Any]:
     }
 
 
-def selection_of(contact_ids: list[UUID] | None, selection: ContactFilter | None) -> dict[str, Any]:
+def selection_of(
+    contact_ids: list[UUID] | None,
+    selection: ContactFilter | None,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the action applies to: its contact ids, its filter, or (an import) its upload."""
+    if contact_ids is None and selection is None and params and "import_id" in params:
+        return {"import_id": params["import_id"]}
     if contact_ids is not None:
         return {"contact_ids": [str(i) for i in dict.fromkeys(contact_ids)]}
     assert selection is not None

@@ -81,7 +81,7 @@ async def record(
     params = parameters.validated_params(kind, body.params)
     plan = parameters.plan_of(body.mode, body.start_at, body.drip)
     await parameters.check_params(connection, who, kind, params)
-    selection = parameters.selection_of(body.contact_ids, body.filter)
+    selection = parameters.selection_of(body.contact_ids, body.filter, params)
     await parameters.check_selection(connection, who, kind, selection)
     await connection.execute(
         BULK_ACTIONS["insert"],
@@ -100,6 +100,14 @@ async def record(
     )
     if kind is BulkActionType.SEND_MESSAGE:
         await carrier(connection, who, action_id, body.name, params, now)
+    if kind is BulkActionType.IMPORT_CONTACTS:
+        rows = await connection.fetchval(
+            BULK_ACTIONS["claim_import"], UUID(params["import_id"]), action_id
+        )
+        if rows is None:
+            raise Problem(
+                409, "import_used", "Import already used", "another bulk action applies it already"
+            )
 
 
 @router.get("/bulk-actions", response_model=BulkActionPage, summary="Bulk actions")
@@ -176,6 +184,16 @@ async def update_action(
         if refusal is not None:
             raise Problem(409, refusal.code, "Cannot edit this bulk action", refusal.detail)
         kind = row.action
+        if kind is BulkActionType.IMPORT_CONTACTS and (
+            {"contact_ids", "filter"} & fields
+            or (body.params is not None and body.params.get("import_id") != row.params["import_id"])
+        ):
+            raise Problem(
+                409,
+                "import_not_editable",
+                "Cannot edit this bulk action",
+                "an import's upload is fixed; its tags, campaign and schedule may change",
+            )
         if kind is BulkActionType.MERGE_CONTACTS and fields - {"name"}:
             raise Problem(
                 409,
@@ -323,9 +341,21 @@ async def list_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     cursor: str | None = None,
 ) -> BulkActionItemPage:
-    await read(database, settings, who, action_id)
-    after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
+    action = await read(database, settings, who, action_id)
     keyset = Keyset(limit)
+    if action.action == BulkActionType.IMPORT_CONTACTS:
+        line = cursors.decode(cursor, cursors.LinePosition).n if cursor else 0
+        async with database.acquire() as connection:
+            rows = await connection.fetch(
+                BULK_ACTIONS["import_items"], action_id, status, line, keyset.fetch
+            )
+        items, next_cursor = keyset.page(
+            rows,
+            lambda row: BulkActionItem.model_validate(dict(row)),
+            lambda last: cursors.encode(n=last.line),
+        )
+        return BulkActionItemPage(items=items, next_cursor=next_cursor)
+    after = cursors.decode(cursor, cursors.IdPosition).i if cursor else None
     async with database.acquire() as connection:
         rows = await connection.fetch(BULK_ACTIONS["items"], action_id, status, after, keyset.fetch)
     items, next_cursor = keyset.page(
@@ -346,7 +376,10 @@ async def statistics(
 ) -> BulkActionStatistics:
     action = await read(database, settings, who, action_id)
     async with database.acquire() as connection:
-        codes = await connection.fetch(BULK_ACTIONS["outcome_codes"], action_id)
+        imported = action.action == BulkActionType.IMPORT_CONTACTS
+        codes = await connection.fetch(
+            BULK_ACTIONS["import_codes" if imported else "outcome_codes"], action_id
+        )
         sends = None
         if action.action == BulkActionType.SEND_MESSAGE:
             sends = {
@@ -385,7 +418,10 @@ async def _control(
             raise Problem(409, outcome.code, "Not possible now", outcome.detail)
         await connection.execute(BULK_ACTIONS["set_status"], action_id, outcome.value, now)
         if outcome is ActionStatus.CANCELLED:
-            skipped = await connection.execute(BULK_ACTIONS["skip_pending"], action_id, now)
+            pending = "skip_pending"
+            if row["action"] == BulkActionType.IMPORT_CONTACTS:
+                pending = "skip_pending_rows"
+            skipped = await connection.execute(BULK_ACTIONS[pending], action_id, now)
             count = int(skipped.rsplit(" ", 1)[1])
             await connection.execute(BULK_ACTIONS["count_skipped"], action_id, count)
         await _changed(tx, who, action_id, now)

@@ -104,3 +104,45 @@ FROM campaigns k
 JOIN executions e ON e.campaign_id = k.id
 WHERE k.bulk_action_id = $1
 GROUP BY e.status;
+
+-- Imports (issue 19, item 4): an import_contacts action's items are its upload's rows.
+
+-- name: claim_import
+-- The action takes its upload (once), and counts its rows; null if another action has it.
+WITH claimed AS (
+    UPDATE contact_imports SET bulk_action_id = $2
+    WHERE id = $1 AND bulk_action_id IS NULL
+    RETURNING rows
+), counted AS (
+    UPDATE bulk_actions SET total = (SELECT rows FROM claimed) WHERE id = $2
+    AND EXISTS (SELECT 1 FROM claimed)
+)
+SELECT rows FROM claimed;
+
+-- name: import_items
+-- Each row's outcome, in line order after $3, optionally of one status ($2).
+SELECT r.line, r.contact_id, r.status, r.error_code AS code, r.error_message AS message,
+       r.details, r.batch_number, r.processed_at, c.telegram_username, c.first_name,
+       c.last_name
+FROM contact_imports u
+JOIN contact_import_rows r ON r.import_id = u.id
+LEFT JOIN contacts c ON c.id = r.contact_id
+WHERE u.bulk_action_id = $1 AND ($2::text IS NULL OR r.status = $2) AND r.line > $3
+ORDER BY r.line
+LIMIT $4;
+
+-- name: import_codes
+SELECT r.status, r.error_code AS code, count(*) AS contacts
+FROM contact_imports u
+JOIN contact_import_rows r ON r.import_id = u.id
+WHERE u.bulk_action_id = $1
+GROUP BY r.status, r.error_code
+ORDER BY r.status, r.error_code;
+
+-- name: skip_pending_rows
+-- A cancelled import's rows that never got a batch.
+UPDATE contact_import_rows r
+SET status = 'skipped', error_code = 'cancelled', error_message = 'the action was cancelled',
+    processed_at = $2
+FROM contact_imports u
+WHERE u.bulk_action_id = $1 AND r.import_id = u.id AND r.status = 'pending';

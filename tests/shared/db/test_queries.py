@@ -96,6 +96,11 @@ OWNERS: dict[str, set[str]] = {
     "bulk_action_items": {"scheduler"},
     "exports": {"scheduler"},
     "export_chunks": {"scheduler"},
+    # Imports (issue 19, item 4): the API streams the upload in, one row per record (and skips
+    # the pending ones when the action is cancelled, as bulk_action_items); the scheduler
+    # records each row's outcome.
+    "contact_imports": {"api"},
+    "contact_import_rows": {"api", "scheduler"},
     "campaign_stats": {"stats"},
     "campaign_variant_stats": {"stats"},
     "execution_figures": {"stats"},
@@ -154,6 +159,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ),
     ("services/scheduler/bulk_actions.sql", "telegram_peers"): (
         "a merge keeps the other contact's resolved peers for the master where it has none"
+    ),
+    ("services/scheduler/imports.sql", "contacts"): (
+        "an import_contacts bulk action creates and updates contacts in batches, as the"
+        " scheduler's other contact bulk actions change them"
     ),
     ("services/sender/updates.sql", "do_not_contact"): (
         "an opt-out reply lists the person in the transaction that records the reply (issue 15),"
