@@ -41,6 +41,7 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures, 
 	$(BIN)/python -m bench.firing && \
 	$(BIN)/python -m bench.engine && \
 	$(BIN)/python -m bench.bulk && \
+	$(BIN)/python -m bench.imports && \
 	$(BIN)/python -m bench.contacts && \
 	$(BIN)/python -m bench.logs && \
 	$(BIN)/python -m bench.stats && \

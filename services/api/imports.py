@@ -24,7 +24,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from services.api.auth import CurrentPrincipal, Principal
-from services.api.deps import CurrentClock, Database
+from services.api.deps import CurrentClock, CurrentSettings, Database
+from services.api.guard import payload_too_large
 from services.api.problems import Problem, not_found
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
@@ -63,6 +64,7 @@ async def upload(
     request: Request,
     database: Database,
     clock: CurrentClock,
+    settings: CurrentSettings,
     format: Annotated[
         Literal["csv", "jsonl"] | None,
         Query(description="Default: from the Content-Type (JSON Lines types are jsonl)."),
@@ -84,7 +86,9 @@ async def upload(
             chosen.value,
             clock.now(),
         )
-        row = await store(connection, import_id, chosen, _pieces(request))
+        row = await store(
+            connection, import_id, chosen, _pieces(request, settings.max_bulk_import_bytes)
+        )
     return ContactImport.model_validate(dict(row))
 
 
@@ -156,8 +160,13 @@ async def _insert(connection: DbConnection, import_id: UUID, records: list[Recor
     )
 
 
-async def _pieces(request: Request) -> AsyncIterator[bytes]:
+async def _pieces(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body as it arrives; 413 (the transaction rolls back) once past `limit` bytes."""
+    size = 0
     async for piece in request.stream():
+        size += len(piece)
+        if size > limit:
+            raise payload_too_large(limit)
         if piece:
             yield piece
 

@@ -66,7 +66,7 @@ def live(infra: Infra, template_database: str) -> Iterator[Live]:
     settings = new_ports(
         make_settings(
             infra.dsn(name), infra.bootstrap, prefix, clock_file=clock_file,
-            max_import_bytes=4 * 1024 * 1024,
+            max_import_bytes=4 * 1024 * 1024, max_bulk_import_bytes=4 * 1024 * 1024,
             max_attachment_bytes=64 * 1024,
         )
     )  # fmt: skip

@@ -4,13 +4,14 @@ outcomes, progress and counts are on the bulk-action endpoints every action uses
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import Organization, Person, PersonFactory
+from tests.api.conftest import Live, Organization, Person, PersonFactory
 from tests.builders import FLOW, account, campaign, contact, ok
 from tests.support import eventually
 
@@ -152,6 +153,25 @@ async def test_a_file_refused_whole_is_a_specific_problem_and_keeps_nothing(
 ) -> None:
     response = await upload(ann.client, body, content_type)
     assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    assert await db.fetchval(
+        "SELECT count(*) FROM contact_imports WHERE created_by = $1", ann.user_id
+    ) == 0  # fmt: skip
+
+
+async def test_an_upload_over_the_limit_is_refused_as_it_streams_in(
+    ann: Person, db: asyncpg.Pool[Any], live: Live
+) -> None:
+    """Sent in pieces without a Content-Length, so only counting the stream can stop it."""
+    limit = live.settings.max_bulk_import_bytes
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"phone,note\n"
+        note = "x" * 4000  # few rows: the test is about bytes, not rows
+        for n in range(limit // 4000 + 10):
+            yield f"+4915{n:010d},{note}\n".encode()
+
+    response = await ann.client.post("/imports", content=body())
+    assert (response.status_code, response.json()["code"]) == (413, "payload_too_large")
     assert await db.fetchval(
         "SELECT count(*) FROM contact_imports WHERE created_by = $1", ann.user_id
     ) == 0  # fmt: skip
