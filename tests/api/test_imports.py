@@ -228,3 +228,41 @@ async def test_a_member_imports_contacts_they_own_and_only_into_campaigns_they_m
     imported = ok(await member.get(f"/contacts/{item['contact_id']}"))
     assert imported["owner_user_id"] == str(organization.member.user_id)
     assert imported["organization_id"] == org
+
+
+async def test_a_scheduled_import_is_edited_within_its_rules_and_cancelled_row_by_row(
+    ann: Person,
+) -> None:
+    stored = ok(await upload(ann.client, "telegram_username\nlater_one\nlater_two\n"), 201)
+    other = ok(await upload(ann.client, "telegram_username\nlater_three\n"), 201)
+    created = ok(
+        await ann.client.post(
+            "/bulk-actions",
+            json={"name": "Later", "action": "import_contacts",
+                  "params": {"import_id": stored["id"]}, "mode": "scheduled",
+                  "start_at": "2099-01-01T00:00:00Z"},
+        ),
+        201,
+    )  # fmt: skip
+    assert created["status"] == "queued"
+    swapped = await ann.client.patch(
+        f"/bulk-actions/{created['id']}", json={"params": {"import_id": other["id"]}}
+    )
+    assert (swapped.status_code, swapped.json()["code"]) == (409, "import_not_editable")
+    tagged = await ann.client.patch(
+        f"/bulk-actions/{created['id']}",
+        json={"params": {"import_id": stored["id"], "tags": ["later"]}},
+    )
+    assert tagged.status_code == 200, tagged.text
+    assert tagged.json()["params"]["tags"] == ["later"]
+    cancelled = ok(await ann.client.post(f"/bulk-actions/{created['id']}/cancel"))
+    assert (cancelled["status"], cancelled["skipped_count"], cancelled["processed"]) == (
+        "cancelled", 2, 2,
+    )  # fmt: skip
+    items = await rows(ann.client, created["id"])
+    assert [(i["line"], i["status"], i["code"]) for i in items] == [
+        (2, "skipped", "cancelled"),
+        (3, "skipped", "cancelled"),
+    ]
+    found = ok(await ann.client.get("/contacts", params={"search": "later_"}))
+    assert found["items"] == []
