@@ -728,6 +728,11 @@ async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
         await connection.execute(QUERIES["merge_swap_executions"], *swaps, now)
     if losers:
         await connection.execute(QUERIES["merge_cancel_executions"], losers, now)
+    await connection.execute(QUERIES["merge_lock_conversations"], pair)
+    conversations = await connection.fetchrow(
+        QUERIES["merge_conversations"], master_id, other_id, now
+    )
+    assert conversations is not None
     tags = merge.Combine(params.get("tags", "union"))
     custom = merge.Combine(params.get("custom_fields", "union"))
     moved = await connection.fetchrow(
@@ -754,6 +759,8 @@ async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
         "executions_cancelled": [str(e) for e in losers],
         "kept_from_other": len(swaps[0]),
         "messages_moved": moved["messages"],
+        "conversations_moved": conversations["moved"],
+        "conversations_joined": conversations["joined"],
     }
     summary = (
         f"{moved['executions']} execution(s) and {moved['messages']} message(s) moved,"

@@ -296,6 +296,10 @@ WITH pairs AS (
     UPDATE execution_logs l SET execution_id = p.b
     FROM pairs p WHERE l.execution_id = p.a
     RETURNING l.id
+), moved_conversations AS (
+    UPDATE conversations c SET execution_id = p.b
+    FROM pairs p WHERE c.execution_id = p.a
+    RETURNING c.id
 )
 UPDATE executions e
 SET telegram_account_id = s.telegram_account_id, status = s.status,
@@ -318,6 +322,55 @@ SET status = CASE WHEN status IN {{EXECUTIONS_UNFINISHED}} THEN 'cancelled' ELSE
                         ELSE completed_at END,
     next_execution_at = NULL, lease_until = NULL, updated_at = $2
 WHERE id = ANY($1::uuid[]);
+
+-- name: merge_lock_conversations
+-- Both contacts' inbox conversations, locked in id order (after the executions), so the join
+-- below reads what the sender committed last.
+SELECT id FROM conversations WHERE contact_id = ANY($1::uuid[]) ORDER BY id FOR UPDATE;
+
+-- name: merge_conversations
+-- The other contact ($2)'s inbox conversations (0021) become the master's ($1), locked before
+-- (merge_lock_conversations). On an account where both have one, the two are joined into the
+-- master's: the latest message, campaign and execution of whichever was written last (the
+-- master's on a tie), the latest reply, the unread counts added, the master's takeover or else
+-- the other's, the earlier creation; the other's row is then deleted. Elsewhere the other's
+-- row simply becomes the master's. Returns how many were moved and how many joined.
+WITH pairs AS (
+    SELECT m.id AS master_id, o.id AS other_id,
+           o.last_message_at > m.last_message_at AS other_later
+    FROM conversations m
+    JOIN conversations o ON o.telegram_account_id = m.telegram_account_id AND o.contact_id = $2
+    WHERE m.contact_id = $1
+), joined AS (
+    UPDATE conversations m
+    SET last_message_id = CASE WHEN p.other_later THEN o.last_message_id ELSE m.last_message_id END,
+        last_direction = CASE WHEN p.other_later THEN o.last_direction ELSE m.last_direction END,
+        last_body = CASE WHEN p.other_later THEN o.last_body ELSE m.last_body END,
+        last_message_at = greatest(m.last_message_at, o.last_message_at),
+        campaign_id = CASE WHEN p.other_later THEN o.campaign_id ELSE m.campaign_id END,
+        execution_id = CASE WHEN p.other_later THEN o.execution_id ELSE m.execution_id END,
+        last_reply_at = greatest(m.last_reply_at, o.last_reply_at),
+        unread_count = m.unread_count + o.unread_count,
+        taken_over_at = CASE WHEN m.taken_over_at IS NOT NULL THEN m.taken_over_at
+                             ELSE o.taken_over_at END,
+        taken_over_by = CASE WHEN m.taken_over_at IS NOT NULL THEN m.taken_over_by
+                             ELSE o.taken_over_by END,
+        created_at = least(m.created_at, o.created_at),
+        updated_at = $3
+    FROM pairs p
+    JOIN conversations o ON o.id = p.other_id
+    WHERE m.id = p.master_id
+    RETURNING m.id
+), dropped AS (
+    DELETE FROM conversations c USING pairs p WHERE c.id = p.other_id
+    RETURNING c.id
+), moved AS (
+    UPDATE conversations c SET contact_id = $1, updated_at = $3
+    WHERE c.contact_id = $2 AND c.id NOT IN (SELECT other_id FROM pairs)
+    RETURNING c.id
+)
+SELECT (SELECT count(*) FROM moved)::int AS moved, (SELECT count(*) FROM joined)::int AS joined,
+       (SELECT count(*) FROM dropped)::int AS dropped;
 
 -- name: merge_move_history
 -- The other contact ($2)'s history becomes the master's ($1): executions in campaigns the master

@@ -5,6 +5,7 @@ and the candidate duplicates listing with keyset pages."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -245,3 +246,66 @@ async def test_a_merge_while_a_send_is_in_flight_changes_nothing(
         master["id"]: "pending",
         other["id"]: "pending",
     }
+
+
+async def test_a_merge_moves_the_other_contacts_conversations_and_joins_shared_ones(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    """Issue 19, item 1: the other contact's inbox conversations become the master's; on an
+    account where both had one, the two are joined (the latest message, the latest reply, the
+    unread counts added) into the master's and the other's row is gone."""
+    master = await contact(ann.client, unique("conv_master"))
+    other = await contact(ann.client, unique("conv_other"))
+    shared = await account(ann.client, "Shared")
+    own = await account(ann.client, "Only other")
+    early, late = datetime(2026, 1, 1, 9, tzinfo=UTC), datetime(2026, 1, 2, 9, tzinfo=UTC)
+    insert = (
+        "INSERT INTO conversations (telegram_account_id, contact_id, last_direction, last_body,"
+        " last_message_at, last_reply_at, unread_count, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+    )
+    mine = await db.fetchval(
+        insert, uuid.UUID(shared["id"]), uuid.UUID(master["id"]), "outgoing", "Hi from us",
+        early, None, 1, early,
+    )  # fmt: skip
+    theirs = await db.fetchval(
+        insert, uuid.UUID(shared["id"]), uuid.UUID(other["id"]), "incoming", "Sounds good",
+        late, late, 2, late,
+    )  # fmt: skip
+    elsewhere = await db.fetchval(
+        insert, uuid.UUID(own["id"]), uuid.UUID(other["id"]), "incoming", "Hello?",
+        early, early, 3, early,
+    )  # fmt: skip
+    action = await merged(ann.client, {"master_id": master["id"], "other_id": other["id"]})
+    assert (action["status"], action["success_count"]) == ("completed", 2)
+    rows = await db.fetch(
+        "SELECT id, telegram_account_id::text AS account, contact_id::text AS contact,"
+        " last_direction, last_body, last_message_at, last_reply_at, unread_count, created_at"
+        " FROM conversations WHERE contact_id = ANY($1::uuid[])",
+        [uuid.UUID(master["id"]), uuid.UUID(other["id"])],
+    )
+    by_account = {r["account"]: r for r in rows}
+    assert len(rows) == 2
+    assert {r["contact"] for r in rows} == {master["id"]}
+    joined = by_account[shared["id"]]
+    assert joined["id"] == mine  # the master's row is kept, the other's joined into it
+    assert (joined["last_direction"], joined["last_body"], joined["last_message_at"]) == (
+        "incoming",
+        "Sounds good",
+        late,
+    )
+    assert (joined["last_reply_at"], joined["unread_count"], joined["created_at"]) == (
+        late,
+        3,
+        early,
+    )
+    assert await db.fetchval("SELECT count(*) FROM conversations WHERE id = $1", theirs) == 0
+    assert by_account[own["id"]]["id"] == elsewhere  # moved as it was
+    assert by_account[own["id"]]["unread_count"] == 3
+    details = await db.fetchval(
+        "SELECT details FROM bulk_action_items WHERE bulk_action_id = $1 AND contact_id = $2",
+        uuid.UUID(action["id"]),
+        uuid.UUID(master["id"]),
+    )
+    recorded = json.loads(details) if isinstance(details, str) else details
+    assert (recorded["conversations_moved"], recorded["conversations_joined"]) == (1, 1)
