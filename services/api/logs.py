@@ -54,6 +54,10 @@ class LogEvent(StrEnum):
     # An opt-out reply ended it (message: opted_out for the execution replied to,
     # do_not_contact for the person's others; docs/do-not-contact.md)
     OPTED_OUT = "opted_out"
+    # Another contact of the same company replied in the campaign (stop_company_on_reply):
+    # message cancelled or paused; details the execution replied to and the company
+    # (docs/companies.md)
+    COMPANY_REPLIED = "company_replied"
 
 
 class LogStatus(StrEnum):

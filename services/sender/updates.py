@@ -10,6 +10,7 @@ periodic job that does both."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from services.sender.writer import save
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import interpreter
+from shared.domain.crm import COMPANY_REPLIED, CompanyOnReply, on_company_reply
 from shared.domain.do_not_contact import (
     DEFAULT_OPT_OUT_PHRASES,
     Kind,
@@ -33,7 +35,7 @@ from shared.domain.do_not_contact import (
     contact_keys,
     opts_out,
 )
-from shared.domain.executions import BETWEEN_STEPS
+from shared.domain.executions import BETWEEN_STEPS, ExecutionStatus
 from shared.messaging.contracts import (
     ConversationMessageReceived,
     DoNotContactAdded,
@@ -46,6 +48,7 @@ from shared.messaging.transaction import transaction
 from shared.runtime import Job, Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
+log = logging.getLogger(__name__)
 
 REPLIES = Counter("dripline_replies_detected_total", "Replies to our messages, recorded")
 DELIVERIES = Counter(
@@ -104,6 +107,11 @@ async def apply(
     )
     if sent is None or sent["execution_id"] is None:
         return  # not one of ours (or from before the records): nothing to steer
+    phrases = sent["opt_out_phrases"]
+    opted_out = update.kind == "reply" and opts_out(
+        update.text, DEFAULT_OPT_OUT_PHRASES if phrases is None else phrases
+    )
+    colleagues = await _lock_company(connection, sent, update, opted_out)
     confirmed = await connection.fetch(
         QUERIES["confirm_delivery"],
         sent["execution_id"],
@@ -140,8 +148,9 @@ async def apply(
         telegram_account_id=update.account_id,
     )
     outbox.emit(received, key=sent["campaign_id"], at=now)
-    phrases = sent["opt_out_phrases"]
-    if opts_out(update.text, DEFAULT_OPT_OUT_PHRASES if phrases is None else phrases):
+    if colleagues:
+        await _company_replied(connection, outbox, sent, colleagues, now)
+    if opted_out:
         await _opt_out(connection, outbox, sent, now)
         detected.opt_outs += 1
     else:
@@ -150,6 +159,83 @@ async def apply(
         if row is not None and row["status"] in BETWEEN_STEPS and row["taken_over_at"] is None:
             await _steer(connection, outbox, row, update, now)
     await _in_conversation(connection, outbox, sent, update, reply_id, now)
+
+
+def _company_mode(sent: Any) -> CompanyOnReply:
+    try:
+        return CompanyOnReply(sent["company_on_reply"] or CompanyOnReply.OFF)
+    except ValueError:
+        return CompanyOnReply.OFF  # a value stored before the setting was checked: off
+
+
+async def _lock_company(
+    connection: DbConnection, sent: Any, update: Incoming, opted_out: bool
+) -> list[tuple[Any, ExecutionStatus]]:
+    """A reply of a contact in a company, where the campaign stops or pauses the company on a
+    reply (issue 19, item 5): the colleagues' executions in the campaign, the one replied to and
+    (with an opt-out) the replier's others, locked in id order before anything is written.
+    Returns the colleagues' executions to change, with their new status."""
+    mode = _company_mode(sent)
+    if update.kind != "reply" or mode is CompanyOnReply.OFF or sent["company_id"] is None:
+        return []
+    if sent["campaign_id"] is None:
+        return []
+    rows = await connection.fetch(
+        QUERIES["lock_company"],
+        sent["campaign_id"],
+        sent["company_id"],
+        sent["contact_id"],
+        sent["execution_id"],
+        opted_out,
+    )
+    changes = []
+    for row in rows:
+        if row["contact_id"] == sent["contact_id"] or row["campaign_id"] != sent["campaign_id"]:
+            continue  # the replier's own: the reply or the opt-out decides those
+        becomes = on_company_reply(
+            mode, ExecutionStatus(row["status"]), taken_over=row["taken_over"]
+        )
+        if becomes is not None:
+            changes.append((row, becomes))
+    return changes
+
+
+async def _company_replied(
+    connection: DbConnection,
+    outbox: Outbox,
+    sent: Any,
+    colleagues: list[tuple[Any, ExecutionStatus]],
+    now: datetime,
+) -> None:
+    """Stop or pause the colleagues' executions with the reason company_replied, logged, with
+    an event for each (the statistics recount what the events name)."""
+    await connection.fetch(
+        QUERIES["company_replied"],
+        [row["id"] for row, _ in colleagues],
+        [status.value for _, status in colleagues],
+        sent["execution_id"],
+        sent["company_id"],
+        now,
+    )
+    for row, status in colleagues:
+        event = ExecutionProgressed(
+            execution_id=row["id"],
+            campaign_id=row["campaign_id"],
+            contact_id=row["contact_id"],
+            previous_status=row["status"],
+            status=status.value,
+            node_id=row["current_node_id"],
+            detail=COMPANY_REPLIED,
+        )
+        outbox.emit(event, key=row["campaign_id"], at=now)
+    log.info(
+        "company_replied: %d execution(s) %s in campaign %s (company %s, replied execution %s)",
+        len(colleagues),
+        "/".join(sorted({status.value for _, status in colleagues})),
+        sent["campaign_id"],
+        sent["company_id"],
+        sent["execution_id"],
+    )
 
 
 async def _in_conversation(

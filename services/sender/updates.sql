@@ -1,15 +1,18 @@
 -- name: message_by_random_id
 -- Our outgoing message behind a reply or read, with its execution, and what an opt-out needs:
--- the contact's identifiers and list, and its organization's opt-out phrases (null: defaults).
+-- the contact's identifiers and list, and its organization's opt-out phrases (null: defaults);
+-- the contact's company and the campaign's stop_company_on_reply (null: off).
 -- A person's answer from the inbox belongs to no execution: a reply to it belongs to its
 -- conversation's.
 SELECT m.id, coalesce(m.execution_id, cv.execution_id) AS execution_id, m.campaign_id, m.contact_id, m.telegram_account_id,
        m.telegram_message_id, m.sent_at,
        ct.organization_id, ct.owner_user_id, ct.telegram_user_id, ct.telegram_username,
-       ct.phone, o.settings -> 'opt_out_phrases' AS opt_out_phrases
+       ct.phone, o.settings -> 'opt_out_phrases' AS opt_out_phrases, ct.company_id,
+       cp.settings -> 'response_handling' ->> 'stop_company_on_reply' AS company_on_reply
 FROM messages m
 JOIN contacts ct ON ct.id = m.contact_id
 LEFT JOIN organizations o ON o.id = ct.organization_id
+LEFT JOIN campaigns cp ON cp.id = m.campaign_id
 LEFT JOIN conversations cv ON m.execution_id IS NULL
      AND cv.telegram_account_id = m.telegram_account_id AND cv.contact_id = m.contact_id
 WHERE m.telegram_account_id = $1 AND m.random_id = $2 AND m.direction = 'outgoing';
@@ -149,3 +152,67 @@ WITH target AS (
 SELECT t.id, t.campaign_id, t.contact_id, t.previous_status, t.status, t.current_node_id,
        t.reason
 FROM target t;
+
+-- name: lock_company
+-- A reply of a contact in a company, in a campaign with stop_company_on_reply on: the other
+-- contacts' unfinished executions of the same company in that campaign ($1 the campaign, $2 the
+-- company, $3 the contact who replied), the execution replied to ($4), and with an opt-out ($5)
+-- the replier's unfinished executions in every campaign (lock_person's), all locked at once in
+-- id order (the order the sender's steps lock them, so the two cannot deadlock), before the
+-- reply is written. Returns the colleagues' executions, for crm.on_company_reply.
+SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id,
+       e.taken_over_at IS NOT NULL AS taken_over
+FROM executions e
+WHERE e.id IN (
+    SELECT x.id FROM executions x
+    JOIN contacts c ON c.id = x.contact_id
+    WHERE x.campaign_id = $1 AND c.company_id = $2 AND x.contact_id <> $3
+      AND x.deleted_at IS NULL AND x.status IN {{EXECUTIONS_UNFINISHED}}
+    UNION ALL
+    SELECT $4::uuid
+    UNION ALL
+    SELECT y.id FROM executions y
+    WHERE $5::boolean AND y.contact_id = $3 AND y.deleted_at IS NULL
+      AND y.status IN {{EXECUTIONS_UNFINISHED}}
+)
+ORDER BY e.id
+FOR UPDATE OF e;
+
+-- name: company_replied
+-- The colleagues' executions ($1, to statuses $2: cancelled or paused) that a contact of their
+-- company replying ($3 the execution replied to, $4 the company) stops or pauses, with the
+-- reason company_replied. A cancelled one is finished (no next step); a paused one keeps its
+-- node and next time, as a campaign pause does. Their queued sends go (the send was not made:
+-- the lease is gone with the change), so the statistics do not count them in flight for ever.
+-- Each is logged (company_replied).
+WITH target AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[]) AS t (id, status)
+), changed AS (
+    UPDATE executions e
+    SET status = t.status, error_message = 'company_replied',
+        completed_at = CASE WHEN t.status = 'cancelled' THEN coalesce(e.completed_at, $5)
+                            ELSE e.completed_at END,
+        next_execution_at = CASE WHEN t.status = 'cancelled' THEN NULL
+                                 ELSE e.next_execution_at END,
+        lease_until = NULL, updated_at = $5
+    FROM target t
+    WHERE e.id = t.id
+    RETURNING e.id, e.campaign_id, e.contact_id, e.current_node_id, t.status
+), dropped AS (
+    DELETE FROM messages m
+    USING target t
+    WHERE m.execution_id = t.id AND m.direction = 'outgoing' AND m.status = 'queued'
+), logged AS (
+    INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
+                                node_type, event, status, message, details, created_at)
+    SELECT x.campaign_id, x.id, x.contact_id,
+           log_contact_text(c.first_name, c.last_name, c.telegram_username), x.current_node_id,
+           (SELECT n ->> 'type' FROM jsonb_array_elements(cp.flow -> 'nodes') AS n
+            WHERE n ->> 'id' = x.current_node_id LIMIT 1),
+           'company_replied', 'ok', x.status,
+           jsonb_build_object('replied_execution_id', $3::uuid, 'company_id', $4::uuid), $5
+    FROM changed x
+    JOIN contacts c ON c.id = x.contact_id
+    JOIN campaigns cp ON cp.id = x.campaign_id
+)
+SELECT id FROM changed ORDER BY id;

@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from shared.domain.executions import IN_MOTION, UNFINISHED, ExecutionStatus
+
 MAX_STAGES = 50
 
 
@@ -181,3 +183,33 @@ def display_name(
     """A new opportunity's name when the action gives none: the contact as people call it."""
     full = " ".join(part for part in (first_name, last_name) if part)
     return full or (f"@{username}" if username else None) or phone or "Contact"
+
+
+# A company's reply (issue 19, item 5) --------------------------------------------------------
+
+COMPANY_REPLIED = "company_replied"  # the reason written on the executions it stops or pauses
+
+
+class CompanyOnReply(StrEnum):
+    """A campaign's `response_handling.stop_company_on_reply`: what one contact's reply does to
+    the other contacts of the same company in that campaign."""
+
+    OFF = "off"
+    STOP = "stop"  # cancelled, as a stop does
+    PAUSE = "pause"  # paused where they stand, as a campaign pause does
+
+
+def on_company_reply(
+    mode: CompanyOnReply, status: ExecutionStatus, *, taken_over: bool = False
+) -> ExecutionStatus | None:
+    """What becomes of a colleague's execution (status `status`) when another contact of the
+    same company replies in the campaign; None leaves it as it is. Stop cancels an unfinished
+    one; pause pauses one in motion (one already paused stays as it is). A conversation a
+    person took over (docs/inbox.md) is theirs: left alone."""
+    if mode is CompanyOnReply.OFF or taken_over:
+        return None
+    if mode is CompanyOnReply.STOP and status in UNFINISHED:
+        return ExecutionStatus.CANCELLED
+    if mode is CompanyOnReply.PAUSE and status in IN_MOTION:
+        return ExecutionStatus.PAUSED
+    return None

@@ -93,7 +93,11 @@ KEPT = {name: STORED[name] for name in edits.EDITABLE}
             {
                 "settings": {
                     **STORED["settings"],
-                    "response_handling": {"stop_on_reply": True, "reply_tag": None},
+                    "response_handling": {
+                        "stop_on_reply": True,
+                        "reply_tag": None,
+                        "stop_company_on_reply": "off",
+                    },
                     "active_hours": None,
                 }
             },

@@ -215,8 +215,21 @@ async def test_a_settings_patch_keeps_the_rest_of_its_group(ann: Person) -> None
         )
     )
     ok(await ann.client.patch(path, json={"settings": {"response_handling": {"reply_tag": "hot"}}}))
+    ok(
+        await ann.client.patch(
+            path, json={"settings": {"response_handling": {"stop_company_on_reply": "pause"}}}
+        )
+    )
     read = ok(await ann.client.get(path))
-    assert read["settings"]["response_handling"] == {"stop_on_reply": False, "reply_tag": "hot"}
+    assert read["settings"]["response_handling"] == {
+        "stop_on_reply": False,
+        "reply_tag": "hot",
+        "stop_company_on_reply": "pause",
+    }
+    bad = await ann.client.patch(
+        path, json={"settings": {"response_handling": {"stop_company_on_reply": "sometimes"}}}
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "validation_error")
 
 
 async def test_rescheduling_a_waiting_campaign_moves_its_next_run(

@@ -29,6 +29,7 @@ from shared.domain.campaigns import (
     display_status,
     launch_requirements,
 )
+from shared.domain.crm import CompanyOnReply
 from shared.domain.moments import Moment
 from shared.messaging.contracts import MAX_CONTACTS_PER_COMMAND
 
@@ -46,6 +47,12 @@ class ResponseHandling(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stop_on_reply: bool = Field(default=True, description="End a contact's flow when it replies.")
     reply_tag: Tag | None = Field(default=None, description="Tag added to a contact that replies.")
+    stop_company_on_reply: CompanyOnReply = Field(
+        default=CompanyOnReply.OFF,
+        description="When a contact of a company replies: `stop` cancels, `pause` pauses the"
+        " other contacts of the same company in this campaign (reason `company_replied`);"
+        " `off` leaves them (docs/companies.md).",
+    )
 
 
 class ActiveHours(BaseModel):

@@ -8,6 +8,7 @@ from uuid import UUID
 import pytest
 
 from shared.domain.crm import (
+    CompanyOnReply,
     Opportunity,
     OpportunityStatus,
     OpportunityUpdate,
@@ -18,9 +19,11 @@ from shared.domain.crm import (
     display_name,
     normal_channel,
     normal_domain,
+    on_company_reply,
     plan_stages,
     upsert,
 )
+from shared.domain.executions import ExecutionStatus as S
 
 A, B, C, D = (UUID(int=n) for n in range(1, 5))
 
@@ -151,3 +154,34 @@ def test_a_new_opportunity_is_named_after_its_contact(
     parts: tuple[str | None, str | None, str | None, str | None], name: str
 ) -> None:
     assert display_name(*parts) == name
+
+
+OFF, STOP, PAUSE = CompanyOnReply.OFF, CompanyOnReply.STOP, CompanyOnReply.PAUSE
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "taken_over", "becomes"),
+    [
+        (OFF, S.PENDING, False, None),
+        (OFF, S.WAITING, False, None),
+        (STOP, S.PENDING, False, S.CANCELLED),
+        (STOP, S.RUNNING, False, S.CANCELLED),
+        (STOP, S.WAITING, False, S.CANCELLED),
+        (STOP, S.PAUSED, False, S.CANCELLED),
+        (STOP, S.COMPLETED, False, None),
+        (STOP, S.FAILED, False, None),
+        (STOP, S.CANCELLED, False, None),
+        (PAUSE, S.PENDING, False, S.PAUSED),
+        (PAUSE, S.RUNNING, False, S.PAUSED),
+        (PAUSE, S.WAITING, False, S.PAUSED),
+        (PAUSE, S.PAUSED, False, None),
+        (PAUSE, S.COMPLETED, False, None),
+        (PAUSE, S.CANCELLED, False, None),
+        (STOP, S.WAITING, True, None),
+        (PAUSE, S.WAITING, True, None),
+    ],
+)
+def test_a_company_reply_stops_or_pauses_the_colleagues_still_going(
+    mode: CompanyOnReply, status: S, taken_over: bool, becomes: S | None
+) -> None:
+    assert on_company_reply(mode, status, taken_over=taken_over) == becomes
