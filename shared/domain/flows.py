@@ -7,15 +7,18 @@ source node it follows:
   send_message   {"text", "attachment_id"?}  next
   delay          {"seconds"}                 next
   wait_for_reply {"timeout_seconds"}         replied, timed_out
-  condition      {"condition": {"kind": replied | has_tag | field_equals, "tag" | "field",
-                  "value"}}                  true, false
+  condition      {"condition": {"kind": replied | has_tag | field_equals | opportunity_stage,
+                  "tag" | "field", "value" | "pipeline_id", "stage_id"}}   true, false
   ab_split       {"variants": [{"name", "weight"}]}   one per variant name
   add_tag        {"tag"}                     next
   remove_tag     {"tag"}                     next
+  set_opportunity_stage {"pipeline_id", "stage_id"}   next
   end            {}                          (none)
 
 `validate` returns every problem at once, each naming its node or edge, so a client can show
-them all next to the right element.
+them all next to the right element. Whether a pipeline and stage a flow names exist is not for
+this module (it has no database): the API checks them when the flow is saved
+(`pipeline_references` lists them).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class NodeType(StrEnum):
     AB_SPLIT = "ab_split"
     ADD_TAG = "add_tag"
     REMOVE_TAG = "remove_tag"
+    SET_OPPORTUNITY_STAGE = "set_opportunity_stage"
     END = "end"
 
 
@@ -50,6 +54,7 @@ class ConditionKind(StrEnum):
     REPLIED = "replied"
     HAS_TAG = "has_tag"
     FIELD_EQUALS = "field_equals"
+    OPPORTUNITY_STAGE = "opportunity_stage"
 
 
 # Nodes that make time pass: a cycle through one of them is a deliberate loop, not a spin.
@@ -91,6 +96,8 @@ class Node:
     field_name: str = ""
     value: str = ""
     variants: tuple[Variant, ...] = ()
+    pipeline_id: str = ""  # set_opportunity_stage, condition opportunity_stage: canonical uuids
+    stage_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,18 @@ class _Reader:
             self.problem("invalid_field", f"{key} must be at most {limit} characters", key)
         return value
 
+    def uuid(self, key: str) -> str:
+        """A record's id (a pipeline's, a stage's), in its canonical spelling."""
+        value = self.raw.get(key)
+        if value is None or value == "":
+            self.problem("missing_field", f"{key} must be given", key)
+            return ""
+        try:
+            return str(UUID(str(value)))
+        except ValueError:
+            self.problem("invalid_field", f"{key} must be an id", key)
+            return ""
+
     def seconds(self, key: str) -> int:
         value = self.raw.get(key)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -198,6 +217,9 @@ def _read_fields(reader: _Reader, node_type: NodeType) -> Node:
             return Node(node_id, node_type, tag=reader.text("tag", limit=64))
         case NodeType.CONDITION:
             return _read_condition(reader, node_id)
+        case NodeType.SET_OPPORTUNITY_STAGE:
+            pipeline_id, stage_id = reader.uuid("pipeline_id"), reader.uuid("stage_id")
+            return Node(node_id, node_type, pipeline_id=pipeline_id, stage_id=stage_id)
         case NodeType.AB_SPLIT:
             return Node(node_id, node_type, variants=_read_variants(reader, raw.get("variants")))
         case NodeType.END:
@@ -228,8 +250,10 @@ def _read_condition(reader: _Reader, node_id: str) -> Node:
         return Node(node_id, NodeType.CONDITION)
     inner = _Reader(raw, 0, reader.node_id)
     inner.path = f"{reader.path}.condition"
-    tag = field_name = value = ""
-    if kind is ConditionKind.HAS_TAG:
+    tag = field_name = value = pipeline_id = stage_id = ""
+    if kind is ConditionKind.OPPORTUNITY_STAGE:
+        pipeline_id, stage_id = inner.uuid("pipeline_id"), inner.uuid("stage_id")
+    elif kind is ConditionKind.HAS_TAG:
         tag = inner.text("tag", limit=64)
     elif kind is ConditionKind.FIELD_EQUALS:
         field_name = inner.text("field", limit=64)
@@ -240,7 +264,14 @@ def _read_condition(reader: _Reader, node_id: str) -> Node:
             value = str(raw_value)
     reader.problems.extend(inner.problems)
     return Node(
-        node_id, NodeType.CONDITION, condition=kind, tag=tag, field_name=field_name, value=value
+        node_id,
+        NodeType.CONDITION,
+        condition=kind,
+        tag=tag,
+        field_name=field_name,
+        value=value,
+        pipeline_id=pipeline_id,
+        stage_id=stage_id,
     )
 
 
@@ -485,3 +516,43 @@ def launch_problems(raw: Any) -> int:
     if isinstance(raw, Mapping) and not raw.get("nodes"):
         return 1
     return len(validate(raw)[1])
+
+
+@dataclass(frozen=True)
+class StageReference:
+    """A pipeline and stage a flow names (a set_opportunity_stage node or an opportunity_stage
+    condition), with where, for a problem that names the node."""
+
+    node_id: str
+    field: str  # the JSON path of the node's stage_id, e.g. nodes[3].condition.stage_id
+    pipeline_id: UUID
+    stage_id: UUID
+
+
+def pipeline_references(raw: Any) -> list[StageReference]:
+    """The pipelines and stages a flow's nodes name, for the check that they exist (well-formed
+    ids only: a malformed one is validate's problem)."""
+    nodes = raw.get("nodes") if isinstance(raw, Mapping) else None
+    found: list[StageReference] = []
+    for index, node in enumerate(nodes if isinstance(nodes, list) else []):
+        if not isinstance(node, Mapping) or not isinstance(node.get("id"), str):
+            continue
+        path, holder = f"nodes[{index}]", node
+        if node.get("type") == NodeType.CONDITION.value:
+            condition = node.get("condition")
+            if not isinstance(condition, Mapping):
+                continue
+            if condition.get("kind") != ConditionKind.OPPORTUNITY_STAGE.value:
+                continue
+            path, holder = f"{path}.condition", condition
+        elif node.get("type") != NodeType.SET_OPPORTUNITY_STAGE.value:
+            continue
+        try:
+            pipeline, stage = (
+                UUID(str(holder.get("pipeline_id"))),
+                UUID(str(holder.get("stage_id"))),
+            )
+        except ValueError:
+            continue
+        found.append(StageReference(node["id"], f"{path}.stage_id", pipeline, stage))
+    return found

@@ -1,14 +1,20 @@
 """The flow interpreter: given an execution's state, its flow and what just happened, what to do
 next. Pure: no I/O, no clock (the time comes in with the event).
 
-An execution stands on one node. Instant nodes (condition, ab_split, add_tag, remove_tag) are
-walked through in one step; the walk stops at a node that needs the world:
+An execution stands on one node. Instant nodes (condition, ab_split, add_tag, remove_tag,
+set_opportunity_stage) are walked through in one step; the walk stops at a node that needs
+the world:
 
 - send_message: `Send` the rendered text; the sender reports back with `Sent` or `SendFailed`.
 - delay: `Wait` until now + seconds; `Due` at or after that time moves on.
 - wait_for_reply: `Wait` until the timeout; `Replied` takes the replied edge, `Due` at or after
   the timeout the timed_out edge. A reply that came after the last message was sent counts.
 - end: `Complete`.
+
+set_opportunity_stage moves the contact's opportunity in a pipeline to a stage (creating it if
+the contact has none there): the step's `stages_set` names the moves, for the sender to write in
+the step's transaction, and the walk's state has them at once, so a later opportunity_stage
+condition in the same walk sees the new stage.
 
 Errors of the world (flood waits, transient failures) are the sender's to retry; the interpreter
 only hears about sends that failed for good.
@@ -41,6 +47,8 @@ class ExecutionState:
     last_sent_at: datetime | None = None
     replied_at: datetime | None = None
     variant: str | None = None
+    # The contact's opportunities: pipeline id -> the stage id it stands in (canonical uuids).
+    opportunities: Mapping[str, str] = field(default_factory=dict)
 
 
 # What happened --------------------------------------------------------------------------------
@@ -123,6 +131,8 @@ class Step:
     visited: tuple[Visit, ...] = ()  # nodes passed through, for the execution log
     tags_added: frozenset[str] = frozenset()
     tags_removed: frozenset[str] = frozenset()
+    # Opportunity moves of the walk: (pipeline id, stage id), the last per pipeline, in order.
+    stages_set: tuple[tuple[str, str], ...] = ()
 
 
 def choose_variant(node: Node, execution_key: str) -> str:
@@ -146,6 +156,8 @@ def _condition(node: Node, state: ExecutionState) -> bool:
         case ConditionKind.FIELD_EQUALS:
             value = state.values.get(node.field_name)
             return value is not None and str(value) == node.value
+        case ConditionKind.OPPORTUNITY_STAGE:
+            return state.opportunities.get(node.pipeline_id) == node.stage_id
     return False  # pragma: no cover - validated flows name a kind
 
 
@@ -162,10 +174,16 @@ class _Walk:
         self.visited: list[Visit] = []
         self.added: set[str] = set()
         self.removed: set[str] = set()
+        self.stages: dict[str, str] = {}
 
     def step(self, outcome: Outcome) -> Step:
         return Step(
-            outcome, self.state, tuple(self.visited), frozenset(self.added), frozenset(self.removed)
+            outcome,
+            self.state,
+            tuple(self.visited),
+            frozenset(self.added),
+            frozenset(self.removed),
+            tuple(self.stages.items()),
         )
 
     def follow(self, node_id: str, when: str, now: datetime) -> Step:
@@ -221,12 +239,23 @@ class _Walk:
                 case NodeType.ADD_TAG | NodeType.REMOVE_TAG:
                     self._tag(node)
                     node_id = self._edge(node_id, "next")
+                case NodeType.SET_OPPORTUNITY_STAGE:
+                    self._stage(node)
+                    node_id = self._edge(node_id, "next")
             if node_id == "":
                 return self.step(Fail(self.state.node_id, "a node is missing an edge"))
         return self.step(Fail(node_id, "the flow loops without waiting"))
 
     def _edge(self, node_id: str, when: str) -> str:
         return self.flow.next(node_id, when) or ""
+
+    def _stage(self, node: Node) -> None:
+        opportunities = dict(self.state.opportunities)
+        opportunities[node.pipeline_id] = node.stage_id
+        self.stages.pop(node.pipeline_id, None)  # the last move per pipeline, in walk order
+        self.stages[node.pipeline_id] = node.stage_id
+        self.state = replace(self.state, opportunities=opportunities)
+        self.visited.append(Visit(node.id, node.type, f"stage {node.stage_id}"))
 
     def _tag(self, node: Node) -> None:
         tags = set(self.state.tags)

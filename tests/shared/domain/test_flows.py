@@ -3,20 +3,82 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import pytest
 
-from shared.domain.flows import NodeType, launch_problems, validate
+from shared.domain.flows import (
+    NodeType,
+    StageReference,
+    launch_problems,
+    pipeline_references,
+    validate,
+)
 from tests.builders import END, EVERY_TYPE, SEND, edge, flow
+
+PIPELINE = "00000000-0000-4000-8000-0000000000a1"
+STAGE = "00000000-0000-4000-8000-0000000000b1"
+
+
+def with_stages(
+    base: dict[str, Any], pipeline: Any = PIPELINE, stage: Any = STAGE
+) -> dict[str, Any]:
+    """EVERY_TYPE with its tag node going through a set_opportunity_stage and an
+    opportunity_stage condition before the end (the API saves EVERY_TYPE without records)."""
+    move = {
+        "id": "move",
+        "type": "set_opportunity_stage",
+        "pipeline_id": pipeline,
+        "stage_id": stage,
+    }
+    check = {
+        "id": "staged?",
+        "type": "condition",
+        "condition": {"kind": "opportunity_stage", "pipeline_id": pipeline, "stage_id": stage},
+    }
+    edges = [e for e in base["edges"] if not (e["from"] == "tag" and e["to"] == "end")]
+    edges += [edge("tag", "move"), edge("move", "staged?"), edge("staged?", "end", "true"),
+              edge("staged?", "end", "false")]  # fmt: skip
+    return flow([*base["nodes"], move, check], edges)
 
 
 def test_a_flow_with_every_node_type_is_valid() -> None:
-    parsed, problems = validate(EVERY_TYPE)
+    parsed, problems = validate(with_stages(EVERY_TYPE))
     assert problems == []
     assert parsed is not None
     assert {n.type for n in parsed.nodes.values()} == set(NodeType)
     assert parsed.next("wait", "timed_out") == "pause"
     assert [v.weight for v in parsed.nodes["split"].variants] == [70, 30]
+    move = parsed.nodes["move"]
+    assert (move.pipeline_id, move.stage_id) == (PIPELINE, STAGE)
+    check = parsed.nodes["staged?"]
+    assert (check.pipeline_id, check.stage_id) == (PIPELINE, STAGE)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "stage", "expected"),
+    [
+        (None, STAGE, [("missing_field", "nodes[11].pipeline_id"),
+                       ("missing_field", "nodes[12].condition.pipeline_id")]),
+        (PIPELINE, "stage-one", [("invalid_field", "nodes[11].stage_id"),
+                                 ("invalid_field", "nodes[12].condition.stage_id")]),
+        (PIPELINE.upper(), STAGE, []),  # any spelling of an id; read canonical
+    ],
+)  # fmt: skip
+def test_stage_nodes_need_a_pipeline_and_a_stage_id(
+    pipeline: Any, stage: Any, expected: list[tuple[str, str]]
+) -> None:
+    _, problems = validate(with_stages(EVERY_TYPE, pipeline, stage))
+    assert sorted((p.code, p.field) for p in problems) == expected
+
+
+def test_the_pipelines_and_stages_a_flow_names_are_listed_for_the_check() -> None:
+    assert pipeline_references(EVERY_TYPE) == []
+    assert pipeline_references(with_stages(EVERY_TYPE)) == [
+        StageReference("move", "nodes[11].stage_id", UUID(PIPELINE), UUID(STAGE)),
+        StageReference("staged?", "nodes[12].condition.stage_id", UUID(PIPELINE), UUID(STAGE)),
+    ]
+    assert pipeline_references(with_stages(EVERY_TYPE, "nope")) == []  # validate's to report
 
 
 def test_a_loop_through_a_wait_is_allowed() -> None:

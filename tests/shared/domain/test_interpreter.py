@@ -320,3 +320,93 @@ def test_spintax_is_chosen_per_contact_and_step_and_kept_on_a_resend() -> None:
     assert len({text(f"contact-{i}") for i in range(100)}) == 8
     assert len({text(f"contact-{i}", "s", Sent(T0)) for i in range(100)}) == 8
     assert any(text(f"contact-{i}") != text(f"contact-{i}", "s", Sent(T0)) for i in range(20))
+
+
+# Opportunities (issue 19, item 3): a node moves the contact's opportunity to a stage, a
+# condition branches on the stage it stands in.
+PIPELINE, OTHER_PIPELINE = (
+    "00000000-0000-4000-8000-0000000000a1",
+    "00000000-0000-4000-8000-0000000000a2",
+)
+NEW, WON = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
+
+
+def _move(node_id: str, stage: str) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "set_opportunity_stage",
+        "pipeline_id": PIPELINE,
+        "stage_id": stage,
+    }
+
+
+def _on_stage(stage: str) -> dict[str, Any]:
+    return {
+        "id": "c",
+        "type": "condition",
+        "condition": {"kind": "opportunity_stage", "pipeline_id": PIPELINE, "stage_id": stage},
+    }
+
+
+T, F = {"id": "t", "type": "end"}, {"id": "f", "type": "end"}
+STAGE_FLOWS = {
+    # when they reply: moved to won, then a condition on won (sees the move at once)
+    "reply-wins": parsed(
+        [
+            {"id": "w", "type": "wait_for_reply", "timeout_seconds": 3600},
+            _move("m", WON),
+            _on_stage(WON),
+            T,
+            F,
+        ],
+        [
+            ("w", "m", "replied"),
+            ("w", "f", "timed_out"),
+            ("m", "c", "next"),
+            ("c", "t", "true"),
+            ("c", "f", "false"),
+        ],
+    ),
+    "new?": parsed([_on_stage(NEW), T, F], [("c", "t", "true"), ("c", "f", "false")]),
+    "twice": parsed(
+        [_move("a", NEW), _move("b", WON), END], [("a", "b", "next"), ("b", "end", "next")]
+    ),
+}
+WAITING = {"wait_until": T0 + HOUR, "last_sent_at": T0 - HOUR}
+
+
+@pytest.mark.parametrize(
+    ("flow", "state", "event", "outcome", "moves", "stands"),
+    [
+        # no opportunity yet: created in the stage (the sender creates it), condition true
+        ("reply-wins", at("w", **WAITING), Replied(T0), Complete("t"), ((PIPELINE, WON),),
+         {PIPELINE: WON}),
+        # one in another stage: moved; one in another pipeline is kept
+        ("reply-wins", at("w", **WAITING, opportunities={PIPELINE: NEW, OTHER_PIPELINE: NEW}),
+         Replied(T0), Complete("t"), ((PIPELINE, WON),), {PIPELINE: WON, OTHER_PIPELINE: NEW}),
+        # no reply: nothing moved
+        ("reply-wins", at("w", **WAITING), Due(T0 + HOUR), Complete("f"), (), {}),
+        # the condition: the stage it stands in, in that pipeline
+        ("new?", at(opportunities={PIPELINE: NEW}), Due(T0), Complete("t"), (),
+         {PIPELINE: NEW}),
+        ("new?", at(opportunities={PIPELINE: WON}), Due(T0), Complete("f"), (),
+         {PIPELINE: WON}),
+        ("new?", at(opportunities={OTHER_PIPELINE: NEW}), Due(T0), Complete("f"), (),
+         {OTHER_PIPELINE: NEW}),
+        ("new?", at(), Due(T0), Complete("f"), (), {}),
+        # two moves in one walk: the last one per pipeline is what the sender writes
+        ("twice", at(), Due(T0), Complete("end"), ((PIPELINE, WON),), {PIPELINE: WON}),
+    ],
+)  # fmt: skip
+def test_opportunity_stages_are_set_and_branched_on(
+    flow: str,
+    state: ExecutionState,
+    event: Event,
+    outcome: Outcome,
+    moves: tuple[tuple[str, str], ...],
+    stands: dict[str, str],
+) -> None:
+    step = advance(STAGE_FLOWS[flow], state, event)
+    assert step.outcome == outcome
+    assert step.stages_set == moves
+    assert step.state.opportunities == stands
