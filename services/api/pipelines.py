@@ -7,6 +7,7 @@ transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -25,10 +26,11 @@ from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
 from services.api.records import authorize_record
 from shared.db.campaign_filter import like_pattern
+from shared.db.pool import DbConnection
 from shared.db.sql import Queries
-from shared.domain import crm
+from shared.domain import crm, flows
 from shared.domain.crm import OpportunityStatus
-from shared.domain.permissions import RecordAction
+from shared.domain.permissions import Caller, RecordAction
 from shared.messaging.contracts import OpportunityStageChanged
 from shared.messaging.envelope import Cause
 from shared.messaging.transaction import transaction
@@ -360,3 +362,44 @@ async def update_opportunity(
         updated = await connection.fetchrow(PIPELINES["opportunity"], opportunity_id)
     assert updated is not None
     return Opportunity.model_validate(dict(updated))
+
+
+async def flow_errors(
+    connection: DbConnection, caller: Caller, flow: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    """For a flow being saved: `unknown_pipeline` for each set_opportunity_stage node or
+    opportunity_stage condition naming a pipeline the caller may not use (another context's, or
+    none), `unknown_stage` for one naming a stage that is not that pipeline's (a malformed id is
+    the flow validation's `invalid_field`)."""
+    named = flows.pipeline_references(flow)
+    if not named:
+        return []
+    rows = await connection.fetch(
+        PIPELINES["flow_stages"],
+        [r.pipeline_id for r in named],
+        [r.stage_id for r in named],
+        caller.organization_id,
+        caller.user_id,
+    )
+    known = {(r["pipeline_id"], r["stage_id"]): r["stage_known"] for r in rows}
+    errors = []
+    for ref in named:
+        stage_known = known.get((ref.pipeline_id, ref.stage_id))
+        if stage_known is None:
+            code, field = "unknown_pipeline", ref.field.removesuffix("stage_id") + "pipeline_id"
+            message = f"no pipeline {ref.pipeline_id} in this organization"
+        elif not stage_known:
+            code, field = "unknown_stage", ref.field
+            message = f"pipeline {ref.pipeline_id} has no stage {ref.stage_id}"
+        else:
+            continue
+        errors.append(
+            {
+                "type": code,
+                "code": code,
+                "field": f"flow.{field}",
+                "message": message,
+                "node_id": ref.node_id,
+            }
+        )
+    return errors

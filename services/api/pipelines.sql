@@ -103,3 +103,15 @@ SELECT id, name FROM pipeline_stages WHERE id = $1 AND pipeline_id = $2;
 UPDATE opportunities
 SET stage_id = $2, name = $3, value = $4, status = $5, custom_fields = $6, updated_at = $7
 WHERE id = $1;
+
+-- name: flow_stages
+-- The pipelines and stages a flow names ($1, $2 pairwise), of those the caller may use (its
+-- organization's, or its own in personal mode): one row per pipeline found, with whether the
+-- stage is that pipeline's.
+SELECT DISTINCT p.id AS pipeline_id, v.stage_id,
+       EXISTS (SELECT 1 FROM pipeline_stages s
+               WHERE s.id = v.stage_id AND s.pipeline_id = p.id) AS stage_known
+FROM unnest($1::uuid[], $2::uuid[]) AS v (pipeline_id, stage_id)
+JOIN pipelines p ON p.id = v.pipeline_id
+WHERE p.organization_id IS NOT DISTINCT FROM $3
+  AND ($3::uuid IS NOT NULL OR p.owner_user_id = $4);

@@ -5,7 +5,9 @@
 -- contact's ways of being reached, and what reach needs to refuse a send (deleted, listed,
 -- recently contacted: with the organization's recontact_after_days set, when another execution
 -- last messaged the person and whether this one has, both through messages_contact_sent_idx
--- (a contact has few messages), both skipped while the setting is off). Locked for the step.
+-- (a contact has few messages), both skipped while the setting is off), and the contact's
+-- opportunities' stages by pipeline (opportunities_contact_idx; for set_opportunity_stage and
+-- the opportunity_stage condition). Locked for the step.
 SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_execution_at,
        e.lease_until, e.variant, e.context, e.started_at, e.taken_over_at,
        c.flow, c.settings, c.timezone, c.status AS campaign_status, c.enabled AS campaign_enabled,
@@ -13,6 +15,9 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
        ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
        ct.time_zone AS contact_time_zone,
+       c.created_by AS campaign_created_by,
+       (SELECT jsonb_object_agg(o.pipeline_id::text, o.stage_id::text) FROM opportunities o
+        WHERE o.contact_id = ct.id) AS opportunity_stages,
        do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
                              ct.telegram_username, ct.phone) AS do_not_contact,
        r.days AS recontact_after_days,
@@ -49,6 +54,9 @@ SELECT e.id, e.campaign_id, e.contact_id, e.status, e.current_node_id, e.next_ex
        ct.telegram_username, ct.phone, ct.telegram_user_id, ct.tags AS contact_tags,
        ct.custom_fields, ct.first_name, ct.last_name, ct.deleted_at AS contact_deleted_at,
        ct.time_zone AS contact_time_zone,
+       c.created_by AS campaign_created_by,
+       (SELECT jsonb_object_agg(o.pipeline_id::text, o.stage_id::text) FROM opportunities o
+        WHERE o.contact_id = ct.id) AS opportunity_stages,
        do_not_contact_listed(ct.organization_id, ct.owner_user_id, ct.id, ct.telegram_user_id,
                              ct.telegram_username, ct.phone) AS do_not_contact,
        r.days AS recontact_after_days,

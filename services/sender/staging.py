@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.gateway import Account, Peer
-from shared.domain import flows, interpreter, reach, recipient_zones, windows
+from shared.domain import crm, flows, interpreter, reach, recipient_zones, windows
 from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
@@ -110,6 +110,7 @@ def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
         last_sent_at=_time(saved.get("last_sent_at")),
         replied_at=_time(saved.get("replied_at")),
         variant=row["variant"],
+        opportunities=dict(row["opportunity_stages"] or {}),
     )
     problem = "; ".join(p.message for p in problems[:3]) if flow is None else None
     return Loaded(row, flow, problem, state, int(saved.get("sends", 0)))
@@ -194,6 +195,22 @@ class PendingSend:
     attachment_id: UUID | None = None  # sent with the text as its caption
 
 
+@dataclass(frozen=True)
+class StageMove:
+    """A contact's opportunity in a pipeline moved to a stage by a flow's node (created there
+    if absent, named after the contact, by the campaign's creator)."""
+
+    contact_id: UUID
+    pipeline_id: UUID
+    stage_id: UUID
+    campaign_id: UUID
+    execution_id: UUID
+    node_id: str
+    name: str
+    created_by: UUID
+    at: datetime
+
+
 @dataclass
 class Plan:
     """The writes and events of many executions' steps, gathered here and applied set-based by
@@ -206,6 +223,8 @@ class Plan:
     skips: dict[UUID, tuple[Any, ...]] = field(default_factory=dict)  # sends not made
     dropped: list[UUID] = field(default_factory=list)  # their queued records
     events: list[tuple[Payload, UUID, datetime]] = field(default_factory=list)
+    # set_opportunity_stage: (contact, pipeline) -> the stage and where the move was made
+    stages: dict[tuple[UUID, UUID], StageMove] = field(default_factory=dict)
 
     def emit(self, payload: Payload, key: UUID, at: datetime) -> None:
         self.events.append((payload, key, at))
@@ -292,6 +311,24 @@ def stage(
         )
     if step.tags_added or step.tags_removed:
         plan.tags[row["contact_id"]] = (sorted(step.state.tags), now)
+    for pipeline, stage_id in step.stages_set:
+        mover = next(
+            (v.node_id for v in reversed(step.visited) if v.detail == f"stage {stage_id}"), ""
+        )
+        move = StageMove(
+            contact_id=row["contact_id"],
+            pipeline_id=UUID(pipeline),
+            stage_id=UUID(stage_id),
+            campaign_id=row["campaign_id"],
+            execution_id=row["id"],
+            node_id=mover,
+            name=crm.display_name(
+                row["first_name"], row["last_name"], row["telegram_username"], row["phone"]
+            ),
+            created_by=row["campaign_created_by"],
+            at=now,
+        )
+        plan.stages[(move.contact_id, move.pipeline_id)] = move
     if status != row["status"] or step.state.node_id != row["current_node_id"]:
         event = ExecutionProgressed(
             execution_id=row["id"],

@@ -46,3 +46,42 @@ FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text
 
 -- name: set_contact_tags
 UPDATE contacts SET tags = $2, updated_at = $3 WHERE id = $1;
+
+-- name: usable_stage_moves
+-- Of the flow's opportunity moves ($1 contacts, $2 pipelines, $3 stages, pairwise), those whose
+-- stage is still its pipeline's and whose pipeline is of the contact's context (its
+-- organization's, or its owner's in personal mode), with the stage's name. The stage is held
+-- (FOR KEY SHARE) so that it cannot be removed before the upsert below.
+SELECT v.contact_id, v.pipeline_id, v.stage_id, s.name AS stage_name
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS v (contact_id, pipeline_id, stage_id)
+JOIN contacts ct ON ct.id = v.contact_id
+JOIN pipelines p ON p.id = v.pipeline_id
+     AND p.organization_id IS NOT DISTINCT FROM ct.organization_id
+     AND (ct.organization_id IS NOT NULL OR p.owner_user_id = ct.owner_user_id)
+JOIN pipeline_stages s ON s.id = v.stage_id AND s.pipeline_id = p.id
+ORDER BY s.id
+FOR KEY SHARE OF s;
+
+-- name: lock_opportunities
+-- The contacts' opportunities in those pipelines ($1 contacts, $2 pipelines, pairwise), locked
+-- in id order, with the stage each stands in before the move.
+SELECT o.id, o.contact_id, o.pipeline_id, o.stage_id
+FROM opportunities o
+JOIN unnest($1::uuid[], $2::uuid[]) AS v (contact_id, pipeline_id)
+     ON o.contact_id = v.contact_id AND o.pipeline_id = v.pipeline_id
+ORDER BY o.id
+FOR UPDATE OF o;
+
+-- name: set_opportunity_stages
+-- The moves, in one statement: a contact without an opportunity in the pipeline gets one there
+-- (open, named after the contact, created by the campaign's creator); one in another stage is
+-- moved; one already there is left as it is (not returned: no event).
+INSERT INTO opportunities AS o (pipeline_id, contact_id, stage_id, name, created_by, created_at,
+                                updated_at)
+SELECT v.pipeline_id, v.contact_id, v.stage_id, v.name, v.created_by, $6, $6
+FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[])
+     AS v (contact_id, pipeline_id, stage_id, name, created_by)
+ON CONFLICT (pipeline_id, contact_id) DO UPDATE
+SET stage_id = excluded.stage_id, updated_at = excluded.updated_at
+WHERE o.stage_id <> excluded.stage_id
+RETURNING o.id, o.contact_id, o.pipeline_id, o.stage_id, o.status, o.value;

@@ -217,3 +217,73 @@ async def test_members_share_pipelines_and_only_owners_and_admins_delete_others(
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
     owner = organization.owner.at(org)
     assert (await owner.delete(f"/pipelines/{theirs['id']}")).status_code == 204
+
+
+def staged_flow(pipeline_id: str, stage_id: str, condition_stage: str | None = None) -> Any:
+    """A flow that moves the opportunity to a stage and then branches on one."""
+    return {
+        "start": "move",
+        "nodes": [
+            {
+                "id": "move",
+                "type": "set_opportunity_stage",
+                "pipeline_id": pipeline_id,
+                "stage_id": stage_id,
+            },
+            {
+                "id": "there?",
+                "type": "condition",
+                "condition": {
+                    "kind": "opportunity_stage",
+                    "pipeline_id": pipeline_id,
+                    "stage_id": condition_stage or stage_id,
+                },
+            },
+            {"id": "end", "type": "end"},
+        ],
+        "edges": [
+            {"from": "move", "to": "there?"},
+            {"from": "there?", "to": "end", "when": "true"},
+            {"from": "there?", "to": "end", "when": "false"},
+        ],
+    }
+
+
+async def test_a_flow_names_only_pipelines_and_stages_its_owner_may_use(
+    ann: Person, person: PersonFactory
+) -> None:
+    """Issue 19, item 3: a flow's set_opportunity_stage node and opportunity_stage condition are
+    checked when the flow is saved: another context's (or no) pipeline is 422
+    unknown_pipeline, a stage that is not the pipeline's 422 unknown_stage, on the node."""
+    sales = await pipeline(ann.client, "Lead", "Won")
+    other = await pipeline(ann.client, "Elsewhere", name="Other")
+    lead, won = (s["id"] for s in sales["stages"])
+    saved = ok(
+        await ann.client.post(
+            "/campaign-flows", json={"name": "Stages", "flow": staged_flow(sales["id"], won)}
+        ),
+        201,
+    )
+    assert saved["flow"]["nodes"][0]["stage_id"] == won
+    wrong_stage = await ann.client.post(
+        "/campaign-flows",
+        json={"name": "x", "flow": staged_flow(sales["id"], lead, other["stages"][0]["id"])},
+    )
+    assert wrong_stage.status_code == 422, wrong_stage.text
+    assert [(e["code"], e["field"], e["node_id"]) for e in wrong_stage.json()["errors"]] == [
+        ("unknown_stage", "flow.nodes[1].condition.stage_id", "there?")
+    ]
+    bob = await person("bob")
+    theirs = await bob.client.post(
+        "/campaign-flows", json={"name": "x", "flow": staged_flow(sales["id"], won)}
+    )
+    assert theirs.status_code == 422, theirs.text
+    assert sorted((e["code"], e["field"]) for e in theirs.json()["errors"]) == [
+        ("unknown_pipeline", "flow.nodes[0].pipeline_id"),
+        ("unknown_pipeline", "flow.nodes[1].condition.pipeline_id"),
+    ]
+    patched = await ann.client.patch(
+        f"/campaign-flows/{saved['id']}", json={"flow": staged_flow(other["id"], won)}
+    )
+    assert patched.status_code == 422, patched.text
+    assert {e["code"] for e in patched.json()["errors"]} == {"unknown_stage"}

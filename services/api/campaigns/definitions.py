@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query
 
-from services.api import attachments, cursors
+from services.api import attachments, cursors, pipelines
 from services.api.auth import CurrentPrincipal, Principal
 from services.api.campaign_access import authorized
 from services.api.campaigns import edits
@@ -156,6 +156,7 @@ async def create_campaign(
             errors = plan_errors(body.launch_type, body.scheduled_at, body.recurrence)
             errors += flow_errors(body.flow)
             errors += await attachments.flow_errors(connection, who.caller, body.flow)
+            errors += await pipelines.flow_errors(connection, who.caller, body.flow)
             errors += await _account_errors(connection, who, body.telegram_account_id)
             if errors:
                 raise invalid(errors)
@@ -312,6 +313,7 @@ async def update_campaign(
             errors += await _account_errors(connection, who, merged["telegram_account_id"])
         if "flow" in body.model_fields_set:
             errors += await attachments.flow_errors(connection, who.caller, merged["flow"])
+            errors += await pipelines.flow_errors(connection, who.caller, merged["flow"])
         if errors:
             raise invalid(errors)
         refusal = rules.edit_refusal(CampaignRow.from_row(row).state, edits.field_groups(body))

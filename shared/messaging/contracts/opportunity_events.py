@@ -37,10 +37,15 @@ class OpportunityStageChanged(Payload):
     stage_name: str
     status: OpportunityStatus
     value: Decimal | None = None
-    source: Literal["api", "bulk_action"] = Field(
-        description="api: PATCH /opportunities/{id}; bulk_action: an upsert_opportunities batch."
+    source: Literal["api", "bulk_action", "flow"] = Field(
+        description="api: PATCH /opportunities/{id}; bulk_action: an upsert_opportunities batch;"
+        " flow: a campaign flow's set_opportunity_stage node (campaign_id, execution_id)."
     )
     bulk_action_id: UUID | None = None
+    campaign_id: UUID | None = Field(default=None, description="source flow: the campaign")
+    execution_id: UUID | None = Field(
+        default=None, description="source flow: the contact's execution that made the move"
+    )
 
 
 STAGE_CHANGED = Contract(
