@@ -71,7 +71,8 @@ OWNERS: dict[str, set[str]] = {
     "companies": {"api"},
     "pipelines": {"api"},
     "pipeline_stages": {"api"},
-    "opportunities": {"api", "scheduler"},  # one at a time; the upsert_opportunities batches
+    # one at a time; the upsert_opportunities batches; a flow's set_opportunity_stage node
+    "opportunities": {"api", "scheduler", "sender"},
     "do_not_contact": {"api"},  # the list, and the consumer of dripline.contact.commands
     "attachments": {"api"},  # uploaded once (POST /attachments); the sender only reads them
     "campaigns": {"api", "scheduler"},  # definitions; status, enabled, deleted_at and copies
@@ -149,6 +150,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("services/scheduler/bulk_actions.sql", "messages"): (
         "a merge moves the other contact's messages (contact_id; execution_id where two"
         " executions swap their progress) to the master"
+    ),
+    ("services/scheduler/bulk_actions.sql", "conversations"): (
+        "a merge moves the other contact's inbox conversations to the master (joining two with"
+        " the same account), and their execution follows a swap of progress, as messages do"
     ),
     ("services/scheduler/bulk_actions.sql", "execution_logs"): (
         "a merge moves the other contact's log entries to the master, as its messages"
