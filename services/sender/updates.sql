@@ -181,10 +181,11 @@ FOR UPDATE OF e;
 -- name: company_replied
 -- The colleagues' executions ($1, to statuses $2: cancelled or paused) that a contact of their
 -- company replying ($3 the execution replied to, $4 the company) stops or pauses, with the
--- reason company_replied. A cancelled one is finished (no next step); a paused one keeps its
--- node and next time, as a campaign pause does. Their queued sends go (the send was not made:
--- the lease is gone with the change), so the statistics do not count them in flight for ever.
--- Each is logged (company_replied).
+-- reason company_replied. A cancelled one is finished (no next step) and its queued send goes
+-- (as an opt-out's: the lease is gone with the change, so the step does not make it), so the
+-- statistics do not count it in flight for ever. A paused one keeps its node, next time and
+-- queued send record, as a campaign pause does: when it goes on, the sender reconciles that
+-- record (the same random_id) before it repeats anything. Each is logged (company_replied).
 WITH target AS (
     SELECT * FROM unnest($1::uuid[], $2::text[]) AS t (id, status)
 ), changed AS (
@@ -201,7 +202,8 @@ WITH target AS (
 ), dropped AS (
     DELETE FROM messages m
     USING target t
-    WHERE m.execution_id = t.id AND m.direction = 'outgoing' AND m.status = 'queued'
+    WHERE m.execution_id = t.id AND t.status = 'cancelled' AND m.direction = 'outgoing'
+      AND m.status = 'queued'
 ), logged AS (
     INSERT INTO execution_logs (campaign_id, execution_id, contact_id, contact_text, node_id,
                                 node_type, event, status, message, details, created_at)
