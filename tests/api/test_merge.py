@@ -114,6 +114,18 @@ async def test_two_contacts_in_one_campaign_become_one_with_one_execution(
         uuid.UUID(other["id"]),
         now,
     )
+    # Its inbox conversation points at that execution.
+    talk = await db.fetchval(
+        "INSERT INTO conversations (telegram_account_id, contact_id, campaign_id, execution_id,"
+        " last_message_id, last_direction, last_body, last_message_at)"
+        " VALUES ($1, $2, $3, $4, $5, 'outgoing', 'Hi Olga!', $6) RETURNING id",
+        uuid.UUID(sender["id"]),
+        uuid.UUID(other["id"]),
+        uuid.UUID(both["id"]),
+        ahead,
+        message,
+        now,
+    )
     action = await merged(
         ann.client,
         {"master_id": master["id"], "other_id": other["id"], "fields": {"first_name": "other"}},
@@ -173,6 +185,18 @@ async def test_two_contacts_in_one_campaign_become_one_with_one_execution(
         master["id"],
         master["id"],
     )
+    # The conversation is the master's and follows the kept progress, as the message does.
+    followed = await db.fetchrow(
+        "SELECT c.contact_id, e.contact_id AS execution_contact, e.status FROM conversations c"
+        " JOIN executions e ON e.id = c.execution_id WHERE c.id = $1",
+        talk,
+    )
+    assert followed is not None
+    assert (str(followed["contact_id"]), str(followed["execution_contact"])) == (
+        master["id"],
+        master["id"],
+    )
+    assert followed["status"] == "waiting"
     # A merge is irreversible: merging the merged-away contact again finds nothing.
     again = await ann.client.post(
         "/contacts/merge",
