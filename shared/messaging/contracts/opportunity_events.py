@@ -65,6 +65,8 @@ STAGE_CHANGED = Contract(
         "value": "1500.00",
         "source": "bulk_action",
         "bulk_action_id": EXAMPLE_OPERATION,
+        "campaign_id": None,
+        "execution_id": None,
     },
 )
 CONTRACTS: tuple[Contract[OpportunityStageChanged], ...] = (STAGE_CHANGED,)
