@@ -42,6 +42,11 @@ everything after the client's pts, so a client that missed some catches up like 
   ``Updates([UpdateNewMessage(out=True)])``.
 - push_reply pushes ``Updates([UpdateNewMessage(Message(out=False, peer_id=PeerUser(sender)))],
   users=[sender])``, with no from_id, like Telegram for incoming private messages since layer 119.
+- messages.SendMedia (a photo or document uploaded with upload.saveFilePart or
+  saveBigFilePart, or named again by InputPhoto / InputDocument with its file reference)
+  answers ``Updates([UpdateMessageID, UpdateNewMessage(media)])``, as Telegram does for media;
+  `sent` records the media's bytes, type and name. A message to InputPeerSelf is in the
+  account's Saved Messages (`saved_messages`).
 - messages.ReadHistory answers messages.AffectedMessages and is recorded in `read`.
 - push_read pushes ``Updates([UpdateReadHistoryOutbox(PeerUser(peer), max_id)], users=[peer])``.
 
@@ -59,6 +64,7 @@ from dripline.fake_telegram.server import (
     FakeTelegram,
     Init,
     ReadReceipt,
+    SentMedia,
     SentMessage,
     spambot_limited,
 )
@@ -71,6 +77,7 @@ __all__ = [
     "FakeTelegram",
     "Init",
     "ReadReceipt",
+    "SentMedia",
     "SentMessage",
     "spambot_limited",
 ]

@@ -99,7 +99,8 @@ class Backend(Protocol):
         ...
 
     def call(self, connection: Connection, query: Any) -> Any:
-        """Answer one unwrapped RPC: a TL object or a list (a Vector), or raise RpcError."""
+        """Answer one unwrapped RPC: a TL object, a bool (Bool) or a list (a Vector), or raise
+        RpcError."""
         ...
 
 
@@ -109,7 +110,12 @@ def method_name(cls: type) -> str:
     return name if module == "functions" else f"{module}.{name}"
 
 
+_BOOL_TRUE, _BOOL_FALSE = 0x997275B5, 0xBC799737
+
+
 def _serialize(result: Any) -> bytes:
+    if isinstance(result, bool):  # a Bool answer (upload.saveFilePart): boolTrue or boolFalse
+        return struct.pack("<I", _BOOL_TRUE if result else _BOOL_FALSE)
     if isinstance(result, list):
         return struct.pack("<Ii", _VECTOR, len(result)) + b"".join(bytes(x) for x in result)
     return bytes(result)

@@ -24,6 +24,7 @@ from dripline.fake_telegram.mtproto import Connection, Fault, RpcError, method_n
 
 DC_ID = 2
 MESSAGE_LENGTH_MAX = 4096
+CAPTION_LENGTH_MAX = 1024
 SPAMBOT_ID = 178220800  # @SpamBot's id on Telegram
 LOGIN_CODE_LENGTH = 5
 # Methods a key that is not logged in may call (Telegram answers the rest 401).
@@ -51,8 +52,22 @@ def spambot_limited(until: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class SentMedia:
+    """The photo or document a messages.SendMedia carried: the bytes as uploaded (assembled
+    from upload.saveFilePart or saveBigFilePart), or those of the file a reference named."""
+
+    kind: Literal["photo", "document"]
+    file_id: int  # the Photo's or Document's id: the same for every send reusing an upload
+    data: bytes = field(repr=False)
+    mime_type: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
 class SentMessage:
-    """A message that messages.SendMessage accepted."""
+    """A message that messages.SendMessage or messages.SendMedia accepted (`text` is a media
+    message's caption). A message the account sent to itself (InputPeerSelf) has its own id as
+    peer_user_id: it is in the account's Saved Messages."""
 
     account_id: int
     peer_user_id: int
@@ -60,6 +75,7 @@ class SentMessage:
     random_id: int
     message_id: int
     date: datetime
+    media: SentMedia | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +212,23 @@ class _Account:
     banned: bool = False
     freeze: Freeze | None = None
     spambot_answer: str = SPAMBOT_FREE
+    # upload.saveFilePart / saveBigFilePart: file_id -> part index -> bytes, until a send uses it
+    uploads: dict[int, dict[int, bytes]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _File:
+    """A photo or document the server holds, named by id and access hash (InputPhoto,
+    InputDocument) with its file reference."""
+
+    kind: Literal["photo", "document"]
+    id: int
+    access_hash: int
+    file_reference: bytes
+    data: bytes = field(repr=False)
+    mime_type: str
+    filename: str
+    date: datetime
 
 
 def _now() -> datetime:
@@ -264,6 +297,7 @@ class FakeTelegram:
         self._connected: dict[Connection, _Key] = {}
         self._failures: list[_Failure] = []
         self._faults: list[_Fault] = []
+        self._files: dict[int, _File] = {}  # photos and documents sent, by id
         self._codes: dict[str, _Code] = {}  # phone_code_hash -> the code sent
         self._last_codes: dict[str, str] = {}  # phone digits -> the last code sent to it
         self._server: asyncio.Server | None = None
@@ -283,6 +317,9 @@ class FakeTelegram:
             "contacts.ResolveUsername": self._resolve_username,
             "contacts.ImportContacts": self._import_contacts,
             "messages.SendMessage": self._send_message,
+            "messages.SendMedia": self._send_media,
+            "upload.SaveFilePart": self._save_file_part,
+            "upload.SaveBigFilePart": self._save_file_part,
             "messages.GetHistory": self._get_history,
             "messages.ReadHistory": self._read_history,
         }
@@ -876,6 +913,118 @@ class FakeTelegram:
             asyncio.get_running_loop().call_soon(self._spambot_replies, account)
         return types.UpdateShortSentMessage(
             id=message.id, pts=account.pts, pts_count=1, date=message.date, out=True
+        )
+
+    def saved_messages(self, user_id: int) -> list[SentMessage]:
+        """What that account sent to itself (its Saved Messages), oldest first."""
+        return [m for m in self.sent if m.account_id == user_id and m.peer_user_id == user_id]
+
+    def _save_file_part(self, account: _Account, request: Any, connection: Connection) -> Any:
+        if not request.bytes:
+            raise RpcError(400, "FILE_PART_EMPTY")
+        account.uploads.setdefault(request.file_id, {})[request.file_part] = request.bytes
+        return True
+
+    def _uploaded(self, account: _Account, file: Any) -> bytes:
+        """The bytes of an InputFile or InputFileBig, assembled from its parts."""
+        parts = account.uploads.pop(file.id, {})
+        if sorted(parts) != list(range(file.parts)):
+            raise RpcError(400, "FILE_PARTS_INVALID")
+        data = b"".join(parts[i] for i in range(file.parts))
+        small = isinstance(file, types.InputFile) and file.md5_checksum
+        if small and hashlib.md5(data).hexdigest() != file.md5_checksum:
+            raise RpcError(400, "MD5_CHECKSUM_INVALID")
+        return data
+
+    def _file(self, kind: Literal["photo", "document"], media: Any, account: _Account) -> _File:
+        """The file a send names: uploaded now (kept, with a new id), or one kept earlier."""
+        if isinstance(media, (types.InputMediaUploadedPhoto, types.InputMediaUploadedDocument)):
+            data = self._uploaded(account, media.file)
+            filename, mime_type = media.file.name, "image/jpeg"
+            if isinstance(media, types.InputMediaUploadedDocument):
+                mime_type = media.mime_type
+                for attribute in media.attributes:
+                    if isinstance(attribute, types.DocumentAttributeFilename):
+                        filename = attribute.file_name
+            file_id = secrets.randbits(63)
+            kept = _File(kind, file_id, secrets.randbits(63) - 2**62, secrets.token_bytes(8),
+                         data, mime_type, filename, _now())  # fmt: skip
+            self._files[file_id] = kept
+            return kept
+        known = self._files.get(media.id.id)
+        if known is None or known.kind != kind or known.access_hash != media.id.access_hash:
+            raise RpcError(400, "MEDIA_INVALID")
+        if known.file_reference != media.id.file_reference:
+            raise RpcError(400, "FILE_REFERENCE_EXPIRED")
+        return known
+
+    def _send_media(self, account: _Account, request: Any, connection: Connection) -> Any:
+        """A photo or document with its caption. Answered with Updates (UpdateMessageID for our
+        random_id, UpdateNewMessage with the media), as Telegram answers a media send."""
+        if account.freeze is not None:
+            raise RpcError(420, "FROZEN_METHOD_INVALID")
+        peer = self._peer_user(account, request.peer)
+        if len(request.message) > CAPTION_LENGTH_MAX:
+            raise RpcError(400, "MEDIA_CAPTION_TOO_LONG")
+        if request.random_id in account.random_ids:
+            raise RpcError(500, "RANDOM_ID_DUPLICATE")
+        media = request.media
+        if isinstance(media, (types.InputMediaUploadedPhoto, types.InputMediaPhoto)):
+            kept = self._file("photo", media, account)
+            size = types.PhotoSize(type="x", w=1, h=1, size=len(kept.data))
+            shown: Any = types.MessageMediaPhoto(
+                photo=types.Photo(
+                    kept.id, kept.access_hash, kept.file_reference, kept.date, [size], DC_ID
+                )
+            )
+        elif isinstance(media, (types.InputMediaUploadedDocument, types.InputMediaDocument)):
+            kept = self._file("document", media, account)
+            shown = types.MessageMediaDocument(
+                document=types.Document(
+                    kept.id,
+                    kept.access_hash,
+                    kept.file_reference,
+                    kept.date,
+                    kept.mime_type,
+                    len(kept.data),
+                    DC_ID,
+                    [types.DocumentAttributeFilename(kept.filename)],
+                )
+            )
+        else:
+            raise RpcError(400, "MEDIA_INVALID")
+        account.random_ids.add(request.random_id)
+        message = types.Message(
+            id=self._next_message_id(account),
+            peer_id=types.PeerUser(peer.id),
+            date=_now(),
+            message=request.message,
+            out=True,
+            from_id=types.PeerUser(account.user.id),
+            media=shown,
+        )
+        account.messages.append(message)
+        sent_media = SentMedia(kept.kind, kept.id, kept.data, kept.mime_type, kept.filename)
+        self.sent.append(
+            SentMessage(
+                account.user.id,
+                peer.id,
+                request.message,
+                request.random_id,
+                message.id,
+                message.date,
+                sent_media,
+            )
+        )
+        account.pts += 1
+        update = types.UpdateNewMessage(message=message, pts=account.pts, pts_count=1)
+        self._push(account, update, [peer], exclude=connection)
+        return types.Updates(
+            updates=[types.UpdateMessageID(id=message.id, random_id=request.random_id), update],
+            users=[self._user_tl(account, peer)],
+            chats=[],
+            date=message.date,
+            seq=0,
         )
 
     def _get_history(self, account: _Account, request: Any, connection: Connection) -> Any:

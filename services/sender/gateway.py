@@ -92,11 +92,18 @@ class Account:
 
 @dataclass(frozen=True)
 class Peer:
-    """Who to write to; `key` is the form the gateway resolves (username, phone or user id)."""
+    """Who to write to; `key` is the form the gateway resolves (username, phone or user id).
+    Kind `self` is the account itself (its Saved Messages, InputPeerSelf): a test send goes
+    there, and `contact_id` is then the contact it was rendered for, not a recipient."""
 
     key: str
     contact_id: UUID
-    kind: Literal["username", "phone", "user_id"] = "username"
+    kind: Literal["username", "phone", "user_id", "self"] = "username"
+
+
+def saved_messages(contact_id: UUID) -> Peer:
+    """The account's own Saved Messages, for a test send rendered for `contact_id`."""
+    return Peer("me", contact_id, "self")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@ What TELEGRAM.md asks of it, and where:
   (telegram_peers); a stale hash is resolved again once;
 - sends go as raw SendMessageRequest with our random_id, so a repeat after a timeout is
   recognised by Telegram (RANDOM_ID_DUPLICATE) and answered from the dialog's history;
+- an attachment goes as SendMediaRequest (InputMediaUploadedPhoto, or InputMediaUploadedDocument
+  with its type and file name) with the text as caption and the same random_id rule; its bytes
+  are uploaded with Telethon's upload_file (upload.saveFilePart / saveBigFilePart) the first
+  time an account sends it, and later sends name the InputPhoto / InputDocument Telegram
+  returned (kept in this process's memory per account and attachment; a restarted sender
+  uploads once more; a reference Telegram refuses as expired is dropped and uploaded again);
+- a test send goes to the account's own Saved Messages (InputPeerSelf);
 - health is probed with help.getAppConfig (a freeze: freeze_since_date, freeze_until_date,
   freeze_appeal_url) and GetStateRequest, which raises the exact error class; a limited
   account is asked of @SpamBot (/start, its answer read from the dialog), since GetState
@@ -190,6 +197,11 @@ class TelethonTelegram:
         self._last_sent: dict[UUID, datetime] = {}
         # Updates whose write failed (the database was away): retried before the next take.
         self._unsaved: list[PushedUpdate] = []
+        # Attachments this process uploaded, per account and attachment: the InputPhoto or
+        # InputDocument Telegram returned, so the bytes go up once per account (in memory: a
+        # restarted sender uploads each attachment again once).
+        self._files: dict[tuple[UUID, UUID], types.InputPhoto | types.InputDocument] = {}
+        self._uploading: defaultdict[tuple[UUID, UUID], asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
     def _pool(self) -> asyncpg.Pool[Any]:
@@ -206,36 +218,97 @@ class TelethonTelegram:
         now: datetime,
         media: Media | None = None,
     ) -> Delivery:
-        if media is not None:
-            # Not built yet (upload.saveFilePart, messages.sendMedia): refused plainly, so the
-            # execution fails with this reason rather than sending the caption alone.
-            raise ContactPermanent("the Telethon adapter does not send attachments yet")
+        """messages.sendMessage, or with `media` messages.sendMedia with the text as caption:
+        the file is uploaded (upload.saveFilePart, as Telethon's upload_file does) the first
+        time this account sends it, and named by the reference Telegram returned after that."""
         try:
             client = await self._client(account.id)
         except SessionElsewhere:
             await self._want(account.id)  # the holder hands it over when it does not send
             raise
         self._last_sent[account.id] = now
-        for attempt in (1, 2):
+        stale_peer_retried = reference_retried = False
+        while True:
             input_peer = await self._input_peer(client, account, peer, now)
-            request = functions.messages.SendMessageRequest(
-                peer=input_peer, message=text, random_id=random_id, no_webpage=True
-            )
+            request: Any
+            if media is None:
+                request = functions.messages.SendMessageRequest(
+                    peer=input_peer, message=text, random_id=random_id, no_webpage=True
+                )
+            else:
+                request = functions.messages.SendMediaRequest(
+                    peer=input_peer,
+                    media=await self._input_media(client, account, media),
+                    message=text,
+                    random_id=random_id,
+                )
             try:
                 result = await client(request)
             except errors.RandomIdDuplicateError:
-                return await self._first_delivery(client, account, input_peer, text, now)
+                return await self._first_delivery(client, account, input_peer, text, now, media)
+            except (errors.FileReferenceExpiredError, errors.MediaInvalidError) as exc:
+                if media is None or reference_retried:
+                    raise await self._failure(account.id, exc) from exc
+                # The kept reference no longer works: upload the bytes again, once.
+                self._files.pop((account.id, media.id), None)
+                reference_retried = True
+                continue
             except TELETHON_FAILURES as exc:
                 failure = await self._failure(account.id, exc)
-                if isinstance(failure, StalePeer) and attempt == 1:
+                if isinstance(failure, StalePeer) and not stale_peer_retried:
                     async with self._pool.acquire() as connection:
                         await connection.execute(
                             QUERIES["forget_peer"], account.id, peer.contact_id
                         )
+                    stale_peer_retried = True
                     continue
                 raise failure from exc
+            if media is not None:
+                self._keep_file(account.id, media, result)
             return _delivery(result, random_id, now)
-        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _input_media(self, client: TelegramClient, account: Account, media: Media) -> Any:
+        """The media of a sendMedia: the kept reference to this account's earlier upload of the
+        attachment, else the bytes uploaded now (once, even for sends racing each other)."""
+        key = (account.id, media.id)
+        async with self._uploading[key]:
+            kept = self._files.get(key)
+            if isinstance(kept, types.InputPhoto):
+                return types.InputMediaPhoto(id=kept)
+            if isinstance(kept, types.InputDocument):
+                return types.InputMediaDocument(id=kept)
+            try:
+                uploaded = await client.upload_file(media.data, file_name=media.filename)
+            except TELETHON_FAILURES as exc:
+                raise await self._failure(account.id, exc) from exc
+        if media.kind == "photo":
+            return types.InputMediaUploadedPhoto(file=uploaded)
+        return types.InputMediaUploadedDocument(
+            file=uploaded,
+            mime_type=media.content_type,
+            attributes=[types.DocumentAttributeFilename(media.filename)],
+            force_file=True,
+        )
+
+    def _keep_file(self, account_id: UUID, media: Media, result: Any) -> None:
+        """Keep the photo or document Telegram made of our upload, to name it next time."""
+        for update in getattr(result, "updates", []):
+            message = getattr(update, "message", None)
+            shown = getattr(message, "media", None)
+            if isinstance(shown, types.MessageMediaPhoto) and isinstance(shown.photo, types.Photo):
+                photo = shown.photo
+                kept: Any = types.InputPhoto(photo.id, photo.access_hash, photo.file_reference)
+            elif isinstance(shown, types.MessageMediaDocument) and isinstance(
+                shown.document, types.Document
+            ):
+                document = shown.document
+                kept = types.InputDocument(
+                    document.id, document.access_hash, document.file_reference
+                )
+            else:
+                continue
+            self._files[(account_id, media.id)] = kept
+            return
 
     async def read_history(self, account: Account, peer: Peer, now: datetime) -> None:
         """messages.readHistory up to the newest message (max_id 0: every message)."""
@@ -586,7 +659,9 @@ class TelethonTelegram:
 
     async def _input_peer(
         self, client: TelegramClient, account: Account, peer: Peer, now: datetime
-    ) -> types.InputPeerUser:
+    ) -> types.InputPeerUser | types.InputPeerSelf:
+        if peer.kind == "self":
+            return types.InputPeerSelf()  # Saved Messages: nothing to resolve
         async with self._pool.acquire() as connection:
             known = await connection.fetchrow(QUERIES["peer"], account.id, peer.contact_id)
         if known is not None and known["peer_key"] == peer.key:
@@ -629,18 +704,25 @@ class TelethonTelegram:
         self,
         client: TelegramClient,
         account: Account,
-        input_peer: types.InputPeerUser,
+        input_peer: types.InputPeerUser | types.InputPeerSelf,
         text: str,
         now: datetime,
+        media: Media | None = None,
     ) -> Delivery:
         """This random_id was sent before (a timed-out send that did go through): find that
-        message in the dialog rather than send it again."""
+        message in the dialog rather than send it again (a media send: the message with media
+        and this caption)."""
         try:
             history = await client(_history(input_peer, min_id=0))
         except TELETHON_FAILURES as exc:
             raise await self._failure(account.id, exc) from exc
         for message in history.messages:
-            if isinstance(message, types.Message) and message.out and message.message == text:
+            if (
+                isinstance(message, types.Message)
+                and message.out
+                and message.message == text
+                and (message.media is not None) == (media is not None)
+            ):
                 return Delivery(message.id, message.date, duplicate=True)
         log.warning("account %s: a duplicate send not found in the dialog's history", account.id)
         return Delivery(None, now, duplicate=True)
@@ -743,7 +825,7 @@ def telethon_default_device() -> DeviceIdentity:
     )
 
 
-def _history(peer: types.InputPeerUser, *, min_id: int) -> Any:
+def _history(peer: types.InputPeerUser | types.InputPeerSelf, *, min_id: int) -> Any:
     return functions.messages.GetHistoryRequest(
         peer=peer, offset_id=0, offset_date=None, add_offset=0, limit=HISTORY_LIMIT,
         max_id=0, min_id=min_id, hash=0,

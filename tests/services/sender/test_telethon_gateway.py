@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -18,10 +18,12 @@ from services.sender.gateway import (
     AccountDead,
     AccountLimited,
     ContactPermanent,
+    Media,
     Peer,
     RetryAfter,
     SessionElsewhere,
     Transient,
+    saved_messages,
 )
 from services.sender.telethon_gateway import TelethonTelegram
 from shared.crypto import SessionCipher
@@ -337,3 +339,79 @@ async def test_a_session_held_by_another_sender_is_handed_over_to_the_one_that_s
     finally:
         await other.close()
     assert [(m.peer_user_id, m.random_id) for m in world.server.sent] == [(ADA, 21), (BOB, 22)]
+
+
+PHOTO = Media(uuid4(), "photo", "offer.jpg", "image/jpeg", b"\xff\xd8\xff" + bytes(300_000))
+PDF = Media(uuid4(), "document", "terms.pdf", "application/pdf", b"%PDF-1.7 terms")
+
+
+def uploads(world: World) -> int:
+    return sum(1 for c in world.server.calls if c.method == "upload.SaveFilePart")
+
+
+async def test_a_photo_arrives_with_its_caption_uploaded_once_for_two_sends(world: World) -> None:
+    first = await world.gateway.send(
+        world.account, world.peer("ada"), "Our offer", 61, now(), PHOTO
+    )
+    parts = uploads(world)
+    assert parts >= 2  # 300 kB goes up in several parts, as Telethon's upload_file splits it
+    second = await world.gateway.send(
+        world.account, world.peer("bob"), "Yours too", 62, now(), PHOTO
+    )
+    assert uploads(world) == parts  # the second send named the first upload's InputPhoto
+    ada, bob = world.server.sent
+    assert (ada.peer_user_id, ada.text, ada.message_id) == (
+        ADA,
+        "Our offer",
+        first.telegram_message_id,
+    )
+    assert (bob.peer_user_id, bob.text, bob.message_id) == (
+        BOB,
+        "Yours too",
+        second.telegram_message_id,
+    )
+    assert ada.media is not None
+    assert bob.media is not None
+    assert (ada.media.kind, ada.media.data) == ("photo", PHOTO.data)
+    assert bob.media.file_id == ada.media.file_id  # one photo on the server, sent twice
+
+
+async def test_a_document_goes_with_its_type_and_name(world: World) -> None:
+    await world.gateway.send(world.account, world.peer("ada"), "The terms", 63, now(), PDF)
+    (sent,) = world.server.sent
+    assert sent.media is not None
+    assert (sent.text, sent.media.kind, sent.media.mime_type, sent.media.filename) == (
+        "The terms", "document", "application/pdf", "terms.pdf",
+    )  # fmt: skip
+    assert sent.media.data == PDF.data
+
+
+async def test_a_media_send_repeated_after_a_lost_answer_is_not_sent_twice(world: World) -> None:
+    world.server.drop("messages.SendMedia", when="after")  # sent, but the answer is lost
+    # Telethon sends the request again on its new connection: Telegram knows the random_id,
+    # and the message is found in the dialog, not sent again; as is a resend after a crash.
+    first = await world.gateway.send(world.account, world.peer("bob"), "Photo", 64, now(), PHOTO)
+    again = await world.gateway.send(world.account, world.peer("bob"), "Photo", 64, now(), PHOTO)
+    assert first.duplicate
+    assert again.duplicate
+    (sent,) = world.server.sent
+    assert first.telegram_message_id == again.telegram_message_id == sent.message_id
+
+
+async def test_an_expired_file_reference_is_uploaded_again_once(world: World) -> None:
+    await world.gateway.send(world.account, world.peer("ada"), "One", 65, now(), PDF)
+    world.server.fail("messages.SendMedia", "FILE_REFERENCE_EXPIRED", 400)
+    await world.gateway.send(world.account, world.peer("bob"), "Two", 66, now(), PDF)
+    assert uploads(world) == 2  # once at first, once more after the refusal
+    assert [m.text for m in world.server.sent] == ["One", "Two"]
+
+
+async def test_a_test_send_arrives_in_saved_messages(world: World) -> None:
+    delivery = await world.gateway.send(
+        world.account, saved_messages(world.contacts["ada"]), "Hi Ada (test)", 67, now(), PHOTO
+    )
+    (saved,) = world.server.saved_messages(SENDER)
+    assert (saved.text, saved.message_id) == ("Hi Ada (test)", delivery.telegram_message_id)
+    assert saved.media is not None
+    assert saved.media.data == PHOTO.data
+    assert await world.pool.fetchval("SELECT count(*) FROM telegram_peers") == 0
