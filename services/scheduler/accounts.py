@@ -15,6 +15,7 @@ from shared.messaging.contracts import (
     AccountChecked,
     AccountHealthChanged,
     AccountLoginProgressed,
+    AccountTestSent,
     Decoded,
 )
 from shared.messaging.envelope import Cause
@@ -68,6 +69,11 @@ async def on_health_changed(
 async def on_checked(context: HandlerContext, message: Decoded[AccountChecked]) -> None:
     """The answer to a health check is for whoever asked; a transition the check made is its
     own account.health_changed event, handled above. Taken so as not to be dead-lettered."""
+
+
+async def on_test_sent(context: HandlerContext, message: Decoded[AccountTestSent]) -> None:
+    """A test send's answer is for whoever asked: it touches no campaign or execution. Taken so
+    as not to be dead-lettered."""
 
 
 async def on_login_progressed(

@@ -29,6 +29,7 @@ def create_service(settings: Settings) -> Service:
     service.handle(account_events.HEALTH_CHANGED)(accounts.on_health_changed)
     service.handle(account_events.CHECKED)(accounts.on_checked)
     service.handle(account_events.LOGIN_PROGRESSED)(accounts.on_login_progressed)
+    service.handle(account_events.TEST_SENT)(accounts.on_test_sent)
     service.handle(bulk_commands.OPERATION_REQUESTED)(
         bulk_operations.request_handler(settings.bulk_batch_size)
     )

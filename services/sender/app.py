@@ -7,7 +7,7 @@ import gc
 
 from fastapi import FastAPI
 
-from services.sender import account_commands, accounts, conversations, logins
+from services.sender import account_commands, accounts, conversations, logins, previews
 from services.sender.due import Steps
 from services.sender.gateway import Gateways
 from services.sender.simulator import SimulatedTelegram
@@ -41,6 +41,7 @@ def create_service(settings: Settings) -> Service:
         conversations.send_handler(gateway, lambda: service.pool)
     )
     service.handle(account_contracts.READ)(conversations.read_handler(gateway))
+    service.handle(account_contracts.TEST_SEND)(previews.test_send_handler(gateway))
     service.every_sweep("replies_and_reads")(replies_and_reads(gateway))
     service.every_sweep("health_checks")(accounts.health_checks(gateway))
     service.every_sweep("account_gauges")(accounts.account_gauges)

@@ -9,7 +9,9 @@ Its behaviour is configured per account in telegram_accounts.simulation (JSON):
      "burst": {"sends": 20, "window_s": 60, "flood_wait_s": 30},
      "peer_flood_after": 40, "revoked_after": 100, "banned_after": 500}
 
-Contacts are matched by the peer key the sender resolves (username, phone or user id). A
+Contacts are matched by the peer key the sender resolves (username, phone or user id); a
+message to the account itself (a test send, peer kind `self`, recorded with peer "me") is
+never read or answered. A
 contact without its own entry replies with probability reply_ratio, decided by a hash of the
 seed and the peer, so a run is repeatable. Its memory (what it accepted, when reads and replies
 are due) is the simulator_messages table, as a real server's would survive our crashes.
@@ -96,12 +98,14 @@ class SimulatedTelegram:
                 )
                 assert counts is not None
             self._check_account(sim, counts["total"])
-            contact = behaviour(sim, peer.key)
+            # The account's own Saved Messages (a test send): nobody there reads or replies.
+            contact = {} if peer.kind == "self" else behaviour(sim, peer.key)
             self._check_contact(contact)
             if burst and counts["recent"] >= int(burst.get("sends", 20)):
                 raise RetryAfter(float(burst.get("flood_wait_s", 30)), "FloodWaitError")
             limit = sim.get("peer_flood_after")
-            if limit is not None and not counts["known_peer"] and counts["peers_today"] >= limit:
+            new_peer = peer.kind != "self" and not counts["known_peer"]
+            if limit is not None and new_peer and counts["peers_today"] >= limit:
                 raise AccountLimited("PeerFloodError: too many new peers today")
             read_at = _after(now, contact.get("read_after_s"))
             reply_at = _after(now, contact.get("reply_after_s"))

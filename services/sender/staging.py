@@ -97,10 +97,7 @@ def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
         campaign = campaign_of(row, cache)
         flow, problems = campaign.flow, campaign.problems
     saved: Mapping[str, Any] = row["context"].get("flow", {})
-    values: dict[str, Any] = {k: v for k, v in (row["custom_fields"] or {}).items()}
-    for name in ("first_name", "last_name", "telegram_username", "phone"):
-        values[name] = row[name]
-    values["username"] = row["telegram_username"]
+    values = contact_values(row)
     state = interpreter.ExecutionState(
         execution_key=str(row["contact_id"]),
         node_id=row["current_node_id"],
@@ -114,6 +111,16 @@ def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
     )
     problem = "; ".join(p.message for p in problems[:3]) if flow is None else None
     return Loaded(row, flow, problem, state, int(saved.get("sends", 0)))
+
+
+def contact_values(row: asyncpg.Record) -> dict[str, Any]:
+    """What a template's variables read of a contact (its custom fields, names, username and
+    phone), from a row with those columns."""
+    values: dict[str, Any] = {k: v for k, v in (row["custom_fields"] or {}).items()}
+    for name in ("first_name", "last_name", "telegram_username", "phone"):
+        values[name] = row[name]
+    values["username"] = row["telegram_username"]
+    return values
 
 
 def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | None:

@@ -26,6 +26,7 @@ def create_service(settings: Settings) -> Service:
     service.handle(account_events.HEALTH_CHANGED)(events.on_account_events)
     service.handle(account_events.CHECKED)(events.on_account_checked)
     service.handle(account_events.LOGIN_PROGRESSED)(events.on_account_checked)
+    service.handle(account_events.TEST_SENT)(events.on_account_checked)
     for bulk_contract in bulk_events.CONTRACTS:
         service.handle(bulk_contract)(events.on_bulk_events)
     for organization_contract in organization_events.CONTRACTS:

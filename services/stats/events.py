@@ -17,6 +17,7 @@ from shared.messaging.contracts import (
     AccountChecked,
     AccountHealthChanged,
     AccountLoginProgressed,
+    AccountTestSent,
     BulkActionProgress,
     BulkEvent,
     CampaignCommandRejected,
@@ -191,11 +192,12 @@ async def on_organization_events(
 @takes_batches
 async def on_account_checked(
     context: HandlerContext,
-    messages: Decoded[AccountChecked | AccountLoginProgressed]
-    | Sequence[Decoded[AccountChecked | AccountLoginProgressed]],
+    messages: Decoded[AccountChecked | AccountLoginProgressed | AccountTestSent]
+    | Sequence[Decoded[AccountChecked | AccountLoginProgressed | AccountTestSent]],
 ) -> None:
     """A health check's or a login's answer changes no figure (a transition either made is its
-    own account.health_changed); it still counts as the topic's progress."""
+    own account.health_changed), nor does a test send's (it is no message to a contact); it
+    still counts as the topic's progress."""
     batch = touched(context)
     for message in as_batch(messages):
         batch.event(message.contract.topic.value, message.envelope.occurred_at)

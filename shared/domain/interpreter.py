@@ -167,6 +167,20 @@ def _replied_since_send(state: ExecutionState) -> bool:
     return state.last_sent_at is None or state.replied_at >= state.last_sent_at
 
 
+def rendered(
+    node: Node, values: Mapping[str, object], execution_key: str
+) -> tuple[str, str | None]:
+    """A send step's text for one execution (spintax seeded by its key and the step's id, so a
+    resend, or a test send for the same contact, gets the same text), and why it may not go
+    if it may not: validation measured the template with fallbacks, and a long value can still
+    carry it over Telegram's limit, which would refuse it."""
+    text = render(node.text, values, f"{execution_key}:{node.id}")
+    limit = TEXT_LIMIT if node.attachment_id is None else CAPTION_LIMIT
+    if len(text) > limit:
+        return text, f"the message renders to {len(text)} characters (limit {limit})"
+    return text, None
+
+
 class _Walk:
     def __init__(self, flow: Flow, state: ExecutionState) -> None:
         self.flow = flow
@@ -200,14 +214,9 @@ class _Walk:
             self.state = replace(self.state, node_id=node_id, wait_until=None)
             match node.type:
                 case NodeType.SEND_MESSAGE:
-                    seed = f"{self.state.execution_key}:{node_id}"
-                    text = render(node.text, self.state.values, seed)
-                    limit = TEXT_LIMIT if node.attachment_id is None else CAPTION_LIMIT
-                    if len(text) > limit:
-                        # Validation measured the template with fallbacks; a long value can
-                        # still carry it over Telegram's limit, which would refuse it.
-                        reason = f"the message renders to {len(text)} characters (limit {limit})"
-                        return self.step(Fail(node_id, reason))
+                    text, too_long = rendered(node, self.state.values, self.state.execution_key)
+                    if too_long is not None:
+                        return self.step(Fail(node_id, too_long))
                     self.visited.append(Visit(node_id, node.type, "send"))
                     return self.step(Send(node_id, text, node.attachment_id))
                 case NodeType.DELAY:

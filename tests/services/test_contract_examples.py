@@ -268,6 +268,18 @@ EFFECTS: dict[tuple[str, str], tuple[dict[str, Any], list[tuple[str, Any]]]] = {
     # event.
     ("sender", "conversation.read"): ({"answer": True}, [
         ("SELECT count(*) FROM outbox", 0), ("SELECT unread_count FROM conversations", 1)]),
+    # A test send: the example step rendered for the example contact, sent to the account
+    # itself through the simulator, logged in the campaign's log, answered; nothing else moves.
+    ("sender", "account.test_send"): ({}, [
+        ("SELECT (peer, body)::text FROM simulator_messages", "(me,\"Hi !\")"),
+        ("SELECT (event, status)::text FROM execution_logs", "(test_sent,ok)"),
+        ("SELECT convert_from(value, 'UTF8')::jsonb->'payload'->>'result' FROM outbox"
+         " WHERE topic = 'dripline.account.events'", "sent"),
+        (EXECUTION, "pending"), ("SELECT count(*) FROM messages", 0)]),
+    # A test send's answer is for whoever asked; it changes no campaign and no figure.
+    ("scheduler", "account.test_sent"): ({"status": "active"}, [
+        ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),
+    ("stats", "account.test_sent"): ({}, [NOT_COUNTED, NO_ACTIVITY, PROGRESS]),
     # A login's answer is for whoever asked; it changes no campaign.
     ("scheduler", "account.login_progressed"): ({"status": "active"}, [
         ("SELECT status FROM campaigns", "active"), (EXECUTION, "pending")]),

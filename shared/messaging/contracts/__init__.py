@@ -13,6 +13,7 @@ from shared.messaging.contracts.account_commands import (
     AccountHealthCheck,
     AccountImportSession,
     AccountLogin,
+    AccountTestSend,
     ConversationRead,
     ConversationSend,
     LoginDevice,
@@ -23,6 +24,7 @@ from shared.messaging.contracts.account_events import (
     AccountEvent,
     AccountHealthChanged,
     AccountLoginProgressed,
+    AccountTestSent,
 )
 from shared.messaging.contracts.base import Contract, MessageType, Payload, PayloadT_co
 from shared.messaging.contracts.bulk_commands import (
@@ -108,6 +110,8 @@ __all__ = [
     "AccountImportSession",
     "AccountLogin",
     "AccountLoginProgressed",
+    "AccountTestSend",
+    "AccountTestSent",
     "BulkActionProgress",
     "BulkActionRejected",
     "BulkActionRequest",

@@ -10,6 +10,8 @@ from pydantic import Field
 
 from shared.messaging.contracts.base import (
     EXAMPLE_ACCOUNT,
+    EXAMPLE_CAMPAIGN,
+    EXAMPLE_CONTACT,
     EXAMPLE_LOGIN,
     Contract,
     MessageType,
@@ -186,8 +188,41 @@ READ = Contract(
         "conversation_id": "8e7d6c5b-4a39-4281-b7c6-d5e4f3a2b1c0",
     },
 )
+
+
+class AccountTestSend(Payload):
+    """Render the campaign's send step `node_id` for the contact, exactly as the sender would,
+    and send it to the account's own Saved Messages (docs/campaigns.md, "Test send"); answered
+    by account.test_sent. The account must be the campaign's, connected and healthy; the actor
+    must be allowed to edit the campaign and see the contact. Not a message to the contact:
+    no execution, message record or statistic changes; the campaign's log records it."""
+
+    telegram_account_id: UUID
+    campaign_id: UUID
+    node_id: str = Field(min_length=1, max_length=200)
+    contact_id: UUID
+
+
+TEST_SEND = Contract(
+    Topic.ACCOUNT_COMMANDS,
+    MessageType.ACCOUNT_TEST_SEND,
+    1,
+    AccountTestSend,
+    True,
+    {
+        "telegram_account_id": EXAMPLE_ACCOUNT,
+        "campaign_id": EXAMPLE_CAMPAIGN,
+        "node_id": "hello",
+        "contact_id": EXAMPLE_CONTACT,
+    },
+)
 AccountCommand = (
-    AccountHealthCheck | AccountLogin | AccountImportSession | ConversationSend | ConversationRead
+    AccountHealthCheck
+    | AccountLogin
+    | AccountImportSession
+    | ConversationSend
+    | ConversationRead
+    | AccountTestSend
 )
 CONTRACTS: tuple[Contract[AccountCommand], ...] = (
     CHECK_HEALTH,
@@ -195,4 +230,5 @@ CONTRACTS: tuple[Contract[AccountCommand], ...] = (
     IMPORT_SESSION,
     SEND_ANSWER,
     READ,
+    TEST_SEND,
 )

@@ -10,6 +10,8 @@ from pydantic import Field
 
 from shared.messaging.contracts.base import (
     EXAMPLE_ACCOUNT,
+    EXAMPLE_CAMPAIGN,
+    EXAMPLE_CONTACT,
     EXAMPLE_LOGIN,
     Contract,
     MessageType,
@@ -66,8 +68,35 @@ class AccountLoginProgressed(Payload):
     retry_after_s: int | None = None
 
 
+class AccountTestSent(Payload):
+    """The answer to account.test_send, under its correlation id."""
+
+    telegram_account_id: UUID
+    campaign_id: UUID
+    node_id: str
+    contact_id: UUID
+    result: Literal["sent", "refused", "failed"] = Field(
+        description="sent: Telegram accepted it into the account's Saved Messages; refused: "
+        "it did not go (see code); failed: Telegram refused it (code: the failure's category)."
+    )
+    code: str | None = Field(
+        default=None,
+        description="refused: campaign_not_found, permission_denied, flow_invalid, "
+        "node_not_found, not_a_send_step, contact_not_found, campaign_has_no_account, "
+        "account_unavailable, attachment_not_found, message_too_long, test_send_rate_limited; "
+        "failed: flood_wait, account_limited, account_frozen, auth_lost, session_conflict, "
+        "banned, contact_permanent, transient, unknown.",
+    )
+    detail: str | None = None
+    retry_after_s: int | None = None
+    text: str | None = Field(default=None, description="The text (caption) as rendered.")
+    attachment_id: UUID | None = None
+    telegram_message_id: int | None = None
+    sent_at: datetime | None = None
+
+
 # What a consumer of this topic may be handed.
-AccountEvent = AccountHealthChanged | AccountChecked | AccountLoginProgressed
+AccountEvent = AccountHealthChanged | AccountChecked | AccountLoginProgressed | AccountTestSent
 
 HEALTH_CHANGED = Contract(
     Topic.ACCOUNT_EVENTS,
@@ -112,4 +141,30 @@ LOGIN_PROGRESSED = Contract(
         "retry_after_s": None,
     },
 )
-CONTRACTS: tuple[Contract[AccountEvent], ...] = (HEALTH_CHANGED, CHECKED, LOGIN_PROGRESSED)
+TEST_SENT = Contract(
+    Topic.ACCOUNT_EVENTS,
+    MessageType.ACCOUNT_TEST_SENT,
+    1,
+    AccountTestSent,
+    False,
+    {
+        "telegram_account_id": EXAMPLE_ACCOUNT,
+        "campaign_id": EXAMPLE_CAMPAIGN,
+        "node_id": "hello",
+        "contact_id": EXAMPLE_CONTACT,
+        "result": "sent",
+        "code": None,
+        "detail": None,
+        "retry_after_s": None,
+        "text": "Hello Ada!",
+        "attachment_id": None,
+        "telegram_message_id": 4711,
+        "sent_at": "2026-11-22T10:00:03Z",
+    },
+)
+CONTRACTS: tuple[Contract[AccountEvent], ...] = (
+    HEALTH_CHANGED,
+    CHECKED,
+    LOGIN_PROGRESSED,
+    TEST_SENT,
+)

@@ -76,6 +76,8 @@ class MessageType(StrEnum):
     BULK_ACTION_REJECTED = "bulk_action.rejected"
     ORGANIZATION_SENDING_PAUSED = "organization.sending_paused"
     ORGANIZATION_SENDING_RESUMED = "organization.sending_resumed"
+    ACCOUNT_TEST_SEND = "account.test_send"
+    ACCOUNT_TEST_SENT = "account.test_sent"
 
 
 @dataclass(frozen=True)
