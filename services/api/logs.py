@@ -58,6 +58,9 @@ class LogEvent(StrEnum):
     # message cancelled or paused; details the execution replied to and the company
     # (docs/companies.md)
     COMPANY_REPLIED = "company_replied"
+    # A test send to the account's own Saved Messages (message: its text; docs/campaigns.md)
+    TEST_SENT = "test_sent"
+    TEST_SEND_FAILED = "test_send_failed"  # message: why Telegram refused it
 
 
 class LogStatus(StrEnum):
