@@ -1,6 +1,8 @@
 """A test send through the live stack to a Telethon account on the local MTProto server: the
 step (spintax, a fallback, a photo) rendered for a contact arrives in the account's own Saved
-Messages with its caption, the photo uploaded once for two tests; nothing goes to the contact."""
+Messages with its caption, the photo uploaded once for two tests; nothing goes to the contact
+until the campaign runs, and then the contact gets what the test showed, the photo not
+uploaded again."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import asyncpg
 import pytest
 
 from dripline.fake_telegram import FakeTelegram
-from tests.builders import END, FAST, contact, edge, flow, ok
+from tests.builders import END, FAST, add_contacts, contact, edge, flow, ok
 from tests.e2e.conftest import Stack
 from tests.support import eventually
 
@@ -100,6 +102,18 @@ async def test_a_test_send_arrives_in_saved_messages_with_its_photo(
     assert await pool.fetchval("SELECT count(*) FROM executions") == 0
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
     assert [entry["message"] for entry in await logged()] == [first, first]
+    # Launched, the campaign sends Ada what the test showed, naming the same upload.
+    await add_contacts(api, created["id"], [ada["id"]])
+    ok(await api.post(f"/campaign-flows/{created['id']}/launch"))
+
+    async def to_ada() -> Any:
+        return next((m for m in telegram.sent if m.peer_user_id == ADA), None)
+
+    real = await eventually(to_ada, timeout_s=30)
+    assert real.text == first
+    assert real.media is not None
+    assert real.media.data == PHOTO
+    assert sum(1 for c in telegram.calls if c.method == "upload.SaveFilePart") == uploads
 
 
 async def _at_least(entries: Callable[[], Awaitable[list[Any]]], count: int) -> list[Any] | None:
