@@ -227,6 +227,23 @@ class TelethonTelegram:
             await self._want(account.id)  # the holder hands it over when it does not send
             raise
         self._last_sent[account.id] = now
+        if media is None:
+            return await self._send(client, account, peer, text, random_id, now, None)
+        # One media send of an attachment per account at a time, so that sends racing each
+        # other upload it once: the first keeps the reference, the others name it.
+        async with self._uploading[(account.id, media.id)]:
+            return await self._send(client, account, peer, text, random_id, now, media)
+
+    async def _send(
+        self,
+        client: TelegramClient,
+        account: Account,
+        peer: Peer,
+        text: str,
+        random_id: int,
+        now: datetime,
+        media: Media | None,
+    ) -> Delivery:
         stale_peer_retried = reference_retried = False
         while True:
             input_peer = await self._input_peer(client, account, peer, now)
@@ -269,18 +286,16 @@ class TelethonTelegram:
 
     async def _input_media(self, client: TelegramClient, account: Account, media: Media) -> Any:
         """The media of a sendMedia: the kept reference to this account's earlier upload of the
-        attachment, else the bytes uploaded now (once, even for sends racing each other)."""
-        key = (account.id, media.id)
-        async with self._uploading[key]:
-            kept = self._files.get(key)
-            if isinstance(kept, types.InputPhoto):
-                return types.InputMediaPhoto(id=kept)
-            if isinstance(kept, types.InputDocument):
-                return types.InputMediaDocument(id=kept)
-            try:
-                uploaded = await client.upload_file(media.data, file_name=media.filename)
-            except TELETHON_FAILURES as exc:
-                raise await self._failure(account.id, exc) from exc
+        attachment, else the bytes uploaded now (the caller holds the attachment's lock)."""
+        kept = self._files.get((account.id, media.id))
+        if isinstance(kept, types.InputPhoto):
+            return types.InputMediaPhoto(id=kept)
+        if isinstance(kept, types.InputDocument):
+            return types.InputMediaDocument(id=kept)
+        try:
+            uploaded = await client.upload_file(media.data, file_name=media.filename)
+        except TELETHON_FAILURES as exc:
+            raise await self._failure(account.id, exc) from exc
         if media.kind == "photo":
             return types.InputMediaUploadedPhoto(file=uploaded)
         return types.InputMediaUploadedDocument(

@@ -3,6 +3,7 @@ TelegramClient, so every failure below is the exception class Telethon itself ra
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -374,6 +375,28 @@ async def test_a_photo_arrives_with_its_caption_uploaded_once_for_two_sends(worl
     assert bob.media is not None
     assert (ada.media.kind, ada.media.data) == ("photo", PHOTO.data)
     assert bob.media.file_id == ada.media.file_id  # one photo on the server, sent twice
+
+
+async def test_sends_racing_each_other_upload_the_photo_once(world: World) -> None:
+    sent = await asyncio.gather(
+        world.gateway.send(world.account, world.peer("ada"), "One", 68, now(), PHOTO),
+        world.gateway.send(world.account, world.peer("bob"), "Two", 69, now(), PHOTO),
+    )
+    assert len({d.telegram_message_id for d in sent}) == 2
+    one_upload = -(-len(PHOTO.data) // (128 * 1024))  # Telethon's part size for this size
+    assert uploads(world) == one_upload
+    assert len({m.media.file_id for m in world.server.sent if m.media is not None}) == 1
+
+
+async def test_a_document_over_10_mb_goes_up_in_big_parts(world: World) -> None:
+    big = Media(uuid4(), "document", "catalog.pdf", "application/pdf",
+                b"%PDF-1.7" + bytes(10 * 1024 * 1024 + 1))  # fmt: skip
+    await world.gateway.send(world.account, world.peer("ada"), "Catalog", 70, now(), big)
+    (sent,) = world.server.sent
+    assert sent.media is not None
+    assert sent.media.data == big.data
+    assert uploads(world) == 0
+    assert any(c.method == "upload.SaveBigFilePart" for c in world.server.calls)
 
 
 async def test_a_document_goes_with_its_type_and_name(world: World) -> None:
