@@ -3,9 +3,11 @@ through the HTTP API the way a client would."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -122,6 +124,47 @@ class FakeRecord:
     topic: str = "dripline.campaign.commands"
     partition: int = 0
     headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
+
+
+def execution_row(**changes: Any) -> dict[str, Any]:
+    """The columns of the sender's lock_executions (shared/db/rows.py's ExecutionRow): a pending
+    execution of an active campaign with an account, standing on s1 of TWO_SENDS."""
+    row: dict[str, Any] = {
+        "id": UUID("00000000-0000-0000-0000-0000000000e1"),
+        "campaign_id": UUID("00000000-0000-0000-0000-0000000000c1"),
+        "contact_id": UUID("00000000-0000-0000-0000-0000000000a1"),
+        "status": "pending",
+        "current_node_id": "s1",
+        "next_execution_at": None,
+        "lease_until": None,
+        "variant": None,
+        "context": {},
+        "started_at": None,
+        "taken_over_at": None,
+        "flow_json": json.dumps(TWO_SENDS),
+        "settings_json": None,
+        "timezone": "UTC",
+        "campaign_status": "active",
+        "campaign_enabled": True,
+        "campaign_deleted_at": None,
+        "account_id": UUID("00000000-0000-0000-0000-0000000000b1"),
+        "campaign_created_by": UUID("00000000-0000-0000-0000-0000000000d1"),
+        "telegram_username": "ada",
+        "phone": None,
+        "telegram_user_id": None,
+        "contact_tags": [],
+        "custom_fields": {},
+        "first_name": "Ada",
+        "last_name": None,
+        "contact_deleted_at": None,
+        "contact_time_zone": None,
+        "opportunity_stages": None,
+        "do_not_contact": False,
+        "recontact_after_days": None,
+        "last_messaged_elsewhere": None,
+        "messaged_here": False,
+    }
+    return row | changes
 
 
 # start -> send s1 -> send s2 -> end: a step after a send is another send

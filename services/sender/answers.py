@@ -53,6 +53,7 @@ from services.sender.staging import (
 )
 from services.sender.writer import apply, save
 from shared.db.pool import DbConnection
+from shared.db.rows import ExecutionRow
 from shared.db.sql import Queries
 from shared.domain import interpreter
 from shared.domain.accounts import AccountHealth
@@ -206,12 +207,12 @@ class Answers:
                 )
                 plan.emit(sent, record["campaign_id"], now)
                 row = rows.get(record["execution_id"])
-                if row is None or row["status"] not in BETWEEN_STEPS:
+                if row is None or row.status not in BETWEEN_STEPS:
                     continue
                 loaded = load(row, cache)
-                if loaded.flow is None or row["id"] in moved or not stands_on(loaded, record):
+                if loaded.flow is None or row.id in moved or not stands_on(loaded, record):
                     continue
-                moved.add(row["id"])
+                moved.add(row.id)
                 step = interpreter.advance(loaded.flow, loaded.state, interpreter.Sent(now))
                 stage(plan, loaded, step, now, sends=loaded.sends + 1)
             await apply(connection, tx.outbox, plan)
@@ -241,7 +242,7 @@ class Answers:
             standing = (
                 record is not None
                 and open_
-                and row["status"] in BETWEEN_STEPS
+                and row.status in BETWEEN_STEPS
                 and stands_on(loaded, record)
             )
             if not open_:
@@ -325,7 +326,7 @@ async def _account_failed(
             cooldown_until=until,
         )
         if standing:
-            await connection.execute(QUERIES["defer_execution"], row["id"], until, 0, now)
+            await connection.execute(QUERIES["defer_execution"], row.id, until, 0, now)
         if dropped:
             # The statistics count a recorded but unsent message: its outcome changed.
             _message_failed(outbox, row, account, None, "account_limited", error.reason, now)
@@ -343,7 +344,7 @@ async def _account_failed(
         )
         if standing:
             later = now + timedelta(seconds=pacing.limited_retry_s)
-            await connection.execute(QUERIES["defer_execution"], row["id"], later, 0, now)
+            await connection.execute(QUERIES["defer_execution"], row.id, later, 0, now)
         if dropped:
             _message_failed(outbox, row, account, None, "account_limited", error.reason, now)
     elif isinstance(error, AccountDead):
@@ -355,7 +356,7 @@ async def _account_failed(
             # Interrupted, not failed (issue 16): paused where it stands, so a relaunch of its
             # campaign (failed by this account's health event) continues it at this same send.
             reason = f"Telegram account {health.value.replace('_', ' ')}: {error.reason}"
-            await connection.execute(QUERIES["interrupt_execution"], row["id"], reason, now)
+            await connection.execute(QUERIES["interrupt_execution"], row.id, reason, now)
         if dropped:
             _message_failed(outbox, row, account, None, "account_dead", error.reason, now)
     else:  # pragma: no cover - the gateway raises only the five categories
@@ -365,7 +366,7 @@ async def _account_failed(
 
 def _message_failed(
     outbox: Outbox,
-    row: asyncpg.Record,
+    row: ExecutionRow,
     account: Account,
     message_id: UUID | None,
     code: str,
@@ -374,12 +375,12 @@ def _message_failed(
 ) -> None:
     event = MessageFailed(
         message_id=message_id,
-        execution_id=row["id"],
-        campaign_id=row["campaign_id"],
-        contact_id=row["contact_id"],
+        execution_id=row.id,
+        campaign_id=row.campaign_id,
+        contact_id=row.contact_id,
         telegram_account_id=account.id,
-        node_id=row["current_node_id"],
+        node_id=row.current_node_id,
         code=code,
         reason=reason,
     )
-    outbox.emit(event, key=row["campaign_id"], at=now)
+    outbox.emit(event, key=row.campaign_id, at=now)

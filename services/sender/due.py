@@ -42,6 +42,7 @@ from services.sender.staging import (
     step_due,
 )
 from services.sender.writer import apply
+from shared.db.rows import ExecutionRow
 from shared.domain import interpreter
 from shared.domain.clock import Clock
 from shared.messaging.consumer import HandlerContext, as_batch, takes_batches
@@ -97,7 +98,7 @@ class Steps:
 
 def step_all(
     dues: Sequence[ExecutionDue],
-    rows: dict[UUID, asyncpg.Record],
+    rows: dict[UUID, ExecutionRow],
     cache: CampaignCache,
     now: datetime,
 ) -> list[tuple[Loaded, interpreter.Step]]:

@@ -22,7 +22,7 @@ from services.sender.staging import (
     Loaded,
     PendingSend,
     Plan,
-    peer_of,
+    peer_at,
     random_id_for,
     send_key,
     stage,
@@ -96,7 +96,7 @@ async def gather(
     found = Reservations()
     if not sending:
         return found
-    account_ids = sorted({loaded.row["account_id"] for loaded, _ in sending})
+    account_ids = sorted({loaded.account_id for loaded, _ in sending})
     for account in await connection.fetch(QUERIES["lock_accounts"], account_ids):
         found.paces[account["id"]] = Pace(
             account,
@@ -105,7 +105,7 @@ async def gather(
             account["sent_today"],
             account["quota_day"],
         )
-    pairs = list({(loaded.row["account_id"], loaded.row["contact_id"]) for loaded, _ in sending})
+    pairs = list({(loaded.account_id, loaded.row.contact_id) for loaded, _ in sending})
     known = await connection.fetch(
         QUERIES["known_peers"], [a for a, _ in pairs], [c for _, c in pairs]
     )
@@ -127,16 +127,16 @@ def refusal(
     row = loaded.row
     account_deleted = recent = False
     if isinstance(step.outcome, interpreter.Send):
-        account_deleted = paces[row["account_id"]].row["deleted_at"] is not None
+        account_deleted = paces[loaded.account_id].row["deleted_at"] is not None
         recent = reach.recently_contacted(
-            recontact_after_days=row["recontact_after_days"],
-            last_messaged_elsewhere=row["last_messaged_elsewhere"],
-            messaged_here=row["messaged_here"],
+            recontact_after_days=row.recontact_after_days,
+            last_messaged_elsewhere=row.last_messaged_elsewhere,
+            messaged_here=row.messaged_here,
             now=now,
         )
     return reach.refusal(
-        contact_deleted=row["contact_deleted_at"] is not None,
-        do_not_contact=row["do_not_contact"],
+        contact_deleted=row.contact_deleted_at is not None,
+        do_not_contact=row.do_not_contact,
         account_deleted=account_deleted,
         recently_contacted=recent,
     )
@@ -157,13 +157,13 @@ def pace_send(
     in the campaign's own zone."""
     row, outcome = loaded.row, step.outcome
     assert isinstance(outcome, interpreter.Send)
-    account = reservations.paces[row["account_id"]]
+    account = reservations.paces[loaded.account_id]
     key = send_key(loaded, step)
     record = reservations.records.get(key)
     # A queued record is a send claimed before whose answer never came back (a crash, a
     # stall): its pace was reserved then, so it is sent again at once to learn its fate.
     resend = record is not None and record["status"] == "queued"
-    new_peer = (row["account_id"], row["contact_id"]) not in reservations.known
+    new_peer = (loaded.account_id, row.contact_id) not in reservations.known
     today = now.date()
     try:
         moment = next_send_at(
@@ -195,7 +195,7 @@ def pace_send(
     if moment > now:
         stage(plan, loaded, standing, now, deferred_to=moment)
         return None
-    stage(plan, loaded, standing, now, lease_until=row["lease_until"])
+    stage(plan, loaded, standing, now, lease_until=row.lease_until)
     if record is not None and record["status"] != "queued":
         # Telegram's answer was recorded while the execution could not move on (it was
         # paused mid-send): move on now, from what was recorded.
@@ -231,9 +231,9 @@ async def claim(
             row, outcome = loaded.row, step.outcome
             assert isinstance(outcome, interpreter.Send)
             values = (
-                row["campaign_id"],
-                row["id"],
-                row["contact_id"],
+                row.campaign_id,
+                row.id,
+                row.contact_id,
                 account.row["id"],
                 outcome.node_id,
                 step.state.variant,
@@ -258,13 +258,13 @@ async def claim(
         pending.append(
             PendingSend(
                 gateway_account,
-                peer_of(row),
+                peer_at(row.contact_id, row.telegram_username, row.phone, row.telegram_user_id),
                 record["id"],
                 record["random_id"],
                 outcome.text,
-                row["id"],
+                row.id,
                 account.pacing,
-                row["campaign_id"],
+                row.campaign_id,
                 UUID(outcome.attachment_id) if outcome.attachment_id else None,
             )
         )

@@ -17,7 +17,9 @@ from uuid import UUID
 import asyncpg
 
 from services.sender.gateway import Account, Peer
+from shared.db.rows import ExecutionRow, Row
 from shared.domain import crm, flows, interpreter, reach, recipient_zones, windows
+from shared.domain.campaigns import CampaignStatus
 from shared.domain.executions import BETWEEN_STEPS
 from shared.domain.pacing import Pacing
 from shared.domain.windows import Window
@@ -34,11 +36,18 @@ def _time(raw: Any) -> datetime | None:
 
 @dataclass(frozen=True)
 class Loaded:
-    row: asyncpg.Record
+    row: ExecutionRow
     flow: flows.Flow | None
     problem: str | None
     state: interpreter.ExecutionState
     sends: int
+
+    @property
+    def account_id(self) -> UUID:
+        """The campaign's account, which sends its steps: a runnable execution has one."""
+        account = self.row.account_id
+        assert account is not None, f"execution {self.row.id} has no account to send from"
+        return account
 
     @property
     def flow_context(self) -> dict[str, Any]:
@@ -57,7 +66,7 @@ class Loaded:
 
 @dataclass(frozen=True)
 class Campaign:
-    """What the rows of one lock_due_executions query share per campaign, decoded once."""
+    """What the rows of one lock_executions query share per campaign, decoded once."""
 
     flow: flows.Flow | None
     problems: list[flows.Problem]
@@ -65,61 +74,70 @@ class Campaign:
     # settings.active_hours.in_recipient_zone: the window is read in each contact's zone.
     in_recipient_zone: bool = False
 
-    def recipient_zone(self, row: asyncpg.Record) -> str | None:
+    def recipient_zone(self, row: ExecutionRow) -> str | None:
         """The zone this campaign's window is read in for a row's contact (None: its own)."""
         if not self.in_recipient_zone:
             return None
-        return recipient_zones.recipient_zone(True, row["contact_time_zone"], row["phone"])
+        return recipient_zones.recipient_zone(True, row.contact_time_zone, row.phone)
 
 
 # Per query: the rows of one query see one version of each campaign.
 CampaignCache = dict[UUID, Campaign]
 
 
-def campaign_of(row: asyncpg.Record, cache: CampaignCache) -> Campaign:
-    """The campaign of a lock_due_executions row."""
-    known = cache.get(row["campaign_id"])
+def campaign_of(row: ExecutionRow, cache: CampaignCache) -> Campaign:
+    """The campaign of an execution row, decoded once per cache (one query's rows)."""
+    known = cache.get(row.campaign_id)
     if known is None:
-        flow, problems = flows.validate(json.loads(row["flow_json"]))
-        settings = json.loads(row["settings_json"]) if row["settings_json"] else None
-        window = window_of(settings, row["timezone"])
+        flow, problems = flows.validate(json.loads(row.flow_json))
+        settings = row.settings
+        window = window_of(settings, row.timezone)
         hours = (settings or {}).get("active_hours") or {}
         in_zone = window is not None and bool(hours.get("in_recipient_zone"))
-        known = cache[row["campaign_id"]] = Campaign(flow, problems, window, in_zone)
+        known = cache[row.campaign_id] = Campaign(flow, problems, window, in_zone)
     return known
 
 
-def load(row: asyncpg.Record, cache: CampaignCache | None = None) -> Loaded:
-    """The row of lock_execution, or of lock_due_executions with the cache of its query."""
-    if cache is None:
-        flow, problems = flows.validate(row["flow"])
-    else:
-        campaign = campaign_of(row, cache)
-        flow, problems = campaign.flow, campaign.problems
-    saved: Mapping[str, Any] = row["context"].get("flow", {})
-    values = contact_values(row)
+def load(row: ExecutionRow, cache: CampaignCache | None = None) -> Loaded:
+    """An execution row (executions.lock, or lock_many with the cache of its query)."""
+    campaign = campaign_of(row, {} if cache is None else cache)
+    flow, problems = campaign.flow, campaign.problems
+    saved: Mapping[str, Any] = row.context.get("flow", {})
+    values = _values(row.custom_fields, row.first_name, row.last_name, row.telegram_username,
+                     row.phone)  # fmt: skip
     state = interpreter.ExecutionState(
-        execution_key=str(row["contact_id"]),
-        node_id=row["current_node_id"],
+        execution_key=str(row.contact_id),
+        node_id=row.current_node_id,
         values=values,
-        tags=frozenset(saved.get("tags", row["contact_tags"] or [])),
+        tags=frozenset(saved.get("tags", row.contact_tags or [])),
         wait_until=_time(saved.get("wait_until")),
         last_sent_at=_time(saved.get("last_sent_at")),
         replied_at=_time(saved.get("replied_at")),
-        variant=row["variant"],
-        opportunities=dict(row["opportunity_stages"] or {}),
+        variant=row.variant,
+        opportunities=dict(row.opportunity_stages or {}),
     )
     problem = "; ".join(p.message for p in problems[:3]) if flow is None else None
     return Loaded(row, flow, problem, state, int(saved.get("sends", 0)))
 
 
-def contact_values(row: asyncpg.Record) -> dict[str, Any]:
+def contact_values(row: Row) -> dict[str, Any]:
     """What a template's variables read of a contact (its custom fields, names, username and
     phone), from a row with those columns."""
-    values: dict[str, Any] = {k: v for k, v in (row["custom_fields"] or {}).items()}
-    for name in ("first_name", "last_name", "telegram_username", "phone"):
-        values[name] = row[name]
-    values["username"] = row["telegram_username"]
+    return _values(row["custom_fields"], row["first_name"], row["last_name"],
+                   row["telegram_username"], row["phone"])  # fmt: skip
+
+
+def _values(
+    custom_fields: Mapping[str, Any] | None,
+    first_name: str | None,
+    last_name: str | None,
+    telegram_username: str | None,
+    phone: str | None,
+) -> dict[str, Any]:
+    values: dict[str, Any] = dict(custom_fields or {})
+    values.update(first_name=first_name, last_name=last_name,
+                  telegram_username=telegram_username, phone=phone)  # fmt: skip
+    values["username"] = telegram_username
     return values
 
 
@@ -136,33 +154,41 @@ def window_of(settings: Mapping[str, Any] | None, timezone: str) -> Window | Non
     )
 
 
-def runnable(row: asyncpg.Record | None, due: ExecutionDue | None) -> bool:
-    if row is None or row["status"] not in BETWEEN_STEPS:
+def runnable(row: ExecutionRow | None, due: ExecutionDue | None) -> bool:
+    if row is None or row.status not in BETWEEN_STEPS:
         return False
-    if row["campaign_status"] != "active" or not row["campaign_enabled"]:
+    if row.campaign_status != CampaignStatus.ACTIVE or not row.campaign_enabled:
         return False
-    if row["campaign_deleted_at"] is not None or row["account_id"] is None:
+    if row.campaign_deleted_at is not None or row.account_id is None:
         return False
-    if row["taken_over_at"] is not None:
+    if row.taken_over_at is not None:
         return False  # a person answers this conversation (docs/inbox.md): held until released
     # A stale event (an older claim) is ignored; the current claim's event moves it.
-    return due is None or due.lease_until is None or row["lease_until"] == due.lease_until
+    return due is None or due.lease_until is None or row.lease_until == due.lease_until
 
 
 def step_due(loaded: Loaded, now: datetime) -> interpreter.Step:
     """The interpreter's step for a due execution; an invalid flow fails it."""
     if loaded.flow is None:
-        fail = interpreter.Fail(loaded.row["current_node_id"], f"invalid flow: {loaded.problem}")
+        fail = interpreter.Fail(loaded.row.current_node_id, f"invalid flow: {loaded.problem}")
         return interpreter.Step(fail, loaded.state)
     return interpreter.advance(loaded.flow, loaded.state, interpreter.Due(now))
 
 
-def peer_of(row: asyncpg.Record) -> Peer:
-    if row["telegram_username"]:
-        return Peer(row["telegram_username"], row["contact_id"], "username")
-    if row["phone"]:
-        return Peer(row["phone"], row["contact_id"], "phone")
-    return Peer(str(row["telegram_user_id"]), row["contact_id"], "user_id")
+def peer_of(row: Row) -> Peer:
+    """The peer of a row with a contact's contact_id, telegram_username, phone and
+    telegram_user_id."""
+    return peer_at(row["contact_id"], row["telegram_username"], row["phone"],
+                   row["telegram_user_id"])  # fmt: skip
+
+
+def peer_at(contact_id: UUID, username: str | None, phone: str | None, user_id: int | None) -> Peer:
+    """How a contact is reached: by username, else by phone, else by Telegram's user id."""
+    if username:
+        return Peer(username, contact_id, "username")
+    if phone:
+        return Peer(phone, contact_id, "phone")
+    return Peer(str(user_id), contact_id, "user_id")
 
 
 def random_id_for(send_key: str) -> int:
@@ -173,7 +199,7 @@ def random_id_for(send_key: str) -> int:
 def send_key(loaded: Loaded, step: interpreter.Step) -> str:
     """The send record's unique key: execution, node, how many sends before."""
     assert isinstance(step.outcome, interpreter.Send)
-    return send_key_at(loaded.row["id"], step.outcome.node_id, loaded.sends)
+    return send_key_at(loaded.row.id, step.outcome.node_id, loaded.sends)
 
 
 def send_key_at(execution_id: UUID, node_id: str, sends: int) -> str:
@@ -183,7 +209,7 @@ def send_key_at(execution_id: UUID, node_id: str, sends: int) -> str:
 def stands_on(loaded: Loaded, record: asyncpg.Record) -> bool:
     """Does the execution stand where this send record left it: on the record's node, with the
     same count of sends before? Only then may the record's answer move it."""
-    here = send_key_at(loaded.row["id"], loaded.row["current_node_id"] or "", loaded.sends)
+    here = send_key_at(loaded.row.id, loaded.row.current_node_id or "", loaded.sends)
     return bool(record["send_key"] == here)
 
 
@@ -266,7 +292,7 @@ def stage(
         case interpreter.Fail(reason=reason):
             status, next_at, completed_at, error = "failed", None, now, reason
         case interpreter.Stay():
-            status, next_at = row["status"], row["next_execution_at"]
+            status, next_at = row.status, row.next_execution_at
         case interpreter.Send():
             status, next_at = "pending", now  # the next send: due at once, paced by the sender
     if deferred_to is not None:
@@ -274,8 +300,8 @@ def stage(
     if interrupted is not None:
         status, error = "paused", interrupted
     flow_context = Loaded.context_of(step.state, loaded.sends if sends is None else sends)
-    plan.executions[row["id"]] = (
-        row["id"],
+    plan.executions[row.id] = (
+        row.id,
         status,
         step.state.node_id,
         next_at,
@@ -305,9 +331,9 @@ def stage(
         last_failed = isinstance(outcome, interpreter.Fail) and v is visits[-1]
         plan.logs.append(
             (
-                row["campaign_id"],
-                row["id"],
-                row["contact_id"],
+                row.campaign_id,
+                row.id,
+                row.contact_id,
                 v.node_id,
                 v.node_type.value,
                 "execution_failed" if last_failed else "node_executed",
@@ -317,36 +343,34 @@ def stage(
             )
         )
     if step.tags_added or step.tags_removed:
-        plan.tags[row["contact_id"]] = (sorted(step.state.tags), now)
+        plan.tags[row.contact_id] = (sorted(step.state.tags), now)
     for pipeline, stage_id in step.stages_set:
         mover = next(
             (v.node_id for v in reversed(step.visited) if v.detail == f"stage {stage_id}"), ""
         )
         move = StageMove(
-            contact_id=row["contact_id"],
+            contact_id=row.contact_id,
             pipeline_id=UUID(pipeline),
             stage_id=UUID(stage_id),
-            campaign_id=row["campaign_id"],
-            execution_id=row["id"],
+            campaign_id=row.campaign_id,
+            execution_id=row.id,
             node_id=mover,
-            name=crm.display_name(
-                row["first_name"], row["last_name"], row["telegram_username"], row["phone"]
-            ),
-            created_by=row["campaign_created_by"],
+            name=crm.display_name(row.first_name, row.last_name, row.telegram_username, row.phone),
+            created_by=row.campaign_created_by,
             at=now,
         )
         plan.stages[(move.contact_id, move.pipeline_id)] = move
-    if status != row["status"] or step.state.node_id != row["current_node_id"]:
+    if status != row.status or step.state.node_id != row.current_node_id:
         event = ExecutionProgressed(
-            execution_id=row["id"],
-            campaign_id=row["campaign_id"],
-            contact_id=row["contact_id"],
-            previous_status=row["status"],
+            execution_id=row.id,
+            campaign_id=row.campaign_id,
+            contact_id=row.contact_id,
+            previous_status=row.status,
             status=status,
             node_id=step.state.node_id,
             detail=error or (visits[-1].detail if visits else ""),
         )
-        plan.emit(event, row["campaign_id"], now)
+        plan.emit(event, row.campaign_id, now)
 
 
 def skip(
@@ -361,7 +385,7 @@ def skip(
     execution stays where it stood and is cancelled or waits with the reason, the skip is logged
     under the node it stopped at, and a queued record of an ended execution's send goes."""
     row, outcome = loaded.row, step.outcome
-    node_id = outcome.node_id if isinstance(outcome, interpreter.Send) else row["current_node_id"]
+    node_id = outcome.node_id if isinstance(outcome, interpreter.Send) else row.current_node_id
     node = loaded.flow.nodes.get(node_id or "") if loaded.flow is not None else None
     if refused.ends:
         status, next_at, completed_at = "cancelled", None, now
@@ -369,13 +393,13 @@ def skip(
         # Due at once: dispatch leaves it until the campaign has a live account again.
         status, next_at, completed_at = "waiting", now, None
     reason = refused.reason.value
-    plan.skips[row["id"]] = (row["id"], status, next_at, completed_at, reason, now)
+    plan.skips[row.id] = (row.id, status, next_at, completed_at, reason, now)
     node_type = node.type.value if node is not None else flows.NodeType.END.value
     plan.logs.append(
         (
-            row["campaign_id"],
-            row["id"],
-            row["contact_id"],
+            row.campaign_id,
+            row.id,
+            row.contact_id,
             node_id,
             node_type,
             "send_skipped",
@@ -386,14 +410,14 @@ def skip(
     )
     if refused.ends and record is not None and record["status"] == "queued":
         plan.dropped.append(record["id"])
-    if status != row["status"]:
+    if status != row.status:
         event = ExecutionProgressed(
-            execution_id=row["id"],
-            campaign_id=row["campaign_id"],
-            contact_id=row["contact_id"],
-            previous_status=row["status"],
+            execution_id=row.id,
+            campaign_id=row.campaign_id,
+            contact_id=row.contact_id,
+            previous_status=row.status,
             status=status,
-            node_id=row["current_node_id"],
+            node_id=row.current_node_id,
             detail=reason,
         )
-        plan.emit(event, row["campaign_id"], now)
+        plan.emit(event, row.campaign_id, now)

@@ -24,6 +24,7 @@ from services.sender.gateway import Gateway, Incoming
 from services.sender.staging import load
 from services.sender.writer import save
 from shared.db.pool import DbConnection
+from shared.db.rows import ExecutionRow
 from shared.db.sql import Queries
 from shared.domain import interpreter
 from shared.domain.crm import COMPANY_REPLIED, CompanyOnReply, on_company_reply
@@ -156,7 +157,7 @@ async def apply(
     else:
         row = await executions.lock(connection, sent["execution_id"])
         # A conversation a person took over (docs/inbox.md): the reply does not steer the flow.
-        if row is not None and row["status"] in BETWEEN_STEPS and row["taken_over_at"] is None:
+        if row is not None and row.status in BETWEEN_STEPS and row.taken_over_at is None:
             await _steer(connection, outbox, row, update, now)
     await _in_conversation(connection, outbox, sent, update, reply_id, now)
 
@@ -273,12 +274,12 @@ async def _in_conversation(
 
 
 async def _steer(
-    connection: DbConnection, outbox: Outbox, row: Any, update: Incoming, now: datetime
+    connection: DbConnection, outbox: Outbox, row: ExecutionRow, update: Incoming, now: datetime
 ) -> None:
     loaded = load(row)
     if loaded.flow is None:
         return
-    handling = (row["settings"] or {}).get("response_handling", {})
+    handling = (row.settings or {}).get("response_handling", {})
     step = interpreter.advance(
         loaded.flow,
         loaded.state,

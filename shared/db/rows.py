@@ -8,6 +8,7 @@ that mapping is written once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
@@ -18,6 +19,7 @@ from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.devices import DeviceIdentity
 from shared.domain.drip import Plan
+from shared.domain.executions import ExecutionStatus
 from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import window_of
 
@@ -209,6 +211,97 @@ class CampaignRow:
     @property
     def ownership(self) -> CampaignOwnership:
         return CampaignOwnership(self.created_by, self.organization_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """A locked execution with what a step needs (the sender's lock_executions,
+    services/sender/executions.sql): its own columns, its campaign's flow
+    and settings (as text: staging decodes them once per campaign), the contact's ways of being
+    reached and template values, and what reach needs to refuse a send."""
+
+    id: UUID
+    campaign_id: UUID
+    contact_id: UUID
+    status: ExecutionStatus
+    current_node_id: str | None
+    next_execution_at: datetime | None
+    lease_until: datetime | None
+    variant: str | None
+    context: dict[str, Any]
+    started_at: datetime | None
+    taken_over_at: datetime | None
+    # the campaign's
+    flow_json: str
+    settings_json: str | None
+    timezone: str
+    campaign_status: CampaignStatus
+    campaign_enabled: bool
+    campaign_deleted_at: datetime | None
+    account_id: UUID | None
+    campaign_created_by: UUID
+    # the contact's
+    telegram_username: str | None
+    phone: str | None
+    telegram_user_id: int | None
+    contact_tags: list[str] | None
+    custom_fields: dict[str, Any] | None
+    first_name: str | None
+    last_name: str | None
+    contact_deleted_at: datetime | None
+    contact_time_zone: str | None
+    opportunity_stages: dict[str, str] | None
+    # reach's
+    do_not_contact: bool
+    recontact_after_days: int | None
+    last_messaged_elsewhere: datetime | None
+    messaged_here: bool
+
+    @classmethod
+    def from_row(cls, row: Row) -> ExecutionRow:
+        return cls(
+            id=row["id"],
+            campaign_id=row["campaign_id"],
+            contact_id=row["contact_id"],
+            status=ExecutionStatus(row["status"]),
+            current_node_id=row["current_node_id"],
+            next_execution_at=row["next_execution_at"],
+            lease_until=row["lease_until"],
+            variant=row["variant"],
+            context=row["context"],
+            started_at=row["started_at"],
+            taken_over_at=row["taken_over_at"],
+            flow_json=row["flow_json"],
+            settings_json=row["settings_json"],
+            timezone=row["timezone"],
+            campaign_status=CampaignStatus(row["campaign_status"]),
+            campaign_enabled=row["campaign_enabled"],
+            campaign_deleted_at=row["campaign_deleted_at"],
+            account_id=row["account_id"],
+            campaign_created_by=row["campaign_created_by"],
+            telegram_username=row["telegram_username"],
+            phone=row["phone"],
+            telegram_user_id=row["telegram_user_id"],
+            contact_tags=row["contact_tags"],
+            custom_fields=row["custom_fields"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            contact_deleted_at=row["contact_deleted_at"],
+            contact_time_zone=row["contact_time_zone"],
+            opportunity_stages=row["opportunity_stages"],
+            do_not_contact=row["do_not_contact"],
+            recontact_after_days=row["recontact_after_days"],
+            last_messaged_elsewhere=row["last_messaged_elsewhere"],
+            messaged_here=row["messaged_here"],
+        )
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        """The campaign's settings, decoded (None: it has none)."""
+        decoded: dict[str, Any] | None = (
+            json.loads(self.settings_json) if self.settings_json else None
+        )
+        return decoded
 
 
 # -- an account's device and proxy columns (telegram_accounts): the API writes them when an

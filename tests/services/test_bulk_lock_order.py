@@ -73,7 +73,7 @@ async def test_a_bulk_delete_waits_for_a_step_holding_the_execution_without_dead
         transaction_ = step.transaction()
         await transaction_.start()
         # The step locks its execution (sender/executions.sql) ...
-        assert await step.fetchrow(EXECUTIONS["lock_execution"], execution) is not None
+        assert await step.fetchrow(EXECUTIONS["lock_executions"], [execution], [None]) is not None
         deleting = asyncio.create_task(delete_batch(pool, [contact]))
         # ... the batch starts and waits behind it ...
         await eventually(lambda: waiting_on_a_lock(pool), timeout_s=30)

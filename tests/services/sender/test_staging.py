@@ -4,16 +4,18 @@ plan a step stages (its writes, and its events in the order they were staged).""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 
 from services.sender.staging import Loaded, Plan, random_id_for, send_key_at, skip, stage, stands_on
+from shared.db.rows import ExecutionRow
 from shared.domain import interpreter
 from shared.domain.reach import Skip, SkipReason
 from shared.messaging.contracts import ExecutionProgressed
+from tests.builders import execution_row
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EXECUTION = UUID("00000000-0000-0000-0000-0000000000e1")
@@ -22,16 +24,11 @@ OTHER_EXECUTION = UUID("00000000-0000-0000-0000-0000000000e2")
 
 
 def loaded(node: str | None, sends: int, status: str = "pending") -> Loaded:
-    row: dict[str, Any] = {
-        "id": EXECUTION,
-        "campaign_id": UUID("00000000-0000-0000-0000-0000000000c1"),
-        "contact_id": UUID("00000000-0000-0000-0000-0000000000a1"),
-        "status": status,
-        "current_node_id": node,
-        "next_execution_at": NOW,
-    }
+    row = ExecutionRow.from_row(
+        execution_row(id=EXECUTION, status=status, current_node_id=node, next_execution_at=NOW)
+    )
     state = interpreter.ExecutionState(execution_key="k", node_id=node)
-    return Loaded(cast(asyncpg.Record, row), None, None, state, sends)
+    return Loaded(row, None, None, state, sends)
 
 
 STANDS_ON = [
@@ -91,6 +88,6 @@ def test_a_skip_that_waits_keeps_the_queued_record() -> None:
     [(event, key, at)] = plan.events
     assert (cast(ExecutionProgressed, event).status, key, at) == (
         "waiting",
-        held.row["campaign_id"],
+        held.row.campaign_id,
         NOW,
     )

@@ -12,6 +12,7 @@ from shared.db.rows import (
     BulkActionRow,
     BulkOperationRow,
     CampaignRow,
+    ExecutionRow,
     ProxyRow,
     device_columns,
     device_of,
@@ -22,9 +23,11 @@ from shared.domain.bulk_operations import BulkAction, BulkStatus
 from shared.domain.campaigns import CampaignState, CampaignStatus, LaunchType
 from shared.domain.devices import DeviceIdentity
 from shared.domain.drip import Plan
+from shared.domain.executions import ExecutionStatus
 from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.contracts import LoginDevice, LoginProxy
+from tests.builders import execution_row
 
 START = datetime(2030, 1, 7, 9, tzinfo=UTC)
 
@@ -263,3 +266,25 @@ def test_a_login_commands_proxy_and_device_are_stored_as_the_accounts_are() -> N
     device = LoginDevice(**ACCOUNT_DEVICE)
     assert proxy_columns(proxy) == tuple(ACCOUNT_PROXY.values())
     assert device_columns(device) == tuple(ACCOUNT_DEVICE.values())
+
+
+def test_execution_row_types_the_columns() -> None:
+    row = ExecutionRow.from_row(execution_row(status="waiting", campaign_status="paused"))
+    assert row.status is ExecutionStatus.WAITING
+    assert row.campaign_status is CampaignStatus.PAUSED
+    assert row.current_node_id == "s1"
+
+
+def test_execution_row_refuses_a_status_the_domain_does_not_know() -> None:
+    with pytest.raises(ValueError, match="'sleeping'"):
+        ExecutionRow.from_row(execution_row(status="sleeping"))
+
+
+@pytest.mark.parametrize(
+    ("settings_json", "settings"),
+    [(None, None), ("null", None), ('{"response_handling": {}}', {"response_handling": {}})],
+)
+def test_execution_row_settings_are_the_campaigns_decoded(
+    settings_json: str | None, settings: dict[str, Any] | None
+) -> None:
+    assert ExecutionRow.from_row(execution_row(settings_json=settings_json)).settings == settings
