@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 
@@ -124,6 +125,38 @@ class FakeRecord:
     topic: str = "dripline.campaign.commands"
     partition: int = 0
     headers: Sequence[tuple[str, bytes]] = field(default_factory=list)
+
+
+# When the rows below were made.
+AT = datetime(2030, 1, 7, 9, tzinfo=UTC)
+
+
+def operation_row(**changes: Any) -> dict[str, Any]:
+    """The columns of a bulk_operations row (shared/db/rows.py's BulkOperationRow): a launch of
+    three campaigns, one done."""
+    row: dict[str, Any] = {
+        "id": uuid4(),
+        "organization_id": None,
+        "requested_by": uuid4(),
+        "action": "launch",
+        "selection": {"campaign_ids": []},
+        "status": "processing",
+        "total": 3,
+        "processed": 1,
+        "success_count": 1,
+        "skipped_count": 0,
+        "error_count": 0,
+        "cancelled_executions": 0,
+        "created_at": AT,
+        "started_at": AT,
+        "completed_at": None,
+        "options": {},
+        "origin": "http",
+        "correlation_id": None,
+        "error_message": None,
+        "updated_at": AT,
+    }
+    return row | changes
 
 
 def execution_row(**changes: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from shared.db.rows import BulkOperationRow, Row
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
 from shared.domain.permissions import Ownership, ViewMode, can_view, effective_view_mode
-from shared.domain.progress import Progress
+from shared.domain.progress import OperationProgress
 from shared.messaging.contracts import (
     MAX_CAMPAIGNS_PER_BULK,
     BulkOperationRequest,
@@ -95,17 +95,17 @@ class BulkItem(BaseModel):
         return cls.model_validate(values)
 
 
-class BulkOperation(Progress):
+class BulkOperation(OperationProgress):
+    """An operation's view: its progress as its events carry it (`of_operation` its row), and
+    what it was asked to do, by whom and when."""
+
     id: UUID
-    action: BulkAction
-    status: BulkStatus
     origin: str
     requested_by: UUID
     requested_by_email: str
     organization_id: UUID | None
     selection: dict[str, Any]
     options: dict[str, Any]
-    cancelled_executions: int
     error_message: str | None
     created_at: datetime
     started_at: datetime | None
@@ -120,14 +120,11 @@ class BulkOperation(Progress):
     def of(cls, row: BulkOperationRow, requested_by_email: str) -> BulkOperation:
         """The view of a recorded operation (`get` and `list` select its row with the
         requester's email beside it)."""
-        return cls(
-            id=row.id, action=row.action, status=row.status, origin=row.origin,
-            requested_by=row.requested_by, requested_by_email=requested_by_email,
-            organization_id=row.organization_id, selection=row.selection, options=row.options,
-            total=row.total, processed=row.processed, success_count=row.success_count,
-            skipped_count=row.skipped_count, error_count=row.error_count,
-            cancelled_executions=row.cancelled_executions, error_message=row.error_message,
-            created_at=row.created_at, started_at=row.started_at, completed_at=row.completed_at,
+        return cls.of_operation(
+            row, id=row.id, origin=row.origin, requested_by=row.requested_by,
+            requested_by_email=requested_by_email, organization_id=row.organization_id,
+            selection=row.selection, options=row.options, created_at=row.created_at,
+            started_at=row.started_at, completed_at=row.completed_at,
         )  # fmt: skip
 
     @classmethod

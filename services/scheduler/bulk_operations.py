@@ -283,18 +283,8 @@ async def _complete_if_finished(
 def progress(
     operation: BulkOperationRow, items: list[BulkItemOutcome] | None = None
 ) -> BulkOperationProgress:
-    return BulkOperationProgress(
-        operation_id=operation.id,
-        action=operation.action,
-        status=operation.status,
-        total=operation.total,
-        processed=operation.processed,
-        success_count=operation.success_count,
-        skipped_count=operation.skipped_count,
-        error_count=operation.error_count,
-        cancelled_executions=operation.cancelled_executions,
-        error_message=operation.error_message,
-        items=items or [],
+    return BulkOperationProgress.of_operation(
+        operation, operation_id=operation.id, items=items or []
     )
 
 

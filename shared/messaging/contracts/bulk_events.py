@@ -10,8 +10,8 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.domain.bulk_operations import BulkAction, BulkStatus, ItemResult
-from shared.domain.progress import Progress
+from shared.domain.bulk_operations import ItemResult
+from shared.domain.progress import OperationProgress, Progress
 from shared.messaging.contracts.base import (
     EXAMPLE_BULK_ACTION,
     EXAMPLE_CAMPAIGN,
@@ -32,15 +32,11 @@ class BulkItemOutcome(Payload):
     cancelled_executions: int = 0
 
 
-class BulkOperationProgress(Progress, Payload):
-    """Where an operation stands; `items` are the outcomes of the batch just processed (empty
-    in bulk_operation.completed, which closes the operation)."""
+class BulkOperationProgress(OperationProgress, Payload):
+    """Where an operation stands, as the API's view of it shows it; `items` are the outcomes of
+    the batch just processed (empty in bulk_operation.completed, which closes the operation)."""
 
     operation_id: UUID
-    action: BulkAction
-    status: BulkStatus
-    cancelled_executions: int
-    error_message: str | None = None
     items: list[BulkItemOutcome] = Field(default_factory=list)
 
 

@@ -27,7 +27,7 @@ from shared.domain.executions import ExecutionStatus
 from shared.domain.permissions import CampaignOwnership
 from shared.domain.windows import ALL_DAYS, Window
 from shared.messaging.contracts import LoginDevice, LoginProxy
-from tests.builders import execution_row
+from tests.builders import execution_row, operation_row
 
 START = datetime(2030, 1, 7, 9, tzinfo=UTC)
 
@@ -160,32 +160,6 @@ def test_campaign_row_state_is_what_the_state_machine_takes(
     row = CampaignRow.from_row(record)
     assert row.state == state
     assert row.ownership == CampaignOwnership(owner, organization)
-
-
-def operation_row(**changes: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": uuid4(),
-        "organization_id": None,
-        "requested_by": uuid4(),
-        "action": "launch",
-        "selection": {"campaign_ids": []},
-        "status": "processing",
-        "total": 3,
-        "processed": 1,
-        "success_count": 1,
-        "skipped_count": 0,
-        "error_count": 0,
-        "cancelled_executions": 0,
-        "created_at": START,
-        "started_at": START,
-        "completed_at": None,
-        "options": {},
-        "origin": "http",
-        "correlation_id": None,
-        "error_message": None,
-        "updated_at": START,
-    }
-    return row | changes
 
 
 def test_operation_row_types_the_columns() -> None:
