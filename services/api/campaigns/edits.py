@@ -1,5 +1,5 @@
 """How a PATCH of a campaign meets its stored definition: pure, so every rule of the merge is a
-row of a table-driven test (tests/api/test_campaign_edits.py) rather than a request.
+row of a table-driven test (tests/services/api/campaigns/test_edits.py) rather than a request.
 
 The endpoint reads and locks the row, and applies what these functions decide.
 """
