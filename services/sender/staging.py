@@ -262,6 +262,33 @@ class Plan:
     def emit(self, payload: Payload, key: UUID, at: datetime) -> None:
         self.events.append((payload, key, at))
 
+    def log(
+        self,
+        row: ExecutionRow,
+        node: tuple[str | None, str],
+        kind: tuple[str, str],
+        detail: str | None,
+        at: datetime,
+    ) -> None:
+        """An execution log of this row's execution: at `node` (its id and type), `kind` (the
+        event and its result)."""
+        self.logs.append((row.campaign_id, row.id, row.contact_id, *node, *kind, detail, at))
+
+    def progressed(
+        self, row: ExecutionRow, status: str, node_id: str | None, detail: str, at: datetime
+    ) -> None:
+        """ExecutionProgressed from the row's status to `status`, keyed by its campaign."""
+        event = ExecutionProgressed(
+            execution_id=row.id,
+            campaign_id=row.campaign_id,
+            contact_id=row.contact_id,
+            previous_status=row.status,
+            status=status,
+            node_id=node_id,
+            detail=detail,
+        )
+        self.emit(event, row.campaign_id, at)
+
 
 def stage(
     plan: Plan,
@@ -329,19 +356,8 @@ def stage(
         visits.append(interpreter.Visit(outcome.node_id or "", node_type, outcome.reason))
     for v in visits:
         last_failed = isinstance(outcome, interpreter.Fail) and v is visits[-1]
-        plan.logs.append(
-            (
-                row.campaign_id,
-                row.id,
-                row.contact_id,
-                v.node_id,
-                v.node_type.value,
-                "execution_failed" if last_failed else "node_executed",
-                "failed" if last_failed else "ok",
-                v.detail,
-                now,
-            )
-        )
+        kind = ("execution_failed", "failed") if last_failed else ("node_executed", "ok")
+        plan.log(row, (v.node_id, v.node_type.value), kind, v.detail, now)
     if step.tags_added or step.tags_removed:
         plan.tags[row.contact_id] = (sorted(step.state.tags), now)
     for pipeline, stage_id in step.stages_set:
@@ -361,16 +377,8 @@ def stage(
         )
         plan.stages[(move.contact_id, move.pipeline_id)] = move
     if status != row.status or step.state.node_id != row.current_node_id:
-        event = ExecutionProgressed(
-            execution_id=row.id,
-            campaign_id=row.campaign_id,
-            contact_id=row.contact_id,
-            previous_status=row.status,
-            status=status,
-            node_id=step.state.node_id,
-            detail=error or (visits[-1].detail if visits else ""),
-        )
-        plan.emit(event, row.campaign_id, now)
+        detail = error or (visits[-1].detail if visits else "")
+        plan.progressed(row, status, step.state.node_id, detail, now)
 
 
 def skip(
@@ -395,29 +403,8 @@ def skip(
     reason = refused.reason.value
     plan.skips[row.id] = (row.id, status, next_at, completed_at, reason, now)
     node_type = node.type.value if node is not None else flows.NodeType.END.value
-    plan.logs.append(
-        (
-            row.campaign_id,
-            row.id,
-            row.contact_id,
-            node_id,
-            node_type,
-            "send_skipped",
-            "skipped",
-            reason,
-            now,
-        )
-    )
+    plan.log(row, (node_id, node_type), ("send_skipped", "skipped"), reason, now)
     if refused.ends and record is not None and record["status"] == "queued":
         plan.dropped.append(record["id"])
     if status != row.status:
-        event = ExecutionProgressed(
-            execution_id=row.id,
-            campaign_id=row.campaign_id,
-            contact_id=row.contact_id,
-            previous_status=row.status,
-            status=status,
-            node_id=row.current_node_id,
-            detail=reason,
-        )
-        plan.emit(event, row.campaign_id, now)
+        plan.progressed(row, status, row.current_node_id, reason, now)
