@@ -186,6 +186,63 @@ async def test_a_campaign_that_cannot_start_at_its_time_fails_with_every_reason(
     assert failed["next_run_at"] is None
 
 
+async def test_a_campaign_failed_at_its_time_relaunches_once_fixed_or_is_stopped_for_good(
+    ann: Person, clock: Clock, db: asyncpg.Pool[Any]
+) -> None:
+    """Failed is no dead end (issue 16, item 2): with another account chosen, a launch starts it
+    at once and its contacts are due; a stop ends a failed campaign for good."""
+    clock.set(MONDAY)
+    at = MONDAY + timedelta(minutes=30)
+    fixed, ended = [
+        await launchable(
+            ann.client,
+            f"Fails {name}",
+            contacts=2,
+            launch_type="schedule",
+            scheduled_at=at.isoformat(),
+        )
+        for name in ("fixed", "ended")
+    ]
+    for each in (fixed, ended):
+        ok(await command(ann.client, each["id"], "launch"))
+        await db.execute(
+            "UPDATE telegram_accounts SET health_status = 'banned' WHERE id = $1",
+            each["telegram_account_id"],
+        )
+    clock.set(at)
+    for each in (fixed, ended):
+        failed = await until(ann, each["id"], "failed")
+        assert "account_unavailable" in failed["failure_reason"], failed
+        assert [u["code"] for u in failed["unmet_requirements"]] == ["account_unavailable"]
+
+    # While its account is banned, the launch is refused with the requirement named.
+    refused = await command(ann.client, fixed["id"], "launch")
+    assert refused.status_code == 409, refused.text
+    assert [e["code"] for e in refused.json()["errors"]] == ["account_unavailable"]
+    # Another account is chosen while it is failed; the launch starts it at once.
+    spare = await account(ann.client, "Spare")
+    changed = ok(
+        await ann.client.patch(
+            f"/campaign-flows/{fixed['id']}", json={"telegram_account_id": spare["id"]}
+        )
+    )
+    assert (changed["status"], changed["unmet_requirements"]) == ("failed", [])
+    relaunched = ok(await command(ann.client, fixed["id"], "launch"))
+    assert (relaunched["status"], relaunched["failure_reason"]) == ("active", None)
+    rows = await db.fetch(
+        "SELECT status, telegram_account_id FROM executions WHERE campaign_id = $1", fixed["id"]
+    )
+    assert [r["status"] for r in rows] == ["pending", "pending"]
+
+    # A failed campaign stopped is cancelled, its executions with it, and stays so.
+    stopped = ok(await command(ann.client, ended["id"], "stop"))
+    assert (stopped["status"], stopped["display_status"]) == ("cancelled", "Stopped")
+    rows = await db.fetch("SELECT status FROM executions WHERE campaign_id = $1", ended["id"])
+    assert [r["status"] for r in rows] == ["cancelled", "cancelled"]
+    again = await command(ann.client, ended["id"], "launch")
+    assert (again.status_code, again.json()["code"]) == (409, "invalid_status")
+
+
 async def test_a_run_missed_while_the_scheduler_was_down_waits_for_a_person(
     ann: Person, clock: Clock
 ) -> None:
