@@ -683,20 +683,50 @@ async def _upsert_opportunities(batch: Batch) -> dict[UUID, Outcome]:
 
 
 async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
-    """Spec 003's "Merge Contacts" (irreversible): the other contact's history moves to the
-    master, in the batch's one transaction. In a campaign both are in, the execution further
-    along (shared/domain/merge.py) ends up the master's and the other is cancelled with
-    `merged`. Refused whole, changing nothing, while a send to either is in flight."""
-    connection, action, now = batch.connection, batch.action, batch.now
-    params = action.params
-    master_id, other_id = UUID(params["master_id"]), UUID(params["other_id"])
+    """Spec 003's "Merge Contacts" (irreversible). Two forms: one pair (POST /contacts/merge:
+    both contacts are the action's items, in one batch), or many confirmed pairs (POST
+    /contacts/merge-duplicates: `params.pairs`, the masters are the items, so a batch of any
+    mode takes whole pairs and each master's item reports its pair)."""
+    params = batch.action.params
+    pairs = params.get("pairs")
+    if pairs is None:
+        master_id, other_id = UUID(params["master_id"]), UUID(params["other_id"])
+        if set(batch.ids) != {master_id, other_id}:  # one was deleted before the batch
+            gone = Outcome(
+                "failed", "contact_not_found", "a contact of the pair was deleted or merged already"
+            )
+            return dict.fromkeys(batch.ids, gone)
+        return await _merge_pair(batch, master_id, other_id, params, batch.ids)
+    by_master = {UUID(p["master_id"]): p for p in pairs}
+    outcomes: dict[UUID, Outcome] = {}
+    for master_id in batch.ids:
+        pair = by_master[master_id]
+        merged = await _merge_pair(
+            batch,
+            master_id,
+            UUID(pair["other_id"]),
+            {**params, "fields": pair.get("fields") or {}},
+            [master_id],
+        )
+        outcomes[master_id] = merged[master_id]
+    return outcomes
+
+
+async def _merge_pair(
+    batch: Batch, master_id: UUID, other_id: UUID, params: dict[str, Any], items: list[UUID]
+) -> dict[UUID, Outcome]:
+    """One pair, in the batch's transaction: the other contact's history moves to the master.
+    In a campaign both are in, the execution further along (shared/domain/merge.py) ends up
+    the master's and the other is cancelled with `merged`. Refused (each of `items` failed),
+    changing nothing, while a send to either is in flight."""
+    connection, now = batch.connection, batch.now
     pair = [master_id, other_id]
     contacts = {r["id"]: r for r in await connection.fetch(QUERIES["merge_lock_contacts"], pair)}
 
     def refused(code: str, message: str) -> dict[UUID, Outcome]:
-        return dict.fromkeys(batch.ids, Outcome("failed", code, message))
+        return dict.fromkeys(items, Outcome("failed", code, message))
 
-    if master_id not in contacts or other_id not in contacts or set(batch.ids) != set(pair):
+    if master_id not in contacts or other_id not in contacts or not set(items) <= set(pair):
         return refused("contact_not_found", "a contact of the pair was deleted or merged already")
     master, other = contacts[master_id], contacts[other_id]
     fields = merge.merged_fields(
@@ -770,7 +800,7 @@ async def _merge_contacts(batch: Batch) -> dict[UUID, Outcome]:
         master_id: Outcome("succeeded", "merged", f"kept as the master: {summary}", details),
         other_id: Outcome("succeeded", "merged_into", f"merged into {master_id}", details),
     }
-    return {contact: done[contact] for contact in batch.ids if contact in done}
+    return {contact: done[contact] for contact in items if contact in done}
 
 
 def _progress(row: Mapping[str, Any]) -> merge.Progress:

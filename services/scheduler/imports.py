@@ -138,6 +138,7 @@ async def _apply(
         states[c["id"]] = ContactState(
             c["external_id"], c["telegram_username"], c["phone"], c["telegram_user_id"],
             c["first_name"], c["last_name"], tuple(c["tags"]), dict(c["custom_fields"]),
+            c["time_zone"],
         )  # fmt: skip
     earlier = {
         r["contact_id"]: r["line"]
@@ -245,6 +246,7 @@ def _records(states: dict[UUID, ContactState]) -> list[dict[str, Any]]:
             "last_name": s.last_name,
             "custom_fields": s.custom_fields,
             "tags": list(s.tags),
+            "time_zone": s.time_zone,
         }
         for contact_id, s in states.items()
     ]

@@ -17,7 +17,7 @@ LIMIT $2;
 -- lower-case usernames ($4) or phones ($5) find, locked in id order (contact.upsert's lookups,
 -- for a whole batch at once).
 SELECT id, external_id, telegram_username, phone, telegram_user_id, first_name, last_name,
-       tags, custom_fields, created_at, deleted_at IS NOT NULL AS deleted
+       tags, custom_fields, time_zone, created_at, deleted_at IS NOT NULL AS deleted
 FROM contacts
 WHERE organization_id IS NOT DISTINCT FROM $1 AND ($1::uuid IS NOT NULL OR owner_user_id = $2)
   AND (external_id = ANY($3::text[])
@@ -35,23 +35,25 @@ GROUP BY contact_id;
 -- name: insert_contacts
 -- The batch's new contacts, owned by the action's creator ($2) in its context ($1).
 INSERT INTO contacts (id, organization_id, owner_user_id, external_id, telegram_username, phone,
-                      telegram_user_id, first_name, last_name, custom_fields, tags, created_at,
-                      updated_at)
+                      telegram_user_id, first_name, last_name, custom_fields, tags, time_zone,
+                      created_at, updated_at)
 SELECT r.id, $1, $2, r.external_id, r.telegram_username, r.phone, r.telegram_user_id,
-       r.first_name, r.last_name, r.custom_fields, r.tags, $4, $4
+       r.first_name, r.last_name, r.custom_fields, r.tags, r.time_zone, $4, $4
 FROM jsonb_to_recordset($3::jsonb) AS r(id uuid, external_id text, telegram_username text,
                                         phone text, telegram_user_id bigint, first_name text,
-                                        last_name text, custom_fields jsonb, tags text[]);
+                                        last_name text, custom_fields jsonb, tags text[],
+                                        time_zone text);
 
 -- name: update_contacts
 -- The batch's updated contacts as they end up (locked by candidates).
 UPDATE contacts c
 SET external_id = r.external_id, telegram_username = r.telegram_username, phone = r.phone,
     telegram_user_id = r.telegram_user_id, first_name = r.first_name, last_name = r.last_name,
-    custom_fields = r.custom_fields, tags = r.tags, updated_at = $2
+    custom_fields = r.custom_fields, tags = r.tags, time_zone = r.time_zone, updated_at = $2
 FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, external_id text, telegram_username text,
                                         phone text, telegram_user_id bigint, first_name text,
-                                        last_name text, custom_fields jsonb, tags text[])
+                                        last_name text, custom_fields jsonb, tags text[],
+                                        time_zone text)
 WHERE c.id = r.id;
 
 -- name: record_rows

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from shared.csv_export import restored
 from shared.domain import identifiers
+from shared.domain.recipient_zones import valid_zone
 
 # A record longer than this (in characters) is refused, and the upload with it: a row that size
 # is not a contact but a broken file (an unclosed quote swallowing the rest, say).
@@ -31,7 +32,7 @@ MAX_FIELD_TEXT = 5000
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
 # What finds an existing contact, in contact.upsert's order; a CSV header needs one of them.
 MATCHED_BY = ("external_id", "telegram_username", "phone")
-KNOWN = ("external_id", *IDENTIFIERS, "first_name", "last_name", "tags")
+KNOWN = ("external_id", *IDENTIFIERS, "first_name", "last_name", "tags", "time_zone")
 
 
 class Format(StrEnum):
@@ -215,6 +216,7 @@ class ContactRow:
     last_name: str | None = None
     tags: tuple[str, ...] | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    time_zone: str | None = None  # an IANA name the zone database knows
 
     @property
     def identified(self) -> bool:
@@ -293,6 +295,18 @@ def _known(key: str, raw: Any, values: dict[str, Any], problems: list[FieldProbl
             if not 0 < number < 2**63:
                 raise ValueError("a Telegram user id is a positive 64-bit number")
             values[key] = number
+        elif key == "time_zone":
+            zone = valid_zone(cell)
+            if zone is None:
+                problems.append(
+                    FieldProblem(
+                        key,
+                        "unknown_time_zone",
+                        f"unknown time zone {cell!r}: give an IANA name such as Europe/Berlin",
+                    )
+                )
+                return
+            values[key] = zone
         else:
             limit = MAX_EXTERNAL_ID if key == "external_id" else MAX_NAME
             if len(cell) > limit:
@@ -442,6 +456,7 @@ class ContactState:
     last_name: str | None
     tags: tuple[str, ...]
     custom_fields: dict[str, Any]
+    time_zone: str | None = None
 
 
 def applied(state: ContactState | None, row: ContactRow, tags: tuple[str, ...]) -> ContactState:
@@ -458,6 +473,7 @@ def applied(state: ContactState | None, row: ContactRow, tags: tuple[str, ...]) 
             "telegram_user_id",
             "first_name",
             "last_name",
+            "time_zone",
         )
         if getattr(row, name) is not None
     }

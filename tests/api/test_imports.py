@@ -266,3 +266,51 @@ async def test_a_scheduled_import_is_edited_within_its_rules_and_cancelled_row_b
     ]
     found = ok(await ann.client.get("/contacts", params={"search": "later_"}))
     assert found["items"] == []
+
+
+async def test_an_import_reads_a_time_zone_column_and_a_bad_zone_fails_its_row(
+    ann: Person,
+) -> None:
+    """contacts.time_zone (migration 0027), as the synchronous import and contact.upsert take
+    it: created and updated with it, an empty cell keeps the old one, an unknown name fails
+    its row with `unknown_time_zone`."""
+    moved = await contact(ann.client, "zone_moved", time_zone="Europe/Berlin")
+    kept = await contact(ann.client, "zone_kept", time_zone="Asia/Tokyo")
+    stored = ok(
+        await upload(
+            ann.client,
+            "telegram_username,time_zone,first_name\n"
+            "zone_new,America/New_York,\n"
+            "zone_moved,Europe/Paris,\n"
+            "zone_kept,,Kept\n"
+            "zone_bad,Mars/Olympus,\n",
+        ),
+        201,
+    )
+    created = ok(
+        await ann.client.post(
+            "/bulk-actions",
+            json={"name": "Zones", "action": "import_contacts",
+                  "params": {"import_id": stored["id"]}},
+        ),
+        201,
+    )  # fmt: skip
+    done = await finished(ann.client, created["id"])
+    assert (done["status"], done["success_count"], done["error_count"]) == ("completed", 3, 1)
+    items = await rows(ann.client, created["id"])
+    assert [(i["line"], i["status"], i["code"]) for i in items] == [
+        (2, "succeeded", "created"),
+        (3, "succeeded", "updated"),
+        (4, "succeeded", "updated"),
+        (5, "failed", "unknown_time_zone"),
+    ]
+    assert items[3]["details"]["errors"][0]["field"] == "time_zone"
+    assert "Mars/Olympus" in items[3]["message"]
+    zones = {i["line"]: ok(await ann.client.get(f"/contacts/{i['contact_id']}")) for i in items[:3]}
+    assert (zones[2]["time_zone"], zones[2]["effective_time_zone"]) == (
+        "America/New_York", "America/New_York",
+    )  # fmt: skip
+    assert (zones[3]["id"], zones[3]["time_zone"]) == (moved["id"], "Europe/Paris")
+    assert (zones[4]["id"], zones[4]["time_zone"], zones[4]["first_name"]) == (
+        kept["id"], "Asia/Tokyo", "Kept",
+    )  # fmt: skip

@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.conftest import Person, PersonFactory
+from tests.api.conftest import Organization, Person, PersonFactory
 from tests.builders import FLOW, account, add_contacts, campaign, contact, ok
 from tests.support import eventually
 
@@ -333,3 +333,114 @@ async def test_a_merge_moves_the_other_contacts_conversations_and_joins_shared_o
     )
     recorded = json.loads(details) if isinstance(details, str) else details
     assert (recorded["conversations_moved"], recorded["conversations_joined"]) == (1, 1)
+
+
+async def test_merge_duplicates_checks_its_pairs_before_recording_anything(
+    ann: Person,
+) -> None:
+    a, b, c = [await contact(ann.client, unique(n)) for n in ("dup_a", "dup_b", "dup_c")]
+    body: dict[str, Any] = {"pairs": [{"master_id": a["id"], "other_id": b["id"]}]}
+
+    async def refused(extra: dict[str, Any]) -> tuple[int, str, str]:
+        response = await ann.client.post("/contacts/merge-duplicates", json={**body, **extra})
+        return response.status_code, response.json()["code"], response.text
+
+    status, code, _ = await refused({})
+    assert (status, code) == (422, "confirmation_required")
+    cases: list[tuple[dict[str, Any], int, str, str]] = [
+        ({"pairs": [{"master_id": a["id"], "other_id": a["id"]}]}, 422, "validation_error",
+         "pairs.0.other_id"),
+        ({"pairs": [{"master_id": a["id"], "other_id": b["id"]},
+                    {"master_id": c["id"], "other_id": b["id"]}]}, 422, "validation_error",
+         "pairs.1"),
+        ({"pairs": [{"master_id": a["id"], "other_id": b["id"], "fields": {"owner": "other"}}]},
+         422, "validation_error", "pairs.0.fields.owner"),
+        ({"pairs": [{"master_id": a["id"], "other_id": str(uuid.uuid4())}]}, 404,
+         "contact_not_found", ""),
+        ({"pairs": []}, 422, "validation_error", "pairs"),
+        ({"mode": "drip"}, 422, "validation_error", "drip"),
+        ({"mode": "scheduled"}, 422, "validation_error", "start_at"),
+    ]  # fmt: skip
+    for extra, want_status, want_code, mentioned in cases:
+        status, code, text = await refused({"confirm": True, **extra})
+        assert (status, code) == (want_status, want_code), (extra, text)
+        assert mentioned in text
+    # Nothing was recorded, and a single merge cannot be dripped (a pair is one batch).
+    assert ok(await ann.client.get("/bulk-actions"))["items"] == []
+    dripped = await ann.client.post(
+        "/contacts/merge",
+        json={"master_id": a["id"], "other_id": b["id"], "confirm": True, "mode": "drip"},
+    )
+    assert dripped.status_code == 422, dripped.text
+
+
+async def test_merge_duplicates_moves_each_pairs_history_and_reports_it_on_the_master(
+    ann: Person, db: asyncpg.Pool[Any]
+) -> None:
+    """Two confirmed pairs in one campaign: each pair leaves one execution (the other's
+    cancelled as merged), and each master's item names its pair."""
+    sender = await account(ann.client)
+    target = await campaign(ann.client, "Both", telegram_account_id=sender["id"], flow=FLOW)
+    pairs = []
+    for n in (1, 2):
+        phone = f"+49 151 2000 00{n}{n}"
+        master = await contact(ann.client, unique(f"keep{n}"), phone=phone, tags=["lead"])
+        other = await contact(ann.client, unique(f"gone{n}"), phone=phone, tags=["vip"])
+        pairs.append((master["id"], other["id"]))
+    await add_contacts(ann.client, target["id"], [i for p in pairs for i in p])
+    response = await ann.client.post(
+        "/contacts/merge-duplicates",
+        json={"confirm": True, "tags": "master",
+              "pairs": [{"master_id": m, "other_id": o} for m, o in pairs]},
+    )  # fmt: skip
+    action = ok(response, 202)
+    assert response.headers["Location"] == f"/bulk-actions/{action['id']}"
+    assert (action["action"], action["name"]) == ("merge_contacts", "Merge duplicates")
+    done = await finished(ann.client, action["id"])
+    assert (done["status"], done["total"], done["success_count"]) == ("completed", 2, 2)
+    items = ok(await ann.client.get(f"/bulk-actions/{action['id']}/items"))["items"]
+    assert {i["contact_id"]: (i["code"], i["details"]["other_id"]) for i in items} == {
+        m: ("merged", o) for m, o in pairs
+    }
+    for master_id, other_id in pairs:
+        kept = ok(await ann.client.get(f"/contacts/{master_id}"))
+        assert kept["tags"] == ["lead"]  # tags: master
+        assert (await ann.client.get(f"/contacts/{other_id}")).status_code == 404
+    rows = await db.fetch(
+        "SELECT contact_id, status, error_message FROM executions WHERE campaign_id = $1",
+        uuid.UUID(target["id"]),
+    )
+    by = {str(r["contact_id"]): (r["status"], r["error_message"]) for r in rows}
+    for master_id, other_id in pairs:
+        assert by[master_id][0] == "pending"
+        assert by[other_id] == ("cancelled", "merged")
+
+
+async def test_a_member_merges_duplicates_only_when_every_contact_is_their_own(
+    organization: Organization,
+) -> None:
+    """Item 6: merging across owners is for owners and admins. One pair of the member's own
+    and one pair that mixes owners refuse the whole request; an admin may merge it."""
+    org = organization.id
+    member = organization.member.at(org)
+    other = organization.other_member.at(org)
+    mine = [await contact(member, unique(f"mine{n}")) for n in range(3)]
+    theirs = await contact(other, unique("theirs"))
+    pairs = [
+        {"master_id": mine[0]["id"], "other_id": mine[1]["id"]},
+        {"master_id": mine[2]["id"], "other_id": theirs["id"]},
+    ]
+    body = {"pairs": pairs, "confirm": True}
+    refused = await member.post("/contacts/merge-duplicates", json=body)
+    assert (refused.status_code, refused.json()["code"]) == (403, "merge_not_own")
+    single = await member.post("/contacts/merge", json={**pairs[1], "confirm": True})
+    assert (single.status_code, single.json()["code"]) == (403, "merge_not_own")
+    own = ok(
+        await member.post("/contacts/merge-duplicates", json={**body, "pairs": pairs[:1]}), 202
+    )
+    assert (await finished(member, own["id"]))["success_count"] == 1
+    admin = organization.admin.at(org)
+    across = ok(
+        await admin.post("/contacts/merge-duplicates", json={**body, "pairs": pairs[1:]}), 202
+    )
+    assert (await finished(admin, across["id"]))["success_count"] == 1

@@ -183,6 +183,7 @@ CONTACT_CALLS: list[tuple[str, ContactAction]] = [
     ("bulk_delete", ContactAction.DELETE_CONTACTS),
     ("bulk_export", ContactAction.EXPORT_CONTACTS),
     ("merge", ContactAction.MERGE_CONTACTS),
+    ("merge_duplicates", ContactAction.MERGE_CONTACTS),
 ]
 
 
@@ -193,6 +194,11 @@ async def attempt_on_contacts(
         case "merge":
             pair = {"master_id": contact_id, "other_id": second_id, "confirm": True}
             return await client.post("/contacts/merge", json=pair)
+        case "merge_duplicates":
+            pairs = [{"master_id": contact_id, "other_id": second_id}]
+            return await client.post(
+                "/contacts/merge-duplicates", json={"pairs": pairs, "confirm": True}
+            )
         case "do_not_contact":
             return await client.post(
                 "/do-not-contact", json={"kind": "contact", "value": contact_id}

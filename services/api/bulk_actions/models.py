@@ -197,7 +197,10 @@ class BulkActionItem(BaseModel):
         default=None, description="import_contacts: the row's line in the file (header: 1)."
     )
     details: dict[str, Any] | None = Field(
-        default=None, description="import_contacts: what else the row did, or each field's error."
+        default=None,
+        description="What the action recorded of the item: import_contacts, what else the row"
+        " did or each field's error; merge_contacts, both ids, the campaigns touched and the"
+        " executions, messages and conversations moved.",
     )
     status: str
     code: str | None

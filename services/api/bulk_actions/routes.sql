@@ -76,9 +76,10 @@ ORDER BY a.created_at DESC, a.id DESC
 LIMIT $11;
 
 -- name: items
--- Each contact's outcome, by contact id after $3, optionally of one status ($2). For a
--- send_message action, how its send went (the execution in the action's own campaign).
-SELECT i.contact_id, i.status, i.error_code AS code, i.error_message AS message,
+-- Each contact's outcome, by contact id after $3, optionally of one status ($2), with what the
+-- action recorded of it (a merge: both ids, the campaigns, executions and messages moved). For
+-- a send_message action, how its send went (the execution in the action's own campaign).
+SELECT i.contact_id, i.status, i.error_code AS code, i.error_message AS message, i.details,
        i.batch_number, i.processed_at, c.telegram_username, c.first_name, c.last_name,
        e.status AS send_status, e.error_message AS send_error
 FROM bulk_action_items i

@@ -3,6 +3,7 @@ updates (shared/domain/imports.py), table by table."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -179,6 +180,21 @@ ROWS: list[tuple[str, Format, dict[str, Any], ContactRow | list[str]]] = [
      {"phone": "+4915123456789", "custom_fields": [1]}, ["invalid_value"]),
     ("JSONL: nulls are not given", Format.JSONL, {"phone": "+4915123456789", "last_name": None},
      ContactRow(phone="+4915123456789")),
+    ("CSV: a time zone", Format.CSV, {"phone": "+4915123456789", "time_zone": " Europe/Berlin "},
+     ContactRow(phone="+4915123456789", time_zone="Europe/Berlin")),
+    ("CSV: an empty time zone is not given", Format.CSV,
+     {"phone": "+4915123456789", "time_zone": ""}, ContactRow(phone="+4915123456789")),
+    ("JSONL: a time zone", Format.JSONL,
+     {"phone": "+4915123456789", "time_zone": "America/New_York"},
+     ContactRow(phone="+4915123456789", time_zone="America/New_York")),
+    ("unknown time zone", Format.CSV, {"phone": "+4915123456789", "time_zone": "Mars/Olympus"},
+     ["unknown_time_zone"]),
+    ("a zone file that is not a place", Format.CSV,
+     {"phone": "+4915123456789", "time_zone": "posix/Europe/Berlin"}, ["unknown_time_zone"]),
+    ("JSONL: a time zone that is not text", Format.JSONL,
+     {"phone": "+4915123456789", "time_zone": 3}, ["invalid_value"]),
+    ("every problem, the zone's too", Format.CSV, {"phone": "1", "time_zone": "Nowhere"},
+     ["invalid_phone", "unknown_time_zone"]),
 ]  # fmt: skip
 
 
@@ -251,6 +267,15 @@ APPLIED: list[tuple[str, ContactState | None, ContactRow, tuple[str, ...], Conta
      ContactRow(tags=("new", "lead")), ("lead",),
      ContactState("crm-1", "ann_smith", None, None, "Ann", None, ("new", "lead"),
                   {"a": 1, "b": 2})),
+    ("new, with a time zone", None,
+     ContactRow(phone="+4915123456789", time_zone="Asia/Tokyo"), (),
+     ContactState(None, None, "+4915123456789", None, None, None, (), {}, "Asia/Tokyo")),
+    ("a time zone given replaces the old one", replace(STATE, time_zone="Europe/Berlin"),
+     ContactRow(time_zone="Europe/Paris"), (),
+     replace(STATE, time_zone="Europe/Paris")),
+    ("no time zone given keeps the old one", replace(STATE, time_zone="Europe/Berlin"),
+     ContactRow(first_name="Anna"), (),
+     replace(STATE, first_name="Anna", time_zone="Europe/Berlin")),
 ]  # fmt: skip
 
 
