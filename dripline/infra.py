@@ -100,10 +100,37 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+# Below this, the kernel never hands a port to an outgoing connection (Linux's default
+# ip_local_port_range starts at 32768).
+LOWEST_EPHEMERAL = 32768
+LISTEN_PORTS = range(15000, LOWEST_EPHEMERAL)
+
+
+def ephemeral_ports() -> range:
+    """The ports the kernel picks for outgoing connections (and for a bind to port 0)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(LOWEST_EPHEMERAL, 61000)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free to listen on, chosen outside the ephemeral range: a port the kernel handed
+    out (bind to 0) is one it may hand again, as the source port of any client's connection,
+    before our server binds it ("address already in use" under a busy suite). Random, so
+    parallel callers rarely meet; the bind proves it free now."""
+    ephemeral = ephemeral_ports()
+    candidates = [p for p in LISTEN_PORTS if p not in ephemeral]
+    for _ in range(200):
+        port = secrets.choice(candidates) if candidates else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port to listen on outside the ephemeral range")
 
 
 def _wait_until(predicate: object, timeout: float, what: str) -> None:

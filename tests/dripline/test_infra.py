@@ -13,7 +13,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from dripline.infra import EmbeddedPostgres, free_port, hba_trusts, hba_without_trust
+from dripline.infra import (
+    EmbeddedPostgres,
+    ephemeral_ports,
+    free_port,
+    hba_trusts,
+    hba_without_trust,
+)
 from dripline.supervisor import embedded_parts, ensure_session_key, infra_status
 from shared.crypto import SessionCipher
 from shared.settings import Settings
@@ -206,3 +212,9 @@ def test_a_printed_dsn_hides_the_password(tmp_path: Path) -> None:
     assert settings.dsn_for_display.startswith("postgresql://postgres:***@127.0.0.1:")
     external = Settings(database_url="postgresql://app:pw@db:5432/x")
     assert external.dsn_for_display == "postgresql://app:***@db:5432/x"
+
+
+def test_a_free_port_is_outside_the_range_of_outgoing_connections() -> None:
+    ports = {free_port() for _ in range(50)}
+    assert all(p not in ephemeral_ports() for p in ports)
+    assert len(ports) > 40  # random, so parallel callers rarely choose the same
