@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dripline.fake_telegram.server import DC_ID, FakeTelegram
+from dripline.fake_telegram.server import DC_ID, FakeTelegram, SentMessage
 
 PHONE = "+15550100"
 CODE = "12345"
@@ -72,6 +72,23 @@ def instructions(fake: FakeTelegram, options: Options) -> str:
     )
 
 
+def arrival(message: SentMessage) -> str:
+    """The line printed for a message received: who sent it to whom (a test send goes to the
+    account's own Saved Messages), its text (a caption, with media), and the photo or document
+    it carried, so that an attachment's arrival can be seen."""
+    to = (
+        "its own Saved Messages"
+        if message.peer_user_id == message.account_id
+        else f"user {message.peer_user_id}"
+    )
+    line = f"received: from account {message.account_id} to {to}: {message.text!r}"
+    media = message.media
+    if media is not None:
+        line += f" with {media.kind} {media.filename or '(no name)'} ({len(media.data)} bytes"
+        line += f", {media.mime_type})" if media.kind == "document" and media.mime_type else ")"
+    return line
+
+
 async def serve(options: Options, say: Callable[[str], None] = print) -> None:
     """Run until SIGINT or SIGTERM."""
     fake = FakeTelegram(login_code=CODE, record=False)
@@ -101,12 +118,13 @@ async def serve(options: Options, say: Callable[[str], None] = print) -> None:
                 fake.sent.clear()
                 continue
             for message in fake.sent[shown:]:
-                say(f"received: from account {message.account_id} to user "
-                    f"{message.peer_user_id}: {message.text!r}")  # fmt: skip
+                say(arrival(message))
             shown = len(fake.sent)
             if fake.errors:
                 for error in fake.errors:
                     say(f"fake telegram error (a bug in the fake): {error!r}")
                 fake.errors.clear()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await fake.stop()
