@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,15 @@ from telethon import TelegramClient, functions, types
 from telethon.crypto import rsa
 from telethon.sessions import StringSession
 
-from dripline.fake_telegram.run import ACCOUNT_ID, CODE, PASSWORD, PHONE, Options, serve
+from dripline.fake_telegram.run import (
+    ACCOUNT_ID,
+    CODE,
+    PASSWORD,
+    PHONE,
+    Options,
+    private_key_file,
+    serve,
+)
 from dripline.fake_telegram.server import DC_ID
 from dripline.infra import free_port
 from services.sender.connections import sender_client_options
@@ -57,6 +66,36 @@ def command(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     finally:
         process.terminate()
         assert process.wait(30) == 0
+
+
+def run_once(key_file: Path) -> str:
+    """Start the command, read its instructions, stop it; the public key it wrote."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dripline", "fake-telegram", "--rsa-key-out", str(key_file)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith("Not Telegram"):
+                break
+        return key_file.read_text()
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0
+
+
+def test_a_restarted_fake_keeps_its_rsa_key(tmp_path: Path) -> None:
+    """A sender trusts the key file as it was when the sender started; a restarted fake (which
+    forgets its logins) must keep the key, or logging the accounts in again fails with
+    'auth_key generation failed' until Dripline is restarted too (before, a new key each run).
+    The private half is kept beside it, readable by its owner only."""
+    key_file = tmp_path / "key.pem"
+    first = run_once(key_file)
+    assert run_once(key_file) == first
+    private = private_key_file(key_file)
+    assert private.exists()
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
 
 
 def printed(pattern: str, text: str) -> str:
