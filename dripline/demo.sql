@@ -1,6 +1,8 @@
 -- Demo data for `dripline run`, seeded once per demo user: an organization, two simulated
 -- Telegram accounts (paced for a demo, not for real accounts), 300 contacts, and a draft
 -- campaign holding them whose flow branches on a reply. $2 is the flow, $3 the simulation.
+-- No event announces the seeded executions, so `statistics` then counts the campaign's
+-- statistics as the stats service would (else its first reconciliation finds them drifted).
 
 -- name: organization
 SELECT o.id FROM organizations o
@@ -51,3 +53,8 @@ SELECT d.id, p.id, d.telegram_account_id, now(),
            'telegram_username', p.telegram_username))
 FROM demo d, people p
 RETURNING campaign_id;
+
+-- name: statistics
+-- The seeded campaign ($1)'s statistics: it has no stored row yet, so refresh_statistics
+-- counts it whole, as the stats service does for a campaign's first event.
+SELECT refresh_statistics('{}', '{}', ARRAY[$1::uuid], ARRAY[NULL::timestamptz], now());

@@ -146,7 +146,9 @@ async def _prepare(settings: Settings) -> Demo:
     try:
         issued = await create_user(connection, DEMO_EMAIL, name="Demo", key_name="demo")
         demo = Queries.load(Path(__file__).with_name("demo.sql"))
-        if await connection.fetch(demo["seed"], issued.user_id, DEMO_FLOW, DEMO_SIMULATION):
+        seeded = await connection.fetch(demo["seed"], issued.user_id, DEMO_FLOW, DEMO_SIMULATION)
+        if seeded:
+            await connection.execute(demo["statistics"], seeded[0]["campaign_id"])
             say(
                 "dripline",
                 "seeded 'Demo organization': two simulated accounts, 300 contacts "

@@ -66,7 +66,28 @@ class FakeRsaKey:
 @cache
 def fake_rsa_key() -> FakeRsaKey:
     """One key per process, registered with Telethon on first use (the registry is global)."""
+    return _key_of(crypto_rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+def new_private_pem() -> str:
+    """A new private key (PKCS#8 PEM) for `rsa_key_from_pem`, to keep one key across runs."""
     private = crypto_rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def rsa_key_from_pem(private_pem: str) -> FakeRsaKey:
+    """The key pair of a private key `new_private_pem` made, registered with Telethon."""
+    private = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    if not isinstance(private, crypto_rsa.RSAPrivateKey):
+        raise ValueError("the fake's key file holds no RSA private key")
+    return _key_of(private)
+
+
+def _key_of(private: crypto_rsa.RSAPrivateKey) -> FakeRsaKey:
     numbers = private.private_numbers()
     pem = (
         private.public_key()

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dripline.fake_telegram.server import DC_ID, FakeTelegram
+from dripline.fake_telegram.handshake import FakeRsaKey, new_private_pem, rsa_key_from_pem
+from dripline.fake_telegram.server import DC_ID, FakeTelegram, SentMessage
 
 PHONE = "+15550100"
 CODE = "12345"
@@ -67,17 +68,53 @@ def instructions(fake: FakeTelegram, options: Options) -> str:
             "  (dripline accounts login, or POST /telegram-accounts/logins)",
             f"Contacts a campaign can reach: {contacts}",
             "",
-            "Not Telegram: nothing leaves this machine. Ctrl-C stops it (its state is lost).",
+            "Not Telegram: nothing leaves this machine. Ctrl-C stops it: its logins and messages"
+            " are lost (log the accounts in again), its RSA key is kept for the next run.",
         ]
     )
 
 
+def arrival(message: SentMessage) -> str:
+    """The line printed for a message received: who sent it to whom (a test send goes to the
+    account's own Saved Messages), its text (a caption, with media), and the photo or document
+    it carried, so that an attachment's arrival can be seen."""
+    to = (
+        "its own Saved Messages"
+        if message.peer_user_id == message.account_id
+        else f"user {message.peer_user_id}"
+    )
+    line = f"received: from account {message.account_id} to {to}: {message.text!r}"
+    media = message.media
+    if media is not None:
+        line += f" with {media.kind} {media.filename or '(no name)'} ({len(media.data)} bytes"
+        line += f", {media.mime_type})" if media.kind == "document" and media.mime_type else ")"
+    return line
+
+
+def private_key_file(rsa_key_out: Path) -> Path:
+    """Where the command keeps its private key: beside the public one it writes."""
+    return rsa_key_out.with_name(f"{rsa_key_out.stem}.private{rsa_key_out.suffix}")
+
+
+def kept_rsa_key(rsa_key_out: Path) -> FakeRsaKey:
+    """The same key at every run with the same `--rsa-key-out`: a sender started against an
+    earlier run keeps trusting it, so accounts that lost their login when the fake restarted
+    can log in again without restarting Dripline. Made once (mode 0600)."""
+    path = private_key_file(rsa_key_out)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.touch(mode=0o600)
+        partial.write_text(new_private_pem())
+        partial.replace(path)
+    return rsa_key_from_pem(path.read_text())
+
+
 async def serve(options: Options, say: Callable[[str], None] = print) -> None:
     """Run until SIGINT or SIGTERM."""
-    fake = FakeTelegram(login_code=CODE, record=False)
+    fake = FakeTelegram(login_code=CODE, record=False, rsa_key=kept_rsa_key(options.rsa_key_out))
     populate(fake, options.accounts)
     await fake.start(options.port)
-    options.rsa_key_out.parent.mkdir(parents=True, exist_ok=True)
     options.rsa_key_out.write_text(fake.rsa_key.public_pem)
     if options.sessions_out is not None:
         lines = (
@@ -87,11 +124,11 @@ async def serve(options: Options, say: Callable[[str], None] = print) -> None:
         partial = options.sessions_out.with_suffix(".partial")
         partial.write_text("".join(lines))
         partial.replace(options.sessions_out)  # whole or not at all: a reader polls for it
-    say(instructions(fake, options))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before the instructions: one who read
+        loop.add_signal_handler(signum, stop.set)  # them may stop it at once
+    say(instructions(fake, options))
     shown = 0
     try:
         while not stop.is_set():
@@ -101,12 +138,13 @@ async def serve(options: Options, say: Callable[[str], None] = print) -> None:
                 fake.sent.clear()
                 continue
             for message in fake.sent[shown:]:
-                say(f"received: from account {message.account_id} to user "
-                    f"{message.peer_user_id}: {message.text!r}")  # fmt: skip
+                say(arrival(message))
             shown = len(fake.sent)
             if fake.errors:
                 for error in fake.errors:
                     say(f"fake telegram error (a bug in the fake): {error!r}")
                 fake.errors.clear()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         await fake.stop()

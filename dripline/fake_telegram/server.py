@@ -271,10 +271,17 @@ class FakeTelegram:
     `errors` exceptions that are bugs in the fake (a test fixture should assert it is empty).
     """
 
-    def __init__(self, *, login_code: str | None = None, record: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        login_code: str | None = None,
+        record: bool = True,
+        rsa_key: FakeRsaKey | None = None,
+    ) -> None:
         """`login_code`: the code every login gets (a random one each time by default);
         `record`: keep `calls`, `connected` and `inits` (a long-running server with many
-        accounts, `dripline fake-telegram`, keeps none)."""
+        accounts, `dripline fake-telegram`, keeps none); `rsa_key`: the server's key (the
+        process's own by default; `dripline fake-telegram` keeps one across its runs)."""
         if login_code is not None and not (
             login_code.isdigit() and len(login_code) == LOGIN_CODE_LENGTH
         ):
@@ -282,7 +289,7 @@ class FakeTelegram:
         self.port = 0
         self._login_code = login_code
         self._record = record
-        self.rsa_key: FakeRsaKey = fake_rsa_key()
+        self.rsa_key: FakeRsaKey = rsa_key or fake_rsa_key()
         self.sent: list[SentMessage] = []
         self.read: list[ReadReceipt] = []
         self.calls: list[Call] = []

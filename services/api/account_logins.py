@@ -318,7 +318,8 @@ async def get_login(login_id: UUID, who: CurrentPrincipal, request: Request) -> 
         id=login_id,
         status=row["status"],
         telegram_account_id=row["telegram_account_id"],
-        expires_at=row["expires_at"],
+        # Until when the next step may come; a finished login has none (as its last step said).
+        expires_at=None if row["status"] == "logged_in" else row["expires_at"],
     )
 
 

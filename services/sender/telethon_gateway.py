@@ -166,6 +166,19 @@ def reconcile_dialogs(telethon: TelethonTelegram, started: datetime) -> Job:
     return job
 
 
+def _seen_on_disconnected(client: TelegramClient) -> None:
+    """A failed connect also ends the client's `disconnected` future with the same error (once
+    Telethon's receive loop finishes closing, maybe after the connect raised it to the caller
+    here); mark that copy seen when it comes, or asyncio logs "Future exception was never
+    retrieved" with its traceback when the client is collected."""
+    client.disconnected.add_done_callback(_mark_seen)
+
+
+def _mark_seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass(frozen=True)
 class PushedUpdate:
     account_id: UUID
@@ -529,6 +542,7 @@ class TelethonTelegram:
             try:
                 await client.connect()
             except TELETHON_FAILURES as exc:
+                _seen_on_disconnected(client)
                 await self._release(account_id)
                 address = (client.session.server_address, client.session.port)
                 why = await proxy_failure(connection.proxy, *address, exc)

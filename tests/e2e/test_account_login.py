@@ -97,6 +97,8 @@ async def test_a_login_with_code_and_password_survives_an_api_restart_and_sends(
     assert done["status"] == "logged_in"
     account_id = done["telegram_account_id"]
     assert done["id"] == started["id"]
+    assert done["expires_at"] is None  # nothing left to expire
+    assert ok(await api.get(login)) == done  # reading it says what the last step answered
     # Finished: the pending key is gone, and the login cannot be continued.
     assert await pool.fetchval(
         "SELECT pending_secret FROM telegram_logins WHERE id = $1", started["id"]

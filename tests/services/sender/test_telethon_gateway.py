@@ -4,6 +4,8 @@ TelegramClient, so every failure below is the exception class Telethon itself ra
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
+from telethon.crypto import AuthKey
+from telethon.sessions import StringSession
 
 from dripline.fake_telegram import FakeTelegram
 from services.sender.gateway import (
@@ -438,3 +442,33 @@ async def test_a_test_send_arrives_in_saved_messages(world: World) -> None:
     assert saved.media is not None
     assert saved.media.data == PHOTO.data
     assert await world.pool.fetchval("SELECT count(*) FROM telegram_peers") == 0
+
+
+async def test_a_session_the_server_forgot_is_dead_without_an_unretrieved_error(
+    world: World,
+) -> None:
+    """A key the server does not know (the fake restarted, or Telegram forgot it) fails the
+    connect with AuthKeyNotFound. Telethon also puts that error on the client's `disconnected`
+    future; nobody awaited it, so asyncio logged "Future exception was never retrieved" with
+    the whole traceback at ERROR, for every attempt (adoption retries every 15 s)."""
+    forgotten = StringSession()
+    forgotten.set_dc(2, "127.0.0.1", world.server.port)
+    forgotten.auth_key = AuthKey(os.urandom(256))
+    assert world.settings.session_key is not None
+    sealed = SessionCipher(world.settings.session_key.get_secret_value()).seal(forgotten.save())
+    await world.pool.execute(
+        "UPDATE telegram_accounts SET session_string = $2 WHERE id = $1", world.account.id, sealed
+    )
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        with pytest.raises(AccountDead, match="AuthKeyNotFound"):
+            await world.gateway.probe(world.account, now())
+        await asyncio.sleep(0.2)  # Telethon's receive loop finishes closing the connection
+        gc.collect()  # a future's unretrieved error is reported when it is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [context["message"] for context in unhandled] == []
