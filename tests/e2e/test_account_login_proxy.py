@@ -123,7 +123,8 @@ async def test_a_login_and_an_import_connect_through_the_given_proxy_as_the_give
     account_id = done["telegram_account_id"]
     account = ok(await api.get(f"/telegram-accounts/{account_id}"))
     assert account["proxy"] == {"type": "socks5", "host": "127.0.0.1", "port": proxy.port,
-                                "username": "login", "has_password": True}  # fmt: skip
+                                "username": "login", "has_password": True,
+                                "has_secret": False}  # fmt: skip
     assert account["device"] == DEVICE
     # The account's own connections (the sender's first health check) keep to them.
     ok(await api.patch(f"/telegram-accounts/{account_id}", json={"pacing": FAST}))
@@ -215,5 +216,6 @@ async def test_the_command_line_login_goes_through_its_proxy_as_its_device(
     assert presented(telegram, 0) == [DEVICE] * len(telegram.inits)
     account = ok(await stack.api.get(f"/telegram-accounts/{account_id}"))
     assert account["proxy"] == {"type": "socks5", "host": "127.0.0.1", "port": proxy.port,
-                                "username": "login", "has_password": True}  # fmt: skip
+                                "username": "login", "has_password": True,
+                                "has_secret": False}  # fmt: skip
     assert account["device"] == DEVICE
