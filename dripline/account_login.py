@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
@@ -24,11 +24,20 @@ class BadOption(ValueError):
 
 
 def parse_proxy(url: str) -> dict[str, Any]:
-    """`socks5://user:pass@host:port` or `http://…` as the API's `proxy` object."""
+    """`socks5://user:pass@host:port`, `http://…`, or an MTProxy link as Telegram hands it out
+    (`tg://proxy?server=…&port=…&secret=…` or `https://t.me/proxy?…`) as the API's `proxy`
+    object (the API checks the secret)."""
     parts = urlsplit(url)
-    kind = PROXY_SCHEMES.get(parts.scheme.lower())
+    scheme = parts.scheme.lower()
+    if (scheme, parts.netloc.lower()) == ("tg", "proxy") or (
+        scheme == "https" and parts.netloc.lower() == "t.me" and parts.path == "/proxy"
+    ):
+        return _mtproxy_link(parts.query)
+    kind = PROXY_SCHEMES.get(scheme)
     if kind is None:
-        raise BadOption(f"a proxy is socks5://… or http://…, not {parts.scheme or url!r}")
+        raise BadOption(
+            f"a proxy is socks5://…, http://… or tg://proxy?…, not {parts.scheme or url!r}"
+        )
     try:
         port = parts.port
     except ValueError as exc:
@@ -43,6 +52,16 @@ def parse_proxy(url: str) -> dict[str, Any]:
     if parts.password:
         proxy["password"] = unquote(parts.password)
     return proxy
+
+
+def _mtproxy_link(query: str) -> dict[str, Any]:
+    fields = {name: values[-1] for name, values in parse_qs(query).items()}
+    if not {"server", "port", "secret"} <= fields.keys():
+        raise BadOption("an MTProxy link is tg://proxy?server=HOST&port=PORT&secret=SECRET")
+    if not fields["port"].isdigit() or not 1 <= int(fields["port"]) <= 65535:
+        raise BadOption(f"the MTProxy's port: {fields['port']!r} is not a port number")
+    return {"type": "mtproxy", "host": fields["server"], "port": int(fields["port"]),
+            "secret": fields["secret"]}  # fmt: skip
 
 
 def parse_device(text: str) -> dict[str, str]:

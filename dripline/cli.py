@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     account_login.add_argument(
         "--proxy",
         metavar="URL",
-        help="the account's proxy: socks5://user:password@host:port or http://host:port",
+        help="the account's proxy: socks5://user:password@host:port, http://host:port or an "
+        "MTProxy link, tg://proxy?server=HOST&port=PORT&secret=SECRET",
     )
     account_login.add_argument(
         "--device",

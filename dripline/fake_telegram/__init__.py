@@ -38,8 +38,13 @@ Update shapes (each one bumps the account's pts by one, and updates.GetDifferenc
 everything after the client's pts, so a client that missed some catches up like with Telegram):
 
 - messages.SendMessage answers UpdateShortSentMessage, as Telegram does for a plain text message
-  in a private chat; the account's other live connections get the new message pushed as
+  in a private chat, or, after ``answer_sends_with(account, "updates")``, a full
+  ``Updates([UpdateMessageID(id, random_id), UpdateNewMessage(out=True)])`` as Telegram answers
+  some text sends; the account's other live connections get the new message pushed as
   ``Updates([UpdateNewMessage(out=True)])``.
+- contacts.resolveUsername of a name given to `add_channel` (a channel, or a supergroup with
+  ``group=True``) answers ``ResolvedPeer(PeerChannel, chats=[Channel])``: a username that is a
+  group or channel, not a person.
 - push_reply pushes ``Updates([UpdateNewMessage(Message(out=False, peer_id=PeerUser(sender)))],
   users=[sender])``, with no from_id, like Telegram for incoming private messages since layer 119.
 - messages.SendMedia (a photo or document uploaded with upload.saveFilePart or

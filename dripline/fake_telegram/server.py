@@ -212,6 +212,8 @@ class _Account:
     banned: bool = False
     freeze: Freeze | None = None
     spambot_answer: str = SPAMBOT_FREE
+    # messages.SendMessage's answer: UpdateShortSentMessage, or a full Updates (answer_sends_with)
+    full_send_answers: bool = False
     # upload.saveFilePart / saveBigFilePart: file_id -> part index -> bytes, until a send uses it
     uploads: dict[int, dict[int, bytes]] = field(default_factory=dict)
 
@@ -300,6 +302,7 @@ class FakeTelegram:
         self._accounts: dict[int, _Account] = {}
         self._usernames: dict[str, int] = {}
         self._phones: dict[str, int] = {}
+        self._channels: dict[str, Any] = {}  # username (lower case) -> types.Channel
         self._keys: dict[int, _Key] = {}
         self._connected: dict[Connection, _Key] = {}
         self._failures: list[_Failure] = []
@@ -404,6 +407,28 @@ class FakeTelegram:
             self._usernames[user.username.lower()] = user.id
         if user.phone:
             self._phones[user.phone] = user.id
+
+    def add_channel(self, channel_id: int, username: str, *, group: bool = False) -> None:
+        """A public channel (a supergroup with `group`) that contacts.resolveUsername answers
+        for `username` with PeerChannel, as Telegram does for a group's or channel's name."""
+        if username.lower() in self._usernames or username.lower() in self._channels:
+            raise ValueError(f"@{username} is taken")
+        self._channels[username.lower()] = types.Channel(
+            id=channel_id,
+            title=f"@{username}",
+            photo=types.ChatPhotoEmpty(),
+            date=_now(),
+            access_hash=_default_access_hash(channel_id),
+            username=username,
+            megagroup=group,
+            broadcast=not group,
+        )
+
+    def answer_sends_with(self, user_id: int, answer: Literal["short", "updates"]) -> None:
+        """How messages.SendMessage of that account answers: `short` (UpdateShortSentMessage,
+        the default) or `updates`: a full Updates with UpdateMessageID (the message id for the
+        random_id) and UpdateNewMessage, as Telegram answers some text sends."""
+        self._accounts[user_id].full_send_answers = answer == "updates"
 
     def session_string(self, user_id: int) -> str:
         """A new login of that account: a fresh auth key in a StringSession for this server."""
@@ -862,6 +887,11 @@ class FakeTelegram:
         )
 
     def _resolve_username(self, account: _Account, request: Any, connection: Connection) -> Any:
+        channel = self._channels.get(request.username.lower())
+        if channel is not None:
+            return types.contacts.ResolvedPeer(
+                peer=types.PeerChannel(channel.id), chats=[channel], users=[]
+            )
         user_id = self._usernames.get(request.username.lower())
         if user_id is None:
             raise RpcError(400, "USERNAME_NOT_OCCUPIED")
@@ -918,6 +948,17 @@ class FakeTelegram:
         if peer.id == SPAMBOT_ID and request.message.strip() == "/start":
             # After this answer has left: the bot's reply is a later update, as on Telegram.
             asyncio.get_running_loop().call_soon(self._spambot_replies, account)
+        if account.full_send_answers:
+            return types.Updates(
+                updates=[
+                    types.UpdateMessageID(id=message.id, random_id=request.random_id),
+                    update,
+                ],
+                users=[self._user_tl(account, peer)],
+                chats=[],
+                date=message.date,
+                seq=0,
+            )
         return types.UpdateShortSentMessage(
             id=message.id, pts=account.pts, pts_count=1, date=message.date, out=True
         )

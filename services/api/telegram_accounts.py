@@ -11,6 +11,7 @@ password is sealed like the session and never returned (docs/accounts.md).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -53,8 +54,8 @@ class ProxySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     type: Literal["socks5", "http", "mtproxy"] = Field(
-        description="`socks5`, or `http` for an HTTP CONNECT proxy. `mtproxy` is refused "
-        "(`mtproxy_unsupported`): Dripline's Telethon path through an MTProxy is not proven yet."
+        description="`socks5`, `http` for an HTTP CONNECT proxy, or `mtproxy` for a Telegram "
+        "MTProxy (with its `secret`, no username or password)."
     )
     host: str = Field(
         min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.:\-]+$", description="Name or IP."
@@ -67,16 +68,25 @@ class ProxySettings(BaseModel):
         description="Needs a username. Stored encrypted like the session; never returned (the "
         "account shows `has_password`).",
     )
+    secret: SecretStr | None = Field(
+        default=None,
+        max_length=600,
+        description="An MTProxy's secret: 32 hex digits, optionally after `dd` (the padded "
+        "intermediate protocol). A fake-TLS secret (`ee` + 32 hex digits + the domain) is "
+        "refused (`mtproxy_fake_tls_unsupported`). Stored encrypted, never returned (the "
+        "account shows `has_secret`).",
+    )
 
 
 class ProxyView(BaseModel):
     """An account's proxy as the API shows it: never its password."""
 
-    type: Literal["socks5", "http"]
+    type: Literal["socks5", "http", "mtproxy"]
     host: str
     port: int
     username: str | None
     has_password: bool
+    has_secret: bool = Field(description="An MTProxy's secret is stored.")
 
 
 class DeviceSettings(BaseModel):
@@ -212,7 +222,8 @@ class TelegramAccount(BaseModel):
                 "host": proxy.host,
                 "port": proxy.port,
                 "username": proxy.username,
-                "has_password": proxy.password_sealed is not None,
+                "has_password": proxy.type != "mtproxy" and proxy.password_sealed is not None,
+                "has_secret": proxy.type == "mtproxy" and proxy.password_sealed is not None,
             }
         )
         data["device"] = None if device is None else asdict(device)
@@ -271,18 +282,15 @@ def sealed_proxy(proxy: ProxySettings | None, settings: Settings) -> ProxyRow | 
     """The proxy as stored, checked and its password sealed; None for none."""
     if proxy is None:
         return None
+    kept = proxy.password
     if proxy.type == "mtproxy":
-        raise Problem(
-            422,
-            "mtproxy_unsupported",
-            "MTProxy is not supported",
-            "Dripline's Telethon connection through an MTProxy is not proven against a test "
-            "server yet, so it is not offered; use a SOCKS5 or HTTP CONNECT proxy.",
-        )
+        kept = _mtproxy_secret(proxy)
+    elif proxy.secret is not None:
+        raise invalid([field_error("proxy.secret", "only an MTProxy has a secret")])
     if proxy.password is not None and proxy.username is None:
         raise invalid([field_error("proxy.password", "a proxy password needs its username")])
     sealed = None
-    if proxy.password is not None:
+    if kept is not None:
         if settings.session_key is None:
             raise Problem(
                 503,
@@ -291,8 +299,42 @@ def sealed_proxy(proxy: ProxySettings | None, settings: Settings) -> ProxyRow | 
                 "This deployment has no DRIPLINE_SESSION_KEY to seal the proxy's password with",
             )
         cipher = SessionCipher(settings.session_key.get_secret_value())
-        sealed = cipher.seal(proxy.password.get_secret_value())
+        sealed = cipher.seal(kept.get_secret_value())
     return ProxyRow(proxy.type, proxy.host, proxy.port, proxy.username, sealed)
+
+
+# What Telegram hands out for an MTProxy: 16 bytes in hex, after `dd` for a proxy that wants the
+# padded intermediate protocol; `ee` + the 16 bytes + the hex of a domain is a fake-TLS secret.
+_MTPROXY_SECRET = re.compile(r"(dd)?[0-9a-f]{32}")
+_FAKE_TLS_SECRET = re.compile(r"ee[0-9a-f]{34,}")
+
+
+def _mtproxy_secret(proxy: ProxySettings) -> SecretStr:
+    """The MTProxy's secret, checked and in lower case."""
+    wrong = [
+        field_error(f"proxy.{name}", "an MTProxy has a secret, not a username or password")
+        for name in ("username", "password")
+        if getattr(proxy, name) is not None
+    ]
+    if wrong:
+        raise invalid(wrong)
+    if proxy.secret is None:
+        raise invalid([field_error("proxy.secret", "an MTProxy needs its secret")])
+    secret = proxy.secret.get_secret_value().strip().lower()
+    if _FAKE_TLS_SECRET.fullmatch(secret):
+        raise Problem(
+            422,
+            "mtproxy_fake_tls_unsupported",
+            "Fake-TLS MTProxy secrets are not supported",
+            "An `ee` secret asks for the fake-TLS transport, which Telethon does not speak; use "
+            "the proxy's plain or `dd` secret, or a SOCKS5 or HTTP CONNECT proxy.",
+        )
+    if not _MTPROXY_SECRET.fullmatch(secret):
+        # The message does not quote the secret.
+        raise invalid(
+            [field_error("proxy.secret", "an MTProxy secret is 32 hex digits, optionally after dd")]
+        )
+    return SecretStr(secret)
 
 
 def _telethon_only(body: AccountCreate) -> None:

@@ -12,6 +12,7 @@ Telegram that cannot be reached through a working proxy.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,12 +20,14 @@ from typing import Any, Literal
 # ones the first time it uses a proxy, and a module imported after that would raise those.
 import python_socks
 from python_socks.async_.asyncio import Proxy as SocksClient
+from telethon.network.connection import ConnectionTcpMTProxyRandomizedIntermediate
 
 from shared.domain.devices import DeviceIdentity
 
-# MTProxy is not offered: Telethon's MTProxy connection (obfuscated intermediate framing) has
-# not been proven against the test server, which speaks TcpFull only (docs/accounts.md).
-ProxyKind = Literal["socks5", "http"]
+# An MTProxy is reached with Telethon's obfuscated2 connection of the padded ("randomized")
+# intermediate framing, which a proxy with a plain or a dd secret accepts; its secret travels in
+# `password` (docs/accounts.md, "Proxies").
+ProxyKind = Literal["socks5", "http", "mtproxy"]
 # How long the diagnosis waits for the proxy (a connect that failed already took its time).
 DIAGNOSIS_TIMEOUT_S = 10.0
 # What python-socks raises when the proxy cannot be reached, refuses the tunnel or answers
@@ -35,12 +38,13 @@ PROXY_ERRORS = (
     python_socks.ProxyTimeoutError,
 )
 
-_LABELS = {"socks5": "SOCKS5", "http": "HTTP CONNECT"}
+_LABELS = {"socks5": "SOCKS5 proxy", "http": "HTTP CONNECT proxy", "mtproxy": "MTProxy"}
 
 
 @dataclass(frozen=True)
 class Proxy:
-    """SOCKS5 or HTTP CONNECT, with an optional username and password."""
+    """SOCKS5 or HTTP CONNECT, with an optional username and password; or an MTProxy, whose
+    secret (32 hex digits, optionally after `dd`) is the password."""
 
     kind: ProxyKind
     host: str
@@ -50,10 +54,16 @@ class Proxy:
 
     @property
     def label(self) -> str:
-        return f"the {_LABELS[self.kind]} proxy {self.host}:{self.port}"
+        return f"the {_LABELS[self.kind]} {self.host}:{self.port}"
 
     def client_options(self) -> dict[str, Any]:
         """TelegramClient's keyword arguments for this proxy."""
+        if self.kind == "mtproxy":
+            # The MTProxy picks the data centre itself, from the DC id in the obfuscated2 header.
+            return {
+                "connection": ConnectionTcpMTProxyRandomizedIntermediate,
+                "proxy": (self.host, self.port, self.password),
+            }
         # rdns: the proxy resolves names, so DNS does not leak the account's real location.
         return {
             "proxy": {
@@ -129,6 +139,8 @@ async def proxy_failure(
     failure was Telegram's)."""
     if proxy is None:
         return None
+    if proxy.kind == "mtproxy":
+        return await _mtproxy_failure(proxy, exc)
     if isinstance(exc, python_socks.ProxyError):
         return f"proxy_unreachable: {proxy.label} refused the connection to Telegram ({exc})"
     if isinstance(exc, PROXY_ERRORS):
@@ -151,3 +163,23 @@ async def proxy_failure(
         return f"proxy_unreachable: {proxy.label} cannot be reached ({failed})"
     sock.close()
     return None
+
+
+async def _mtproxy_failure(proxy: Proxy, exc: BaseException) -> str | None:
+    """An MTProxy is the only thing the client connects to (it reaches Telegram itself), so a
+    failed connection is the proxy's: it cannot be reached, or it closed the connection after
+    the obfuscated2 header (a wrong secret, or it cannot reach Telegram either)."""
+    if not isinstance(exc, OSError):
+        return None  # Telegram's answer, carried by a working proxy
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(proxy.host, proxy.port), DIAGNOSIS_TIMEOUT_S
+        )
+    except OSError as failed:  # refused, unreachable, timed out
+        why = str(failed) or type(failed).__name__
+        return f"proxy_unreachable: {proxy.label} cannot be reached ({why})"
+    writer.close()
+    return (
+        f"proxy_unreachable: {proxy.label} closed the connection (a wrong secret, or it cannot "
+        f"reach Telegram) ({exc})"
+    )

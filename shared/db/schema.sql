@@ -84,8 +84,8 @@ CREATE TABLE telegram_accounts (
     last_send_at    timestamptz,
     flood_on        date,
     warm_up         boolean NOT NULL DEFAULT false,
-    -- the account's proxy; proxy_secret (its password) is sealed
-    proxy_type      text CHECK (proxy_type IN ('socks5', 'http')),
+    -- the account's proxy; proxy_secret (its password, an MTProxy's secret) is sealed
+    proxy_type      text CHECK (proxy_type IN ('socks5', 'http', 'mtproxy')),
     proxy_host      text,
     proxy_port      integer CHECK (proxy_port BETWEEN 1 AND 65535),
     proxy_username  text,
@@ -103,6 +103,9 @@ CREATE TABLE telegram_accounts (
         (proxy_type IS NULL) = (proxy_host IS NULL)
         AND (proxy_type IS NULL) = (proxy_port IS NULL)
         AND (proxy_type IS NOT NULL OR (proxy_username IS NULL AND proxy_secret IS NULL))),
+    CONSTRAINT telegram_accounts_mtproxy_check CHECK (
+        proxy_type IS DISTINCT FROM 'mtproxy'
+        OR (proxy_secret IS NOT NULL AND proxy_username IS NULL)),
     CONSTRAINT telegram_accounts_device_check CHECK (
         (device_model IS NULL) = (system_version IS NULL)
         AND (device_model IS NULL) = (app_version IS NULL)

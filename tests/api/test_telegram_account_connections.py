@@ -21,6 +21,8 @@ from tests.support import TEST_SESSION_KEY
 PASSWORD = "pr0xy-pa55word"
 PROXY = {"type": "socks5", "host": "10.1.2.3", "port": 1080, "username": "ada",
          "password": PASSWORD}  # fmt: skip
+SECRET = "0123456789abcdef0123456789abcdef"
+MTPROXY = {"type": "mtproxy", "host": "mtproxy.example", "port": 443, "secret": SECRET}
 DEVICE = {"device_model": "MacBook Air", "system_version": "macOS 15.1",
           "app_version": "5.9 x64", "lang_code": "de", "system_lang_code": "de-DE"}  # fmt: skip
 
@@ -48,7 +50,8 @@ async def test_a_proxy_and_a_device_are_kept_and_the_password_never_shown(
 
     created = ok(response, 201)
     assert created["proxy"] == {"type": "socks5", "host": "10.1.2.3", "port": 1080,
-                                "username": "ada", "has_password": True}  # fmt: skip
+                                "username": "ada", "has_password": True,
+                                "has_secret": False}  # fmt: skip
     assert created["device"] == DEVICE
     assert PASSWORD not in response.text
     read = await ada.client.get(f"/telegram-accounts/{created['id']}")
@@ -69,6 +72,31 @@ async def test_a_proxy_and_a_device_are_kept_and_the_password_never_shown(
         1080,
         "MacBook Air",
     )
+
+
+@pytest.mark.parametrize("secret", [SECRET, "dd" + SECRET.upper()])
+async def test_an_mtproxy_is_kept_with_its_secret_sealed_and_never_shown(
+    person: PersonFactory, db: asyncpg.Pool[Any], secret: str
+) -> None:
+    ada = await person("ada-mtproxy@example.com")
+
+    response = await ada.client.post(
+        "/telegram-accounts", json=telethon(proxy=MTPROXY | {"secret": secret})
+    )
+
+    created = ok(response, 201)
+    assert created["proxy"] == {"type": "mtproxy", "host": "mtproxy.example", "port": 443,
+                                "username": None, "has_password": False,
+                                "has_secret": True}  # fmt: skip
+    read = await ada.client.get(f"/telegram-accounts/{created['id']}")
+    assert SECRET not in (response.text + read.text).lower()
+    stored = await db.fetchrow(
+        "SELECT proxy_type, proxy_secret FROM telegram_accounts WHERE id = $1",
+        UUID(created["id"]),
+    )
+    assert stored is not None
+    assert stored["proxy_type"] == "mtproxy"
+    assert SessionCipher(TEST_SESSION_KEY).open(stored["proxy_secret"]) == secret.lower()
 
 
 async def test_an_account_without_a_given_device_gets_the_default_for_its_id(
@@ -107,7 +135,8 @@ async def test_a_patched_proxy_replaces_the_old_one_and_asks_for_a_health_check(
     assert renamed["proxy"] == created["proxy"]  # a PATCH without `proxy` keeps it
     http = {"type": "http", "host": "proxy.example.com", "port": 3128}
     moved = ok(await cy.client.patch(url, json={"proxy": http}))
-    assert moved["proxy"] == {**http, "username": None, "has_password": False}
+    assert moved["proxy"] == {**http, "username": None, "has_password": False,
+                              "has_secret": False}  # fmt: skip
     assert moved["last_checked_at"] is None  # the sender reconnects through it at once
     assert moved["device"] == created["device"]
     removed = ok(await cy.client.patch(url, json={"proxy": None}))
@@ -123,7 +152,16 @@ async def test_a_patched_proxy_replaces_the_old_one_and_asks_for_a_health_check(
 @pytest.mark.parametrize(
     ("body", "status", "code", "field"),
     [
-        (telethon(proxy={**PROXY, "type": "mtproxy"}), 422, "mtproxy_unsupported", None),
+        (telethon(proxy=MTPROXY | {"secret": "ee" + SECRET + "676f6f676c652e636f6d"}), 422,
+         "mtproxy_fake_tls_unsupported", None),
+        (telethon(proxy=MTPROXY | {"secret": SECRET[:-2]}), 422, "validation_error",
+         "proxy.secret"),
+        (telethon(proxy=MTPROXY | {"secret": "dd" + SECRET[:-1] + "g"}), 422, "validation_error",
+         "proxy.secret"),
+        (telethon(proxy=MTPROXY | {"secret": None}), 422, "validation_error", "proxy.secret"),
+        (telethon(proxy=MTPROXY | {"username": "ada", "password": PASSWORD}), 422,
+         "validation_error", "proxy.username"),
+        (telethon(proxy=PROXY | {"secret": SECRET}), 422, "validation_error", "proxy.secret"),
         (telethon(proxy={**PROXY, "username": None}), 422, "validation_error", "proxy.password"),
         (telethon(proxy={**PROXY, "port": 0}), 422, "validation_error", "proxy.port"),
         (telethon(proxy={**PROXY, "host": "a b"}), 422, "validation_error", "proxy.host"),
@@ -134,7 +172,9 @@ async def test_a_patched_proxy_replaces_the_old_one_and_asks_for_a_health_check(
         ({"display_name": "Sim", "proxy": PROXY}, 422, "validation_error", "proxy"),
         ({"display_name": "Sim", "device": DEVICE}, 422, "validation_error", "device"),
     ],
-    ids=["mtproxy", "password-without-username", "port", "host", "lang-code", "device-partial",
+    ids=["mtproxy-fake-tls", "mtproxy-short-secret", "mtproxy-not-hex", "mtproxy-no-secret",
+         "mtproxy-with-credentials", "secret-on-socks5", "password-without-username", "port",
+         "host", "lang-code", "device-partial",
          "proxy-on-simulated", "device-on-simulated"],
 )  # fmt: skip
 async def test_each_bad_proxy_or_device_is_refused_with_its_reason(

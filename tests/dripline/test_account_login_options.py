@@ -23,6 +23,12 @@ from dripline.cli import build_parser
         ("http://proxy.example:3128/", {"type": "http", "host": "proxy.example", "port": 3128}),
         ("HTTP://u@proxy.example:8080",
          {"type": "http", "host": "proxy.example", "port": 8080, "username": "u"}),
+        ("tg://proxy?server=mt.example&port=443&secret=dd0123456789abcdef0123456789abcdef",
+         {"type": "mtproxy", "host": "mt.example", "port": 443,
+          "secret": "dd0123456789abcdef0123456789abcdef"}),
+        ("https://t.me/proxy?server=1.2.3.4&port=8443&secret=0123456789abcdef0123456789abcdef",
+         {"type": "mtproxy", "host": "1.2.3.4", "port": 8443,
+          "secret": "0123456789abcdef0123456789abcdef"}),
     ],
 )  # fmt: skip
 def test_a_proxy_url_becomes_the_apis_proxy(url: str, proxy: dict[str, Any]) -> None:
@@ -32,9 +38,11 @@ def test_a_proxy_url_becomes_the_apis_proxy(url: str, proxy: dict[str, Any]) -> 
 @pytest.mark.parametrize(
     ("url", "says"),
     [
-        ("https://proxy.example:443", "socks5://… or http://…"),
-        ("mtproxy://proxy.example:443", "socks5://… or http://…"),
-        ("proxy.example:1080", "socks5://… or http://…"),
+        ("https://proxy.example:443", "socks5://…, http://… or tg://proxy"),
+        ("mtproxy://proxy.example:443", "socks5://…, http://… or tg://proxy"),
+        ("proxy.example:1080", "socks5://…, http://… or tg://proxy"),
+        ("tg://proxy?server=mt.example&port=443", "tg://proxy\\?server=HOST"),
+        ("tg://proxy?server=mt.example&port=x&secret=00", "not a port number"),
         ("socks5://proxy.example", "a host and a port"),
         ("socks5://:1080", "a host and a port"),
         ("socks5://proxy.example:99999", "port"),

@@ -198,6 +198,40 @@ async def test_sends_a_message_and_records_it(telegram: FakeTelegram, connect: C
     assert [s.text for s in telegram.sent] == ["hello", "again"]
 
 
+async def test_a_send_can_be_answered_with_full_updates(
+    telegram: FakeTelegram, connect: Connect
+) -> None:
+    client = await connect()
+    telegram.answer_sends_with(ACCOUNT, "updates")
+
+    answer = await client(send("hello", random_id=42))
+
+    assert isinstance(answer, types.Updates)
+    mapped, new = answer.updates
+    assert isinstance(mapped, types.UpdateMessageID)
+    assert (mapped.id, mapped.random_id) == (1, 42)
+    assert isinstance(new, types.UpdateNewMessage)
+    assert (new.message.id, new.message.message, new.message.out) == (1, "hello", True)
+    assert [u.id for u in answer.users] == [ALICE]
+    assert telegram.sent[0] == SentMessage(ACCOUNT, ALICE, "hello", 42, 1, new.message.date)
+
+
+async def test_a_username_of_a_channel_or_group_resolves_to_the_channel(
+    telegram: FakeTelegram, connect: Connect
+) -> None:
+    telegram.add_channel(5001, "news")
+    telegram.add_channel(5002, "chatters", group=True)
+    client = await connect()
+
+    news = await client(functions.contacts.ResolveUsernameRequest("News"))
+    chatters = await client(functions.contacts.ResolveUsernameRequest("chatters"))
+
+    assert news.peer == types.PeerChannel(5001)
+    assert (news.chats[0].broadcast, news.chats[0].megagroup, news.users) == (True, False, [])
+    assert chatters.peer == types.PeerChannel(5002)
+    assert chatters.chats[0].megagroup
+
+
 async def test_containers_ordered_and_gzipped_requests_are_understood(
     telegram: FakeTelegram, connect: Connect
 ) -> None:

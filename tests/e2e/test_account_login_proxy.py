@@ -21,6 +21,7 @@ from dripline.fake_telegram import FakeTelegram
 from shared.settings import Settings
 from tests.builders import FAST, ok
 from tests.e2e.conftest import Stack
+from tests.mtproxy import LocalMTProxy
 from tests.proxies import LocalProxy
 from tests.support import eventually
 
@@ -123,7 +124,8 @@ async def test_a_login_and_an_import_connect_through_the_given_proxy_as_the_give
     account_id = done["telegram_account_id"]
     account = ok(await api.get(f"/telegram-accounts/{account_id}"))
     assert account["proxy"] == {"type": "socks5", "host": "127.0.0.1", "port": proxy.port,
-                                "username": "login", "has_password": True}  # fmt: skip
+                                "username": "login", "has_password": True,
+                                "has_secret": False}  # fmt: skip
     assert account["device"] == DEVICE
     # The account's own connections (the sender's first health check) keep to them.
     ok(await api.patch(f"/telegram-accounts/{account_id}", json={"pacing": FAST}))
@@ -191,9 +193,9 @@ async def test_a_proxy_that_cannot_be_reached_is_proxy_unreachable(
     assert telegram.connected == []
     assert ok(await api.get("/telegram-accounts")) == []
     # Checked as a registered account's proxy is, before anything is asked of the sender.
-    mtproxy = {"phone": PHONE, "proxy": {**dead, "type": "mtproxy"}}
+    mtproxy = {"phone": PHONE, "proxy": {**dead, "type": "mtproxy", "secret": "dd0123"}}
     refused(await api.post("/telegram-accounts/logins", json=mtproxy), 422,
-            "mtproxy_unsupported")  # fmt: skip
+            "validation_error")  # fmt: skip
     alone = {"phone": PHONE, "proxy": {**dead, "password": "no username"}}
     refused(await api.post("/telegram-accounts/logins", json=alone), 422, "validation_error")
 
@@ -215,5 +217,41 @@ async def test_the_command_line_login_goes_through_its_proxy_as_its_device(
     assert presented(telegram, 0) == [DEVICE] * len(telegram.inits)
     account = ok(await stack.api.get(f"/telegram-accounts/{account_id}"))
     assert account["proxy"] == {"type": "socks5", "host": "127.0.0.1", "port": proxy.port,
-                                "username": "login", "has_password": True}  # fmt: skip
+                                "username": "login", "has_password": True,
+                                "has_secret": False}  # fmt: skip
     assert account["device"] == DEVICE
+
+
+async def test_a_login_through_an_mtproxy_link_keeps_the_mtproxy(
+    stack: Stack, telegram: FakeTelegram
+) -> None:
+    """The link an operator gets for an MTProxy (as `--proxy` takes it), through the API: the
+    auth-key exchange, the code and the 2FA password all go through the MTProxy, and the account
+    created connects through it too."""
+    api = stack.api
+    secret = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    relay = LocalMTProxy(secret, ("127.0.0.1", telegram.port))
+    await relay.start()
+    try:
+        link = f"tg://proxy?server=127.0.0.1&port={relay.port}&secret=dd{secret}"
+        body = {"phone": PHONE, "display_name": "MTProxied", "proxy": parse_proxy(link)}
+        started = ok(await api.post("/telegram-accounts/logins", json=body), 201)
+        login = f"/telegram-accounts/logins/{started['id']}"
+        needs = ok(await api.post(f"{login}/code", json={"code": telegram.last_code(PHONE)}))
+        assert needs["status"] == "password_needed"
+        done = ok(await api.post(f"{login}/password", json={"password": PASSWORD}))
+        assert done["status"] == "logged_in"
+        account_id = done["telegram_account_id"]
+        account = ok(await api.get(f"/telegram-accounts/{account_id}"))
+        assert account["proxy"] == {"type": "mtproxy", "host": "127.0.0.1", "port": relay.port,
+                                    "username": None, "has_password": False,
+                                    "has_secret": True}  # fmt: skip
+        ok(await api.patch(f"/telegram-accounts/{account_id}", json={"pacing": FAST}))
+        await eventually(lambda: health(api, account_id, "active", "warming"), timeout_s=30)
+        peers = {c.peer for c in telegram.connected}
+        assert len(telegram.inits) >= 4  # start, code, password, the sender's client
+        assert {i.peer for i in telegram.inits} <= relay.outbound()
+        assert peers <= relay.outbound()
+        assert relay.refused == 0
+    finally:
+        await relay.stop()

@@ -2,7 +2,8 @@
 registered through the API with a SOCKS5 proxy and a device, the sender process connects only
 through that proxy and always as that device, while another account connects directly; a proxy
 that goes away makes the account disconnected with `proxy_unreachable` (not dead), and it comes
-back once the proxy works again."""
+back once the proxy works again. The same for an MTProxy (tests/mtproxy.py), and one with
+another secret."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from dripline.fake_telegram import FakeTelegram
 from tests.builders import END, FAST, SEND, add_contacts, contact, edge, flow, ok
 from tests.e2e.conftest import Stack
+from tests.mtproxy import LocalMTProxy
 from tests.proxies import LocalProxy
 from tests.support import eventually
 
@@ -112,3 +114,71 @@ async def test_an_account_connects_only_through_its_proxy_and_as_its_device(
     ok(await api.patch(url, json={"proxy": socks}))
     await eventually(lambda: health(proxied, "active"))
     assert set(c.peer for c in telegram.connected if c.account_id == PROXIED) <= proxy.outbound()
+
+
+async def test_an_account_connects_and_sends_through_its_mtproxy(
+    stack: Stack, telegram: FakeTelegram
+) -> None:
+    api = stack.api
+    secret = "00112233445566778899aabbccddeeff"
+    relay = LocalMTProxy(secret, ("127.0.0.1", telegram.port))
+    await relay.start()
+    try:
+        mtproxy = {"type": "mtproxy", "host": "127.0.0.1", "port": relay.port,
+                   "secret": "dd" + secret}  # fmt: skip
+        body = {"display_name": "Behind an MTProxy", "session_kind": "telethon",
+                "session_string": telegram.session_string(PROXIED), "pacing": FAST,
+                "warm": True, "proxy": mtproxy}  # fmt: skip
+        proxied = ok(await api.post("/telegram-accounts", json=body), 201)
+        assert proxied["proxy"]["has_secret"] is True
+        assert secret not in str(proxied)
+        direct_body = {**body, "display_name": "Direct", "proxy": None,
+                       "session_string": telegram.session_string(DIRECT)}  # fmt: skip
+        direct = ok(await api.post("/telegram-accounts", json=direct_body), 201)
+
+        async def health(account: Any, status: str) -> Any:
+            found = ok(await api.get(f"/telegram-accounts/{account['id']}"))
+            return found if found["health_status"] == status else None
+
+        await eventually(lambda: health(proxied, "active"))
+        await eventually(lambda: health(direct, "active"))
+        created = ok(
+            await api.post(
+                "/campaign-flows",
+                json={"name": "Behind an MTProxy", "telegram_account_id": proxied["id"],
+                      "flow": flow([SEND, END], [edge("hello", "end")])},
+            ),
+            201,
+        )  # fmt: skip
+        ada = await contact(api, "ada_proxied", first_name="Ada")
+        await add_contacts(api, created["id"], [ada["id"]])
+        ok(await api.post(f"/campaign-flows/{created['id']}/launch"))
+
+        async def completed() -> Any:
+            campaign = ok(await api.get(f"/campaign-flows/{created['id']}"))
+            return campaign if campaign["status"] == "completed" else None
+
+        await eventually(completed, timeout_s=60)
+        assert [(m.account_id, m.peer_user_id, m.text) for m in telegram.sent] == [
+            (PROXIED, ADA, "Hi Ada!")
+        ]
+        through = [c.peer for c in telegram.connected if c.account_id == PROXIED]
+        straight = [c.peer for c in telegram.connected if c.account_id == DIRECT]
+        assert through
+        assert straight
+        assert set(through) <= relay.outbound()
+        assert not set(straight) & relay.outbound()
+        assert relay.refused == 0
+
+        # Another secret: the MTProxy closes the connection; the account waits, not dead.
+        url = f"/telegram-accounts/{proxied['id']}"
+        ok(await api.patch(url, json={"proxy": {**mtproxy, "secret": "ab" * 16}}))
+        wrong = await eventually(lambda: health(proxied, "disconnected"), timeout_s=30)
+        assert wrong["health_detail"].startswith(
+            f"proxy_unreachable: the MTProxy 127.0.0.1:{relay.port} closed the connection"
+        )
+        assert relay.refused >= 1
+        ok(await api.patch(url, json={"proxy": mtproxy}))
+        await eventually(lambda: health(proxied, "active"), timeout_s=30)
+    finally:
+        await relay.stop()

@@ -40,9 +40,10 @@ CHECK_HEALTH = Contract(
 
 class LoginProxy(Payload):
     """The proxy every connection of a login or import goes through (docs/accounts.md,
-    "Proxies"); the account created keeps it. The password travels sealed."""
+    "Proxies"); the account created keeps it. The password (an MTProxy's secret) travels
+    sealed."""
 
-    type: Literal["socks5", "http"]
+    type: Literal["socks5", "http", "mtproxy"]
     host: str = Field(max_length=253)
     port: int = Field(ge=1, le=65535)
     username: str | None = Field(default=None, max_length=255)

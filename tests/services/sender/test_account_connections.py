@@ -36,11 +36,13 @@ from shared.domain.clock import SystemClock
 from shared.domain.devices import DeviceIdentity
 from shared.messaging.transaction import transaction
 from shared.settings import Settings
+from tests.mtproxy import LocalMTProxy
 from tests.proxies import LocalProxy
 
 PROXIED, DIRECT, ADA = 1001, 1002, 2001
 PHONE = "+15550100"
 PROXY_USER, PROXY_PASSWORD = "dripline", "s3cret proxy password"
+MTPROXY_SECRET = "0123456789abcdef0123456789abcdef"
 MAC = DeviceIdentity("MacBook Pro", "macOS 14.6.1", "5.8.3 x64", "de", "de-DE")
 DELL = DeviceIdentity("Dell XPS 15 9530", "Windows 11", "5.10.3 x64", "en", "en-US")
 
@@ -248,6 +250,77 @@ async def test_a_proxy_that_refuses_the_credentials_is_proxy_unreachable(
     assert world.server.sent == []
 
 
+@pytest.mark.parametrize("given", [MTPROXY_SECRET, "dd" + MTPROXY_SECRET.upper()])
+async def test_an_accounts_traffic_goes_through_its_mtproxy_and_anothers_does_not(
+    world: World, given: str
+) -> None:
+    relay = LocalMTProxy(MTPROXY_SECRET, ("127.0.0.1", world.server.port))
+    await relay.start()
+    try:
+        proxied = await world.account(
+            PROXIED, MAC, Proxy("mtproxy", "127.0.0.1", relay.port, password=given)
+        )
+        direct = await world.account(DIRECT, DELL)
+
+        for account in (proxied, direct):
+            assert await world.health_check(account) == ("active", None)
+            await world.gateway.send(account, Peer("ada", world.ada), "Hi", 7, now())
+        world.server.drop_connections(PROXIED)
+        await world.gateway.send(proxied, Peer("ada", world.ada), "Again", 8, now())
+    finally:
+        await relay.stop()
+
+    assert [(m.account_id, m.text) for m in world.server.sent] == [
+        (PROXIED, "Hi"),
+        (DIRECT, "Hi"),
+        (PROXIED, "Again"),
+    ]
+    assert relay.refused == 0
+    assert {t.dc_id for t in relay.tunnels} == {2}  # the session's DC, in the header
+    through_proxy = world.ports_of(PROXIED)
+    assert len(through_proxy) >= 2  # connected, dropped, connected again
+    assert set(through_proxy) <= relay.outbound()
+    assert world.ports_of(DIRECT)
+    assert not set(world.ports_of(DIRECT)) & relay.outbound()
+
+
+async def test_an_mtproxy_with_another_secret_is_proxy_unreachable(world: World) -> None:
+    relay = LocalMTProxy(MTPROXY_SECRET, ("127.0.0.1", world.server.port))
+    await relay.start()
+    try:
+        wrong = Proxy("mtproxy", "127.0.0.1", relay.port, password="ab" * 16)
+        account = await world.account(PROXIED, MAC, wrong)
+
+        health, detail = await world.health_check(account)
+
+        assert health == AccountHealth.DISCONNECTED
+        assert detail is not None
+        assert detail.startswith(f"proxy_unreachable: the MTProxy 127.0.0.1:{relay.port} closed")
+        assert relay.refused >= 1
+        assert relay.tunnels == []
+        with pytest.raises(ProxyUnreachable):
+            await world.gateway.send(account, Peer("ada", world.ada), "Hi", 9, now())
+    finally:
+        await relay.stop()
+    assert world.server.sent == []
+    assert world.server.inits == []
+
+
+async def test_an_unreachable_mtproxy_is_proxy_unreachable(world: World) -> None:
+    gone = Proxy("mtproxy", "127.0.0.1", closed_port(), password=MTPROXY_SECRET)
+    account = await world.account(PROXIED, MAC, gone)
+    await world.pool.execute(
+        "UPDATE telegram_accounts SET health_status = 'active' WHERE id = $1", account.id
+    )
+
+    health, detail = await world.health_check(account)
+
+    assert health == AccountHealth.DISCONNECTED  # waits and retries: not a dead account
+    assert detail is not None
+    assert detail.startswith(f"proxy_unreachable: the MTProxy 127.0.0.1:{gone.port} cannot be")
+    assert world.server.inits == []
+
+
 async def test_a_changed_proxy_is_used_from_the_next_health_check(
     world: World, proxy: LocalProxy
 ) -> None:
@@ -346,6 +419,28 @@ async def test_a_phone_login_and_an_import_check_go_through_the_proxy(
     assert {i.device for i in world.server.inits} == {
         ("MacBook Pro", "macOS 14.6.1", "5.8.3 x64", "de", "de-DE")
     }
+
+
+async def test_a_phone_login_goes_through_the_mtproxy(world: World) -> None:
+    relay = LocalMTProxy(MTPROXY_SECRET, ("127.0.0.1", world.server.port))
+    await relay.start()
+    try:
+        connection = Connection(
+            ApiCredentials(12345, "0123456789abcdef"),
+            MAC,
+            Proxy("mtproxy", "127.0.0.1", relay.port, password="dd" + MTPROXY_SECRET),
+        )
+        login = PhoneLogin(connection, endpoint=Endpoint(2, "127.0.0.1", world.server.port))
+        pending = await login.start(PHONE, now())
+        done = await login.submit_code(pending, world.server.last_code(PHONE), now())
+        assert not isinstance(done, type(pending))
+        checked = await validate_session(done.session, connection)
+    finally:
+        await relay.stop()
+
+    assert checked.user_id == PROXIED
+    assert len(world.server.inits) == 3
+    assert {i.peer for i in world.server.inits} <= relay.outbound()
 
 
 async def test_a_login_through_an_unreachable_proxy_is_refused_with_proxy_unreachable(

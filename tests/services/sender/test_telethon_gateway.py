@@ -141,6 +141,50 @@ async def test_a_username_is_resolved_once_and_its_access_hash_kept(world: World
     assert (kept["peer_key"], kept["user_id"]) == ("ada", ADA)
 
 
+async def test_the_message_id_is_recorded_from_a_short_and_from_a_full_updates_answer(
+    world: World,
+) -> None:
+    short = await world.gateway.send(world.account, world.peer("ada"), "Short", 13, now())
+    world.server.answer_sends_with(SENDER, "updates")
+    full = await world.gateway.send(world.account, world.peer("ada"), "Full", 14, now())
+    again = await world.gateway.send(world.account, world.peer("bob"), "Full too", 15, now())
+
+    assert [(m.text, m.random_id) for m in world.server.sent] == [
+        ("Short", 13),
+        ("Full", 14),
+        ("Full too", 15),
+    ]
+    for delivery, sent in zip((short, full, again), world.server.sent, strict=True):
+        assert (delivery.telegram_message_id, delivery.sent_at) == (sent.message_id, sent.date)
+        assert not delivery.duplicate
+    assert len({m.message_id for m in world.server.sent}) == 3
+
+
+@pytest.mark.parametrize("group", [False, True], ids=["channel", "group"])
+async def test_a_username_that_is_a_group_or_channel_is_refused_for_that_contact(
+    world: World, group: bool
+) -> None:
+    world.server.add_channel(5001, "outreach_news", group=group)
+    contact = await world.pool.fetchval(
+        "INSERT INTO contacts (owner_user_id, telegram_username) SELECT owner_user_id,"
+        " 'outreach_news' FROM contacts WHERE id = $1 RETURNING id",
+        world.contacts["ada"],
+    )
+    peer = Peer("outreach_news", contact, "username")
+
+    with pytest.raises(ContactPermanent, match="@outreach_news is a group or channel"):
+        await world.gateway.send(world.account, peer, "Hi", 16, now())
+    # The account is fine and goes on sending to people.
+    delivery = await world.gateway.send(world.account, world.peer("ada"), "Hi Ada", 17, now())
+
+    assert [(m.peer_user_id, m.text) for m in world.server.sent] == [(ADA, "Hi Ada")]
+    assert delivery.telegram_message_id == world.server.sent[0].message_id
+    kept = await world.pool.fetchval(
+        "SELECT count(*) FROM telegram_peers WHERE contact_id = $1", contact
+    )
+    assert kept == 0
+
+
 async def test_a_phone_is_imported_and_an_unknown_one_is_permanent(world: World) -> None:
     delivery = await world.gateway.send(world.account, world.peer("phone"), "Hi", 21, now())
     assert delivery.telegram_message_id == world.server.sent[0].message_id
