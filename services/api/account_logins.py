@@ -81,6 +81,7 @@ STATUS = {
     "login_not_found": 404,
     "telegram_account_not_found": 404,
     "account_not_logged_out": 409,
+    "account_already_connected": 409,
     "telethon_not_configured": 503,
 }
 # A flood wait Telegram gave no seconds for (PHONE_NUMBER_FLOOD): try again in an hour.

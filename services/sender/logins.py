@@ -265,6 +265,12 @@ async def _start(asked: Asked, command: AccountLogin) -> AccountLoginProgressed:
     phone = (account["phone"] if account is not None else None) or command.phone
     if not phone:
         return _failed(login_id, "phone_number_invalid", "no phone number to log in with")
+    if account is None:
+        refused = await _already_connected(
+            connection, login_id, actor.organization_id, actor.user_id, phone
+        )
+        if refused is not None:
+            return refused
     account_id = command.telegram_account_id or uuid4()
     api_hash = None if command.api_hash_sealed is None else cipher.open(command.api_hash_sealed)
     # An account logged in again keeps connecting as it always did; a new one as asked.
@@ -294,6 +300,35 @@ async def _start(asked: Asked, command: AccountLogin) -> AccountLoginProgressed:
         status="code_sent",
         telegram_account_id=account_id,
         expires_at=pending.expires_at,
+    )
+
+
+async def _already_connected(
+    connection: DbConnection,
+    login_id: UUID,
+    organization_id: UUID | None,
+    user_id: UUID,
+    phone: str | None,
+) -> AccountLoginProgressed | None:
+    """The refusal of a second account for a phone the context already has (checked before
+    the code is sent, and again when the account would be written: two logins may race)."""
+    if not phone:
+        return None
+    existing = await connection.fetchrow(
+        QUERIES["account_of_phone"], organization_id, user_id, phone
+    )
+    if existing is None:
+        return None
+    again = (
+        f"; log it in again in place with POST /telegram-accounts/{existing['id']}/login"
+        if existing["health_status"] == "auth_lost"
+        else ""
+    )
+    return _failed(
+        login_id,
+        "account_already_connected",
+        f"this phone is already account {existing['id']} ({existing['display_name']}, "
+        f"{existing['health_status']}){again}",
     )
 
 
@@ -368,6 +403,15 @@ async def _continue(asked: Asked, command: AccountLogin) -> AccountLoginProgress
             at=now,
         )
     else:
+        refused = await _already_connected(
+            connection, login_id, row["organization_id"], row["owner_user_id"],
+            result.phone or row["phone"],
+        )  # fmt: skip
+        if refused is not None:
+            await connection.execute(
+                QUERIES["login_failed"], login_id, "account_already_connected", now
+            )
+            return refused
         await _insert_account(
             connection, account_id, row["organization_id"], row["owner_user_id"],
             row["display_name"], result.phone or row["phone"], session, device, proxy, now,
@@ -426,6 +470,11 @@ async def _import(asked: Asked, command: AccountImportSession) -> AccountLoginPr
         return _failed(login_id, "session_invalid", f"unusable session address: {exc}")
     except LoginError as error:
         return _refused(login_id, error)
+    refused = await _already_connected(
+        connection, login_id, actor.organization_id, actor.user_id, found.phone
+    )
+    if refused is not None:
+        return refused
     await _insert_account(
         connection, account_id, actor.organization_id, actor.user_id, command.display_name,
         found.phone, cipher.seal(session), device, command.proxy, now,

@@ -8,6 +8,19 @@ UPDATE telegram_logins
 SET pending_secret = NULL, status = 'failed', failure_code = 'login_expired', updated_at = $1
 WHERE pending_secret IS NOT NULL AND expires_at <= $1;
 
+-- name: account_of_phone
+-- The live account of context $1 (an organization, or user $2's personal accounts when NULL)
+-- already connected with phone $3, compared by its digits: one Telegram user is one account,
+-- or two would share (and double) its quotas and pace.
+SELECT id, display_name, health_status
+FROM telegram_accounts
+WHERE deleted_at IS NULL AND phone IS NOT NULL
+  AND organization_id IS NOT DISTINCT FROM $1
+  AND ($1::uuid IS NOT NULL OR owner_user_id = $2)
+  AND regexp_replace(phone, '[^0-9]', '', 'g') = regexp_replace($3, '[^0-9]', '', 'g')
+ORDER BY created_at
+LIMIT 1;
+
 -- name: account_to_log_in_again
 -- The Telethon account $1, locked, if actor $3 may manage it in context $2: its personal owner,
 -- or in an organization its owner or an organization owner or admin. Its phone, device and

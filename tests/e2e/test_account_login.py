@@ -215,6 +215,18 @@ async def test_imports_are_validated_by_the_sender_before_the_account_is_saved(
     body = {"display_name": "Junk", "format": "pyrogram", "session": "not a session"}
     refused(await api.post("/telegram-accounts/import", json=body), 422, "session_invalid")
     assert all(dead not in stack[name].output() for name in ("api", "sender"))
+    # One Telegram user is one account of a context (two would double its quotas and pace):
+    # the same user imported again, or a phone login for its phone, is refused, nothing saved
+    # and no code sent.
+    twice = {"display_name": "Twice", "format": "telethon_string",
+             "session": telegram.session_string(SENDER)}  # fmt: skip
+    already = refused(await api.post("/telegram-accounts/import", json=twice), 409,
+                      "account_already_connected")  # fmt: skip
+    assert imported["telegram_account_id"] in already["detail"]
+    refused(await api.post("/telegram-accounts/logins", json={"phone": PHONE}), 409,
+            "account_already_connected")  # fmt: skip
+    with pytest.raises(KeyError):
+        telegram.last_code(PHONE)  # no code was sent
     names = await pool.fetch("SELECT display_name FROM telegram_accounts ORDER BY created_at")
     assert [r["display_name"] for r in names] == ["String", "File"]
 
