@@ -102,7 +102,7 @@ async def run(url: str, key: str, clients: int, seconds: float, ids: Any) -> Tal
     return tally
 
 
-async def main(seconds: float, client_counts: list[int]) -> None:
+async def main(seconds: float, client_counts: list[int], max_concurrent: int) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
         issued = await create_user(connection, "load@example.com")
@@ -114,6 +114,7 @@ async def main(seconds: float, client_counts: list[int]) -> None:
             kafka_bootstrap=infra.bootstrap,
             topic_prefix=infra.topic_prefix,
             api_port=free_port(),
+            api_max_concurrent_requests=max_concurrent,
         )
         api = ServiceProcess("api", settings)
         try:
@@ -131,6 +132,9 @@ async def main(seconds: float, client_counts: list[int]) -> None:
                     + (f" (p99 {shed_p99 * 1000:.0f} ms to the 503)" if tally.shed else "")
                     + (f"; other answers {tally.other}" if tally.other else "")
                 )
+                attempts = len(tally.served) + len(tally.shed) + sum(tally.other.values())
+                print(f"      share shed {len(tally.shed) / max(attempts, 1):.1%}"
+                      f" (admission limit {max_concurrent})")  # fmt: skip
                 target = THROUGHPUT_TARGET if clients <= 20 else None
                 record(Figure("api", f"{clients} clients, served", rate, "/s", "higher", target))
                 p99_target = P99_TARGET_MS if clients <= 20 else None
@@ -147,5 +151,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[20, 300])
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=Settings().api_max_concurrent_requests,
+        help="the api's admission limit (api_max_concurrent_requests); a huge one turns "
+        "shedding off, to measure without it",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.seconds, arguments.clients))
+    asyncio.run(main(arguments.seconds, arguments.clients, arguments.max_concurrent))
