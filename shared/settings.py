@@ -83,10 +83,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )
     api_max_concurrent_requests: int = Field(
-        default=64,
+        default=32,
         gt=0,
         description="Requests one API process serves at once; more wait up to "
-        "api_queue_wait_s for a place, then get 503 overloaded with Retry-After.",
+        "api_queue_wait_s for a place, then get 503 overloaded with Retry-After. Beyond a few "
+        "times db_pool_max, the requests let in only queue for a connection (docs/deploy.md).",
     )
     api_queue_wait_s: float = Field(
         default=0.25,
