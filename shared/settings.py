@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         "once; dispatch claims no more until the senders catch up, so a backlog drains at "
         "their pace and no lease runs out unused.",
     )
+    dispatch_interval_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="How often the scheduler claims due executions (at most sweep_interval_s): "
+        "what it adds to the lateness of a waiting execution's next step.",
+    )
     health_check_interval_s: float = Field(
         default=300.0, gt=0, description="How often each Telegram account is probed."
     )
