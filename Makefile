@@ -39,6 +39,7 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures, 
 	export DRIPLINE_BENCH_REPORT=$(BENCH_REPORT); \
 	$(BIN)/python -m bench.dispatch && \
 	$(BIN)/python -m bench.firing && \
+	$(BIN)/python -m bench.precision && \
 	$(BIN)/python -m bench.engine && \
 	$(BIN)/python -m bench.bulk && \
 	$(BIN)/python -m bench.imports && \

@@ -62,6 +62,8 @@ class Service:
     clock: Clock = field(default_factory=SystemClock)
     handlers: dict[Topic, dict[str, Handler[Any]]] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
+    # A job's own pause between runs, where it is not settings.sweep_interval_s.
+    intervals: dict[str, float] = field(default_factory=dict)
     # Run when the service stops, after its jobs and before its pool closes.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     broker: KafkaBroker = field(init=False)
@@ -94,11 +96,14 @@ class Service:
 
         return register
 
-    def every_sweep(self, name: str) -> Callable[[Job], Job]:
-        """Run `job(service)` every settings.sweep_interval_s while the service runs."""
+    def every_sweep(self, name: str, *, interval_s: float | None = None) -> Callable[[Job], Job]:
+        """Run `job(service)` every settings.sweep_interval_s (or every `interval_s`) while the
+        service runs; the pause is between the end of one run and the start of the next."""
 
         def register(job: Job) -> Job:
             self.jobs[name] = job
+            if interval_s is not None:
+                self.intervals[name] = interval_s
             return job
 
         return register
@@ -113,7 +118,7 @@ class Service:
                 # with its traceback and counted, never silently dropped.
                 JOB_FAILURES.labels(name).inc()
                 log.exception("%s: periodic job %s failed", self.name, name)
-            await asyncio.sleep(self.settings.sweep_interval_s)
+            await asyncio.sleep(self.intervals.get(name, self.settings.sweep_interval_s))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

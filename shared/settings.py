@@ -83,10 +83,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How long a claimed execution is the sender's alone."
     )
     api_max_concurrent_requests: int = Field(
-        default=64,
+        default=32,
         gt=0,
         description="Requests one API process serves at once; more wait up to "
-        "api_queue_wait_s for a place, then get 503 overloaded with Retry-After.",
+        "api_queue_wait_s for a place, then get 503 overloaded with Retry-After. Beyond a few "
+        "times db_pool_max, the requests let in only queue for a connection (docs/deploy.md).",
     )
     api_queue_wait_s: float = Field(
         default=0.25,
@@ -99,6 +100,12 @@ class Settings(BaseSettings):
         description="How many executions may be claimed and not yet stepped by a sender at "
         "once; dispatch claims no more until the senders catch up, so a backlog drains at "
         "their pace and no lease runs out unused.",
+    )
+    dispatch_interval_s: float = Field(
+        default=0.2,
+        gt=0,
+        description="How often the scheduler claims due executions (at most sweep_interval_s): "
+        "what it adds to the lateness of a waiting execution's next step.",
     )
     health_check_interval_s: float = Field(
         default=300.0, gt=0, description="How often each Telegram account is probed."

@@ -37,7 +37,10 @@ def create_service(settings: Settings) -> Service:
     service.every_sweep("bulk_operations")(bulk_operations.advance)
     service.every_sweep("bulk_actions")(bulk_actions.release_batches)
     service.every_sweep("start_scheduled")(dispatch.start_scheduled)
-    service.every_sweep("dispatch_due")(dispatch.dispatch_due)
+    # Dispatch runs more often than the other sweeps: its pause is what a waiting execution's
+    # next step may be late by (issue 17, item 5; bench.precision).
+    dispatch_every = min(settings.dispatch_interval_s, settings.sweep_interval_s)
+    service.every_sweep("dispatch_due", interval_s=dispatch_every)(dispatch.dispatch_due)
     service.every_sweep("finish_runs")(runs.finish_runs)
     service.every_sweep("bulk_gauges")(metrics.measure_unfinished)
     service.every_sweep("lost_commands")(recovery.LostCommands())

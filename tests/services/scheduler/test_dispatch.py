@@ -1,15 +1,19 @@
 """Dispatch's backpressure (issue 17, item 2): it claims only while fewer than
 `dispatch_max_in_flight` executions hold a live lease, so a backlog is leased at the senders'
-pace and no lease runs out before a sender reaches it."""
+pace and no lease runs out before a sender reaches it. And its cadence (item 5): it runs every
+`dispatch_interval_s`, more often than the other sweeps."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.scheduler.app import create_service
 from services.scheduler.dispatch import dispatch_due
 from shared.domain.clock import FixedClock
 from shared.messaging.topics import Topic
@@ -113,3 +117,33 @@ async def test_under_the_bound_one_sweep_claims_the_whole_backlog(
     await seed_backlog(pool)
     assert await dispatch_due(scheduler(pool, settings, NOW)) == BACKLOG
     assert await dispatch_due(scheduler(pool, settings, NOW)) == 0
+
+
+@pytest.mark.settings(sweep_interval_s=5, dispatch_interval_s=0.05)
+async def test_dispatch_runs_every_dispatch_interval_not_every_sweep(settings: Settings) -> None:
+    """Issue 17, item 5: the pause between two dispatches is what a waiting execution's next step
+    may be late by, so dispatch has its own, shorter interval; the other sweeps keep theirs."""
+    service = create_service(settings)
+    assert service.intervals["dispatch_due"] == 0.05
+    assert "finish_runs" not in service.intervals  # every sweep_interval_s
+
+    runs = {"dispatch_due": 0, "finish_runs": 0}
+
+    def counting(name: str) -> Callable[[Service], Awaitable[None]]:
+        async def job(_: Service) -> None:
+            runs[name] += 1
+
+        return job
+
+    tasks = [asyncio.create_task(service._repeat(name, counting(name))) for name in runs]
+    await asyncio.sleep(0.6)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert runs["dispatch_due"] >= 5
+    assert runs["finish_runs"] == 1
+
+
+@pytest.mark.settings(sweep_interval_s=0.1, dispatch_interval_s=0.2)
+async def test_dispatch_is_never_less_often_than_the_sweeps(settings: Settings) -> None:
+    assert create_service(settings).intervals["dispatch_due"] == 0.1
