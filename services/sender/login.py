@@ -203,6 +203,18 @@ def login_failure(exc: BaseException) -> LoginError:
 
 # -- the phone login ---------------------------------------------------------------------------
 
+# A new auth key is the DH secret g^ab as its shortest big-endian bytes (Telethon's
+# get_byte_array), so one in 256 has 255 bytes; a StringSession stores 256 (struct "256s"),
+# padding with a zero at the end, and the key read back is another key that Telegram does not
+# know: the login's next step failed with AuthKeyNotFound (CI saw it). Such a key is dropped and
+# a new one made before the code is asked for.
+AUTH_KEY_BYTES = 256
+KEY_ATTEMPTS = 4
+
+
+def keeps_in_a_string_session(key: bytes | None) -> bool:
+    return key is not None and len(key) == AUTH_KEY_BYTES
+
 
 class PhoneLogin:
     """The steps of a phone login; each opens a client on the pending session and closes it."""
@@ -216,11 +228,15 @@ class PhoneLogin:
 
     async def start(self, phone: str, now: datetime) -> PendingLogin:
         """Ask Telegram to send a login code to the phone's Telegram app (or SMS)."""
-        session = StringSession()
-        session.set_dc(self._endpoint.dc_id, self._endpoint.host, self._endpoint.port)
-        client = _client(session, self._connection)
+        client = _client(self._new_session(), self._connection)
         try:
             await client.connect()
+            for _ in range(KEY_ATTEMPTS - 1):
+                if keeps_in_a_string_session(client.session.auth_key.key):
+                    break
+                await _close(client)
+                client = _client(self._new_session(), self._connection)
+                await client.connect()
             sent = await client(
                 functions.auth.SendCodeRequest(
                     phone,
@@ -237,6 +253,11 @@ class PhoneLogin:
         if isinstance(sent, types.auth.SentCodeSuccess):
             raise LoginError("login_refused", "Telegram logged in without a code; start again")
         return PendingLogin(phone, sent.phone_code_hash, saved, now + self._ttl)
+
+    def _new_session(self) -> StringSession:
+        session = StringSession()
+        session.set_dc(self._endpoint.dc_id, self._endpoint.host, self._endpoint.port)
+        return session
 
     async def submit_code(
         self, pending: PendingLogin, code: str, now: datetime

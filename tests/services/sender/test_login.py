@@ -31,6 +31,7 @@ from services.sender.login import (
     PhoneLogin,
     Proxy,
     import_failure,
+    keeps_in_a_string_session,
     login_failure,
     parse_pyrogram_session,
     parse_sqlite_session,
@@ -169,6 +170,23 @@ def test_unusable_pyrogram_strings_are_refused_with_the_reason(text: str, why: s
     with pytest.raises(LoginError, match=why) as raised:
         parse_pyrogram_session(text)
     assert raised.value.code == "session_invalid"
+
+
+def test_a_new_key_of_255_bytes_does_not_survive_a_string_session_so_a_login_remakes_it() -> None:
+    """Why PhoneLogin.start remakes a short key: read back, it is another key (another id)."""
+    short = AuthKey(b"\x01" + bytes(range(254)))
+    session = StringSession()
+    session.set_dc(2, "127.0.0.1", 443)
+    session.auth_key = short
+    back = StringSession(session.save()).auth_key
+    assert back is not None
+    assert back.key_id != short.key_id
+    assert not keeps_in_a_string_session(short.key)
+    whole = AuthKey(b"\x01" + bytes(range(255)))
+    session.auth_key = whole
+    assert StringSession(session.save()).auth_key.key_id == whole.key_id  # type: ignore[union-attr]
+    assert keeps_in_a_string_session(whole.key)
+    assert not keeps_in_a_string_session(None)
 
 
 def test_a_telethon_string_session_keeps_its_address() -> None:
