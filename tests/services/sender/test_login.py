@@ -184,7 +184,7 @@ def test_a_new_key_of_255_bytes_does_not_survive_a_string_session_so_a_login_rem
     assert not keeps_in_a_string_session(short.key)
     whole = AuthKey(b"\x01" + bytes(range(255)))
     session.auth_key = whole
-    assert StringSession(session.save()).auth_key.key_id == whole.key_id  # type: ignore[union-attr]
+    assert StringSession(session.save()).auth_key.key_id == whole.key_id
     assert keeps_in_a_string_session(whole.key)
     assert not keeps_in_a_string_session(None)
 
