@@ -1,4 +1,5 @@
-"""What the service tests share: the sender as its consumer sees it, and its due records."""
+"""What the service tests share: the sender as its consumer sees it, its due records, and the
+API's consumer of a command topic fed records by hand."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from uuid import UUID
 
 import asyncpg
 
+from services.api.app import create_service as create_api
 from services.sender.app import create_service
 from shared.domain.clock import FixedClock
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import ExecutionDue, MessageType
-from shared.messaging.envelope import new_envelope
+from shared.messaging.envelope import Envelope, new_envelope
 from shared.messaging.topics import Topic
 from shared.settings import Settings
 from tests.builders import FakeRecord
@@ -73,3 +75,27 @@ async def step_due(
         clock=FixedClock(now),
     )
     await consumer.process([due_record(execution, campaign, account, lease)])
+
+
+class ApiBus:
+    """The API's consumer of a command topic, fed records at increasing offsets."""
+
+    def __init__(self, pool: asyncpg.Pool[Any], topic: Topic) -> None:
+        service = create_api(Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y"))
+        self.topic = topic
+        self.consumer = BatchConsumer(
+            name="api",
+            topic=topic,
+            handlers=service.handlers[topic],
+            pool=pool,
+            clock=FixedClock(NOW),
+        )
+        self.offset = 0
+
+    async def send(self, *messages: Envelope | bytes) -> None:
+        records = []
+        for message in messages:
+            value = message if isinstance(message, bytes) else message.to_bytes()
+            records.append(FakeRecord(value, self.offset, topic=self.topic.value))
+            self.offset += 1
+        await self.consumer.process(records)

@@ -13,39 +13,13 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from services.api.app import create_service
-from shared.domain.clock import FixedClock
-from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import BulkActionRequest, MessageType
 from shared.messaging.envelope import Actor, Envelope, new_envelope
 from shared.messaging.topics import Topic
-from shared.settings import Settings
-from tests.builders import FLOW, FakeRecord
+from tests.builders import FLOW
+from tests.services.builders import ApiBus
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-class Bus:
-    """The API's consumer of dripline.bulk.commands, fed records at increasing offsets."""
-
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
-        service = create_service(Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y"))
-        self.consumer = BatchConsumer(
-            name="api",
-            topic=Topic.BULK_COMMANDS,
-            handlers=service.handlers[Topic.BULK_COMMANDS],
-            pool=pool,
-            clock=FixedClock(NOW),
-        )
-        self.offset = 0
-
-    async def send(self, *envelopes: Envelope) -> None:
-        records = []
-        for envelope in envelopes:
-            value = envelope.to_bytes()
-            records.append(FakeRecord(value, self.offset, topic=Topic.BULK_COMMANDS.value))
-            self.offset += 1
-        await self.consumer.process(records)
 
 
 def asked(request: BulkActionRequest, user: UUID, organization: UUID | None = None) -> Envelope:
@@ -112,7 +86,7 @@ def request(action_id: UUID, campaign: UUID, contacts: list[UUID], **fields: Any
 
 async def test_a_request_is_recorded_once_however_often_it_comes(pool: asyncpg.Pool[Any]) -> None:
     owner, campaign, contacts = await world(pool)
-    bus = Bus(pool)
+    bus = ApiBus(pool, Topic.BULK_COMMANDS)
     action_id = uuid4()
     first = asked(request(action_id, campaign, contacts), owner)
     # The same record redelivered, then the other system sending the request again (a new
@@ -139,7 +113,7 @@ async def test_a_request_that_does_not_hold_is_answered_and_records_nothing(
         "INSERT INTO users (email) VALUES ('s@example.com') RETURNING id"
     )
     org = await pool.fetchval("INSERT INTO organizations (name) VALUES ('Acme') RETURNING id")
-    bus = Bus(pool)
+    bus = ApiBus(pool, Topic.BULK_COMMANDS)
     outsider = asked(request(uuid4(), campaign, contacts), stranger, org)
     bad_drip = asked(
         request(uuid4(), campaign, contacts, mode="drip", drip={"batch_size": 0}), owner

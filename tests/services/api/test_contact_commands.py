@@ -15,38 +15,13 @@ from uuid import UUID, uuid4
 import asyncpg
 from pydantic import BaseModel
 
-from services.api.app import create_service
-from shared.domain.clock import FixedClock
-from shared.messaging.consumer import BatchConsumer
 from shared.messaging.contracts import ContactRef, ContactTags, ContactUpsert, MessageType
 from shared.messaging.envelope import Actor, Envelope, new_envelope
 from shared.messaging.topics import Topic
-from shared.settings import Settings
-from tests.builders import FLOW, FakeRecord
+from tests.builders import FLOW
+from tests.services.builders import ApiBus
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-class Bus:
-    """The API's consumer of contact commands, fed records at increasing offsets."""
-
-    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
-        service = create_service(Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y"))
-        self.consumer = BatchConsumer(
-            name="api",
-            topic=Topic.CONTACT_COMMANDS,
-            handlers=service.handlers[Topic.CONTACT_COMMANDS],
-            pool=pool,
-            clock=FixedClock(NOW),
-        )
-        self.offset = 0
-
-    async def send(self, *values: bytes) -> None:
-        records = []
-        for value in values:
-            records.append(FakeRecord(value, self.offset, topic=Topic.CONTACT_COMMANDS.value))
-            self.offset += 1
-        await self.consumer.process(records)
 
 
 def command(
@@ -90,7 +65,7 @@ async def test_another_system_upserts_tags_deletes_and_restores_a_contact(
         org,
         owner,
     )
-    bus = Bus(pool)
+    bus = ApiBus(pool, Topic.CONTACT_COMMANDS)
 
     created = command(
         MessageType.CONTACT_UPSERT,
@@ -203,7 +178,7 @@ async def test_refused_contact_commands_name_their_reason_and_change_nothing(
         "INSERT INTO memberships (organization_id, user_id, role) VALUES ($1, $2, $3)",
         [(org, owner, "owner"), (org, member, "member")],
     )
-    bus = Bus(pool)
+    bus = ApiBus(pool, Topic.CONTACT_COMMANDS)
     theirs = command(
         MessageType.CONTACT_UPSERT,
         ContactUpsert(external_id="crm-1", telegram_username="owned_by_owner", phone="+4915111"),
@@ -261,7 +236,7 @@ async def test_refused_contact_commands_name_their_reason_and_change_nothing(
 
 async def test_a_contact_command_delivered_twice_is_applied_once(pool: asyncpg.Pool[Any]) -> None:
     owner = await user(pool, "twice@example.com")
-    bus = Bus(pool)
+    bus = ApiBus(pool, Topic.CONTACT_COMMANDS)
     created = command(
         MessageType.CONTACT_UPSERT, ContactUpsert(telegram_username="once_only"), owner
     )
@@ -284,7 +259,7 @@ async def test_a_contact_command_breaking_the_contract_is_dead_lettered(
     sent = command(MessageType.CONTACT_DELETE, ContactRef(external_id="crm-1"), owner)
     raw = json.loads(sent.to_bytes())
     raw["payload"] = {"external_id": "crm-1", "contact_id": str(uuid4())}  # both: not one
-    await Bus(pool).send(json.dumps(raw).encode())
+    await ApiBus(pool, Topic.CONTACT_COMMANDS).send(json.dumps(raw).encode())
 
     letters = await pool.fetch("SELECT topic, headers FROM outbox WHERE topic LIKE '%.dlq'")
     assert [r["topic"] for r in letters] == [Topic.CONTACT_COMMANDS.dlq]
