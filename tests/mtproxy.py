@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from telethon.crypto import AESModeCTR
 
+from tests.proxies import Relay
+
 PADDED, INTERMEDIATE = b"\xdd" * 4, b"\xee" * 4
 
 
@@ -36,7 +38,7 @@ class Tunnel:
 
 
 @dataclass
-class LocalMTProxy:
+class LocalMTProxy(Relay):
     secret: str  # 32 hex digits, as the proxy's operator hands it out (without dd)
     upstream: tuple[str, int]  # the fake server, every DC
     port: int = 0
@@ -45,22 +47,6 @@ class LocalMTProxy:
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.close()
-            await asyncio.gather(*self._tasks)
-            await self._server.wait_closed()
-            self._server = None
-
-    def outbound(self) -> set[tuple[str, int]]:
-        return {tunnel.outbound for tunnel in self.tunnels}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True)
@@ -23,17 +23,19 @@ class Tunnel:
     outbound: tuple[str, int]  # this proxy's end of the connection to the destination
 
 
-@dataclass
-class LocalProxy:
-    kind: Literal["socks5", "http"] = "socks5"
-    username: str | None = None
-    password: str | None = None
-    port: int = 0
-    tunnels: list[Tunnel] = field(default_factory=list)
-    refused: int = 0  # handshakes refused for wrong credentials
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+class Relay:
+    """Start, stop and the tunnels' outbound addresses of a local relay (this proxy, and the
+    MTProxy of tests/mtproxy.py); the dataclass that mixes it in holds `port`, `tunnels` (each
+    with `outbound`), `_server`, `_tasks` and `_writers`, and defines `_serve`."""
+
+    port: int
+    tunnels: list[Any]
+    _server: asyncio.Server | None
+    _tasks: set[asyncio.Task[None]]
+    _writers: set[asyncio.StreamWriter]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -52,6 +54,19 @@ class LocalProxy:
 
     def outbound(self) -> set[tuple[str, int]]:
         return {tunnel.outbound for tunnel in self.tunnels}
+
+
+@dataclass
+class LocalProxy(Relay):
+    kind: Literal["socks5", "http"] = "socks5"
+    username: str | None = None
+    password: str | None = None
+    port: int = 0
+    tunnels: list[Tunnel] = field(default_factory=list)
+    refused: int = 0  # handshakes refused for wrong credentials
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
