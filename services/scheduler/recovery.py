@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Counter
 
+from shared.db.pool import fetch_replanned
 from shared.db.sql import Queries
 from shared.messaging.consumer import BatchConsumer
 from shared.messaging.topics import Topic, physical_name
@@ -83,7 +84,8 @@ class LostCommands:
         recovered = 0
         while True:
             async with service.pool.acquire() as connection:
-                rows = await connection.fetch(
+                rows = await fetch_replanned(
+                    connection,
                     QUERIES["lost_commands"],
                     service.name,
                     self._settled_through[topic],

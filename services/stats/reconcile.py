@@ -25,6 +25,7 @@ from uuid import UUID
 import asyncpg
 
 from services.stats.verify import Drift, drift, repair
+from shared.db.pool import fetch_replanned
 from shared.db.sql import Queries
 from shared.runtime import Service
 
@@ -60,13 +61,14 @@ async def reconcile(pool: asyncpg.Pool[Any], *, settle_s: float, retention_s: fl
     """Compare the campaigns changed since the last reconciliation with a recount, repair what
     lastingly differs, and record how far the outbox was read. Returns what was repaired."""
     async with pool.acquire() as connection:
-        window = await connection.fetchrow(QUERIES["reconcile_window"], settle_s, retention_s)
-        assert window is not None
+        (window,) = await fetch_replanned(
+            connection, QUERIES["reconcile_window"], settle_s, retention_s
+        )
         if window["whole"]:
             rows = await connection.fetch(QUERIES["every_campaign"])
         else:
-            rows = await connection.fetch(
-                QUERIES["changed_campaigns"], window["since"], window["until"]
+            rows = await fetch_replanned(
+                connection, QUERIES["changed_campaigns"], window["since"], window["until"]
             )
         candidates: list[UUID] = [row["id"] for row in rows]
         found: list[Drift] = []

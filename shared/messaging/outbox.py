@@ -33,7 +33,12 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import RecordMetadata
 from prometheus_client import Counter, Gauge, Histogram
 
-from shared.db.pool import DbConnection, PoolConnectionProxy
+from shared.db.pool import (
+    DbConnection,
+    PoolConnectionProxy,
+    execute_replanned,
+    fetch_replanned,
+)
 from shared.db.sql import Queries
 from shared.domain.clock import Clock
 from shared.messaging.contracts import CONTRACTS, Contract, Payload
@@ -43,7 +48,7 @@ from shared.messaging.topics import physical_name
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
 NOTIFY_CHANNEL = "dripline_outbox"
-_LIMIT = 1000  # fetch_unsent's literal limit: a literal keeps the plan custom
+_LIMIT = 1000  # fetch_unsent's literal limit
 _CLEANUP_EVERY_S = 60.0
 # Counting a large backlog walks the unsent index; while one lasts, count this often at most.
 _COUNT_EVERY_S = 5.0
@@ -383,7 +388,7 @@ class OutboxRelay:
         if self._epoch is None:
             raise LeadershipLost("it does not hold the lease")
         async with self._pool.acquire() as connection:
-            rows = await connection.fetch(QUERIES["fetch_unsent"])
+            rows = await fetch_replanned(connection, QUERIES["fetch_unsent"])
             fetched = time.perf_counter()
             if not rows:
                 self._unsent = 0
@@ -573,7 +578,8 @@ class OutboxRelay:
         if published < _LIMIT:
             self._unsent = 0
         elif time.monotonic() >= self._next_count:
-            self._unsent = int(await connection.fetchval(QUERIES["count_unsent"]))
+            (counted,) = await fetch_replanned(connection, QUERIES["count_unsent"])
+            self._unsent = int(counted[0])
             self._next_count = time.monotonic() + _COUNT_EVERY_S
         else:
             self._unsent = max(0, self._unsent - published)
@@ -589,7 +595,7 @@ class OutboxRelay:
             for query, cutoff in (("forget_sent", now - self._outbox_retention),
                                   ("forget_seen", now - self._inbox_retention)):  # fmt: skip
                 while True:
-                    status = await connection.execute(QUERIES[query], cutoff)
+                    status = await execute_replanned(connection, QUERIES[query], cutoff)
                     removed = int(status.rsplit(" ", 1)[1])
                     deleted += removed
                     if removed < 10_000:

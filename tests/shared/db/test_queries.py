@@ -419,3 +419,43 @@ def test_every_literal_look_up_names_a_query_of_the_file_it_reads() -> None:
             ):
                 missing.append(f"{path}:{node.lineno} {node.value.id}[{node.slice.value!r}]")
     assert missing == []
+
+
+_READS_OUTBOX = re.compile(r"\b(FROM|JOIN)\s+outbox\b(?!_)", re.IGNORECASE)
+_CACHED_CALLS = {"fetch", "fetchrow", "fetchval", "execute", "executemany"}
+
+
+def test_queries_that_read_the_outbox_are_planned_at_each_call() -> None:
+    """A plan asyncpg cached while the outbox was nearly empty reads the whole table once it
+    has grown (shared.db.pool.fetch_replanned says why): every query that reads the outbox is
+    run through fetch_replanned or execute_replanned, never a connection's cached methods."""
+    reading = {
+        (path, name)
+        for path, name, sql in _statements()
+        if _READS_OUTBOX.search(re.sub(r"--[^\n]*", "", sql))
+    }
+    assert ("shared/messaging/outbox.sql", "fetch_unsent") in reading  # the check sees them
+    cached = []
+    for module in _modules():
+        path, tree = _source(module)
+        held = {
+            name: str(value.path.resolve().relative_to(ROOT))
+            for name, value in vars(module).items()
+            if isinstance(value, Queries) and value.path is not None
+        }
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in _CACHED_CALLS or not node.args:
+                continue
+            query = node.args[0]
+            if (
+                isinstance(query, ast.Subscript)
+                and isinstance(query.value, ast.Name)
+                and query.value.id in held
+                and isinstance(query.slice, ast.Constant)
+                and isinstance(query.slice.value, str)
+                and (held[query.value.id], query.slice.value) in reading
+            ):
+                cached.append(f"{path}:{node.lineno} {query.slice.value}")
+    assert cached == []
