@@ -41,6 +41,8 @@ bench: $(STAMP)  ## benchmarks (embedded servers of their own); prints figures, 
 	$(BIN)/python -m bench.firing && \
 	$(BIN)/python -m bench.precision && \
 	$(BIN)/python -m bench.engine && \
+	$(BIN)/python -m bench.engine --senders 2 && \
+	$(BIN)/python -m bench.engine --with-stats && \
 	$(BIN)/python -m bench.bulk && \
 	$(BIN)/python -m bench.imports && \
 	$(BIN)/python -m bench.contacts && \

@@ -135,10 +135,10 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
                 await _reads(api, ids, 100)  # warm up connections and plans
                 latencies = await _reads(api, ids, reads)
             async with httpx.AsyncClient(base_url=processes["stats"].url) as stats:
-                before, work_before = await _lag_buckets(stats), await _work(stats)
+                before, work_before = await lag_buckets(stats), await _work(stats)
                 produced, elapsed = await _events(settings, connection, executions, rate, seconds)
                 caught_up = await _caught_up(connection, produced)
-                after, work_after = await _lag_buckets(stats), await _work(stats)
+                after, work_after = await lag_buckets(stats), await _work(stats)
             async with httpx.AsyncClient(
                 base_url=processes["api"].url,
                 headers={"Authorization": f"Bearer {issued.plaintext}"},
@@ -150,16 +150,16 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
                 process.stop()
             await connection.close()
     lag = {bound: after[bound] - before.get(bound, 0) for bound in after}
-    p50, p99 = _quantile(lag, 0.5), _quantile(lag, 0.99)
+    p50, p99 = quantile(lag, 0.5), quantile(lag, 0.99)
     print(f"recount baseline: every campaign through refresh_statistics, one statement: "
           f"{recount_all:.1f} s "
           f"({recount_all / campaigns * 1000:.2f} ms per campaign); one campaign by "
-          f"get_campaign_statistics p50 {_ms(one, 0.5)}, p99 {_ms(one, 0.99)}")  # fmt: skip
+          f"get_campaign_statistics p50 {ms_at(one, 0.5)}, p99 {ms_at(one, 0.99)}")  # fmt: skip
     print(f"GET statistics ({campaigns:,} campaigns, {total:,} executions), {len(latencies)} "
-          f"sequential reads: p50 {_ms(latencies, 0.5)}, p99 {_ms(latencies, 0.99)} "
+          f"sequential reads: p50 {ms_at(latencies, 0.5)}, p99 {ms_at(latencies, 0.99)} "
           f"(target p99 < 20 ms)")  # fmt: skip
     print(f"  after the event flow, {len(busy_latencies)} reads: p50 "
-          f"{_ms(busy_latencies, 0.5)}, p99 {_ms(busy_latencies, 0.99)}")  # fmt: skip
+          f"{ms_at(busy_latencies, 0.5)}, p99 {ms_at(busy_latencies, 0.99)}")  # fmt: skip
     print(f"events: {produced:,} in {elapsed:.1f} s ({produced / elapsed:,.0f}/s, asked "
           f"{rate:,}/s); all applied {caught_up:.1f} s after the last was produced")  # fmt: skip
     work = {name: work_after.get(name, 0) - work_before.get(name, 0) for name in work_after}
@@ -172,9 +172,9 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
     print(f"freshness over {int(lag[float('inf')]):,} events: p50 {p50 * 1000:.0f} ms, "
           f"p99 {p99 * 1000:.0f} ms (target p99 < 1 s; from histogram buckets)")  # fmt: skip
     record(Figure("stats", "freshness p99", p99 * 1000, "ms", "lower", 1000.0))
-    record(Figure("stats", "GET statistics p99", _seconds(latencies, 0.99) * 1000, "ms",
+    record(Figure("stats", "GET statistics p99", seconds_at(latencies, 0.99) * 1000, "ms",
                   "lower", 20.0))  # fmt: skip
-    record(Figure("stats", "GET statistics p99, busy", _seconds(busy_latencies, 0.99) * 1000,
+    record(Figure("stats", "GET statistics p99, busy", seconds_at(busy_latencies, 0.99) * 1000,
                   "ms", "lower", 20.0))  # fmt: skip
 
 
@@ -240,7 +240,7 @@ async def _caught_up(connection: Any, produced: int) -> float:
         await asyncio.sleep(0.2)
 
 
-async def _lag_buckets(stats: httpx.AsyncClient) -> dict[float, float]:
+async def lag_buckets(stats: httpx.AsyncClient) -> dict[float, float]:
     text = (await stats.get("/metrics")).text
     buckets: dict[float, float] = {}
     for line in text.splitlines():
@@ -270,8 +270,8 @@ async def _work(stats: httpx.AsyncClient) -> dict[str, float]:
     return totals
 
 
-def _quantile(buckets: dict[float, float], q: float) -> float:
-    """histogram_quantile(): linear interpolation inside the bucket that holds the quantile."""
+def quantile(buckets: dict[float, float], q: float) -> float:
+    """histogramquantile(): linear interpolation inside the bucket that holds the quantile."""
     bounds = sorted(buckets)
     total = buckets[bounds[-1]]
     if total == 0:
@@ -287,13 +287,13 @@ def _quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
-def _seconds(values: list[float], q: float) -> float:
+def seconds_at(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _ms(values: list[float], q: float) -> str:
-    return f"{_seconds(values, q) * 1000:.1f} ms"
+def ms_at(values: list[float], q: float) -> str:
+    return f"{seconds_at(values, q) * 1000:.1f} ms"
 
 
 if __name__ == "__main__":
