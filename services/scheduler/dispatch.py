@@ -18,7 +18,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from services.scheduler.changes import Accepted, Locked, apply_changes
 from shared.db import campaigns as campaign_reads
-from shared.db.pool import DbConnection
+from shared.db.pool import DbConnection, fetch_replanned
 from shared.db.sql import Queries
 from shared.domain import campaigns, schedules
 from shared.messaging.contracts import ExecutionDue
@@ -26,7 +26,7 @@ from shared.messaging.transaction import transaction
 from shared.runtime import Service
 
 QUERIES = Queries.load(Path(__file__).with_suffix(".sql"))
-CLAIM_BATCH = 2000  # the literal inner LIMIT of claim_due
+CLAIM_BATCH = 2000  # claim_due takes this many at most at a time
 FIRE_BATCH = 1000  # the literal LIMIT of due_launches
 SCHEDULED_LAUNCH = "campaign.scheduled_launch"
 log = logging.getLogger(__name__)
@@ -68,7 +68,9 @@ async def dispatch_due(service: Service) -> int:
             credit = min(CLAIM_BATCH, bound - in_flight)
             if credit <= 0:
                 return emitted
-            rows = await tx.connection.fetch(QUERIES["claim_due"], now, lease_until, credit)
+            rows = await fetch_replanned(
+                tx.connection, QUERIES["claim_due"], now, lease_until, credit
+            )
             for row in rows:
                 due = ExecutionDue(
                     execution_id=row["id"],

@@ -10,11 +10,13 @@ SELECT count(*) FROM (SELECT 1 FROM executions WHERE lease_until > $1 LIMIT $2) 
 -- are not claimed: they wait until the campaign has a live account (the sender checks again
 -- before each send), nor those of a conversation a person took over (taken_over_at,
 -- docs/inbox.md), nor those of a context whose sending the fleet breaker paused (they go once
--- it resets; the sender defers any it is handed meanwhile). The inner limit is a literal on purpose: a bound LIMIT can make a
--- prepared statement switch to a generic plan that scans the table; the candidates are
--- materialized, so $3 only trims them.
+-- it resets; the sender defers any it is handed meanwhile). Only the $3 rows it claims are
+-- locked: locking a larger slice and leasing part of it wrote a row lock into every tuple of
+-- the slice (a fixed 2,000 while the credit was a few hundred). Run through fetch_replanned,
+-- so the bound LIMIT gets a plan of its own each time and never a generic one that scans the
+-- table.
 WITH due AS MATERIALIZED (
-    SELECT e.id, e.next_execution_at
+    SELECT e.id
     FROM executions e
     JOIN campaigns c ON c.id = e.campaign_id
     JOIN telegram_accounts a ON a.id = c.telegram_account_id
@@ -29,15 +31,13 @@ WITH due AS MATERIALIZED (
                         AND (b.organization_id = a.organization_id
                              OR (a.organization_id IS NULL AND b.user_id = a.owner_user_id)))
     ORDER BY e.next_execution_at
-    LIMIT 2000
+    LIMIT $3
     FOR NO KEY UPDATE OF e SKIP LOCKED
-), taken AS (
-    SELECT id FROM due ORDER BY next_execution_at LIMIT $3
 )
 UPDATE executions e
 SET lease_until = $2, dispatched_at = $1
-FROM taken, campaigns c
-WHERE e.id = taken.id AND c.id = e.campaign_id
+FROM due, campaigns c
+WHERE e.id = due.id AND c.id = e.campaign_id
 RETURNING e.id, e.campaign_id, c.telegram_account_id, e.next_execution_at;
 
 -- name: due_launches

@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 
 from services.scheduler.app import create_service
+from services.scheduler.dispatch import QUERIES as DISPATCH
 from services.scheduler.dispatch import dispatch_due
+from shared.db.pool import fetch_replanned
 from shared.domain.clock import FixedClock
 from shared.messaging.topics import Topic
 from shared.runtime import Service
@@ -147,3 +149,19 @@ async def test_dispatch_runs_every_dispatch_interval_not_every_sweep(settings: S
 @pytest.mark.settings(sweep_interval_s=0.1, dispatch_interval_s=0.2)
 async def test_dispatch_is_never_less_often_than_the_sweeps(settings: Settings) -> None:
     assert create_service(settings).intervals["dispatch_due"] == 0.1
+
+
+async def test_a_claim_locks_only_the_executions_it_leases(pool: asyncpg.Pool[Any]) -> None:
+    """A claim for 10 of a backlog of 120 leaves the other 110 unlocked while its transaction
+    lasts. It locked a fixed slice of 2,000 before, writing a row lock into every tuple of it
+    for the few hundred it leased."""
+    await seed_backlog(pool)
+    async with pool.acquire() as claimer, pool.acquire() as other, claimer.transaction():
+        claimed = await fetch_replanned(
+            claimer, DISPATCH["claim_due"], NOW, NOW + timedelta(minutes=1), 10
+        )
+        free = await other.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM executions FOR UPDATE SKIP LOCKED) AS f"
+        )
+    assert len(claimed) == 10
+    assert free == BACKLOG - 10
