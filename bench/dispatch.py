@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from bench.infra import embedded
 from bench.report import Figure, record
 from services.scheduler import dispatch
-from shared.db.pool import connect, create_pool
+from shared.db.pool import connect, create_pool, fetch_replanned
 from shared.messaging.kafka import relay_producer
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.topics import Topic, physical_name
@@ -79,7 +79,11 @@ async def raw_ceiling(pool: asyncpg.Pool[Any], bootstrap: str, topic: str) -> fl
         while True:
             now = datetime.now(UTC)
             async with pool.acquire() as connection, connection.transaction():
-                rows = await connection.fetch(claim, now, now + timedelta(minutes=5), 2000)
+                # As dispatch runs it: planned at the call (a cached generic plan of a bound
+                # LIMIT scans the table).
+                rows = await fetch_replanned(
+                    connection, claim, now, now + timedelta(minutes=5), dispatch.CLAIM_BATCH
+                )
             if not rows:
                 break
             by_partition: dict[int, Any] = defaultdict(producer.create_batch)
