@@ -66,6 +66,8 @@ class Service:
     intervals: dict[str, float] = field(default_factory=dict)
     # Run when the service stops, after its jobs and before its pool closes.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Set by wake(name): the job's pause ends now instead of after its interval.
+    _wakes: dict[str, asyncio.Event] = field(init=False, default_factory=dict)
     broker: KafkaBroker = field(init=False)
     _pool: asyncpg.Pool[Any] | None = field(init=False, default=None)
     _relay: OutboxRelay | None = field(init=False, default=None)
@@ -108,6 +110,19 @@ class Service:
 
         return register
 
+    def wake(self, name: str) -> None:
+        """Run the periodic job `name` now: the pause after its current (or last) run ends at
+        once. Work that a handler committed for a job (a bulk operation's batches) starts then,
+        not up to an interval later."""
+        self._wakes.setdefault(name, asyncio.Event()).set()
+
+    async def _pause(self, name: str) -> None:
+        woken = self._wakes.setdefault(name, asyncio.Event())
+        interval = self.intervals.get(name, self.settings.sweep_interval_s)
+        with contextlib.suppress(TimeoutError):  # the interval ended: the usual next run
+            await asyncio.wait_for(woken.wait(), timeout=interval)
+        woken.clear()
+
     async def _repeat(self, name: str, job: Job) -> None:
         JOB_FAILURES.labels(name)  # from zero, so the first failure shows in rate()
         while True:
@@ -118,7 +133,7 @@ class Service:
                 # with its traceback and counted, never silently dropped.
                 JOB_FAILURES.labels(name).inc()
                 log.exception("%s: periodic job %s failed", self.name, name)
-            await asyncio.sleep(self.intervals.get(name, self.settings.sweep_interval_s))
+            await self._pause(name)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

@@ -31,7 +31,9 @@ def create_service(settings: Settings) -> Service:
     service.handle(account_events.LOGIN_PROGRESSED)(accounts.on_login_progressed)
     service.handle(account_events.TEST_SENT)(accounts.on_test_sent)
     service.handle(bulk_commands.OPERATION_REQUESTED)(
-        bulk_operations.request_handler(settings.bulk_batch_size)
+        bulk_operations.request_handler(
+            settings.bulk_batch_size, lambda: service.wake("bulk_operations")
+        )
     )
     service.handle(bulk_commands.ACTION_REQUESTED)(bulk_operations.on_action_requested)
     service.every_sweep("bulk_operations")(bulk_operations.advance)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,17 +53,25 @@ log = logging.getLogger(__name__)
 COMPLETED = MessageType.BULK_OPERATION_COMPLETED
 
 
-def request_handler(batch_size: int) -> Handler[BulkOperationRequest]:
+def request_handler(
+    batch_size: int, wake_workers: Callable[[], None]
+) -> Handler[BulkOperationRequest]:
     async def on_request(context: HandlerContext, message: Decoded[BulkOperationRequest]) -> None:
-        await accept_request(context, message, batch_size)
+        if await accept_request(context, message, batch_size):
+
+            async def wake() -> None:
+                wake_workers()
+
+            context.after_commit.append(wake)
 
     return on_request
 
 
 async def accept_request(
     context: HandlerContext, message: Decoded[BulkOperationRequest], batch_size: int
-) -> None:
-    """Record and resolve a request; apply its first batch."""
+) -> bool:
+    """Record and resolve a request; apply it at once if it is one batch. True when batches
+    are left for the workers (`advance`), to be woken once this transaction has committed."""
     request, envelope = message.payload, message.envelope
     actor = envelope.actor
     assert actor is not None  # the contract requires one
@@ -72,7 +81,7 @@ async def accept_request(
         if not await connection.fetchval(QUERIES["actor_exists"], actor.user_id):
             _report(context, _unrecorded(request, "the actor is not a known user"),
                   envelope.correlation_id, now, COMPLETED)  # fmt: skip
-            return
+            return False
         # The API's own command is in this database's outbox: asked for over HTTP, at the time
         # the API answered with. Anything else came from another system over Kafka.
         ((by_api,),) = await fetch_replanned(
@@ -96,12 +105,13 @@ async def accept_request(
     if operation.status is not BulkStatus.QUEUED:
         # A repeated request: it was applied once; say where it stands.
         _report(context, progress(operation), operation.correlation_id, now)
-        return
+        return False
     # The record is what is applied: an id reused by someone else changes nothing.
     tally = Tally(OPERATION_ITEMS)
-    await start(context, operation, recorded_request(operation), requester(operation), now,
-                batch_size, tally)  # fmt: skip
+    more = await start(context, operation, recorded_request(operation), requester(operation),
+                       now, batch_size, tally)  # fmt: skip
     context.after_commit.append(tally.committed)
+    return more
 
 
 async def start(
@@ -112,9 +122,13 @@ async def start(
     now: datetime,
     batch_size: int,
     tally: Tally,
-) -> None:
-    """Resolve the selection into items, as the actor sees it now, and apply the first batch
-    (its items go into `tally`, for the caller to count once it has committed)."""
+) -> bool:
+    """Resolve the selection into items, as the actor sees it now. An operation of one batch
+    is applied here, in the request's transaction (its items go into `tally`, for the caller to
+    count once it has committed); a larger one is left to the workers, which apply its batches
+    side by side, and True is returned. (Applying the first of several batches here held the
+    operation back from the workers until that batch committed, so the batches ran one after
+    the other: a stop of 1,000 campaigns of 1,000 executions took two batches' time.)"""
     connection = tx.connection
     caller = await caller_of(connection, actor)
     if actor.organization_id is not None and caller.role is None:
@@ -124,7 +138,7 @@ async def start(
         assert failed is not None
         _report(tx, progress(BulkOperationRow.from_row(failed)), operation.correlation_id, now,
                 COMPLETED)  # fmt: skip
-        return
+        return False
     if request.campaign_ids is not None:
         await connection.execute(QUERIES["select_ids"], operation.id, request.campaign_ids)
     else:
@@ -137,7 +151,10 @@ async def start(
     assert record is not None
     started = BulkOperationRow.from_row(record)
     _report(tx, progress(started), started.correlation_id, now)
+    if started.total > batch_size:
+        return True
     await apply_batch(tx, started, now, batch_size, tally)
+    return False
 
 
 async def advance(service: Service) -> int:

@@ -262,3 +262,21 @@ async def test_a_scheduler_killed_mid_operation_finishes_it_exactly_once(
         per_campaign[event["payload"]["campaign_id"]].add(event["message_id"])
     assert len(per_campaign) == 150
     assert {len(messages) for messages in per_campaign.values()} == {1}
+
+
+@pytest.mark.settings(bulk_batch_size=10, sweep_interval_s=3600)
+async def test_an_operation_of_several_batches_is_applied_at_once_not_at_the_next_sweep(
+    stack: Stack, pool: asyncpg.Pool[Any]
+) -> None:
+    """The request's handler resolves the selection and wakes the workers, which apply every
+    batch side by side. Before, it applied the first batch itself and the workers found the
+    rest at their next sweep (an hour here), one batch's time later at best."""
+    ids = await seed_active(pool, stack.user_id, campaigns=30)
+    answer = await stack.api.post(
+        "/campaign-flows/bulk",
+        json={"action": "stop", "campaign_ids": [str(i) for i in ids], "wait": 20},
+    )
+    assert answer.status_code == 200, answer.text
+    done = answer.json()
+    assert (done["status"], done["processed"], done["success_count"]) == ("completed", 30, 30)
+    assert done["cancelled_executions"] == 60
