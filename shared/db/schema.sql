@@ -590,7 +590,16 @@ SELECT e.id, e.campaign_id, e.variant,
        coalesce(m.not_sent, 0),
        e.deleted_at IS NULL AND e.status = 'completed'
            AND e.error_message IS NOT DISTINCT FROM 'opted_out'
-FROM executions e
+FROM (
+    -- Two arms, not one OR: an arm of an empty array is provably false, so the planner may
+    -- answer it from any partial index and then filters every row of the other arm by both
+    -- conditions, a linear search of campaign_ids per row (a recount of 5,000 campaigns took
+    -- 6 s there instead of 0.1; migration 0030).
+    SELECT x.* FROM executions x WHERE x.id = ANY(execution_ids)
+    UNION ALL
+    SELECT x.* FROM executions x
+    WHERE x.campaign_id = ANY(campaign_ids) AND x.id <> ALL(execution_ids)
+) e
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE direction = 'outgoing'
                               AND status IN ('sent', 'delivered', 'read'))::integer AS sent,
@@ -603,7 +612,6 @@ LEFT JOIN LATERAL (
     FROM messages m
     WHERE m.execution_id = e.id
 ) m ON true
-WHERE e.id = ANY(execution_ids) OR e.campaign_id = ANY(campaign_ids)
 $$;
 
 -- Figures summed over shares: `added` counted in, `removed` counted out (the shares they replace,
