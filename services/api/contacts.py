@@ -32,7 +32,13 @@ from shared.csv_export import restored
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import identifiers
-from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
+from shared.domain.permissions import (
+    CONTACT_REFUSALS,
+    Caller,
+    ContactAction,
+    Decision,
+    decide_contacts,
+)
 from shared.domain.reach import SkipReason
 from shared.domain.recipient_zones import effective_zone, valid_zone
 from shared.messaging.contracts import ExecutionProgressed
@@ -233,6 +239,14 @@ async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Re
     return Contact.model_validate(dict(row))
 
 
+def list_query(caller: Caller) -> tuple[str, UUID]:
+    """The list's query for the caller's context and the id it is scoped by: the organization's
+    contacts, or in personal mode the user's own (one query each, so each walks its index)."""
+    if caller.organization_id is None:
+        return CONTACTS["list_personal"], caller.user_id
+    return CONTACTS["list_organization"], caller.organization_id
+
+
 @router.get("", response_model=ContactPage, summary="List contacts")
 async def list_contacts(
     who: CurrentPrincipal,
@@ -249,16 +263,16 @@ async def list_contacts(
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     keyset = Keyset(limit)
     async with pool(request).acquire() as connection:
+        query, scope = list_query(who.caller)
         rows = await connection.fetch(
-            CONTACTS["list"],
-            who.caller.organization_id,
-            who.caller.user_id,
+            query,
+            scope,
             after[0],
+            after[1],
             tag,
             term,
-            after[1],
-            keyset.fetch,
             company_id,
+            keyset.fetch,
         )
     items, next_cursor = keyset.page(
         rows,
