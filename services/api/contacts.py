@@ -24,7 +24,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.api import cursors
-from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.auth import (
+    ConnectedPrincipal,
+    CurrentPrincipal,
+    Principal,
+    RequestConnection,
+    pool,
+)
 from services.api.deps import CurrentClock, Database
 from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
@@ -210,31 +216,32 @@ async def _get(connection: DbConnection, who: Principal, contact_id: UUID) -> An
 
 
 @router.post("", status_code=201, response_model=Contact, summary="Create a contact")
-async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Request) -> Contact:
+async def create_contact(
+    body: ContactFields, who: ConnectedPrincipal, connection: RequestConnection
+) -> Contact:
     values = body.model_dump()
     if errors := _identity_errors(values):
         raise invalid(errors)
-    async with pool(request).acquire() as connection:
-        await _check_company(connection, who, body.company_id)
-        row = await connection.fetchrow(
-            CONTACTS["insert"],
-            who.caller.organization_id,
-            who.caller.user_id,
-            *(
-                values[name]
-                for name in (
-                    "telegram_username",
-                    "phone",
-                    "telegram_user_id",
-                    "first_name",
-                    "last_name",
-                    "custom_fields",
-                    "tags",
-                    "company_id",
-                    "time_zone",
-                )
-            ),
-        )
+    await _check_company(connection, who, body.company_id)
+    row = await connection.fetchrow(
+        CONTACTS["insert"],
+        who.caller.organization_id,
+        who.caller.user_id,
+        *(
+            values[name]
+            for name in (
+                "telegram_username",
+                "phone",
+                "telegram_user_id",
+                "first_name",
+                "last_name",
+                "custom_fields",
+                "tags",
+                "company_id",
+                "time_zone",
+            )
+        ),
+    )
     assert row is not None
     return Contact.model_validate(dict(row))
 
@@ -249,8 +256,8 @@ def list_query(caller: Caller) -> tuple[str, UUID]:
 
 @router.get("", response_model=ContactPage, summary="List contacts")
 async def list_contacts(
-    who: CurrentPrincipal,
-    request: Request,
+    who: ConnectedPrincipal,
+    connection: RequestConnection,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     company_id: Annotated[UUID | None, Query(description="Only the company's contacts.")] = None,
@@ -262,18 +269,10 @@ async def list_contacts(
     if search:
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     keyset = Keyset(limit)
-    async with pool(request).acquire() as connection:
-        query, scope = list_query(who.caller)
-        rows = await connection.fetch(
-            query,
-            scope,
-            after[0],
-            after[1],
-            tag,
-            term,
-            company_id,
-            keyset.fetch,
-        )
+    query, scope = list_query(who.caller)
+    rows = await connection.fetch(
+        query, scope, after[0], after[1], tag, term, company_id, keyset.fetch
+    )
     items, next_cursor = keyset.page(
         rows,
         lambda row: Contact.model_validate(dict(row)),
@@ -407,9 +406,10 @@ def _parse_row(record: dict[str | None, str]) -> tuple[dict[str, Any], list[dict
 
 
 @router.get("/{contact_id}", response_model=Contact, summary="Read a contact")
-async def get_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> Contact:
-    async with pool(request).acquire() as connection:
-        return Contact.model_validate(dict(await _get(connection, who, contact_id)))
+async def get_contact(
+    contact_id: UUID, who: ConnectedPrincipal, connection: RequestConnection
+) -> Contact:
+    return Contact.model_validate(dict(await _get(connection, who, contact_id)))
 
 
 @router.patch("/{contact_id}", response_model=Contact, summary="Edit a contact")
