@@ -1,7 +1,7 @@
 """The API under concurrent load: a mix of reads and writes from many clients at once.
 
     .venv/bin/python -m bench.api_load [--seconds 20] [--clients 20 300] [--max-concurrent N]
-                                                                        (or: make bench)
+                                       [--api-processes N]             (or: make bench)
 
 It starts its own embedded PostgreSQL and Tansu and the real api process (its own process, as
 deployed), seeds an organization's worth of contacts and campaigns, and runs, for each client
@@ -11,7 +11,9 @@ contact 15%, a campaign's statistics 15%. It reports requests served per second,
 p99, and the requests shed (503 overloaded, with how fast they were turned away, and their share
 of all answers). A shed client waits the Retry-After it was given before its next request.
 `--max-concurrent` sets the api's admission limit (default: the setting's); a huge one measures
-the API without shedding.
+the API without shedding. What is measured is one api process as `dripline api` runs it (uvicorn,
+httptools, uvloop) unless `--api-processes N` starts N of them (N instances, as replicas behind a
+load balancer; each client keeps to one, round robin); the report names the configuration.
 Targets: at 20 clients ≥ 534 requests/s (3 times the 178/s an independent probe measured) with p99
 ≤ 150 ms; at 300 clients, what is beyond capacity is shed quickly instead of queueing.
 The load generator runs on the same cores as the API, as the probe's did; it speaks HTTP/1.1 by
@@ -138,18 +140,23 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def run(url: str, key: str, clients: int, seconds: float, ids: Any) -> Tally:
+async def run(urls: list[str], key: str, clients: int, seconds: float, ids: Any) -> Tally:
+    """`clients` clients for `seconds`, client i on urls[i % len(urls)]."""
     tally = Tally()
-    address = urlsplit(url)
-    host, port = address.hostname, address.port
-    assert host is not None
-    assert port is not None
+    addresses = []
+    for url in urls:
+        address = urlsplit(url)
+        assert address.hostname is not None
+        assert address.port is not None
+        addresses.append((address.hostname, address.port))
     until = time.perf_counter() + seconds
     contacts, campaigns = list(ids["contacts"]), list(ids["campaigns"])
     await asyncio.gather(
         *(
-            client_loop(Connection(host, port, key), contacts, campaigns, until, tally)
-            for _ in range(clients)
+            client_loop(
+                Connection(*addresses[i % len(addresses)], key), contacts, campaigns, until, tally
+            )
+            for i in range(clients)
         ),
         lag_probe(until, tally),
     )
@@ -163,27 +170,38 @@ async def lag_probe(until: float, tally: Tally) -> None:
         tally.loop_lag.append(time.perf_counter() - asked - 0.05)
 
 
-async def main(seconds: float, client_counts: list[int], max_concurrent: int) -> None:
+async def main(
+    seconds: float, client_counts: list[int], max_concurrent: int, api_processes: int = 1
+) -> None:
     async with embedded() as infra:
         connection = await connect(infra.dsn)
         issued = await create_user(connection, "load@example.com")
         ids = await connection.fetchrow(SEED, issued.user_id, 20_000, 200)
         await connection.execute("VACUUM ANALYZE")
         await connection.close()
-        settings = Settings(
-            database_url=infra.dsn,
-            kafka_bootstrap=infra.bootstrap,
-            topic_prefix=infra.topic_prefix,
-            api_port=free_port(),
-            api_max_concurrent_requests=max_concurrent,
-        )
-        api = ServiceProcess("api", settings)
+        apis = [
+            ServiceProcess(
+                "api",
+                Settings(
+                    database_url=infra.dsn,
+                    kafka_bootstrap=infra.bootstrap,
+                    topic_prefix=infra.topic_prefix,
+                    api_port=free_port(),
+                    api_max_concurrent_requests=max_concurrent,
+                ),
+            )
+            for _ in range(api_processes)
+        ]
+        urls = [api.url for api in apis]
+        print(f"{api_processes} api process(es) (uvicorn, httptools, uvloop)")
         try:
-            api.start()
-            await api.wait_healthy()
-            await run(api.url, issued.plaintext, 5, 2.0, ids)  # warm up
+            for api in apis:
+                api.start()
+            for api in apis:
+                await api.wait_healthy()
+            await run(urls, issued.plaintext, 5, 2.0, ids)  # warm up
             for clients in client_counts:
-                tally = await run(api.url, issued.plaintext, clients, seconds, ids)
+                tally = await run(urls, issued.plaintext, clients, seconds, ids)
                 rate = len(tally.served) / seconds
                 p50, p99 = quantile(tally.served, 0.5), quantile(tally.served, 0.99)
                 shed_p99 = quantile(tally.shed, 0.99)
@@ -199,17 +217,23 @@ async def main(seconds: float, client_counts: list[int], max_concurrent: int) ->
                 print(f"      share shed {len(tally.shed) / max(attempts, 1):.1%}"
                       f" (admission limit {max_concurrent})")  # fmt: skip
                 target = THROUGHPUT_TARGET if clients <= 20 else None
-                record(Figure("api", f"{clients} clients, served", rate, "/s", "higher", target))
+                # the figures of another configuration than the deployed one are their own
+                label = f"{clients} clients" + (
+                    f", {api_processes} api processes" if api_processes > 1 else ""
+                )
+                record(Figure("api", f"{label}, served", rate, "/s", "higher", target))
                 share = 100 * len(tally.shed) / max(attempts, 1)
-                record(Figure("api", f"{clients} clients, shed", share, "%", "lower"))
+                record(Figure("api", f"{label}, shed", share, "%", "lower"))
                 p99_target = P99_TARGET_MS if clients <= 20 else None
-                record(Figure("api", f"{clients} clients, p99", p99 * 1000, "ms", "lower",
+                record(Figure("api", f"{label}, p99", p99 * 1000, "ms", "lower",
                               p99_target))  # fmt: skip
                 if tally.shed:
-                    record(Figure("api", f"{clients} clients, p99 to a 503", shed_p99 * 1000,
+                    record(Figure("api", f"{label}, p99 to a 503", shed_p99 * 1000,
                                   "ms", "lower", 1000.0))  # fmt: skip
         finally:
-            api.stop()
+            for api in apis:
+                if api.process is not None:
+                    api.stop()
 
 
 if __name__ == "__main__":
@@ -223,5 +247,19 @@ if __name__ == "__main__":
         help="the api's admission limit (api_max_concurrent_requests); a huge one turns "
         "shedding off, to measure without it",
     )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="api processes to start (as replicas behind a load balancer); clients are spread "
+        "over them round robin",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.seconds, arguments.clients, arguments.max_concurrent))
+    asyncio.run(
+        main(
+            arguments.seconds,
+            arguments.clients,
+            arguments.max_concurrent,
+            arguments.api_processes,
+        )
+    )

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -24,7 +25,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.api import cursors
-from services.api.auth import CurrentPrincipal, Principal, pool
+from services.api.auth import (
+    ConnectedPrincipal,
+    CurrentPrincipal,
+    Principal,
+    RequestConnection,
+    pool,
+)
 from services.api.deps import CurrentClock, Database
 from services.api.paging import Keyset
 from services.api.problems import Problem, field_error, invalid, not_found
@@ -32,7 +39,13 @@ from shared.csv_export import restored
 from shared.db.pool import DbConnection
 from shared.db.sql import Queries
 from shared.domain import identifiers
-from shared.domain.permissions import CONTACT_REFUSALS, ContactAction, Decision, decide_contacts
+from shared.domain.permissions import (
+    CONTACT_REFUSALS,
+    Caller,
+    ContactAction,
+    Decision,
+    decide_contacts,
+)
 from shared.domain.reach import SkipReason
 from shared.domain.recipient_zones import effective_zone, valid_zone
 from shared.messaging.contracts import ExecutionProgressed
@@ -158,6 +171,9 @@ class Contact(BaseModel):
         return data
 
 
+CONTACT_LIST = TypeAdapter(list[Contact])
+
+
 class ContactPage(BaseModel):
     items: list[Contact]
     next_cursor: str | None
@@ -204,39 +220,48 @@ async def _get(connection: DbConnection, who: Principal, contact_id: UUID) -> An
 
 
 @router.post("", status_code=201, response_model=Contact, summary="Create a contact")
-async def create_contact(body: ContactFields, who: CurrentPrincipal, request: Request) -> Contact:
+async def create_contact(
+    body: ContactFields, who: ConnectedPrincipal, connection: RequestConnection
+) -> Contact:
     values = body.model_dump()
     if errors := _identity_errors(values):
         raise invalid(errors)
-    async with pool(request).acquire() as connection:
-        await _check_company(connection, who, body.company_id)
-        row = await connection.fetchrow(
-            CONTACTS["insert"],
-            who.caller.organization_id,
-            who.caller.user_id,
-            *(
-                values[name]
-                for name in (
-                    "telegram_username",
-                    "phone",
-                    "telegram_user_id",
-                    "first_name",
-                    "last_name",
-                    "custom_fields",
-                    "tags",
-                    "company_id",
-                    "time_zone",
-                )
-            ),
-        )
+    await _check_company(connection, who, body.company_id)
+    row = await connection.fetchrow(
+        CONTACTS["insert"],
+        who.caller.organization_id,
+        who.caller.user_id,
+        *(
+            values[name]
+            for name in (
+                "telegram_username",
+                "phone",
+                "telegram_user_id",
+                "first_name",
+                "last_name",
+                "custom_fields",
+                "tags",
+                "company_id",
+                "time_zone",
+            )
+        ),
+    )
     assert row is not None
     return Contact.model_validate(dict(row))
 
 
+def list_query(caller: Caller) -> tuple[str, UUID]:
+    """The list's query for the caller's context and the id it is scoped by: the organization's
+    contacts, or in personal mode the user's own (one query each, so each walks its index)."""
+    if caller.organization_id is None:
+        return CONTACTS["list_personal"], caller.user_id
+    return CONTACTS["list_organization"], caller.organization_id
+
+
 @router.get("", response_model=ContactPage, summary="List contacts")
 async def list_contacts(
-    who: CurrentPrincipal,
-    request: Request,
+    who: ConnectedPrincipal,
+    connection: RequestConnection,
     tag: Annotated[str | None, Query(max_length=100)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     company_id: Annotated[UUID | None, Query(description="Only the company's contacts.")] = None,
@@ -248,21 +273,14 @@ async def list_contacts(
     if search:
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     keyset = Keyset(limit)
-    async with pool(request).acquire() as connection:
-        rows = await connection.fetch(
-            CONTACTS["list"],
-            who.caller.organization_id,
-            who.caller.user_id,
-            after[0],
-            tag,
-            term,
-            after[1],
-            keyset.fetch,
-            company_id,
-        )
+    query, scope = list_query(who.caller)
+    rows = await connection.fetch(
+        query, scope, after[0], after[1], tag, term, company_id, keyset.fetch
+    )
+    # One validation call for the page (a third cheaper than one per row, bench.api_load).
     items, next_cursor = keyset.page(
-        rows,
-        lambda row: Contact.model_validate(dict(row)),
+        CONTACT_LIST.validate_python([dict(row) for row in rows]),
+        lambda contact: contact,
         lambda last: cursors.created_cursor(last.created_at, last.id),
     )
     return ContactPage(items=items, next_cursor=next_cursor)
@@ -393,9 +411,10 @@ def _parse_row(record: dict[str | None, str]) -> tuple[dict[str, Any], list[dict
 
 
 @router.get("/{contact_id}", response_model=Contact, summary="Read a contact")
-async def get_contact(contact_id: UUID, who: CurrentPrincipal, request: Request) -> Contact:
-    async with pool(request).acquire() as connection:
-        return Contact.model_validate(dict(await _get(connection, who, contact_id)))
+async def get_contact(
+    contact_id: UUID, who: ConnectedPrincipal, connection: RequestConnection
+) -> Contact:
+    return Contact.model_validate(dict(await _get(connection, who, contact_id)))
 
 
 @router.patch("/{contact_id}", response_model=Contact, summary="Edit a contact")

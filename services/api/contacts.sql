@@ -74,17 +74,30 @@ WITH target AS (
 )
 SELECT id, campaign_id, contact_id, current_node_id, status, previous_status FROM left_campaigns;
 
--- name: list
--- Newest first; keyset on (created_at, id). $4 a tag; $5 a search over names, username, phone;
--- $8 a company.
+-- name: list_organization
+-- An organization's contacts ($1), newest first; keyset on (created_at, id) after ($2, $3). $4 a
+-- tag; $5 a search over names, username, phone; $6 a company. Two queries, one per context,
+-- with the scope spelt as contacts_org_idx and contacts_owner_idx are: one query for both
+-- (`organization_id IS NOT DISTINCT FROM $1 AND ($1 IS NOT NULL OR owner_user_id = $2)`) can
+-- use neither, and read the whole table and sorted it on every page (3-4 ms at 20,000 contacts).
 SELECT * FROM contacts
-WHERE deleted_at IS NULL
-  AND organization_id IS NOT DISTINCT FROM $1
-  AND ($1::uuid IS NOT NULL OR owner_user_id = $2)
-  AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $6::uuid))
+WHERE deleted_at IS NULL AND organization_id = $1
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
   AND ($4::text IS NULL OR tags @> ARRAY[$4])
   AND ($5::text IS NULL OR concat_ws(' ', first_name, last_name, telegram_username, phone)
                            ILIKE '%' || $5 || '%')
-  AND ($8::uuid IS NULL OR company_id = $8)
+  AND ($6::uuid IS NULL OR company_id = $6)
+ORDER BY created_at DESC, id DESC
+LIMIT $7;
+
+-- name: list_personal
+-- A user's own contacts in personal mode ($1 the user), as list_organization.
+SELECT * FROM contacts
+WHERE deleted_at IS NULL AND organization_id IS NULL AND owner_user_id = $1
+  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+  AND ($4::text IS NULL OR tags @> ARRAY[$4])
+  AND ($5::text IS NULL OR concat_ws(' ', first_name, last_name, telegram_username, phone)
+                           ILIKE '%' || $5 || '%')
+  AND ($6::uuid IS NULL OR company_id = $6)
 ORDER BY created_at DESC, id DESC
 LIMIT $7;

@@ -51,8 +51,8 @@ class RequestGuard:
         self.larger = larger
         # Paths whose route reads the body as a stream (an upload of any size): passed on
         # unread (413 here only for a declared length past their limit); the route counts what
-        # it reads. (Raising from `receive` would reach the route wrapped in an exception
-        # group by the BaseHTTPMiddleware in between, and be a 500.)
+        # it reads. (Raising from `receive` would reach the route as an exception it does not
+        # handle, and be a 500.)
         self.streamed = streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -13,7 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from services.api.auth import CurrentPrincipal, pool
+from services.api.auth import ConnectedPrincipal, CurrentPrincipal, RequestConnection, pool
 from services.api.campaign_access import authorized
 from shared.db.sql import Queries
 from shared.domain import permissions
@@ -112,24 +112,21 @@ def _rates(counts: dict[str, Any], *, total: str) -> dict[str, float]:
 )
 async def campaign_statistics(
     campaign_id: UUID,
-    who: CurrentPrincipal,
-    http: Request,
+    who: ConnectedPrincipal,
+    connection: RequestConnection,
     refresh: Annotated[
         bool, Query(description="Count now from the source tables (the refresh button)")
     ] = False,
 ) -> CampaignStatistics:
-    async with pool(http).acquire() as connection:
-        await authorized(connection, who, campaign_id, Action.VIEW)
-        row = (
-            None if refresh else await connection.fetchrow(STATISTICS["materialized"], campaign_id)
-        )
-        if row is not None:
-            return CampaignStatistics(
-                campaign_id=campaign_id, as_of=row["as_of"], lag_seconds=row["lag_seconds"],
-                materialized=True, **_figures(row),
-            )  # fmt: skip
-        counted = await connection.fetchrow(STATISTICS["recount"], campaign_id)
-        lag = await connection.fetchval(STATISTICS["lag"])
+    await authorized(connection, who, campaign_id, Action.VIEW)
+    row = None if refresh else await connection.fetchrow(STATISTICS["materialized"], campaign_id)
+    if row is not None:
+        return CampaignStatistics(
+            campaign_id=campaign_id, as_of=row["as_of"], lag_seconds=row["lag_seconds"],
+            materialized=True, **_figures(row),
+        )  # fmt: skip
+    counted = await connection.fetchrow(STATISTICS["recount"], campaign_id)
+    lag = await connection.fetchval(STATISTICS["lag"])
     assert counted is not None  # authorized() found the campaign
     return CampaignStatistics(
         campaign_id=campaign_id, as_of=counted["as_of"], lag_seconds=lag, materialized=False,

@@ -1,13 +1,18 @@
-"""What the service tests share: the sender as its consumer sees it, its due records, and the
-API's consumer of a command topic fed records by hand."""
+"""What the service tests share: the sender as its consumer sees it, its due records, the
+API's consumer of a command topic fed records by hand, and an app served in this process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import uvicorn
+from fastapi import FastAPI
 
 from services.api.app import create_service as create_api
 from services.sender.app import create_service
@@ -99,3 +104,22 @@ class ApiBus:
             records.append(FakeRecord(value, self.offset, topic=self.topic.value))
             self.offset += 1
         await self.consumer.process(records)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
+    """The app served by uvicorn in this process on `port`, until the block ends; its URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(60):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises why it could not start
+                await asyncio.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

@@ -3,37 +3,15 @@ runs in this process so that a test-only route can raise."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from services.api.app import create_app
 from shared.settings import Settings
-
-
-@contextlib.asynccontextmanager
-async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(60):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises why it could not start
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+from tests.services.builders import serving
 
 
 def local_address(response: httpx.Response) -> Any:
