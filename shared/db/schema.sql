@@ -152,7 +152,7 @@ CREATE TABLE contacts (
     deleted_at        timestamptz,
     CHECK (telegram_username IS NOT NULL OR phone IS NOT NULL OR telegram_user_id IS NOT NULL)
 );
--- The contacts list's order, (created_at, id), whole in the key: a page is an index walk (0030).
+-- The contacts list's order, (created_at, id), whole in the key: a page is an index walk (0031).
 CREATE INDEX contacts_org_idx ON contacts (organization_id, created_at, id)
     WHERE deleted_at IS NULL;
 CREATE INDEX contacts_owner_idx ON contacts (owner_user_id, created_at, id)
