@@ -30,7 +30,7 @@ import httpx
 
 from bench.infra import embedded
 from bench.report import Figure, record
-from bench.stats import RECOUNT_ALL, lag_buckets, ms_at, quantile, seconds_at
+from bench.stats import RECOUNT_ALL, caught_up, lag_buckets, ms_at, quantile, seconds_at
 from dripline.admin import create_user
 from dripline.infra import free_port
 from dripline.processes import ServiceProcess
@@ -130,7 +130,7 @@ async def main(executions: int, senders: int = 1, with_stats: bool = False) -> N
                     finally:
                         done.set()
                         await reader
-                    caught_up = await _stats_caught_up(connection, executions)
+                    settled_s = await _stats_caught_up(connection)
                     lag_after = await lag_buckets(stats_client)
             else:
                 elapsed = await run(connection, executions)
@@ -168,7 +168,7 @@ async def main(executions: int, senders: int = 1, with_stats: bool = False) -> N
     if with_stats:
         lag = {bound: lag_after[bound] - lag_before.get(bound, 0) for bound in lag_after}
         p50, p99 = quantile(lag, 0.5), quantile(lag, 0.99)
-        print(f"statistics:  the stats service applied every event {caught_up:.1f} s after the "
+        print(f"statistics:  the stats service applied every event {settled_s:.1f} s after the "
               f"last execution completed")  # fmt: skip
         events = int(lag[float("inf")])
         print(f"freshness:   over {events:,} execution events while the engine ran: "
@@ -206,22 +206,12 @@ async def _read_statistics(
             count -= 1
 
 
-async def _stats_caught_up(connection: Any, executions: int) -> float:
+async def _stats_caught_up(connection: Any) -> float:
     """Seconds until the stats service has applied every execution event the engine emitted."""
-    started = time.perf_counter()
     emitted = await connection.fetchval(
         "SELECT count(*) FROM outbox WHERE topic = $1", Topic.EXECUTION_EVENTS.value
     )
-    while True:
-        applied = await connection.fetchval(
-            "SELECT count(*) FROM inbox WHERE consumer = 'stats' AND topic LIKE $1",
-            "%" + Topic.EXECUTION_EVENTS.value,
-        )
-        if applied >= emitted:
-            return time.perf_counter() - started
-        if time.perf_counter() - started > 300:
-            raise RuntimeError(f"stats applied {applied} of {emitted} events in 300 s")
-        await asyncio.sleep(0.2)
+    return await caught_up(connection, emitted)
 
 
 async def run(connection: Any, executions: int) -> float:

@@ -137,7 +137,7 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
             async with httpx.AsyncClient(base_url=processes["stats"].url) as stats:
                 before, work_before = await lag_buckets(stats), await _work(stats)
                 produced, elapsed = await _events(settings, connection, executions, rate, seconds)
-                caught_up = await _caught_up(connection, produced)
+                settled_s = await caught_up(connection, produced)
                 after, work_after = await lag_buckets(stats), await _work(stats)
             async with httpx.AsyncClient(
                 base_url=processes["api"].url,
@@ -161,7 +161,7 @@ async def main(campaigns: int, executions_each: int, rate: int, seconds: int, re
     print(f"  after the event flow, {len(busy_latencies)} reads: p50 "
           f"{ms_at(busy_latencies, 0.5)}, p99 {ms_at(busy_latencies, 0.99)}")  # fmt: skip
     print(f"events: {produced:,} in {elapsed:.1f} s ({produced / elapsed:,.0f}/s, asked "
-          f"{rate:,}/s); all applied {caught_up:.1f} s after the last was produced")  # fmt: skip
+          f"{rate:,}/s); all applied {settled_s:.1f} s after the last was produced")  # fmt: skip
     work = {name: work_after.get(name, 0) - work_before.get(name, 0) for name in work_after}
     batches = work["dripline_consumer_batch_seconds_count"] or 1
     print(
@@ -226,7 +226,8 @@ async def _events(
     return produced, time.perf_counter() - started
 
 
-async def _caught_up(connection: Any, produced: int) -> float:
+async def caught_up(connection: Any, produced: int) -> float:
+    """Seconds until the stats service has applied `produced` execution events."""
     started = time.perf_counter()
     while True:
         applied = await connection.fetchval(

@@ -27,7 +27,7 @@ from services.api.auth import CurrentPrincipal, Principal
 from services.api.deps import CurrentClock, CurrentSettings, Database, Pool, Replies
 from services.api.paging import Keyset
 from services.api.problems import not_found
-from shared.db.pool import fetch_replanned
+from shared.db.pool import fetchrow_replanned
 from shared.db.rows import BulkOperationRow, Row
 from shared.db.sql import Queries
 from shared.domain.bulk_operations import BulkAction, BulkStatus, CampaignFilter, ItemResult
@@ -265,10 +265,9 @@ async def _read(
     async with database.acquire() as connection:
         row = await connection.fetchrow(BULK_OPERATIONS["get"], operation_id)
         if row is None:
-            found = await fetch_replanned(
+            accepted = await fetchrow_replanned(
                 connection, BULK_OPERATIONS["accepted"], str(operation_id)
             )
-            accepted = found[0] if found else None
             if accepted is None:
                 raise not_found("bulk_operation")
             return _queued(Envelope.model_validate(accepted["command"]),

@@ -62,7 +62,7 @@ FieldValue = str | int | float | bool | None
 MAX_FIELD_TEXT = 5000
 IDENTIFIERS = ("telegram_username", "phone", "telegram_user_id")
 MAX_IMPORT_ROWS = 50_000
-# What PATCH may change, in the order the update query binds it.
+# What PATCH may change and a create sets, in the order the update and insert queries bind it.
 EDITABLE = (
     *IDENTIFIERS,
     "first_name",
@@ -231,20 +231,7 @@ async def create_contact(
         CONTACTS["insert"],
         who.caller.organization_id,
         who.caller.user_id,
-        *(
-            values[name]
-            for name in (
-                "telegram_username",
-                "phone",
-                "telegram_user_id",
-                "first_name",
-                "last_name",
-                "custom_fields",
-                "tags",
-                "company_id",
-                "time_zone",
-            )
-        ),
+        *(values[name] for name in EDITABLE),
     )
     assert row is not None
     return Contact.model_validate(dict(row))

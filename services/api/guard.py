@@ -92,7 +92,7 @@ class RequestGuard:
             if errors:
                 await invalid(errors).response()(scope, receive, send)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         declared = _content_length(scope)
@@ -102,7 +102,8 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for an app that reads a body this middleware has read already."""
     sent = False
 
     async def replayed() -> Message:

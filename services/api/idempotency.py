@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api import keys
+from services.api.guard import replay
 from services.api.problems import Problem
 from shared.db.sql import Queries
 
@@ -135,14 +136,6 @@ class IdempotencyMiddleware:
         """The app's whole answer to the request (its body read already), to store and send."""
         started: Message = {}
         chunks: list[bytes] = []
-        replayed = False
-
-        async def receiving() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -150,7 +143,7 @@ class IdempotencyMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, receiving, sending)
+        await self.app(scope, replay(body, receive), sending)
         response = Response(b"".join(chunks), status_code=started["status"])
         response.raw_headers = list(started.get("headers", []))
         return response

@@ -29,7 +29,7 @@ from services.scheduler.changes import Accepted, apply_changes, lock
 from services.scheduler.metrics import OPERATION_ITEMS, Tally
 from shared.db import campaigns as campaign_reads
 from shared.db.campaign_filter import Where, add_filter
-from shared.db.pool import fetch_replanned
+from shared.db.pool import fetchrow_replanned
 from shared.db.rows import BulkOperationRow
 from shared.db.sql import Queries
 from shared.domain import bulk_operations, permissions
@@ -84,9 +84,10 @@ async def accept_request(
             return False
         # The API's own command is in this database's outbox: asked for over HTTP, at the time
         # the API answered with. Anything else came from another system over Kafka.
-        ((by_api,),) = await fetch_replanned(
+        published = await fetchrow_replanned(
             connection, QUERIES["published_by_api"], str(request.operation_id), envelope.message_id
         )
+        by_api = published[0]
         recorded = await connection.fetchrow(
             QUERIES["record_operation"],
             request.operation_id,

@@ -25,7 +25,7 @@ from uuid import UUID
 import asyncpg
 
 from services.stats.verify import Drift, drift, repair
-from shared.db.pool import fetch_replanned
+from shared.db.pool import fetch_replanned, fetchrow_replanned
 from shared.db.sql import Queries
 from shared.runtime import Service
 
@@ -61,7 +61,7 @@ async def reconcile(pool: asyncpg.Pool[Any], *, settle_s: float, retention_s: fl
     """Compare the campaigns changed since the last reconciliation with a recount, repair what
     lastingly differs, and record how far the outbox was read. Returns what was repaired."""
     async with pool.acquire() as connection:
-        (window,) = await fetch_replanned(
+        window = await fetchrow_replanned(
             connection, QUERIES["reconcile_window"], settle_s, retention_s
         )
         if window["whole"]:

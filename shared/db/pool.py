@@ -15,6 +15,7 @@ __all__ = [
     "create_pool",
     "execute_replanned",
     "fetch_replanned",
+    "fetchrow_replanned",
 ]
 
 # What a query function accepts: a plain connection or one borrowed from a pool.
@@ -57,6 +58,12 @@ async def fetch_replanned(connection: DbConnection, query: str, *args: Any) -> l
     """The rows of `query`, planned now for the table sizes of now."""
     statement = await connection.prepare(query)
     return await statement.fetch(*args)
+
+
+async def fetchrow_replanned(connection: DbConnection, query: str, *args: Any) -> Any:
+    """The first row of `query` (None when there is none), planned now."""
+    statement = await connection.prepare(query)
+    return await statement.fetchrow(*args)
 
 
 async def execute_replanned(connection: DbConnection, query: str, *args: Any) -> str:

@@ -39,6 +39,7 @@ from shared.db.pool import (
     PoolConnectionProxy,
     execute_replanned,
     fetch_replanned,
+    fetchrow_replanned,
 )
 from shared.db.sql import Queries
 from shared.domain.clock import Clock
@@ -586,7 +587,7 @@ class OutboxRelay:
         if published < _LIMIT:
             self._unsent = 0
         elif time.monotonic() >= self._next_count:
-            (counted,) = await fetch_replanned(connection, QUERIES["count_unsent"])
+            counted = await fetchrow_replanned(connection, QUERIES["count_unsent"])
             self._unsent = int(counted[0])
             self._next_count = time.monotonic() + _COUNT_EVERY_S
         else:
